@@ -1,0 +1,55 @@
+# PRODPLAN: `make demo` (embedded PostgreSQL, demo workbook, dashboards) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SCALE ?= 0.05
+SEED ?= 42
+AS_OF ?= 2025-12-15
+DEMO_WORKBOOK ?= var/demo/Folha_IA_demo_$(SCALE).xlsx
+PORT ?= 8000
+HOST ?= 127.0.0.1
+
+.PHONY: setup demo test run serve migrate lint bench bench-full browser clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+migrate: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py pgpartition --yes
+
+# Embedded defaults: with no DATABASE_URL the project runs its own PostgreSQL (pgserver, var/pgdata);
+# with no REDIS_URL the cache is in-process and Celery tasks run eagerly.
+demo: setup
+	DJANGO_DEBUG=1 $(PY) manage.py demo --scale $(SCALE) --seed $(SEED) --as-of $(AS_OF) --workbook $(DEMO_WORKBOOK) --host $(HOST) --port $(PORT)
+
+# Real data: make run WORKBOOK=path/to/Folha_IA.xlsx
+run: setup
+	@test -n "$(WORKBOOK)" || (echo "usage: make run WORKBOOK=path/to/Folha_IA.xlsx" && exit 2)
+	DJANGO_DEBUG=1 $(PY) manage.py demo --workbook "$(WORKBOOK)" --no-generate --host $(HOST) --port $(PORT)
+
+serve: setup
+	DJANGO_DEBUG=1 $(PY) manage.py runserver --noreload $(HOST):$(PORT)
+
+# The whole suite against PostgreSQL (DATABASE_URL, else the embedded server). pytest's exit 5 (no tests) is not a failure.
+test: setup
+	$(PY) -m ruff check .
+	$(PY) manage.py makemigrations --check --dry-run > /dev/null
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+lint: setup
+	$(PY) -m ruff check .
+
+bench: setup
+	$(PY) bench/run_all.py --scale 0.2
+
+bench-full: setup
+	$(PY) bench/run_all.py --scale 1.0
+
+clean:
+	rm -rf var/demo var/uploads test-artifacts

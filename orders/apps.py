@@ -1,0 +1,8 @@
+"""App config: Catalogue, manufacturing orders, WIP, bottlenecks, risk queue and KPIs."""
+
+from django.apps import AppConfig
+
+
+class OrdersConfig(AppConfig):
+    name = "orders"
+    default_auto_field = "django.db.models.BigAutoField"

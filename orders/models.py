@@ -1,0 +1,256 @@
+"""Catalogue and manufacturing orders: the eight ERP sheets the orders domain owns."""
+
+from __future__ import annotations
+
+from django.db import models
+from psqlextra.models import PostgresPartitionedModel
+from psqlextra.types import PostgresPartitioningMethod
+
+from orders.choices import ProductFamily, Shift
+from prodplan.db import NextVal
+
+
+class Product(models.Model):
+    """A product model (boat); sheet Modelos."""
+
+    id = models.BigIntegerField(primary_key=True, db_comment="Produto_Id")
+    name = models.CharField(max_length=200, db_comment="Produto_Nome")
+    family = models.CharField(
+        max_length=8, choices=ProductFamily.choices, default=ProductFamily.OTHER, db_index=True,
+        help_text="Derived from the product name (K1, K2, K4, C1, C2, C4).",
+    )
+    demould_weight_kg = models.FloatField(null=True, blank=True, db_comment="Produto_PesoDesmolde")
+    finished_weight_kg = models.FloatField(null=True, blank=True, db_comment="Produto_PesoAcabamento")
+    gelcoat_deck_qty = models.FloatField(null=True, blank=True, db_comment="Produto_QtdGelDeck")
+    gelcoat_hull_qty = models.FloatField(null=True, blank=True, db_comment="Produto_QtdGelCasco")
+
+    class Meta:
+        verbose_name = "product (Modelos)"
+        verbose_name_plural = "products (Modelos)"
+        db_table_comment = "Modelos"
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.name}"
+
+
+class Phase(models.Model):
+    """A catalogue phase (moulding, gelcoat, lamination…); sheet Fases."""
+
+    id = models.BigIntegerField(primary_key=True, db_comment="Fase_Id")
+    name = models.CharField(max_length=200, db_comment="Fase_Nome")
+    sequence = models.IntegerField(null=True, blank=True, db_comment="Fase_Sequencia")
+    is_production = models.BooleanField(default=True, db_comment="Fase_DeProducao")
+    is_automatic = models.BooleanField(default=False, db_comment="Fase_Automatica")
+
+    class Meta:
+        verbose_name = "phase (Fases)"
+        verbose_name_plural = "phases (Fases)"
+        db_table_comment = "Fases"
+        ordering = ["sequence", "id"]
+        indexes = [models.Index(fields=["sequence", "id"], name="orders_phase_sequence_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RouteStep(models.Model):
+    """One step of a product's standard route; sheet FasesStandardModelos."""
+
+    product_id = models.BigIntegerField(db_comment="ProdutoFase_ProdutoId")
+    phase_id = models.BigIntegerField(db_comment="ProdutoFase_FaseId")
+    sequence = models.IntegerField(db_comment="ProdutoFase_Sequencia")
+    labour_coefficient = models.FloatField(null=True, blank=True, db_comment="ProdutoFase_Coeficiente")
+    machine_coefficient = models.FloatField(null=True, blank=True, db_comment="ProdutoFase_CoeficienteX")
+
+    class Meta:
+        verbose_name = "standard route step (FasesStandardModelos)"
+        verbose_name_plural = "standard route steps (FasesStandardModelos)"
+        db_table_comment = "FasesStandardModelos"
+        ordering = ["product_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["product_id", "phase_id", "sequence"], name="orders_routestep_key"),
+        ]
+        indexes = [models.Index(fields=["product_id", "sequence"], name="orders_routestep_product_idx")]
+
+    def __str__(self) -> str:
+        return f"Product {self.product_id} step {self.sequence}: phase {self.phase_id}"
+
+
+class Employee(models.Model):
+    """An employee; sheet Funcionarios. The name is personal data."""
+
+    id = models.BigIntegerField(primary_key=True, db_comment="Funcionario_Id")
+    name = models.CharField(max_length=200, db_comment="Funcionario_Nome (personal data)")
+    is_active = models.BooleanField(default=True, db_comment="Funcionario_Activo")
+
+    class Meta:
+        verbose_name = "employee (Funcionarios)"
+        verbose_name_plural = "employees (Funcionarios)"
+        db_table_comment = "Funcionarios"
+        ordering = ["id"]
+        permissions = [("view_employee_name", "Can see employee names")]
+
+    def __str__(self) -> str:
+        return f"Employee {self.id}"
+
+
+class EmployeeSkill(models.Model):
+    """A phase an employee is qualified for, since a date; sheet FuncionariosFasesAptos."""
+
+    employee_id = models.BigIntegerField(db_comment="FuncionarioFase_FuncionarioId")
+    phase_id = models.BigIntegerField(db_comment="FuncionarioFase_FaseId")
+    qualified_since = models.DateTimeField(null=True, blank=True, db_comment="FuncionarioFase_Inicio")
+
+    class Meta:
+        verbose_name = "employee skill (FuncionariosFasesAptos)"
+        verbose_name_plural = "employee skills (FuncionariosFasesAptos)"
+        db_table_comment = "FuncionariosFasesAptos"
+        ordering = ["employee_id", "phase_id"]
+        constraints = [models.UniqueConstraint(fields=["employee_id", "phase_id"], name="orders_employeeskill_key")]
+
+    def __str__(self) -> str:
+        return f"Employee {self.employee_id} qualified for phase {self.phase_id}"
+
+
+class ManufacturingOrder(models.Model):
+    """A manufacturing order; sheet OrdensFabrico. product_id may name no product (orphan)."""
+
+    id = models.BigIntegerField(primary_key=True, db_comment="Of_Id")
+    created_at = models.DateTimeField(null=True, blank=True, db_comment="Of_DataCriacao")
+    finished_at = models.DateTimeField(null=True, blank=True, db_comment="Of_DataAcabamento (empty: open)")
+    product_id = models.BigIntegerField(null=True, blank=True, db_comment="Of_ProdutoId (not enforced: orphans exist)")
+    current_phase_id = models.BigIntegerField(null=True, blank=True, db_comment="Of_FaseId")
+    shipped_at = models.DateTimeField(null=True, blank=True, db_comment="Of_DataTransporte")
+    is_open = models.BooleanField(default=True, help_text="Derived: no finish date.")
+    lead_time_days = models.FloatField(null=True, blank=True, help_text="Derived: finished - created, in days.")
+
+    class Meta:
+        verbose_name = "manufacturing order (OrdensFabrico)"
+        verbose_name_plural = "manufacturing orders (OrdensFabrico)"
+        db_table_comment = "OrdensFabrico"
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["product_id", "created_at"], name="orders_mo_product_created_idx"),
+            models.Index(fields=["created_at"], name="orders_mo_created_idx"),
+            models.Index(fields=["finished_at"], name="orders_mo_finished_idx"),
+            models.Index(fields=["current_phase_id"], name="orders_mo_open_phase_idx", condition=models.Q(is_open=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"OF {self.id}"
+
+
+class OrderPhaseColumns(models.Model):
+    """The columns of FasesOrdemFabrico, shared by the partitioned table and its admin view."""
+
+    id = models.BigIntegerField(db_comment="FaseOf_Id")
+    order_id = models.BigIntegerField(db_comment="FaseOf_OfId")
+    phase_id = models.BigIntegerField(null=True, blank=True, db_comment="FaseOf_FaseId")
+    started_at = models.DateTimeField(null=True, blank=True, db_comment="FaseOf_Inicio")
+    ended_at = models.DateTimeField(null=True, blank=True, db_comment="FaseOf_Fim")
+    planned_at = models.DateTimeField(null=True, blank=True, db_comment="FaseOf_DataPrevista")
+    labour_coefficient = models.FloatField(null=True, blank=True, db_comment="FaseOf_Coeficiente")
+    machine_coefficient = models.FloatField(null=True, blank=True, db_comment="FaseOf_CoeficienteX")
+    weight_kg = models.FloatField(null=True, blank=True, db_comment="FaseOf_Peso")
+    is_rework = models.BooleanField(default=False, db_comment="FaseOf_Retorno")
+    shift = models.SmallIntegerField(null=True, blank=True, choices=Shift.choices, db_comment="FaseOf_Turno")
+    sequence = models.IntegerField(null=True, blank=True, db_comment="FaseOf_Sequencia")
+    event_time = models.DateTimeField(help_text="Derived partition key: end, else start, else order creation.")
+    duration_seconds = models.FloatField(null=True, blank=True, help_text="Derived: end - start (elapsed, not labour).")
+    is_open = models.BooleanField(default=False, help_text="Derived: started, not ended.")
+    is_done = models.BooleanField(default=False, help_text="Derived: ended.")
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"Phase {self.id} of OF {self.order_id}"
+
+
+class OrderPhase(PostgresPartitionedModel, OrderPhaseColumns):
+    """One phase of one order with its real start and end; sheet FasesOrdemFabrico.
+
+    RANGE-partitioned by month of event_time (end, else start, else the order's creation),
+    so the primary key is (id, event_time); ingestion keeps id unique."""
+
+    class PartitioningMeta:
+        method = PostgresPartitioningMethod.RANGE
+        key = ["event_time"]
+
+    pk = models.CompositePrimaryKey("id", "event_time")
+
+    class Meta:
+        verbose_name = "order phase (FasesOrdemFabrico)"
+        verbose_name_plural = "order phases (FasesOrdemFabrico)"
+        db_table_comment = "FasesOrdemFabrico"
+        ordering = ["order_id", "sequence", "id"]
+        indexes = [
+            models.Index(fields=["order_id", "sequence", "id"], name="orders_op_order_seq_idx"),
+            models.Index(fields=["phase_id", "event_time"], name="orders_op_phase_event_idx"),
+            models.Index(fields=["phase_id"], name="orders_op_open_phase_idx", condition=models.Q(is_open=True)),
+        ]
+
+
+class OrderPhaseRecord(OrderPhaseColumns):
+    """Read-only single-key view of the order-phase table for Django admin.
+
+    Django 5.2's admin refuses composite primary keys; FaseOf_Id is unique on its own
+    (ingestion rejects duplicates), so admin browses the same table through this model."""
+
+    id = models.BigIntegerField(primary_key=True, db_comment="FaseOf_Id")
+
+    class Meta:
+        managed = False
+        db_table = "orders_orderphase"
+        verbose_name = "order phase (FasesOrdemFabrico)"
+        verbose_name_plural = "order phases (FasesOrdemFabrico)"
+        ordering = ["order_id", "sequence", "id"]
+
+
+class PhaseAssignmentColumns(models.Model):
+    """The columns of FuncionariosFaseOrdemFabrico, shared by the table and its admin view."""
+
+    id = models.BigIntegerField(db_default=NextVal("orders_phaseassignment_id_seq"), editable=False)
+    order_phase_id = models.BigIntegerField(db_comment="FuncionarioFaseOf_FaseOfId")
+    employee_id = models.BigIntegerField(db_comment="FuncionarioFaseOf_FuncionarioId")
+    is_leader = models.BooleanField(default=False, db_comment="FuncionarioFaseOf_Chefe")
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"Employee {self.employee_id} on order phase {self.order_phase_id}"
+
+
+class PhaseAssignment(PostgresPartitionedModel, PhaseAssignmentColumns):
+    """An employee on an order phase; sheet FuncionariosFaseOrdemFabrico.
+
+    HASH-partitioned by order_phase_id. order_phase_id matches an order phase on only
+    about a third of real rows: kept, never enforced."""
+
+    class PartitioningMeta:
+        method = PostgresPartitioningMethod.HASH
+        key = ["order_phase_id"]
+
+    pk = models.CompositePrimaryKey("order_phase_id", "employee_id")
+
+    class Meta:
+        verbose_name = "phase assignment (FuncionariosFaseOrdemFabrico)"
+        verbose_name_plural = "phase assignments (FuncionariosFaseOrdemFabrico)"
+        db_table_comment = "FuncionariosFaseOrdemFabrico"
+        ordering = ["order_phase_id", "employee_id"]
+        indexes = [models.Index(fields=["employee_id"], name="orders_pa_employee_idx")]
+
+
+class PhaseAssignmentRecord(PhaseAssignmentColumns):
+    """Read-only single-key view of the assignment table for Django admin (see OrderPhaseRecord)."""
+
+    id = models.BigIntegerField(primary_key=True)
+
+    class Meta:
+        managed = False
+        db_table = "orders_phaseassignment"
+        verbose_name = "phase assignment (FuncionariosFaseOrdemFabrico)"
+        verbose_name_plural = "phase assignments (FuncionariosFaseOrdemFabrico)"
+        ordering = ["order_phase_id", "employee_id"]

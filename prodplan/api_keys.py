@@ -1,0 +1,56 @@
+"""DRF authentication by X-API-Key, and the permission that write and expensive endpoints require."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions, permissions
+
+from prodplan.models import ApiKey, hash_api_key
+
+
+class ApiKeyClient:
+    """The authenticated principal of an API-key request (a client, not a Django user)."""
+
+    is_authenticated = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, api_key: ApiKey):
+        self.api_key = api_key
+        self.pk = None
+        self.username = f"apikey:{api_key.prefix}"
+
+    def has_perm(self, perm: str, obj=None) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    header = "X-API-Key"
+
+    def authenticate(self, request):
+        raw = request.headers.get(self.header)
+        if not raw:
+            return None
+        api_key = ApiKey.objects.filter(key_hash=hash_api_key(raw.strip()), revoked_at__isnull=True).first()
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+        return ApiKeyClient(api_key), api_key
+
+    def authenticate_header(self, request):
+        return self.header
+
+
+class HasApiKeyOrStaff(permissions.BasePermission):
+    """Write and expensive endpoints: a valid API key, or a logged-in staff user."""
+
+    message = "This endpoint needs a valid X-API-Key header."
+
+    def has_permission(self, request, view):
+        if isinstance(request.auth, ApiKey):
+            return True
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_staff)

@@ -1,0 +1,9 @@
+"""App config for the shared kernel (API keys, system checks)."""
+
+from django.apps import AppConfig
+
+
+class ProdplanConfig(AppConfig):
+    name = "prodplan"
+    verbose_name = "PRODPLAN"
+    default_auto_field = "django.db.models.BigAutoField"

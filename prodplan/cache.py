@@ -1,0 +1,80 @@
+"""Versioned cache: every ingestion bumps one global version, and concurrent misses compute once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from prodplan.metrics import CACHE_EVENTS
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "prodplan:data_version"
+LOCK_WAIT_SECONDS = 10.0
+
+
+def data_version() -> int:
+    """The current global data version (cache first, the database row as the source of truth)."""
+    version = cache.get(VERSION_KEY)
+    if version is None:
+        from prodplan.models import DataVersion
+
+        row = DataVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+        version = row or 1
+        cache.set(VERSION_KEY, version, None)
+    return int(version)
+
+
+def bump_data_version() -> int:
+    """Increment the version inside the caller's transaction; the cache learns it on commit."""
+    from django.db.models import F
+
+    from prodplan.models import DataVersion
+
+    DataVersion.objects.get_or_create(pk=1)
+    DataVersion.objects.filter(pk=1).update(version=F("version") + 1)
+    version = DataVersion.objects.values_list("version", flat=True).get(pk=1)
+    transaction.on_commit(lambda: cache.set(VERSION_KEY, version, None))
+    return version
+
+
+def cache_key(name: str, params: dict | None = None) -> str:
+    digest = hashlib.sha1(json.dumps(params or {}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"prodplan:v{data_version()}:{name}:{digest}"
+
+
+def cached(name: str, params: dict | None, compute: Callable[[], Any], ttl: int | None = None) -> Any:
+    """Return the cached value for (name, params) at the current data version, computing it once."""
+    if not getattr(settings, "CACHE_ENABLED", True):
+        return compute()
+    key = cache_key(name, params)
+    value = cache.get(key)
+    if value is not None:
+        CACHE_EVENTS.labels(name=name, outcome="hit").inc()
+        return value
+    CACHE_EVENTS.labels(name=name, outcome="miss").inc()
+    lock_key = key + ":lock"
+    if cache.add(lock_key, 1, timeout=int(LOCK_WAIT_SECONDS * 3)):
+        try:
+            value = compute()
+            cache.set(key, value, ttl or settings.CACHE_TTL_SECONDS)
+            return value
+        finally:
+            cache.delete(lock_key)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        value = cache.get(key)
+        if value is not None:
+            CACHE_EVENTS.labels(name=name, outcome="waited").inc()
+            return value
+    logger.warning("cache lock wait timed out; computing", extra={"cache_name": name})
+    return compute()

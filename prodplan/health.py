@@ -1,0 +1,88 @@
+"""/api/health: database, cache/broker and data freshness, with the last release-gate result."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+
+def _check_database() -> dict:
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001
+            pass
+        return {"ok": False, "error": type(exc).__name__}
+
+
+def _check_cache() -> dict:
+    try:
+        cache.set("prodplan:health", 1, 5)
+        ok = cache.get("prodplan:health") == 1
+        return {"ok": ok, "backend": "redis" if settings.REDIS_URL else "local-memory"}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "backend": "redis", "error": type(exc).__name__}
+
+
+def _check_broker() -> dict:
+    if not settings.REDIS_URL:
+        return {"ok": True, "mode": "eager (in-process)"}
+    try:
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=2, socket_timeout=2).ping()
+        return {"ok": True, "mode": "redis"}
+    except Exception as exc:  # noqa: BLE001
+        return {"ok": False, "mode": "redis", "error": type(exc).__name__}
+
+
+def _data_freshness() -> dict:
+    try:
+        from ingestion.selectors import last_successful_run
+
+        run = last_successful_run()
+    except Exception:  # noqa: BLE001
+        return {"last_run": None}
+    if run is None:
+        return {"last_run": None, "detail": "no successful ingestion yet"}
+    age = (timezone.now() - run.finished_at).total_seconds() if run.finished_at else None
+    return {
+        "last_run": run.pk,
+        "finished_at": run.finished_at,
+        "age_seconds": None if age is None else round(age),
+        "as_of": run.as_of,
+    }
+
+
+def _release_gate() -> dict | None:
+    try:
+        return cache.get("prodplan:release_gate")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+@never_cache
+def health_view(request):
+    database = _check_database()
+    components = {"database": database, "cache": _check_cache(), "broker": _check_broker()}
+    failing = [name for name, result in components.items() if not result["ok"]]
+    payload = {
+        "status": "ok" if not failing else "unavailable",
+        "failing": failing,
+        "components": components,
+        "data": _data_freshness() if database["ok"] else None,
+        "release_gate": _release_gate(),
+    }
+    return JsonResponse(payload, status=200 if not failing else 503)

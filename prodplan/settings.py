@@ -1,0 +1,235 @@
+"""Django settings for PRODPLAN, read from the environment (12-factor) with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from celery.schedules import crontab
+from django.utils.translation import gettext_lazy as _
+
+from prodplan.database import database_from_url, embedded_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("PRODPLAN_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "django-insecure-dev-only-set-DJANGO_SECRET_KEY-in-production"
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django_prometheus",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "psqlextra",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_htmx",
+    "corsheaders",
+    "prodplan",
+    "orders",
+    "quality",
+    "inventory",
+    "whatif",
+    "mlops",
+    "ingestion",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "prodplan.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "prodplan.middleware.DatabaseUnavailableMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "prodplan.urls"
+WSGI_APPLICATION = "prodplan.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: PostgreSQL 15+ only -------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+EMBEDDED_DATABASE = not DATABASE_URL
+if EMBEDDED_DATABASE:
+    DATABASE_URL = embedded_database_url(VAR_DIR / "pgdata")
+DATABASES = {"default": database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+POSTGRES_EXTRA_AUTO_EXTENSION_SET_UP = False
+PSQLEXTRA_PARTITIONING_MANAGER = "prodplan.partitioning.manager"
+PARTITION_MONTHS_AHEAD = int(os.environ.get("PARTITION_MONTHS_AHEAD", "6"))
+
+# --- Cache and Celery: Redis when REDIS_URL is set, in-process otherwise --------------------
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "prodplan"),
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "prodplan"}}
+CACHE_ENABLED = env_bool("PRODPLAN_CACHE", True)
+CACHE_TTL_SECONDS = int(os.environ.get("CACHE_TTL_SECONDS", "3600"))
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 3600
+CELERY_TIMEZONE = "Europe/Lisbon"
+CELERY_BEAT_SCHEDULE = {
+    "ingest-inbox-workbook": {"task": "ingestion.tasks.ingest_inbox_task", "schedule": 300.0},
+    "maintain-partitions": {"task": "orders.tasks.maintain_partitions_task", "schedule": crontab(minute=15, hour=2)},
+    "refresh-aggregates": {"task": "orders.tasks.refresh_aggregates_task", "schedule": crontab(minute=0)},
+    "nightly-model-training": {"task": "mlops.tasks.train_all_models_task", "schedule": crontab(minute=30, hour=3)},
+}
+
+# --- Auth, i18n, static ----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "pt-pt"
+LANGUAGES = [("pt-pt", _("Portuguese")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Europe/Lisbon"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+MEDIA_ROOT = VAR_DIR / "media"
+UPLOAD_DIR = VAR_DIR / "uploads"
+INBOX_DIR = Path(os.environ.get("PRODPLAN_INBOX_DIR", VAR_DIR / "inbox"))
+MODEL_ARTIFACT_DIR = Path(os.environ.get("PRODPLAN_MODEL_DIR", VAR_DIR / "models"))
+MAX_UPLOAD_BYTES = int(os.environ.get("PRODPLAN_MAX_UPLOAD_BYTES", str(200 * 1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- REST API --------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "prodplan.api_keys.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "prodplan.throttling.ApiKeyRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": os.environ.get("THROTTLE_API_KEY", "6000/min"),
+        "anon": os.environ.get("THROTTLE_ANON", "3000/min"),
+    },
+    "EXCEPTION_HANDLER": "prodplan.api_errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PRODPLAN API",
+    "DESCRIPTION": "Production planning for a composite kayak and canoe factory. Every analytic figure "
+    "carries its basis (observed / theoretical / imputed) and coverage; 'now' is the workbook's as-of date.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_ALLOW_HEADERS = ("accept", "content-type", "authorization", "x-api-key", "x-csrftoken", "x-request-id")
+
+# --- Domain thresholds -----------------------------------------------------------------------
+ORDER_AT_RISK_PERCENTILE = float(os.environ.get("ORDER_AT_RISK_PERCENTILE", "0.75"))
+ORDER_LATE_PERCENTILE = float(os.environ.get("ORDER_LATE_PERCENTILE", "0.90"))
+MIN_HISTORY_FOR_PRODUCT_PERCENTILE = int(os.environ.get("MIN_HISTORY_FOR_PRODUCT_PERCENTILE", "10"))
+EMPLOYEE_MATCH_RATE_GATE = float(os.environ.get("EMPLOYEE_MATCH_RATE_GATE", "0.90"))
+INGEST_MAX_SHRINK_FRACTION = float(os.environ.get("INGEST_MAX_SHRINK_FRACTION", "0.05"))
+
+# --- Security (production values when DEBUG is off) ----------------------------------------
+SECURE_HTTPS = env_bool("DJANGO_SECURE_HTTPS", False)
+SESSION_COOKIE_SECURE = SECURE_HTTPS
+CSRF_COOKIE_SECURE = SECURE_HTTPS
+SECURE_SSL_REDIRECT = SECURE_HTTPS
+SECURE_HSTS_SECONDS = 31536000 if SECURE_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
+SECURE_HSTS_PRELOAD = SECURE_HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE_HTTPS else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# --- Logging: JSON lines with the request id, no personal data ---------------------------------
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "prodplan.logging.RequestIdFilter"}},
+    "formatters": {"json": {"()": "prodplan.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery": {"level": "INFO"},
+        "pgserver": {"level": "WARNING"},
+    },
+}
+
+# --- URL wiring: apps that expose an API (<app>/api/urls.py) and pages (<app>/urls.py) -----------
+PRODPLAN_API_APPS = [app for app in ("orders", "quality", "inventory", "whatif", "mlops", "ingestion")
+                     if (BASE_DIR / app / "api" / "urls.py").exists()]
+PRODPLAN_PAGE_APPS = [app for app in ("prodplan_pages", "orders", "quality", "inventory", "whatif", "mlops", "ingestion")
+                      if (BASE_DIR / app / "urls.py").exists()]

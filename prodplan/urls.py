@@ -1,0 +1,28 @@
+"""Root URL configuration: API, pages, admin, health and metrics."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from prodplan import health
+
+admin.site.site_header = "PRODPLAN administration"
+admin.site.site_title = "PRODPLAN admin"
+admin.site.index_title = "Data stewardship"
+admin.site.site_url = "/"
+
+urlpatterns = [
+    path("api/health", health.health_view, name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("django_prometheus.urls")),
+]
+
+for app in settings.PRODPLAN_API_APPS:
+    urlpatterns.append(path("api/", include(f"{app}.api.urls")))
+for app in settings.PRODPLAN_PAGE_APPS:
+    urlpatterns.append(path("", include(f"{app}.urls")))
