@@ -33,3 +33,36 @@ def api_client():
 def keyed_client(api_client, api_key):
     api_client.credentials(HTTP_X_API_KEY=api_key)
     return api_client
+
+
+DEMO_SCALE = 0.005
+DEMO_SEED = 42
+DEMO_AS_OF = "2025-12-15"
+
+
+@pytest.fixture(scope="session")
+def demo_workbook(tmp_path_factory) -> dict:
+    """A small generated workbook (scale 0.005) and its manifest, made once per test session."""
+    import json
+
+    from django.core.management import call_command
+
+    path = tmp_path_factory.mktemp("workbook") / "Folha_IA_demo.xlsx"
+    call_command("make_demo_workbook", str(path), scale=DEMO_SCALE, seed=DEMO_SEED, as_of=DEMO_AS_OF)
+    manifest = json.loads(path.with_suffix(".manifest.json").read_text())
+    return {"path": path, "manifest": manifest}
+
+
+@pytest.fixture(scope="session")
+def ingested(django_db_setup, django_db_blocker, demo_workbook) -> dict:
+    """The demo workbook ingested once and committed for the session.
+
+    Use with the `db` fixture (not transactional_db: pytest-django runs those last and they
+    flush the tables). Tests that need empty domain tables TRUNCATE them inside their own
+    test transaction, which the rollback undoes."""
+    from ingestion.services import ingest_workbook
+
+    with django_db_blocker.unblock():
+        run = ingest_workbook(path=str(demo_workbook["path"]))
+    assert run.status == "succeeded", run.error
+    return {"run_id": run.pk, "as_of": run.as_of, **demo_workbook}
