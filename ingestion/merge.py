@@ -1,0 +1,353 @@
+"""Set-wise SQL of the pipeline: staging tables, validation, merge into the domain tables, orphans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ingestion.contract import BOOL, DATETIME, FLOAT, ID, INT, SHEETS_BY_NAME, TEXT, SheetSpec
+
+SQL_TYPES = {ID: "bigint", INT: "integer", FLOAT: "double precision", BOOL: "boolean", DATETIME: "timestamptz", TEXT: "text"}
+FAMILY_SQL = (
+    "coalesce(substring(upper({name}) from '(?:^|[^A-Z0-9])(K1|K2|K4|C1|C2|C4)(?:[^A-Z0-9]|$)'), 'OTHER')"
+)
+
+
+def q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def staging_table(spec: SheetSpec) -> str:
+    return "stg_" + spec.name.lower()
+
+
+def staging_ddl(spec: SheetSpec) -> str:
+    columns = ", ".join(f"{q(h)} {SQL_TYPES[kind]}" for h, kind in spec.columns.items())
+    extra = ", _hash text, _occurrence integer" if not spec.key else ""
+    # TEMP tables are never WAL-logged (the UNLOGGED staging of the design), private to this
+    # session, and dropped at commit or when a killed run's connection goes away.
+    return (
+        f"CREATE TEMP TABLE {staging_table(spec)} (_row integer NOT NULL, _reject text, _col text, _msg text, "
+        f"_raw jsonb, {columns}{extra}) ON COMMIT DROP"
+    )
+
+
+def copy_columns(spec: SheetSpec) -> list[str]:
+    columns = ["_row", "_reject", "_col", "_msg", "_raw", *spec.headers]
+    if not spec.key:
+        columns.append("_hash")
+    return columns
+
+
+def validation_sql(spec: SheetSpec) -> list[str]:
+    """Set-wise checks, in order; each marks still-valid rows only, so every reject has one reason."""
+    table = staging_table(spec)
+    statements = []
+    for header in (*spec.key, *[h for h in spec.required if spec.columns[h] == ID]):
+        statements.append(
+            f"UPDATE {table} SET _reject = 'missing_key', _col = '{header}', _msg = '{header} is empty' "
+            f"WHERE _reject IS NULL AND {q(header)} IS NULL"
+        )
+    if spec.name == "OrdemFabricoErros":
+        statements.append(
+            f"UPDATE {table} SET _reject = 'bad_severity', _col = 'OFCH_GRAVIDADE', "
+            "_msg = 'OFCH_GRAVIDADE ' || coalesce(\"OFCH_GRAVIDADE\"::text, 'empty') || ' is not 1, 2 or 3' "
+            "WHERE _reject IS NULL AND (\"OFCH_GRAVIDADE\" IS NULL OR \"OFCH_GRAVIDADE\" NOT IN (1, 2, 3))"
+        )
+    if spec.name == "FasesOrdemFabrico":
+        statements.append(
+            f"UPDATE {table} SET _reject = 'end_before_start', _col = 'FaseOf_Fim', "
+            "_msg = 'FaseOf_Fim ' || to_char(\"FaseOf_Fim\" AT TIME ZONE 'Europe/Lisbon', 'YYYY-MM-DD HH24:MI:SS') "
+            "|| ' is before FaseOf_Inicio ' || to_char(\"FaseOf_Inicio\" AT TIME ZONE 'Europe/Lisbon', 'YYYY-MM-DD HH24:MI:SS') "
+            "WHERE _reject IS NULL AND \"FaseOf_Fim\" < \"FaseOf_Inicio\""
+        )
+    if spec.key:
+        keys = ", ".join(q(k) for k in spec.key)
+        statements.append(
+            f"WITH ranked AS (SELECT _row, min(_row) OVER w AS first_row, row_number() OVER w AS rn "
+            f"FROM {table} WHERE _reject IS NULL WINDOW w AS (PARTITION BY {keys} ORDER BY _row)) "
+            f"UPDATE {table} s SET _reject = 'duplicate_key', _col = '{spec.key[0]}', "
+            f"_msg = 'same key ({', '.join(spec.key)}) as row ' || ranked.first_row "
+            f"FROM ranked WHERE s._row = ranked._row AND ranked.rn > 1"
+        )
+    else:
+        statements.append(
+            f"WITH numbered AS (SELECT _row, row_number() OVER (PARTITION BY \"Erro_OfId\", _hash ORDER BY _row) AS n "
+            f"FROM {table} WHERE _reject IS NULL) "
+            f"UPDATE {table} s SET _occurrence = numbered.n FROM numbered WHERE s._row = numbered._row"
+        )
+    return statements
+
+
+def reject_insert_sql(spec: SheetSpec) -> str:
+    table = staging_table(spec)
+    typed = ", ".join(f"'{h}', {q(h)}" for h in spec.headers)
+    return (
+        "INSERT INTO ingestion_reject (run_id, sheet, row_number, reason, \"column\", message, original, status) "
+        f"SELECT %s, '{spec.name}', _row, _reject, coalesce(_col, ''), coalesce(_msg, _reject), "
+        f"coalesce(_raw, jsonb_build_object({typed})), 'open' FROM {table} WHERE _reject IS NOT NULL ORDER BY _row"
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a sheet lands: table, column expressions over the staging row, conflict key."""
+
+    table: str
+    columns: dict[str, str]
+    key: tuple[str, ...]
+    source: str = ""  # FROM clause; default: the sheet's staging table aliased s
+    delete_key: tuple[tuple[str, str], ...] = field(default=())  # (table column, staging expression) for snapshot deletes
+
+
+def _s(header: str) -> str:
+    return f"s.{q(header)}"
+
+
+TARGETS: dict[str, Target] = {
+    "Fases": Target(
+        "orders_phase",
+        {
+            "id": _s("Fase_Id"),
+            "name": f"coalesce({_s('Fase_Nome')}, '')",
+            "sequence": _s("Fase_Sequencia"),
+            "is_production": f"coalesce({_s('Fase_DeProducao')}, true)",
+            "is_automatic": f"coalesce({_s('Fase_Automatica')}, false)",
+        },
+        ("id",),
+    ),
+    "Modelos": Target(
+        "orders_product",
+        {
+            "id": _s("Produto_Id"),
+            "name": f"coalesce({_s('Produto_Nome')}, '')",
+            "family": FAMILY_SQL.format(name=f"coalesce({_s('Produto_Nome')}, '')"),
+            "demould_weight_kg": _s("Produto_PesoDesmolde"),
+            "finished_weight_kg": _s("Produto_PesoAcabamento"),
+            "gelcoat_deck_qty": _s("Produto_QtdGelDeck"),
+            "gelcoat_hull_qty": _s("Produto_QtdGelCasco"),
+        },
+        ("id",),
+    ),
+    "FasesStandardModelos": Target(
+        "orders_routestep",
+        {
+            "product_id": _s("ProdutoFase_ProdutoId"),
+            "phase_id": _s("ProdutoFase_FaseId"),
+            "sequence": _s("ProdutoFase_Sequencia"),
+            "labour_coefficient": _s("ProdutoFase_Coeficiente"),
+            "machine_coefficient": _s("ProdutoFase_CoeficienteX"),
+        },
+        ("product_id", "phase_id", "sequence"),
+    ),
+    "Funcionarios": Target(
+        "orders_employee",
+        {
+            "id": _s("Funcionario_Id"),
+            "name": f"coalesce({_s('Funcionario_Nome')}, '')",
+            "is_active": f"coalesce({_s('Funcionario_Activo')}, true)",
+        },
+        ("id",),
+    ),
+    "FuncionariosFasesAptos": Target(
+        "orders_employeeskill",
+        {
+            "employee_id": _s("FuncionarioFase_FuncionarioId"),
+            "phase_id": _s("FuncionarioFase_FaseId"),
+            "qualified_since": _s("FuncionarioFase_Inicio"),
+        },
+        ("employee_id", "phase_id"),
+    ),
+    "OrdensFabrico": Target(
+        "orders_manufacturingorder",
+        {
+            "id": _s("Of_Id"),
+            "created_at": _s("Of_DataCriacao"),
+            "finished_at": _s("Of_DataAcabamento"),
+            "product_id": _s("Of_ProdutoId"),
+            "current_phase_id": _s("Of_FaseId"),
+            "shipped_at": _s("Of_DataTransporte"),
+            "is_open": f"{_s('Of_DataAcabamento')} IS NULL",
+            "lead_time_days": f"extract(epoch FROM {_s('Of_DataAcabamento')} - {_s('Of_DataCriacao')}) / 86400.0",
+        },
+        ("id",),
+    ),
+    "FasesOrdemFabrico": Target(
+        "orders_orderphase",
+        {
+            "id": _s("FaseOf_Id"),
+            "order_id": _s("FaseOf_OfId"),
+            "phase_id": _s("FaseOf_FaseId"),
+            "started_at": _s("FaseOf_Inicio"),
+            "ended_at": _s("FaseOf_Fim"),
+            "planned_at": _s("FaseOf_DataPrevista"),
+            "labour_coefficient": _s("FaseOf_Coeficiente"),
+            "machine_coefficient": _s("FaseOf_CoeficienteX"),
+            "weight_kg": _s("FaseOf_Peso"),
+            "is_rework": f"coalesce({_s('FaseOf_Retorno')}, false)",
+            "shift": _s("FaseOf_Turno"),
+            "sequence": _s("FaseOf_Sequencia"),
+            # The partition key: end, else start, else the order's creation (else the planned date);
+            # a phase of an unknown order with no dates at all lands in the default partition's epoch.
+            "event_time": (
+                f"coalesce({_s('FaseOf_Fim')}, {_s('FaseOf_Inicio')}, o.created_at, {_s('FaseOf_DataPrevista')}, "
+                "'2000-01-01 00:00:00+00'::timestamptz)"
+            ),
+            "duration_seconds": f"extract(epoch FROM {_s('FaseOf_Fim')} - {_s('FaseOf_Inicio')})",
+            "is_open": f"({_s('FaseOf_Inicio')} IS NOT NULL AND {_s('FaseOf_Fim')} IS NULL)",
+            "is_done": f"({_s('FaseOf_Fim')} IS NOT NULL)",
+        },
+        ("id", "event_time"),
+        source="stg_fasesordemfabrico s LEFT JOIN orders_manufacturingorder o ON o.id = s.\"FaseOf_OfId\"",
+        delete_key=(("id", '"FaseOf_Id"'),),
+    ),
+    "FuncionariosFaseOrdemFabrico": Target(
+        "orders_phaseassignment",
+        {
+            "order_phase_id": _s("FuncionarioFaseOf_FaseOfId"),
+            "employee_id": _s("FuncionarioFaseOf_FuncionarioId"),
+            "is_leader": f"coalesce({_s('FuncionarioFaseOf_Chefe')}, false)",
+        },
+        ("order_phase_id", "employee_id"),
+    ),
+    "OrdemFabricoErros": Target(
+        "quality_qualityerror",
+        {
+            "order_id": _s("Erro_OfId"),
+            "description": f"coalesce({_s('Erro_Descricao')}, '')",
+            "found_phase_id": _s("Erro_FaseAvaliacao"),
+            "severity": _s("OFCH_GRAVIDADE"),
+            "found_order_phase_id": _s("Erro_FaseOfAvaliacao"),
+            "culprit_order_phase_id": _s("Erro_FaseOfCulpada"),
+            "content_hash": "s._hash",
+            "occurrence": "s._occurrence",
+            # Errors carry no date: the end of the phase where found, else the culprit phase, else the order.
+            "event_time": "coalesce(found.event_time, culprit.event_time, o.created_at)",
+        },
+        ("order_id", "content_hash", "occurrence"),
+        source=(
+            "stg_ordemfabricoerros s "
+            "LEFT JOIN LATERAL (SELECT p.event_time FROM orders_orderphase p WHERE p.id = s.\"Erro_FaseOfAvaliacao\" LIMIT 1) found ON true "
+            "LEFT JOIN LATERAL (SELECT p.event_time FROM orders_orderphase p WHERE p.id = s.\"Erro_FaseOfCulpada\" LIMIT 1) culprit ON true "
+            "LEFT JOIN orders_manufacturingorder o ON o.id = s.\"Erro_OfId\""
+        ),
+    ),
+}
+
+
+def _source(spec: SheetSpec, target: Target) -> str:
+    return target.source or f"{staging_table(spec)} s"
+
+
+def _snapshot_keys(spec: SheetSpec, target: Target) -> list[tuple[str, str]]:
+    """(target column, staging column) pairs identifying a stored row in the new file."""
+    if target.delete_key:
+        return list(target.delete_key)
+    if not spec.key:
+        return [("order_id", '"Erro_OfId"'), ("content_hash", "_hash"), ("occurrence", "_occurrence")]
+    return [(column, q(header)) for column, header in zip(target.key, spec.key, strict=True)]
+
+
+def _vanished_where(spec: SheetSpec) -> str:
+    target = TARGETS[spec.name]
+    match = " AND ".join(f"k.{staged} = t.{column}" for column, staged in _snapshot_keys(spec, target))
+    # For keyed sheets a rejected row's key still counts as present: its stored version is kept.
+    valid = "" if spec.key else " AND k._reject IS NULL"
+    return f"NOT EXISTS (SELECT 1 FROM {staging_table(spec)} k WHERE {match}{valid})"
+
+
+def vanished_count_sql(spec: SheetSpec) -> str:
+    """(stored rows absent from the new file, stored rows) of a sheet's table."""
+    table = TARGETS[spec.name].table
+    return f"SELECT count(*) FILTER (WHERE {_vanished_where(spec)}), count(*) FROM {table} t"
+
+
+def delete_vanished_sql(spec: SheetSpec) -> str:
+    return f"DELETE FROM {TARGETS[spec.name].table} t WHERE {_vanished_where(spec)}"
+
+
+def moved_partition_sql() -> str:
+    """Order phases whose partition key changed (a phase that ended since the last file) move: delete here, insert next."""
+    return (
+        "DELETE FROM orders_orderphase t USING stg_fasesordemfabrico s "
+        "LEFT JOIN orders_manufacturingorder o ON o.id = s.\"FaseOf_OfId\" "
+        "WHERE s._reject IS NULL AND t.id = s.\"FaseOf_Id\" AND t.event_time <> "
+        + TARGETS["FasesOrdemFabrico"].columns["event_time"]
+    )
+
+
+def upsert_sql(spec: SheetSpec) -> str:
+    """INSERT … ON CONFLICT DO UPDATE only where something changed; returns the rows written."""
+    target = TARGETS[spec.name]
+    columns = list(target.columns)
+    select = ", ".join(f"{expr} AS {q(col)}" for col, expr in target.columns.items())
+    non_key = [c for c in columns if c not in target.key]
+    conflict = ", ".join(q(k) for k in target.key)
+    if non_key:
+        assignments = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in non_key)
+        changed = f"({', '.join('t.' + q(c) for c in non_key)}) IS DISTINCT FROM ({', '.join('EXCLUDED.' + q(c) for c in non_key)})"
+        action = f"DO UPDATE SET {assignments} WHERE {changed}"
+        if len(non_key) == 1:
+            changed = f"t.{q(non_key[0])} IS DISTINCT FROM EXCLUDED.{q(non_key[0])}"
+            action = f"DO UPDATE SET {assignments} WHERE {changed}"
+    else:
+        action = "DO NOTHING"
+    return (
+        f"WITH written AS (INSERT INTO {target.table} AS t ({', '.join(q(c) for c in columns)}) "
+        f"SELECT {select} FROM {_source(spec, target)} WHERE s._reject IS NULL "
+        f"ON CONFLICT ({conflict}) {action} RETURNING 1) SELECT count(*) FROM written"
+    )
+
+
+def existing_count_sql(spec: SheetSpec) -> str:
+    """Valid staged rows whose key is already stored (run before the upsert: written - new = updated).
+
+    RETURNING xmax would tell inserts from updates, but PostgreSQL refuses system columns on
+    partitioned tables, so the split is counted from the keys instead."""
+    target = TARGETS[spec.name]
+    match = " AND ".join(f"t.{q(k)} = {target.columns[k]}" for k in target.key)
+    return (
+        f"SELECT count(*) FROM {_source(spec, target)} WHERE s._reject IS NULL "
+        f"AND EXISTS (SELECT 1 FROM {target.table} t WHERE {match})"
+    )
+
+
+# References checked for orphans after the merge: (kind, entity, table, column, target table, target column).
+ORPHAN_CHECKS = [
+    ("orphan_product", "OrdensFabrico.Of_ProdutoId", "orders_manufacturingorder", "product_id", "orders_product", "id"),
+    ("orphan_phase", "OrdensFabrico.Of_FaseId", "orders_manufacturingorder", "current_phase_id", "orders_phase", "id"),
+    ("orphan_order", "FasesOrdemFabrico.FaseOf_OfId", "orders_orderphase", "order_id", "orders_manufacturingorder", "id"),
+    ("orphan_phase", "FasesOrdemFabrico.FaseOf_FaseId", "orders_orderphase", "phase_id", "orders_phase", "id"),
+    ("orphan_order_phase", "FuncionariosFaseOrdemFabrico.FuncionarioFaseOf_FaseOfId", "orders_phaseassignment", "order_phase_id", "orders_orderphase", "id"),
+    ("orphan_employee", "FuncionariosFaseOrdemFabrico.FuncionarioFaseOf_FuncionarioId", "orders_phaseassignment", "employee_id", "orders_employee", "id"),
+    ("orphan_order", "OrdemFabricoErros.Erro_OfId", "quality_qualityerror", "order_id", "orders_manufacturingorder", "id"),
+    ("orphan_phase", "OrdemFabricoErros.Erro_FaseAvaliacao", "quality_qualityerror", "found_phase_id", "orders_phase", "id"),
+    ("orphan_order_phase", "OrdemFabricoErros.Erro_FaseOfAvaliacao", "quality_qualityerror", "found_order_phase_id", "orders_orderphase", "id"),
+    ("orphan_order_phase", "OrdemFabricoErros.Erro_FaseOfCulpada", "quality_qualityerror", "culprit_order_phase_id", "orders_orderphase", "id"),
+    ("orphan_employee", "FuncionariosFasesAptos.FuncionarioFase_FuncionarioId", "orders_employeeskill", "employee_id", "orders_employee", "id"),
+    ("orphan_phase", "FuncionariosFasesAptos.FuncionarioFase_FaseId", "orders_employeeskill", "phase_id", "orders_phase", "id"),
+    ("orphan_product", "FasesStandardModelos.ProdutoFase_ProdutoId", "orders_routestep", "product_id", "orders_product", "id"),
+    ("orphan_phase", "FasesStandardModelos.ProdutoFase_FaseId", "orders_routestep", "phase_id", "orders_phase", "id"),
+]
+# Per-key issues (a steward can act on each) where the distinct orphans are few; sheet-wide otherwise.
+PER_KEY_ENTITIES = {"OrdensFabrico.Of_ProdutoId", "OrdensFabrico.Of_FaseId", "FasesOrdemFabrico.FaseOf_FaseId"}
+
+
+def orphan_summary_sql(table: str, column: str, target_table: str, target_column: str) -> str:
+    """Distinct values, matched distinct values, orphan rows and a sample of orphans, in one statement."""
+    return (
+        f"WITH v AS (SELECT {column} AS value, count(*) AS n FROM {table} WHERE {column} IS NOT NULL GROUP BY {column}), "
+        f"m AS (SELECT v.*, EXISTS (SELECT 1 FROM {target_table} x WHERE x.{target_column} = v.value) AS matched FROM v) "
+        "SELECT count(*), count(*) FILTER (WHERE matched), coalesce(sum(n) FILTER (WHERE NOT matched), 0), "
+        "(SELECT coalesce(array_agg(value ORDER BY n DESC, value), '{}') FROM (SELECT value, n FROM m WHERE NOT matched ORDER BY n DESC, value LIMIT 20) t) "
+        "FROM m"
+    )
+
+
+def orphan_keys_sql(table: str, column: str, target_table: str, target_column: str) -> str:
+    return (
+        f"SELECT {column}, count(*) FROM {table} t WHERE {column} IS NOT NULL AND NOT EXISTS "
+        f"(SELECT 1 FROM {target_table} x WHERE x.{target_column} = t.{column}) GROUP BY {column}"
+    )
+
+
+assert set(TARGETS) == set(SHEETS_BY_NAME)

@@ -1,0 +1,567 @@
+"""The ingestion pipeline (workbook → PostgreSQL in one transaction) and the steward's reject triage."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ingestion.choices import IssueStatus, RejectReason, RunStatus, RunTrigger, TriageStatus
+from ingestion.contract import SHEETS, SHEETS_BY_NAME, SheetSpec
+from ingestion.merge import (
+    ORPHAN_CHECKS,
+    PER_KEY_ENTITIES,
+    TARGETS,
+    copy_columns,
+    delete_vanished_sql,
+    existing_count_sql,
+    moved_partition_sql,
+    orphan_keys_sql,
+    orphan_summary_sql,
+    reject_insert_sql,
+    staging_ddl,
+    staging_table,
+    upsert_sql,
+    validation_sql,
+    vanished_count_sql,
+)
+from ingestion.models import DataQualityIssue, IngestionRun, Reject, SheetRun
+from ingestion.reader import COERCERS, CellError, WorkbookError, WorkbookReader, coerce_text, file_sha256
+from prodplan import metrics
+from prodplan.cache import bump_data_version
+from prodplan.partitioning import ensure_order_phase_partitions
+
+logger = logging.getLogger("prodplan.ingestion")
+
+ADVISORY_LOCK_KEY = 74_210_001
+PROGRESS_EVERY_ROWS = 20_000
+AGGREGATE_APPS = ("orders", "quality", "inventory", "mlops")
+
+
+class IngestionError(Exception):
+    """A run that cannot proceed; the message says why and what to do."""
+
+
+class AlreadyRunning(IngestionError):
+    def __init__(self, run_id: int | None):
+        self.run_id = run_id
+        super().__init__(f"already running: run {run_id}" if run_id else "already running: another ingestion holds the lock")
+
+
+class ShrinkRefused(IngestionError):
+    pass
+
+
+ProgressCallback = Callable[[str, int, int, float], None]
+
+
+def progress_key(run_id: int) -> str:
+    return f"prodplan:ingestion:progress:{run_id}"
+
+
+def run_progress(run: IngestionRun) -> dict:
+    """Live per-sheet progress (cache while running; the stored copy once finished)."""
+    return cache.get(progress_key(run.pk)) or run.progress or {}
+
+
+@dataclass
+class _Progress:
+    run_id: int
+    callback: ProgressCallback | None
+    state: dict
+
+    def update(self, sheet: str, done: int, total: int, started: float, stage: str = "reading") -> None:
+        elapsed = max(time.perf_counter() - started, 1e-6)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate and total > done else 0.0
+        self.state[sheet] = {"rows": done, "total": total, "rows_per_s": round(rate), "eta_s": round(eta, 1), "stage": stage}
+        cache.set(progress_key(self.run_id), self.state, 3600)
+        if self.callback:
+            self.callback(sheet, done, total, elapsed)
+
+
+def _log_step(run: IngestionRun, step: str, **fields) -> None:
+    logger.info("ingestion step", extra={"run_id": run.pk, "step": step, **fields})
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def ingestion_request(*, path: str, trigger: str = RunTrigger.CLI, allow_shrink: bool = False) -> IngestionRun:
+    """Record a pending run for a workbook, refusing at once when another run is in progress."""
+    active = IngestionRun.objects.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING]).order_by("-id").first()
+    if active is not None and _lock_is_held():
+        raise AlreadyRunning(active.pk)
+    source = Path(path)
+    return IngestionRun.objects.create(
+        file_name=source.name, file_path=str(source), trigger=trigger, allow_shrink=allow_shrink, status=RunStatus.PENDING
+    )
+
+
+def ingest_workbook(
+    *,
+    path: str,
+    trigger: str = RunTrigger.CLI,
+    allow_shrink: bool = False,
+    run: IngestionRun | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> IngestionRun:
+    """Run the whole pipeline for one workbook. Never raises for bad input: the run records the failure.
+
+    Raises AlreadyRunning when another run holds the lock (nothing is recorded for this request)."""
+    if not _try_lock():
+        active = IngestionRun.objects.filter(status=RunStatus.RUNNING).order_by("-id").first()
+        raise AlreadyRunning(active.pk if active else None)
+    try:
+        _fail_interrupted_runs(exclude=run.pk if run else None)
+        if run is None:
+            run = IngestionRun.objects.create(
+                file_name=Path(path).name, file_path=str(path), trigger=trigger, allow_shrink=allow_shrink
+            )
+        return _run_pipeline(run, Path(path), on_progress)
+    finally:
+        _unlock()
+
+
+def ingest_run(*, run_id: int, on_progress: ProgressCallback | None = None) -> IngestionRun:
+    """Execute a pending run recorded by ingestion_request (the Celery task's body)."""
+    run = IngestionRun.objects.get(pk=run_id)
+    if run.status not in (RunStatus.PENDING,):
+        return run  # already executed: a retried task must not run it twice
+    return ingest_workbook(path=run.file_path, run=run, allow_shrink=run.allow_shrink, on_progress=on_progress)
+
+
+# --------------------------------------------------------------------------------------------------
+# Lock
+
+
+def _try_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        return bool(cursor.fetchone()[0])
+
+
+def _unlock() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+
+
+def _lock_is_held() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted)",
+            [ADVISORY_LOCK_KEY],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _fail_interrupted_runs(*, exclude: int | None) -> None:
+    """We hold the lock, so any run still marked running died mid-way (killed process): say so."""
+    stale = IngestionRun.objects.filter(status=RunStatus.RUNNING)
+    if exclude:
+        stale = stale.exclude(pk=exclude)
+    stale.update(
+        status=RunStatus.FAILED,
+        finished_at=timezone.now(),
+        error="interrupted: the process running it stopped before committing; no data was changed",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Pipeline
+
+
+def _run_pipeline(run: IngestionRun, path: Path, on_progress: ProgressCallback | None) -> IngestionRun:
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    run.status = RunStatus.RUNNING
+    run.started_at = timezone.now()
+    run.error = ""
+    run.save(update_fields=["status", "started_at", "error"])
+    progress = _Progress(run.pk, on_progress, {})
+    try:
+        step = time.perf_counter()
+        if not path.exists():
+            raise WorkbookError(f"file not found: {path}")
+        run.file_size = path.stat().st_size
+        run.file_sha256 = file_sha256(path)
+        timings["hash"] = round(time.perf_counter() - step, 3)
+        _log_step(run, "hashed", sha256=run.file_sha256, seconds=timings["hash"])
+        last = IngestionRun.objects.filter(status=RunStatus.SUCCEEDED).exclude(pk=run.pk).order_by("-id").first()
+        if last is not None and last.file_sha256 == run.file_sha256:
+            run.status = RunStatus.NOOP
+            run.as_of = last.as_of
+            run.sheet_sha256 = last.sheet_sha256
+            run.counts = {"noop_of_run": last.pk}
+            return _finish(run, started, timings)
+
+        step = time.perf_counter()
+        reader = WorkbookReader(path)
+        reader.check_structure()
+        timings["open"] = round(time.perf_counter() - step, 3)
+        _log_step(run, "opened", seconds=timings["open"])
+
+        with transaction.atomic():
+            sheet_runs = _stage_all(run, reader, progress, timings)
+            _merge_all(run, sheet_runs, progress, timings)
+            step = time.perf_counter()
+            run.as_of = _data_as_of()
+            _record_orphans(run)
+            _refresh_aggregates()
+            run.data_version = bump_data_version()
+            timings["derive_and_refresh"] = round(time.perf_counter() - step, 3)
+            for sheet_run in sheet_runs.values():
+                if sheet_run.rows_read != sheet_run.rows_loaded + sheet_run.rows_rejected:
+                    raise IngestionError(
+                        f"sheet {sheet_run.sheet}: rows read {sheet_run.rows_read} != loaded {sheet_run.rows_loaded} "
+                        f"+ rejected {sheet_run.rows_rejected}"
+                    )
+                sheet_run.reconciled = True
+                sheet_run.save()
+            run.counts = {
+                name: {f: getattr(sr, f) for f in ("rows_read", "rows_loaded", "rows_rejected", "inserted", "updated", "unchanged", "deleted", "orphans")}
+                for name, sr in sheet_runs.items()
+            }
+            run.status = RunStatus.SUCCEEDED
+            _finish(run, started, timings, progress)
+        for name, sheet_run in sheet_runs.items():
+            metrics.INGESTED_ROWS.labels(sheet=name, outcome="loaded").inc(sheet_run.rows_loaded)
+            metrics.INGESTED_ROWS.labels(sheet=name, outcome="rejected").inc(sheet_run.rows_rejected)
+        _attach_profile(run, path)
+        return run
+    except Exception as exc:  # every failure is recorded on the run; the transaction rolled back
+        if isinstance(exc, WorkbookError | IngestionError):
+            message = str(exc)
+        else:
+            logger.exception("ingestion failed", extra={"run_id": run.pk})
+            message = f"{type(exc).__name__}: {exc}"
+        run.status = RunStatus.FAILED
+        run.error = message
+        run.counts = {}
+        return _finish(run, started, timings, progress)
+
+
+def _finish(run: IngestionRun, started: float, timings: dict, progress: _Progress | None = None) -> IngestionRun:
+    run.finished_at = timezone.now()
+    run.duration_seconds = round(time.perf_counter() - started, 3)
+    run.timings = timings
+    if progress is not None:
+        for state in progress.state.values():
+            state["stage"] = "done" if run.status == RunStatus.SUCCEEDED else state.get("stage")
+        run.progress = progress.state
+        cache.delete(progress_key(run.pk))
+    run.save()
+    metrics.INGESTION_RUNS.labels(status=run.status).inc()
+    metrics.INGESTION_DURATION.observe(run.duration_seconds)
+    _log_step(run, "finished", status=run.status, seconds=run.duration_seconds, error=run.error or None)
+    return run
+
+
+def _stage_all(run: IngestionRun, reader: WorkbookReader, progress: _Progress, timings: dict) -> dict[str, SheetRun]:
+    """COPY every sheet into its staging table, validate set-wise, record rejects."""
+    sheet_runs: dict[str, SheetRun] = {}
+    sheet_hashes: dict[str, str] = {}
+    raw_cursor = connection.cursor()
+    cursor = raw_cursor.cursor  # the psycopg 3 cursor, for COPY
+    for spec in SHEETS:
+        step = time.perf_counter()
+        total = reader.sheet_height(spec)
+        raw_cursor.execute(staging_ddl(spec))
+        digest = hashlib.sha256()
+        rows_read = 0
+        columns = copy_columns(spec)
+        keyless = not spec.key
+        with cursor.copy(f"COPY {staging_table(spec)} ({', '.join(_quote(c) for c in columns)}) FROM STDIN") as copy:
+            for row in reader.rows(spec, digest):
+                rows_read += 1
+                record = [row.row_number, row.error_reason, row.error_column, row.error_message, _json(row.raw), *row.values]
+                if keyless:
+                    record.append(hashlib.sha256(repr(row.values).encode()).hexdigest())
+                copy.write_row(record)
+                if rows_read % PROGRESS_EVERY_ROWS == 0:
+                    progress.update(spec.name, rows_read, total, step)
+        progress.update(spec.name, rows_read, total, step, stage="validating")
+        table = staging_table(spec)
+        raw_cursor.execute(f"ANALYZE {table}")
+        for statement in validation_sql(spec):
+            raw_cursor.execute(statement)
+        if spec.key:
+            raw_cursor.execute(f"CREATE INDEX ON {table} ({', '.join(_quote(k) for k in spec.key)})")
+        else:
+            raw_cursor.execute(f'CREATE INDEX ON {table} ("Erro_OfId", _hash, _occurrence)')
+        raw_cursor.execute(f"ANALYZE {table}")
+        raw_cursor.execute(reject_insert_sql(spec), [run.pk])
+        rejected = raw_cursor.rowcount
+        raw_cursor.execute(f"SELECT _reject, count(*) FROM {table} WHERE _reject IS NOT NULL GROUP BY 1")
+        for reason, count in raw_cursor.fetchall():
+            metrics.REJECTS.labels(sheet=spec.name, reason=reason).inc(count)
+        sheet_hashes[spec.name] = digest.hexdigest()
+        sheet_runs[spec.name] = SheetRun.objects.create(
+            run=run, sheet=spec.name, sha256=sheet_hashes[spec.name], rows_read=rows_read,
+            rows_rejected=rejected, rows_loaded=rows_read - rejected, seconds=round(time.perf_counter() - step, 3),
+        )
+        timings[f"stage:{spec.name}"] = round(time.perf_counter() - step, 3)
+        _log_step(run, "staged", sheet=spec.name, rows=rows_read, rejected=rejected, seconds=timings[f"stage:{spec.name}"])
+    run.sheet_sha256 = sheet_hashes
+    raw_cursor.close()
+    return sheet_runs
+
+
+def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Progress, timings: dict) -> None:
+    """Shrink guard for every sheet first, then merge in load order (catalogues, orders, phases, …)."""
+    with connection.cursor() as cursor:
+        shrinking = []
+        for spec in SHEETS:
+            cursor.execute(vanished_count_sql(spec))
+            vanished, stored = cursor.fetchone()
+            sheet_runs[spec.name].deleted = vanished
+            if stored and vanished / stored > settings.INGEST_MAX_SHRINK_FRACTION and not run.allow_shrink:
+                shrinking.append(f"{spec.name} would lose {vanished:,} of {stored:,} stored rows ({vanished / stored:.1%})")
+        if shrinking:
+            raise ShrinkRefused(
+                "refused: this file would delete more than "
+                f"{settings.INGEST_MAX_SHRINK_FRACTION:.0%} of stored rows — {'; '.join(shrinking)}. Nothing was changed. "
+                "If the export is really complete, run again with --allow-shrink (API: allow_shrink=true)."
+            )
+        for spec in SHEETS:
+            step = time.perf_counter()
+            sheet_run = sheet_runs[spec.name]
+            moved = 0
+            if spec.name == "FasesOrdemFabrico":
+                _ensure_partitions(cursor)
+                cursor.execute(moved_partition_sql())
+                moved = cursor.rowcount
+            cursor.execute(existing_count_sql(spec))
+            existing = cursor.fetchone()[0]
+            cursor.execute(upsert_sql(spec))
+            written = cursor.fetchone()[0]
+            cursor.execute(delete_vanished_sql(spec))
+            sheet_run.deleted = cursor.rowcount
+            inserted = sheet_run.rows_loaded - existing
+            sheet_run.inserted = inserted - moved
+            sheet_run.updated = written - inserted + moved
+            sheet_run.unchanged = sheet_run.rows_loaded - sheet_run.inserted - sheet_run.updated
+            sheet_run.seconds = round(sheet_run.seconds + time.perf_counter() - step, 3)
+            timings[f"merge:{spec.name}"] = round(time.perf_counter() - step, 3)
+            progress.update(spec.name, sheet_run.rows_read, sheet_run.rows_read, time.perf_counter() - 1, stage="merged")
+            _log_step(
+                run, "merged", sheet=spec.name, inserted=sheet_run.inserted, updated=sheet_run.updated,
+                unchanged=sheet_run.unchanged, deleted=sheet_run.deleted, seconds=timings[f"merge:{spec.name}"],
+            )
+
+
+def _ensure_partitions(cursor) -> None:
+    cursor.execute(
+        "SELECT min(t), max(t) FROM (SELECT coalesce(s.\"FaseOf_Fim\", s.\"FaseOf_Inicio\", o.created_at, s.\"FaseOf_DataPrevista\") AS t "
+        "FROM stg_fasesordemfabrico s LEFT JOIN orders_manufacturingorder o ON o.id = s.\"FaseOf_OfId\" WHERE s._reject IS NULL) x"
+    )
+    first, last = cursor.fetchone()
+    if first is not None:
+        ensure_order_phase_partitions(first, last)
+
+
+def _data_as_of():
+    """The snapshot time: the latest real timestamp in the data (phase starts/ends, order creation/finish)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT greatest((SELECT max(started_at) FROM orders_orderphase), (SELECT max(ended_at) FROM orders_orderphase), "
+            "(SELECT max(created_at) FROM orders_manufacturingorder), (SELECT max(finished_at) FROM orders_manufacturingorder))"
+        )
+        return cursor.fetchone()[0]
+
+
+def _record_orphans(run: IngestionRun) -> None:
+    """Orphan references become data-quality issues with counts; issues not seen again close (reconcile)."""
+    now = timezone.now()
+    seen: set[tuple[str, str, str]] = set()
+    with connection.cursor() as cursor:
+        for kind, entity, table, column, target_table, target_column in ORPHAN_CHECKS:
+            cursor.execute(orphan_summary_sql(table, column, target_table, target_column))
+            distinct, matched, orphan_rows, sample = cursor.fetchone()
+            sheet = entity.split(".")[0]
+            if sheet in SHEETS_BY_NAME and orphan_rows:
+                SheetRun.objects.filter(run=run, sheet=sheet).update(orphans=orphan_rows)
+            if not distinct or matched == distinct:
+                continue
+            rate = matched / distinct
+            key = (kind, entity, "*")
+            seen.add(key)
+            _upsert_issue(
+                run, now, key, row_count=orphan_rows, measured=rate, sample=list(sample),
+                detail=f"{distinct - matched:,} of {distinct:,} distinct values of {entity} match no {target_table.split('_', 1)[1]} "
+                f"(match rate {rate:.1%}); {orphan_rows:,} rows are stored anyway.",
+            )
+            if entity in PER_KEY_ENTITIES:
+                cursor.execute(orphan_keys_sql(table, column, target_table, target_column))
+                for value, count in cursor.fetchall():
+                    key = (kind, entity, str(value))
+                    seen.add(key)
+                    _upsert_issue(run, now, key, row_count=count, measured=None, sample=[],
+                                  detail=f"{count:,} rows of {entity} name {value}, which is not in the catalogue.")
+    closing = DataQualityIssue.objects.filter(status=IssueStatus.OPEN)
+    for issue in closing.only("id", "kind", "entity", "key"):
+        if (issue.kind, issue.entity, issue.key) not in seen:
+            DataQualityIssue.objects.filter(pk=issue.pk).update(status=IssueStatus.CLOSED, closed_at=now, last_seen_run=run)
+
+
+def _upsert_issue(run, now, key, *, row_count, measured, sample, detail) -> None:
+    kind, entity, value = key
+    issue, created = DataQualityIssue.objects.get_or_create(
+        kind=kind, entity=entity, key=value,
+        defaults={"first_seen_run": run, "last_seen_run": run, "row_count": row_count, "measured": measured, "sample": sample, "detail": detail},
+    )
+    if not created:
+        issue.last_seen_run = run
+        issue.row_count, issue.measured, issue.sample, issue.detail = row_count, measured, sample, detail
+        issue.status, issue.closed_at = IssueStatus.OPEN, None
+        issue.save()
+
+
+def _refresh_aggregates() -> None:
+    """Each app that keeps aggregates exposes services.refresh_aggregates(); run them inside the transaction."""
+    for app in AGGREGATE_APPS:
+        try:
+            module = importlib.import_module(f"{app}.services")
+        except ModuleNotFoundError:
+            continue
+        refresh = getattr(module, "refresh_aggregates", None)
+        if refresh is not None:
+            refresh()
+
+
+def _attach_profile(run: IngestionRun, path: Path) -> None:
+    """The inspector's profile, stored on the run for stewards (after the commit: it never blocks data)."""
+    try:
+        from ingestion.inspector import profile_workbook
+    except ImportError:
+        return
+    try:
+        run.profile = profile_workbook(path)
+        IngestionRun.objects.filter(pk=run.pk).update(profile=run.profile)
+    except Exception:  # noqa: BLE001 - a profile failure must not fail a committed run
+        logger.exception("profiling failed", extra={"run_id": run.pk})
+
+
+def _quote(name: str) -> str:
+    return '"' + name + '"'
+
+
+def _json(value):
+    if value is None:
+        return None
+    import json
+
+    return json.dumps(value, default=str)
+
+
+# --------------------------------------------------------------------------------------------------
+# Steward triage
+
+
+def rejects_set_status(*, reject_ids: list[int], status: str, user=None) -> int:
+    """Acknowledge or ignore rejects; returns how many changed."""
+    if status not in (TriageStatus.ACKNOWLEDGED, TriageStatus.IGNORED, TriageStatus.OPEN):
+        raise ValueError(f"unknown triage status {status!r}")
+    return (
+        Reject.objects.filter(pk__in=reject_ids)
+        .exclude(status=status)
+        .update(status=status, triaged_at=timezone.now(), triaged_by=user if getattr(user, "pk", None) else None)
+    )
+
+
+def rejects_export_xlsx(*, reject_ids: list[int], stream) -> int:
+    """Write the rejects to an .xlsx, one sheet per workbook sheet with its original headers (+ row and reason)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    count = 0
+    rejects = Reject.objects.filter(pk__in=reject_ids).order_by("sheet", "run_id", "row_number")
+    sheets: dict[str, object] = {}
+    for reject in rejects.iterator():
+        spec = SHEETS_BY_NAME.get(reject.sheet)
+        headers = spec.headers if spec else sorted(reject.original)
+        if reject.sheet not in sheets:
+            sheets[reject.sheet] = workbook.create_sheet(reject.sheet[:31])
+            sheets[reject.sheet].append([*headers, "_excel_row", "_reason", "_message"])
+        sheets[reject.sheet].append([reject.original.get(h) for h in headers] + [reject.row_number, reject.reason, reject.message])
+        count += 1
+    workbook.save(stream)
+    return count
+
+
+def rejects_revalidate(*, reject_ids: list[int], user=None) -> dict:
+    """Re-check rejects against the current data; rows that now pass are stored and marked resolved."""
+    resolved = still = 0
+    with transaction.atomic():
+        for reject in Reject.objects.select_for_update().filter(pk__in=reject_ids).exclude(status=TriageStatus.RESOLVED):
+            spec = SHEETS_BY_NAME.get(reject.sheet)
+            if spec is None:
+                still += 1
+                continue
+            reason = _store_if_valid(spec, reject)
+            if reason is None:
+                reject.status, reject.triaged_at = TriageStatus.RESOLVED, timezone.now()
+                reject.triaged_by = user if getattr(user, "pk", None) else None
+                reject.message = f"{reject.message} — resolved: stored after re-validation"
+                reject.save()
+                resolved += 1
+            else:
+                still += 1
+        if resolved:
+            bump_data_version()
+    return {"resolved": resolved, "still_rejected": still}
+
+
+def _store_if_valid(spec: SheetSpec, reject: Reject) -> str | None:
+    """Coerce and validate one original row exactly as the pipeline would; store it if it passes."""
+    values = []
+    for header, kind in spec.columns.items():
+        coercer = COERCERS.get(kind)
+        try:
+            values.append(coercer(reject.original.get(header)) if coercer else coerce_text(reject.original.get(header), header))
+        except CellError as exc:
+            return exc.reason
+    target = TARGETS[spec.name]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {staging_table(spec)}")
+        cursor.execute(staging_ddl(spec).replace(" ON COMMIT DROP", ""))
+        columns = copy_columns(spec)
+        record = [reject.row_number, None, None, None, None, *values]
+        if not spec.key:
+            record.append(hashlib.sha256(repr(values).encode()).hexdigest())
+        placeholders = ", ".join(["%s"] * len(record))
+        cursor.execute(
+            f"INSERT INTO {staging_table(spec)} ({', '.join(_quote(c) for c in columns)}) VALUES ({placeholders})", record
+        )
+        for statement in validation_sql(spec):
+            cursor.execute(statement)
+        cursor.execute(f"SELECT _reject FROM {staging_table(spec)}")
+        reason = cursor.fetchone()[0]
+        if reason is None and spec.key:
+            # A key already stored means the row is still a duplicate of the stored one.
+            key_match = " AND ".join(f"t.{c} = s.{_quote(h)}" for c, h in zip(TARGETS[spec.name].key, spec.key, strict=False)
+                                     if c != "event_time")
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {target.table} t, {staging_table(spec)} s WHERE {key_match})")
+            if cursor.fetchone()[0]:
+                reason = RejectReason.DUPLICATE_KEY
+        if reason is None and not spec.key:
+            cursor.execute(
+                "UPDATE stg_ordemfabricoerros s SET _occurrence = 1 + (SELECT count(*) FROM quality_qualityerror q "
+                "WHERE q.order_id = s.\"Erro_OfId\" AND q.content_hash = s._hash)"
+            )
+        if reason is None:
+            if spec.name == "FasesOrdemFabrico":
+                _ensure_partitions(cursor)
+            cursor.execute(upsert_sql(spec))
+        cursor.execute(f"DROP TABLE {staging_table(spec)}")
+    return reason
