@@ -1,0 +1,89 @@
+"""Thin DRF views of the quality analytics: validate parameters, resolve as-of, cache, call the selector."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from prodplan.asof import resolve_as_of
+from prodplan.cache import cached
+from quality import selectors
+from quality.api.serializers import AsOfQuerySerializer, OverviewQuerySerializer, RiskQuerySerializer
+
+
+class _QualityView(APIView):
+    """A cached analytic GET: subclasses name the selector and the query serializer."""
+
+    query_serializer = AsOfQuerySerializer
+    cache_name = ""
+
+    def compute(self, *, as_of, **params):
+        raise NotImplementedError
+
+    def get(self, request):
+        query = self.query_serializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = {k: v for k, v in query.validated_data.items() if k != "as_of"}
+        as_of = resolve_as_of(request)
+        payload = cached(self.cache_name, {"as_of": as_of.isoformat(), **params},
+                         lambda: self.compute(as_of=as_of, **params))
+        return Response(payload)
+
+
+@extend_schema(tags=["quality"], parameters=[OverviewQuerySerializer], responses=OpenApiTypes.OBJECT,
+               summary="Quality overview: totals, errors per order, severity, found/culprit phase, trend, Pareto")
+class OverviewView(_QualityView):
+    query_serializer = OverviewQuerySerializer
+    cache_name = "quality.overview"
+
+    def compute(self, *, as_of, top=20):
+        return selectors.quality_overview(as_of=as_of, top=top)
+
+
+@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
+               summary="Error rate per phase execution (found there / caused there) with severity split")
+class ByPhaseView(_QualityView):
+    cache_name = "quality.by_phase"
+
+    def compute(self, *, as_of):
+        return selectors.quality_by_phase(as_of=as_of)
+
+
+@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
+               summary="Errors per order and first-pass yield per product and family")
+class ByProductView(_QualityView):
+    cache_name = "quality.by_product"
+
+    def compute(self, *, as_of):
+        return selectors.quality_by_product(as_of=as_of)
+
+
+@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
+               summary="Heatmap: phase where found x culprit phase (errors with a culprit)")
+class HeatmapView(_QualityView):
+    cache_name = "quality.heatmap"
+
+    def compute(self, *, as_of):
+        return selectors.quality_heatmap(as_of=as_of)
+
+
+@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
+               summary="Defect escape: phases, hours and mass from culprit phase to detection")
+class EscapesView(_QualityView):
+    cache_name = "quality.escapes"
+
+    def compute(self, *, as_of):
+        return selectors.quality_escapes(as_of=as_of)
+
+
+@extend_schema(tags=["quality"], parameters=[RiskQuerySerializer], responses=OpenApiTypes.OBJECT,
+               summary="Baseline defect risk (Wilson 95%) for product/family and phase, with fallback levels")
+class RiskView(_QualityView):
+    query_serializer = RiskQuerySerializer
+    cache_name = "quality.risk"
+
+    def compute(self, *, as_of, phase, severity=1, product=None, family=None, attribution="found", min_sample=30):
+        return selectors.quality_risk(as_of=as_of, phase_id=phase, severity=int(severity), product_id=product,
+                                      family=family, attribution=attribution, min_sample=min_sample)
