@@ -1,0 +1,71 @@
+"""Thin DRF views of SmartInventory: validate parameters, resolve as-of, cache, call the selector."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inventory import selectors
+from inventory.api.serializers import AsOfQuerySerializer, GelcoatQuerySerializer
+from prodplan.asof import resolve_as_of
+from prodplan.cache import cached
+
+
+class _InventoryView(APIView):
+    """A cached analytic GET: subclasses name the selector and the query serializer."""
+
+    query_serializer = AsOfQuerySerializer
+    cache_name = ""
+
+    def compute(self, *, as_of, **params):
+        raise NotImplementedError
+
+    def get(self, request):
+        query = self.query_serializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = {k: v for k, v in query.validated_data.items() if k != "as_of"}
+        as_of = resolve_as_of(request)
+        payload = cached(self.cache_name, {"as_of": as_of.isoformat(), **params},
+                         lambda: self.compute(as_of=as_of, **params))
+        return Response(payload)
+
+
+@extend_schema(tags=["smartinventory"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
+               summary="WIP orders at the as-of date by phase and by product/family")
+class WipView(_InventoryView):
+    cache_name = "inventory.wip"
+
+    def compute(self, *, as_of):
+        return selectors.wip(as_of=as_of)
+
+
+@extend_schema(tags=["smartinventory"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
+               summary="Theoretical mass in process (demould weight before demoulding, finished weight after)")
+class WipMassView(_InventoryView):
+    cache_name = "inventory.wip_mass"
+
+    def compute(self, *, as_of):
+        return selectors.wip_mass(as_of=as_of)
+
+
+@extend_schema(tags=["smartinventory"], parameters=[GelcoatQuerySerializer], responses=OpenApiTypes.OBJECT,
+               summary="Theoretical gelcoat use per week or month (product standards, not a consumption)")
+class GelcoatTheoreticalUsageView(_InventoryView):
+    query_serializer = GelcoatQuerySerializer
+    cache_name = "inventory.gelcoat_theoretical_usage"
+
+    def compute(self, *, as_of, period="month"):
+        return selectors.gelcoat_theoretical_usage(as_of=as_of, period=period)
+
+
+class UnsupportedFeatureView(APIView):
+    """NOT_SUPPORTED_BY_DATA (HTTP 200) for an inventory feature the workbook cannot back."""
+
+    feature = ""
+
+    @extend_schema(tags=["smartinventory"], responses=OpenApiTypes.OBJECT,
+                   summary="Not supported by the data: names the missing data")
+    def get(self, request):
+        return Response(selectors.unsupported_feature(feature=self.feature))

@@ -1,0 +1,165 @@
+"""SmartInventory API on ORM-built rows: WIP, WIP mass, theoretical gelcoat use, unsupported features."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from inventory.phases import match_phases, normalise_name
+from tests.quality.builders import AS_OF, UNKNOWN_PRODUCT, build_factory, load_rows
+
+pytestmark = pytest.mark.django_db
+
+LISBON = ZoneInfo("Europe/Lisbon")
+Q = {"as_of": AS_OF.isoformat()}
+
+
+@pytest.fixture
+def rows(db):
+    build_factory()
+    return load_rows()
+
+
+def _wip_orders(rows, as_of=AS_OF):
+    return [o for o in rows["orders"] if (o["created_at"] is None or o["created_at"] <= as_of)
+            and (o["finished_at"] is None or o["finished_at"] > as_of)]
+
+
+def _last_started(rows, order_id, as_of=AS_OF):
+    started = [p for p in rows["order_phases"]
+               if p["order_id"] == order_id and p["started_at"] is not None and p["started_at"] <= as_of]
+    if not started:
+        return None
+    return max(started, key=lambda p: (p["started_at"], p["sequence"], p["id"]))
+
+
+def test_phase_name_rule():
+    assert normalise_name("Gel-Coat Deck") == "gelcoatdeck"
+    assert normalise_name("DESMOLDAÇÃO") == "desmoldacao"
+    catalogue = [(1, "Desmoldagem"), (2, "Demoulding"), (3, "Gel coat casco"), (4, "GELCOAT"), (5, "Moldagem"),
+                 (6, "Laminação")]
+    assert match_phases(catalogue, "demoulding").ids == [1, 2]
+    assert match_phases(catalogue, "gelcoat").ids == [3, 4]
+
+
+@pytest.mark.parametrize("as_of", [AS_OF, datetime(2025, 6, 1, tzinfo=UTC)])
+def test_wip_matches_rows(api_client, rows, as_of, django_assert_max_num_queries):
+    with django_assert_max_num_queries(4):
+        body = api_client.get("/api/smartinventory/wip", {"as_of": as_of.isoformat()}).json()
+    wip = _wip_orders(rows, as_of)
+    assert body["total_orders"]["value"] == len(wip) > 5
+    by_phase = Counter()
+    in_progress = Counter()
+    for o in wip:
+        last = _last_started(rows, o["id"], as_of)
+        pid = last["phase_id"] if last else None
+        by_phase[pid] += 1
+        in_progress[pid] += bool(last and (last["ended_at"] is None or last["ended_at"] > as_of))
+    got = {p["phase_id"]: p for p in body["by_phase"]["value"]}
+    assert {k: v["orders"] for k, v in got.items()} == dict(by_phase)
+    assert {k: v["in_progress"] for k, v in got.items()} == dict(in_progress)
+    products = Counter(o["product_id"] for o in wip)
+    assert {p["product_id"]: p["orders"] for p in body["by_product"]["value"]} == dict(products)
+    known = sum(o["product_id"] in rows["products"] for o in wip)
+    assert body["by_product"]["coverage"] == round(known / len(wip), 4)
+    families = Counter(rows["products"][o["product_id"]]["family"] if o["product_id"] in rows["products"]
+                       else "UNKNOWN" for o in wip)
+    assert {f["family"]: f["orders"] for f in body["by_family"]["value"]} == dict(families)
+
+
+def test_wip_mass_matches_rows(api_client, rows, django_assert_max_num_queries):
+    with django_assert_max_num_queries(5):
+        body = api_client.get("/api/smartinventory/wip_mass", Q).json()
+    wip = _wip_orders(rows)
+    demoulded = {p["order_id"] for p in rows["order_phases"]
+                 if p["phase_id"] == 40 and p["ended_at"] is not None and p["ended_at"] <= AS_OF}
+    mass = 0.0
+    weighed = 0
+    by_family = defaultdict(float)
+    for o in wip:
+        product = rows["products"].get(o["product_id"])
+        if not product:
+            continue
+        weight = product["finished_weight_kg"] if o["id"] in demoulded else product["demould_weight_kg"]
+        if weight is not None:
+            mass += weight
+            weighed += 1
+            by_family[product["family"]] += weight
+    total = body["total_mass_kg"]
+    assert total["basis"] == "theoretical"
+    assert total["value"] == round(mass, 3) > 0
+    assert total["weighed_orders"] == weighed
+    orphans = [o for o in wip if o["product_id"] not in rows["products"]]
+    assert total["coverage"] == round((len(wip) - len(orphans)) / len(wip), 4) < 1
+    assert total["orders_after_demoulding"] == sum(o["id"] in demoulded for o in wip if o not in orphans) > 0
+    assert {f["family"]: f["mass_kg"] for f in body["by_family"]["value"]} == {
+        f: round(v, 3) for f, v in by_family.items()} | {f["family"]: 0.0 for f in body["by_family"]["value"]
+                                                         if f["family"] not in by_family}
+    assert body["orphans"]["orders"] == len(orphans) > 0
+    assert body["orphans"]["products"] == [{"product_id": UNKNOWN_PRODUCT, "orders": len(orphans)}]
+    assert sorted(body["orphans"]["order_ids"]) == sorted(o["id"] for o in orphans)
+    assert [p["name"] for p in body["demoulding_phases"]["matched_phases"]] == ["Desmoldagem"]
+    assert "contains any of" in body["demoulding_phases"]["rule"]
+
+
+@pytest.mark.parametrize("period", ["week", "month"])
+def test_gelcoat_theoretical_usage_matches_rows(api_client, rows, period, django_assert_max_num_queries):
+    with django_assert_max_num_queries(5):
+        body = api_client.get("/api/smartinventory/gelcoat_theoretical_usage", Q | {"period": period}).json()
+    assert {p["name"] for p in body["gelcoat_phases"]["matched_phases"]} == {"Gelcoat Casco", "Gel-Coat Deck"}
+    first = {}
+    for p in rows["order_phases"]:
+        if p["phase_id"] in (20, 21) and p["ended_at"] is not None and p["ended_at"] <= AS_OF:
+            first[p["order_id"]] = min(first.get(p["order_id"], p["ended_at"]), p["ended_at"])
+    orders = {o["id"]: o for o in rows["orders"]}
+    buckets = defaultdict(lambda: [0, 0, 0.0])
+    for order_id, when in first.items():
+        local = when.astimezone(LISBON).date()
+        start = local.replace(day=1) if period == "month" else local.fromordinal(local.toordinal() - local.weekday())
+        acc = buckets[start.isoformat()]
+        acc[0] += 1
+        product = rows["products"].get(orders[order_id]["product_id"])
+        if product and product["gelcoat_deck_qty"] is not None and product["gelcoat_hull_qty"] is not None:
+            acc[1] += 1
+            acc[2] += product["gelcoat_deck_qty"] + product["gelcoat_hull_qty"]
+    got = {s["period_start"]: s for s in body["series"]["value"]}
+    assert set(got) == set(buckets)
+    for key, (n, n_qty, qty) in buckets.items():
+        assert (got[key]["orders"], got[key]["orders_with_quantities"]) == (n, n_qty)
+        assert got[key]["theoretical_qty"] == round(qty, 4)
+    n_all = sum(v[0] for v in buckets.values())
+    assert body["total_theoretical_qty"]["coverage"] == round(sum(v[1] for v in buckets.values()) / n_all, 4) < 1
+    assert body["total_theoretical_qty"]["basis"] == "theoretical"
+    assert "consumption" not in str(body["series"]).lower()
+    assert "not a measured consumption" in body["rule"]
+
+
+def test_gelcoat_period_validated(api_client, rows):
+    assert api_client.get("/api/smartinventory/gelcoat_theoretical_usage", {"period": "day"}).status_code == 400
+
+
+def test_not_supported_when_no_named_phase(api_client, rows):
+    from orders.models import Phase
+
+    Phase.objects.filter(id__in=[20, 21, 40]).update(name="Outra")
+    for path, kind in (("wip_mass", "demoulding"), ("gelcoat_theoretical_usage", "gelcoat")):
+        body = api_client.get(f"/api/smartinventory/{path}", Q).json()
+        assert body["status"] == "NOT_SUPPORTED_BY_DATA"
+        assert body["feature"] == path
+        assert kind in body["reason"] and "Fases" in body["reason"]
+
+
+@pytest.mark.parametrize("feature", ["real_stock", "material_consumption", "stock_valuation", "replenishment"])
+def test_unsupported_features_name_missing_data(api_client, db, feature, django_assert_max_num_queries):
+    with django_assert_max_num_queries(0):
+        response = api_client.get(f"/api/smartinventory/{feature}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "NOT_SUPPORTED_BY_DATA" and body["feature"] == feature
+    assert "stock movements" in body["missing_data"][0]
+    assert "no such data" in body["reason"]
+    assert body["measured"] == 0.0 and body["sheets_with_stock_data"] == []
+    assert "OrdensFabrico" in body["sheets_checked"]
