@@ -1,1 +1,54 @@
-"""Models of the whatif app."""
+"""What-if runs (a scenario's inputs, hash, data version and outputs) and backtest results."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from whatif.choices import RunStatus
+
+
+class WhatIfRun(models.Model):
+    """One simulated scenario; the same canonical inputs on the same data version are one row."""
+
+    inputs = models.JSONField(help_text="Canonical inputs (defaults filled, as-of resolved, lists sorted).")
+    input_hash = models.CharField(max_length=64, help_text="sha256 of the canonical inputs.")
+    data_version = models.IntegerField(help_text="prodplan.cache.data_version() when the run was made.")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    outputs = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    timings = models.JSONField(default=dict, blank=True, help_text="Milliseconds: gather, simulate, total.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "what-if run"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["input_hash", "data_version"], name="%(app_label)s_%(class)s_scenario"),
+        ]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="whatif_run_created_idx")]
+
+    def __str__(self) -> str:
+        return f"What-if run {self.pk} ({self.status})"
+
+
+class WhatIfBacktest(models.Model):
+    """A backtest: the baseline simulated from a past date's WIP against the completions that followed."""
+
+    start = models.DateTimeField()
+    weeks = models.IntegerField()
+    data_version = models.IntegerField()
+    simulated_weekly = models.JSONField()
+    actual_weekly = models.JSONField()
+    mape = models.FloatField(null=True, blank=True, help_text="Mean absolute percentage error of weekly completions.")
+    total_error = models.FloatField(null=True, blank=True, help_text="Relative error of the total completions.")
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "what-if backtest"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Backtest from {self.start:%Y-%m-%d} ({self.weeks} weeks)"

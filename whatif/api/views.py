@@ -1,0 +1,75 @@
+"""What-if API: simulate a scenario (stored, idempotent), fetch a run, list runs."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from prodplan.api_keys import HasApiKeyOrStaff
+from prodplan.asof import data_as_of
+from whatif.api.serializers import RunListSerializer, RunSerializer, ScenarioSerializer
+from whatif.choices import RunStatus
+from whatif.models import WhatIfRun
+from whatif.selectors import latest_backtest, run_list
+from whatif.services import canonical_inputs, whatif_run_request
+
+
+def _run_response(run: WhatIfRun, *, code: int) -> Response:
+    return Response(RunSerializer(run, context={"backtest": latest_backtest()}).data, status=code)
+
+
+class SimulateView(APIView):
+    permission_classes = [HasApiKeyOrStaff]
+
+    @extend_schema(
+        request=ScenarioSerializer,
+        responses={200: RunSerializer, 201: RunSerializer, 202: RunSerializer,
+                   400: OpenApiResponse(description="Invalid inputs (unknown phase/product, bad capacity)")},
+        summary="Simulate a what-if scenario against the baseline over the WIP at as-of",
+        description="The same scenario on the same data version returns the stored run (200) without "
+                    "recomputing; a new one is computed (201), or queued as a Celery task (202) when "
+                    "run_async is set or the horizon is long. Figures are theoretical (a simulation).",
+    )
+    def post(self, request):
+        ser = ScenarioSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = dict(ser.validated_data)
+        run_async = data.pop("run_async", False)
+        from django.utils import timezone
+
+        as_of = data.pop("as_of", None) or data_as_of() or timezone.now()
+        inputs = canonical_inputs(validated=data, as_of=as_of)
+        run, computed = whatif_run_request(inputs=inputs, run_async=run_async)
+        if run.status in (RunStatus.PENDING, RunStatus.RUNNING):
+            code = status.HTTP_202_ACCEPTED
+        else:
+            code = status.HTTP_201_CREATED if computed else status.HTTP_200_OK
+        return _run_response(run, code=code)
+
+
+class ResultView(APIView):
+    @extend_schema(responses={200: RunSerializer}, summary="A stored what-if run with its outputs and the latest backtest")
+    def get(self, request, whatif_id: int):
+        return _run_response(get_object_or_404(WhatIfRun, pk=whatif_id), code=200)
+
+
+class RunCursorPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+
+
+class RunListView(generics.ListAPIView):
+    serializer_class = RunListSerializer
+    pagination_class = RunCursorPagination
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return run_list()
+
+    @extend_schema(summary="What-if runs, newest first (cursor pagination)")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
