@@ -254,3 +254,111 @@ class PhaseAssignmentRecord(PhaseAssignmentColumns):
         verbose_name = "phase assignment (FuncionariosFaseOrdemFabrico)"
         verbose_name_plural = "phase assignments (FuncionariosFaseOrdemFabrico)"
         ordering = ["order_phase_id", "employee_id"]
+
+
+# --- Aggregates (precomputed by orders.services.refresh_aggregates after every ingestion) ---------
+
+
+class LeadTimePercentile(models.Model):
+    """Historical lead-time percentiles of finished orders, per product id, per family and global."""
+
+    class Scope(models.TextChoices):
+        PRODUCT = "product", "Product"
+        FAMILY = "family", "Family"
+        GLOBAL = "global", "Global"
+
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    key = models.CharField(max_length=32, help_text="Product id, family code, or 'all'.")
+    n = models.IntegerField(help_text="Finished orders with a lead time.")
+    p50 = models.FloatField(null=True)
+    p75 = models.FloatField(null=True)
+    p90 = models.FloatField(null=True)
+    mean = models.FloatField(null=True)
+    at_risk_days = models.FloatField(null=True, help_text="Percentile settings.ORDER_AT_RISK_PERCENTILE, in days.")
+    late_days = models.FloatField(null=True, help_text="Percentile settings.ORDER_LATE_PERCENTILE, in days.")
+
+    class Meta:
+        verbose_name = "lead-time percentile (aggregate)"
+        ordering = ["scope", "key"]
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="orders_leadtimepercentile_key")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}: p50={self.p50}"
+
+
+class LeadTimeThreshold(models.Model):
+    """The resolved status thresholds of one product id: its own percentiles, else family, else global."""
+
+    product_id = models.BigIntegerField(primary_key=True)
+    scope = models.CharField(max_length=8, choices=LeadTimePercentile.Scope.choices)
+    n = models.IntegerField()
+    p50 = models.FloatField(null=True)
+    p75 = models.FloatField(null=True)
+    p90 = models.FloatField(null=True)
+    at_risk_days = models.FloatField(null=True)
+    late_days = models.FloatField(null=True)
+
+    class Meta:
+        verbose_name = "lead-time threshold (aggregate)"
+        ordering = ["product_id"]
+
+    def __str__(self) -> str:
+        return f"Product {self.product_id}: {self.scope}"
+
+
+class OrderSummary(models.Model):
+    """Per-order counts and first start, so list and detail pages need no scan of the phase table."""
+
+    order_id = models.BigIntegerField(primary_key=True)
+    phase_count = models.IntegerField(default=0)
+    started_count = models.IntegerField(default=0)
+    done_count = models.IntegerField(default=0)
+    rework_count = models.IntegerField(default=0)
+    error_count = models.IntegerField(default=0)
+    first_started_at = models.DateTimeField(null=True)
+    last_ended_at = models.DateTimeField(null=True)
+
+    class Meta:
+        verbose_name = "order summary (aggregate)"
+        ordering = ["order_id"]
+
+    def __str__(self) -> str:
+        return f"OF {self.order_id} summary"
+
+
+class ProductPhaseStat(models.Model):
+    """Observed duration of each phase per product (ended phases with a start), for route pages."""
+
+    product_id = models.BigIntegerField()
+    phase_id = models.BigIntegerField()
+    n = models.IntegerField()
+    duration_p50_seconds = models.FloatField(null=True)
+    duration_p90_seconds = models.FloatField(null=True)
+
+    class Meta:
+        verbose_name = "product phase duration (aggregate)"
+        ordering = ["product_id", "phase_id"]
+        constraints = [models.UniqueConstraint(fields=["product_id", "phase_id"], name="orders_productphasestat_key")]
+
+    def __str__(self) -> str:
+        return f"Product {self.product_id} phase {self.phase_id}"
+
+
+class PhaseFlowStat(models.Model):
+    """Historical queue time (previous phase's end → start) and touch time (start → end) per phase."""
+
+    phase_id = models.BigIntegerField(primary_key=True)
+    touch_n = models.IntegerField(default=0)
+    touch_p50_seconds = models.FloatField(null=True)
+    touch_p90_seconds = models.FloatField(null=True)
+    queue_n = models.IntegerField(default=0)
+    queue_p50_seconds = models.FloatField(null=True)
+    queue_p90_seconds = models.FloatField(null=True)
+    executions = models.IntegerField(default=0, help_text="All order phases of this phase.")
+
+    class Meta:
+        verbose_name = "phase flow statistics (aggregate)"
+        ordering = ["phase_id"]
+
+    def __str__(self) -> str:
+        return f"Phase {self.phase_id} flow"

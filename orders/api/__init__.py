@@ -1,0 +1,1 @@
+"""REST API of the orders domain (PRODPLAN and KPI endpoints)."""

@@ -1,0 +1,118 @@
+"""Serializers of the orders API: response shapes for the schema, and query-parameter validation."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from orders.choices import OrderStatus, ProductFamily
+
+STATUS_HELP = (
+    "Status at the as-of time: DONE (finished), LATE (open and older than the product's historical "
+    "ORDER_LATE_PERCENTILE lead time, default p90), AT_RISK (older than the ORDER_AT_RISK_PERCENTILE one, "
+    "default p75), CREATED (no phase started), IN_PROGRESS. Percentiles are the product's own when it has at "
+    "least MIN_HISTORY_FOR_PRODUCT_PERCENTILE finished orders, else its family's, else global. Basis: theoretical "
+    "(the data has no due dates)."
+)
+
+
+class ProductRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(help_text="'unknown product' when the id is not in the catalogue (orphan).")
+    family = serializers.ChoiceField(choices=ProductFamily.choices)
+    is_known = serializers.BooleanField()
+
+
+class PhaseRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(allow_null=True)
+
+
+class StatusBasisSerializer(serializers.Serializer):
+    basis = serializers.CharField(help_text="Always 'theoretical': thresholds come from historical lead times.")
+    threshold_scope = serializers.ChoiceField(choices=["product", "family", "global"])
+    at_risk_days = serializers.FloatField(allow_null=True)
+    late_days = serializers.FloatField(allow_null=True)
+
+
+class OrderSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Of_Id")
+    product = ProductRefSerializer(allow_null=True)
+    created = serializers.DateTimeField(allow_null=True)
+    finished = serializers.DateTimeField(allow_null=True, help_text="Null while open at the as-of time.")
+    status = serializers.ChoiceField(choices=OrderStatus.choices, help_text=STATUS_HELP)
+    current_phase = PhaseRefSerializer(allow_null=True, help_text="Of_FaseId while the order is open.")
+    age_days = serializers.FloatField(allow_null=True, help_text="Open orders: as-of minus creation, in days.")
+    lead_time_days = serializers.FloatField(allow_null=True, help_text="Done orders: finish minus creation, in days.")
+    status_basis = StatusBasisSerializer()
+
+
+class FigureSerializer(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True)
+    basis = serializers.ChoiceField(choices=["observed", "theoretical", "imputed"])
+    coverage = serializers.FloatField(allow_null=True, help_text="Share of rows that support the figure.")
+
+
+class OrderCountsSerializer(serializers.Serializer):
+    phases = serializers.IntegerField()
+    phases_started = serializers.IntegerField()
+    phases_done = serializers.IntegerField()
+    reworks = serializers.IntegerField()
+    errors = serializers.IntegerField()
+
+
+class OrderDetailSerializer(OrderSerializer):
+    counts = OrderCountsSerializer()
+    first_phase_started = serializers.DateTimeField(allow_null=True)
+    last_phase_ended = serializers.DateTimeField(allow_null=True)
+    age_vs_late_threshold = FigureSerializer(help_text="Age (open) or lead time (done) over the late threshold.")
+
+
+class TimelinePhaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="FaseOf_Id")
+    phase = PhaseRefSerializer(allow_null=True)
+    sequence = serializers.IntegerField(allow_null=True)
+    start = serializers.DateTimeField(allow_null=True)
+    end = serializers.DateTimeField(allow_null=True)
+    duration_hours = serializers.FloatField(allow_null=True, help_text="Elapsed end - start, not labour hours.")
+    shift = serializers.IntegerField(allow_null=True)
+    is_rework = serializers.BooleanField()
+    state = serializers.ChoiceField(choices=["done", "in_progress", "not_started"])
+    planned = serializers.DateTimeField(allow_null=True, help_text="FaseOf_DataPrevista (filled on ~5% of phases).")
+    team_size = serializers.IntegerField(allow_null=True, help_text="Null when no assignment matches this phase.")
+    team_leaders = serializers.IntegerField(allow_null=True)
+
+
+class RouteStepRefSerializer(serializers.Serializer):
+    phase_id = serializers.IntegerField()
+    name = serializers.CharField(allow_null=True)
+    sequence = serializers.IntegerField(required=False)
+
+
+class RouteComparisonSerializer(serializers.Serializer):
+    has_standard_route = serializers.BooleanField()
+    standard_steps = RouteStepRefSerializer(many=True)
+    missing_steps = RouteStepRefSerializer(many=True)
+    extra_steps = RouteStepRefSerializer(many=True)
+
+
+class OrderTimelineSerializer(serializers.Serializer):
+    order_id = serializers.IntegerField()
+    product_id = serializers.IntegerField(allow_null=True)
+    phases = TimelinePhaseSerializer(many=True)
+    planned_date_coverage = serializers.FloatField(allow_null=True)
+    team_size_coverage = serializers.FloatField(allow_null=True, help_text="Share of phases with matching assignments.")
+    route_comparison = RouteComparisonSerializer()
+
+
+class KpiRangeQuerySerializer(serializers.Serializer):
+    date_from = serializers.DateField(required=False, help_text="First day (inclusive); default 83 days before date_to.")
+    date_to = serializers.DateField(required=False, help_text="Last day (inclusive); default the as-of date.")
+
+    def validate(self, attrs):
+        if attrs.get("date_from") and attrs.get("date_to") and attrs["date_from"] > attrs["date_to"]:
+            raise serializers.ValidationError("date_from must not be after date_to.")
+        return attrs
+
+
+class RiskQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)

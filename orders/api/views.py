@@ -1,0 +1,180 @@
+"""Thin DRF views of the PRODPLAN and KPI API; the logic lives in orders.selectors."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders import selectors
+from orders.api.serializers import (
+    KpiRangeQuerySerializer,
+    OrderDetailSerializer,
+    OrderSerializer,
+    OrderTimelineSerializer,
+    RiskQuerySerializer,
+)
+from orders.filtersets import ManufacturingOrderFilterSet
+from orders.models import ManufacturingOrder
+from prodplan.asof import resolve_as_of
+from prodplan.cache import cached
+
+AS_OF = OpenApiParameter(
+    "as_of", OpenApiTypes.STR, OpenApiParameter.QUERY, required=False,
+    description="'Now' for ages, WIP and status (YYYY-MM-DD or ISO datetime); default: the data's as-of time.",
+)
+DATE_FROM = OpenApiParameter("date_from", OpenApiTypes.DATE, OpenApiParameter.QUERY, required=False,
+                             description="First day of the window (inclusive); default 12 weeks before date_to.")
+DATE_TO = OpenApiParameter("date_to", OpenApiTypes.DATE, OpenApiParameter.QUERY, required=False,
+                           description="Last day of the window (inclusive); default the as-of date.")
+TAGS = ["prodplan"]
+KPI_TAGS = ["kpis"]
+
+
+class OrderCursorPagination(CursorPagination):
+    """Keyset pagination on the order id (newest first): no OFFSET, stable under inserts."""
+
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OrderSerializer(many=True),
+               summary="Manufacturing orders with status, age or lead time (cursor-paginated).")
+class OrderListView(generics.ListAPIView):
+    pagination_class = OrderCursorPagination
+    filterset_class = ManufacturingOrderFilterSet
+    serializer_class = OrderSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no as-of
+            return ManufacturingOrder.objects.none()
+        return selectors.order_queryset(as_of=self.as_of)
+
+    def list(self, request, *args, **kwargs):
+        self.as_of = resolve_as_of(request)
+        params = sorted((k, v) for k in request.query_params for v in request.query_params.getlist(k))
+        key = {"params": params, "as_of": self.as_of, "host": request.get_host()}
+        return Response(cached("orders.api.order_list", key, self._page))
+
+    def _page(self) -> dict:
+        queryset = self.filter_queryset(self.get_queryset()).values(*selectors.ORDER_FIELDS)
+        rows = self.paginate_queryset(queryset)
+        data = OrderSerializer([selectors.order_row_payload(r) for r in rows], many=True).data
+        return self.get_paginated_response(data).data
+
+
+@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OrderDetailSerializer,
+               summary="One order: status, thresholds, counts of phases, reworks and errors.")
+class OrderDetailView(APIView):
+    def get(self, request, of_id: int):
+        as_of = resolve_as_of(request)
+        payload = cached("orders.api.order_detail", {"id": of_id, "as_of": as_of},
+                         lambda: selectors.order_detail(order_id=of_id, as_of=as_of) or {})
+        if not payload:
+            raise Http404("No such order.")
+        return Response(OrderDetailSerializer(payload).data)
+
+
+@extend_schema(tags=TAGS, responses=OrderTimelineSerializer,
+               summary="The order's phase timeline and its comparison with the product's standard route.")
+class OrderPhasesView(APIView):
+    def get(self, request, of_id: int):
+        payload = cached("orders.api.order_phases", {"id": of_id},
+                         lambda: selectors.order_phases(order_id=of_id) or {})
+        if not payload:
+            raise Http404("No such order.")
+        return Response(OrderTimelineSerializer(payload).data)
+
+
+@extend_schema(tags=TAGS, responses=OpenApiTypes.OBJECT,
+               summary="Standard route of a product with observed step durations and route conformance.",
+               description="Per step: observed median and p90 duration (hours) of the product's ended phases and n. "
+               "Conformance over the product's finished orders: shares that followed the route, skipped steps, ran "
+               "them out of order, looped back (rework pass or repeated phase), or added steps; most common deviations.")
+class RouteView(APIView):
+    def get(self, request, produto_id: int):
+        return Response(selectors.route(product_id=produto_id))
+
+
+@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
+               summary="WIP at the as-of time per phase: waiting vs in progress, order ages, oldest orders.",
+               description="An open order is in the phase it has started and not ended, else waits for the first "
+               "phase (by sequence) not started yet. Ages are as-of minus creation, in days.")
+class ScheduleCurrentView(APIView):
+    def get(self, request):
+        return Response(selectors.schedule_current(as_of=resolve_as_of(request)))
+
+
+@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
+               summary="Bottleneck phases ranked, from real timestamps; top bottleneck week by week (12 weeks).",
+               description="Per phase: queue size (waiting), WIP and its time-in-state p50/p90, historical queue time "
+               "(previous phase's end → start) and touch time (start → end) p50/p90, throughput per day over the 28 "
+               "days before as-of, expected wait = WIP / throughput (Little's law). Phases with WIP and no throughput "
+               "are 'stalled' and rank first.")
+class BottlenecksView(APIView):
+    def get(self, request):
+        return Response(selectors.bottlenecks(as_of=resolve_as_of(request)))
+
+
+@extend_schema(tags=TAGS, parameters=[AS_OF, RiskQuerySerializer], responses=OpenApiTypes.OBJECT,
+               summary="Open orders ranked by risk score with reasons.", description=selectors.RISK_METHOD)
+class RiskQueueView(APIView):
+    def get(self, request):
+        query = RiskQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(selectors.risk_queue(as_of=resolve_as_of(request), limit=query.validated_data["limit"]))
+
+
+class _KpiView(APIView):
+    selector = None
+
+    def get(self, request):
+        query = KpiRangeQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(type(self).selector(as_of=resolve_as_of(request), **query.validated_data))
+
+
+KPI_DESCRIPTION = (
+    "For orders finished in [date_from, date_to]: lead time p50/p90/mean (days), throughput per week, on-time "
+    "rate against the product's historical p75 lead time (basis theoretical: no due date in the data), rework "
+    "rate (orders with a rework pass); WIP count and ages at the window's end (capped at as-of)."
+)
+
+
+@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=OpenApiTypes.OBJECT,
+               summary="Factory KPIs for a date range.", description=KPI_DESCRIPTION)
+class KpiOverviewView(_KpiView):
+    selector = staticmethod(selectors.kpi_overview)
+
+
+@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=OpenApiTypes.OBJECT,
+               summary="KPIs per phase for a date range.",
+               description="Per phase, for phases ended in the window: duration p50/p90/mean (hours), throughput per "
+               "week, rework share of executions; WIP and time in state at the window's end.")
+class KpiByPhaseView(_KpiView):
+    selector = staticmethod(selectors.kpi_by_phase)
+
+
+@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=OpenApiTypes.OBJECT,
+               summary="KPIs per product for a date range.", description=KPI_DESCRIPTION)
+class KpiByProductView(_KpiView):
+    selector = staticmethod(selectors.kpi_by_product)
+
+
+@extend_schema(tags=KPI_TAGS, responses=OpenApiTypes.OBJECT,
+               summary="Per-employee figures, only when assignments match order phases.",
+               description="NOT_SUPPORTED_BY_DATA (HTTP 200, with the measured match rate) while the share of "
+               "assignments pointing at a known order phase is under settings.EMPLOYEE_MATCH_RATE_GATE. Otherwise "
+               "phases worked and elapsed hours of those phases (not labour hours). Names only for users with the "
+               "orders.view_employee_name permission.")
+class KpiByEmployeeView(APIView):
+    def get(self, request):
+        user = request.user
+        include_names = bool(user and user.is_authenticated and user.has_perm("orders.view_employee_name"))
+        return Response(selectors.kpi_by_employee(include_names=include_names))
