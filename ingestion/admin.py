@@ -1,8 +1,11 @@
 """Admin for the ingestion audit and the steward's reject triage."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from ingestion.choices import REJECT_REASON_HELP, TriageStatus
+from ingestion.contract import SHEETS_BY_NAME
 from ingestion.models import DataQualityIssue, IngestionRun, Reject, SheetRun
+from ingestion.services import rejects_export_xlsx, rejects_revalidate, rejects_set_status
 
 
 class SheetRunInline(admin.TabularInline):
@@ -45,14 +48,106 @@ class SheetRunAdmin(admin.ModelAdmin):
 
 @admin.register(Reject)
 class RejectAdmin(admin.ModelAdmin):
+    """The steward's triage queue: filter, read the original row, acknowledge / ignore / export / re-validate."""
+
     list_display = ["id", "run", "sheet", "row_number", "reason", "column", "message", "status"]
     list_filter = ["run", "sheet", "reason", "status"]
-    search_fields = ["message", "original"]
+    search_fields = ["message", "original__icontains"]
     list_select_related = ["run"]
-    readonly_fields = ["run", "sheet", "row_number", "reason", "column", "message", "original", "triaged_at", "triaged_by"]
+    readonly_fields = ["run", "sheet", "row_number", "reason", "reason_help", "column", "message", "original_row", "status", "triaged_at", "triaged_by"]
+    exclude = ["original"]
+    actions = ["acknowledge", "ignore", "export_xlsx", "revalidate"]
+    show_full_result_count = False
 
     def has_add_permission(self, request):
         return False
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term:
+            return queryset, False
+        from django.db.models import Q, TextField
+        from django.db.models.functions import Cast
+
+        queryset = queryset.annotate(original_text=Cast("original", TextField()))
+        return queryset.filter(Q(message__icontains=search_term) | Q(original_text__icontains=search_term)), False
+
+    @admin.display(description="what the reason means")
+    def reason_help(self, obj):
+        return REJECT_REASON_HELP.get(obj.reason, "")
+
+    @admin.display(description="original row")
+    def original_row(self, obj):
+        from django.utils.html import format_html, format_html_join
+
+        spec = SHEETS_BY_NAME.get(obj.sheet)
+        headers = spec.headers if spec else list(obj.original)
+        rows = format_html_join(
+            "", "<tr><th>{}</th><td{}>{}</td></tr>",
+            ((h, format_html(' style="background:#fde2e1"') if h == obj.column else "", "" if obj.original.get(h) is None else obj.original.get(h)) for h in headers),
+        )
+        return format_html("<table>{}</table>", rows)
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context=extra_context)
+        if hasattr(response, "context_data") and "cl" in response.context_data:
+            from django.db.models import Count
+
+            queryset = response.context_data["cl"].queryset
+            counts = queryset.order_by().values("reason").annotate(rows=Count("id")).order_by("-rows")
+            response.context_data["reason_counts"] = [
+                {**row, "help": REJECT_REASON_HELP.get(row["reason"], "")} for row in counts
+            ]
+        return response
+
+    def _confirm(self, request, queryset, action, title, question):
+        from django.template.response import TemplateResponse
+
+        preview = [str(obj) for obj in queryset[:10]]
+        total = queryset.count()
+        return TemplateResponse(
+            request, "admin/ingestion/confirm_action.html",
+            {**self.admin_site.each_context(request), "title": title, "question": question, "queryset": queryset,
+             "preview": preview, "more": max(0, total - len(preview)), "action": action, "opts": self.model._meta},
+        )
+
+    @admin.action(description="Acknowledge selected rejects", permissions=["change"])
+    def acknowledge(self, request, queryset):
+        if request.POST.get("confirm") != "yes":
+            return self._confirm(request, queryset, "acknowledge", "Acknowledge rejects", f"Mark {queryset.count()} reject(s) as acknowledged?")
+        count = rejects_set_status(reject_ids=list(queryset.values_list("pk", flat=True)), status=TriageStatus.ACKNOWLEDGED, user=request.user)
+        self.message_user(request, f"{count} reject(s) acknowledged.", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Ignore selected rejects", permissions=["change"])
+    def ignore(self, request, queryset):
+        if request.POST.get("confirm") != "yes":
+            return self._confirm(request, queryset, "ignore", "Ignore rejects", f"Mark {queryset.count()} reject(s) as ignored?")
+        count = rejects_set_status(reject_ids=list(queryset.values_list("pk", flat=True)), status=TriageStatus.IGNORED, user=request.user)
+        self.message_user(request, f"{count} reject(s) ignored.", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Export selected rejects to Excel (.xlsx)", permissions=["view"])
+    def export_xlsx(self, request, queryset):
+        from django.http import HttpResponse
+
+        response = HttpResponse(content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        response["Content-Disposition"] = 'attachment; filename="rejects.xlsx"'
+        count = rejects_export_xlsx(reject_ids=list(queryset.values_list("pk", flat=True)), stream=response)
+        response["X-Exported-Rows"] = str(count)
+        return response
+
+    @admin.action(description="Re-validate selected rejects against the current data", permissions=["change"])
+    def revalidate(self, request, queryset):
+        if request.POST.get("confirm") != "yes":
+            return self._confirm(
+                request, queryset, "revalidate", "Re-validate rejects",
+                f"Re-check {queryset.count()} reject(s)? Rows that now pass are stored in the domain tables.",
+            )
+        result = rejects_revalidate(reject_ids=list(queryset.values_list("pk", flat=True)), user=request.user)
+        self.message_user(
+            request, f"{result['resolved']} reject(s) now pass and were stored; {result['still_rejected']} still fail.", messages.SUCCESS
+        )
+        return None
 
 
 @admin.register(DataQualityIssue)

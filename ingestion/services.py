@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ logger = logging.getLogger("prodplan.ingestion")
 
 ADVISORY_LOCK_KEY = 74_210_001
 PROGRESS_EVERY_ROWS = 20_000
+PENDING_RUN_TIMEOUT_MINUTES = 30  # a queued run older than this is considered lost, not blocking
 AGGREGATE_APPS = ("orders", "quality", "inventory", "mlops")
 
 
@@ -98,14 +100,27 @@ def _log_step(run: IngestionRun, step: str, **fields) -> None:
 
 
 def ingestion_request(*, path: str, trigger: str = RunTrigger.CLI, allow_shrink: bool = False) -> IngestionRun:
-    """Record a pending run for a workbook, refusing at once when another run is in progress."""
-    active = IngestionRun.objects.filter(status__in=[RunStatus.PENDING, RunStatus.RUNNING]).order_by("-id").first()
-    if active is not None and _lock_is_held():
-        raise AlreadyRunning(active.pk)
-    source = Path(path)
-    return IngestionRun.objects.create(
-        file_name=source.name, file_path=str(source), trigger=trigger, allow_shrink=allow_shrink, status=RunStatus.PENDING
-    )
+    """Record a pending run for a workbook, refusing at once when another run is queued or in progress."""
+    from datetime import timedelta
+
+    from django.db.models import Q
+
+    with transaction.atomic():
+        # Serialise concurrent requests so two of them can never both be accepted.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY + 1])
+        recent = timezone.now() - timedelta(minutes=PENDING_RUN_TIMEOUT_MINUTES)
+        active = (
+            IngestionRun.objects.filter(Q(status=RunStatus.RUNNING) | Q(status=RunStatus.PENDING, created_at__gte=recent))
+            .order_by("-id")
+            .first()
+        )
+        if active is not None and (active.status == RunStatus.PENDING or _lock_is_held()):
+            raise AlreadyRunning(active.pk)
+        source = Path(path)
+        return IngestionRun.objects.create(
+            file_name=source.name, file_path=str(source), trigger=trigger, allow_shrink=allow_shrink, status=RunStatus.PENDING
+        )
 
 
 def ingest_workbook(
@@ -138,7 +153,11 @@ def ingest_run(*, run_id: int, on_progress: ProgressCallback | None = None) -> I
     run = IngestionRun.objects.get(pk=run_id)
     if run.status not in (RunStatus.PENDING,):
         return run  # already executed: a retried task must not run it twice
-    return ingest_workbook(path=run.file_path, run=run, allow_shrink=run.allow_shrink, on_progress=on_progress)
+    try:
+        return ingest_workbook(path=run.file_path, run=run, allow_shrink=run.allow_shrink, on_progress=on_progress)
+    except AlreadyRunning as exc:
+        IngestionRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error=str(exc), finished_at=timezone.now())
+        raise
 
 
 # --------------------------------------------------------------------------------------------------
@@ -276,6 +295,8 @@ def _stage_all(run: IngestionRun, reader: WorkbookReader, progress: _Progress, t
     for spec in SHEETS:
         step = time.perf_counter()
         total = reader.sheet_height(spec)
+        # ON COMMIT DROP cleans up a committed run; a run nested in an outer transaction (tests, re-validation) reuses the name.
+        raw_cursor.execute(f"DROP TABLE IF EXISTS {staging_table(spec)}")
         raw_cursor.execute(staging_ddl(spec))
         digest = hashlib.sha256()
         rows_read = 0
@@ -347,6 +368,7 @@ def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Pr
             written = cursor.fetchone()[0]
             cursor.execute(delete_vanished_sql(spec))
             sheet_run.deleted = cursor.rowcount
+            _fault_point(f"merge:{spec.name}")
             inserted = sheet_run.rows_loaded - existing
             sheet_run.inserted = inserted - moved
             sheet_run.updated = written - inserted + moved
@@ -358,6 +380,16 @@ def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Pr
                 run, "merged", sheet=spec.name, inserted=sheet_run.inserted, updated=sheet_run.updated,
                 unchanged=sheet_run.unchanged, deleted=sheet_run.deleted, seconds=timings[f"merge:{spec.name}"],
             )
+
+
+def _fault_point(name: str) -> None:
+    """Fault injection for the kill-mid-merge test: PRODPLAN_FAULT_PAUSE='<point>:<marker file>' pauses there.
+
+    Unset in every real deployment; the reliability test sets it on a subprocess it then kills."""
+    spec = os.environ.get("PRODPLAN_FAULT_PAUSE", "")
+    if spec and spec.rsplit(":", 1)[0] == name:
+        Path(spec.rsplit(":", 1)[1]).write_text(str(os.getpid()))
+        time.sleep(120)
 
 
 def _ensure_partitions(cursor) -> None:

@@ -1,0 +1,69 @@
+"""Ingestion API: start a run (202), poll its status, read its report."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ingestion.api.serializers import IngestionRequestSerializer, RunStatusSerializer
+from ingestion.choices import RunTrigger
+from ingestion.models import IngestionRun
+from ingestion.selectors import run_report
+from ingestion.services import AlreadyRunning, ingestion_request
+from ingestion.tasks import ingest_run_task
+from ingestion.uploads import UploadRejected, inbox_path, store_upload
+from prodplan.api_keys import HasApiKeyOrStaff
+
+
+class IngestionRunView(APIView):
+    permission_classes = [HasApiKeyOrStaff]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(
+        request={"multipart/form-data": IngestionRequestSerializer, "application/json": IngestionRequestSerializer},
+        responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+        summary="Upload a workbook (or name one in the inbox) and ingest it as a background task",
+    )
+    def post(self, request):
+        serializer = IngestionRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            if serializer.validated_data.get("file"):
+                path = store_upload(serializer.validated_data["file"])
+                display_name = serializer.validated_data["file"].name
+            else:
+                path = inbox_path(serializer.validated_data["inbox_name"])
+                display_name = path.name
+            run = ingestion_request(
+                path=str(path), trigger=RunTrigger.API, allow_shrink=serializer.validated_data["allow_shrink"]
+            )
+        except UploadRejected as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        except AlreadyRunning as exc:
+            return Response({"detail": str(exc), "run_id": exc.run_id}, status=status.HTTP_409_CONFLICT)
+        IngestionRun.objects.filter(pk=run.pk).update(file_name=display_name)
+        transaction.on_commit(lambda: ingest_run_task.delay(run.pk))
+        return Response(
+            {"run_id": run.pk, "status": "pending", "status_url": f"/api/ingestion/status/{run.pk}", "report_url": f"/api/ingestion/report/{run.pk}"},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class IngestionStatusView(APIView):
+    @extend_schema(responses=RunStatusSerializer, summary="Status and live per-sheet progress of a run")
+    def get(self, request, run_id: int):
+        run = get_object_or_404(IngestionRun, pk=run_id)
+        return Response(RunStatusSerializer(run).data)
+
+
+class IngestionReportView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Counts, rejects by reason, data-quality issues, timings and profile of a run")
+    def get(self, request, run_id: int):
+        run = get_object_or_404(IngestionRun, pk=run_id)
+        return Response(run_report(run))
