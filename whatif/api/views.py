@@ -60,6 +60,8 @@ class ResultView(APIView):
 class RunCursorPagination(CursorPagination):
     ordering = ("-created_at", "-id")
     page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
 
 
 class RunListView(generics.ListAPIView):

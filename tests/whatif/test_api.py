@@ -1,0 +1,133 @@
+"""What-if API: validation, stored idempotent runs, results, the runs list, async runs, backtest next to runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from prodplan.cache import bump_data_version
+from tests.whatif.factory import AS_OF, build
+from whatif.models import WhatIfRun
+from whatif.services import whatif_backtest_run
+
+pytestmark = pytest.mark.django_db
+URL = "/api/whatif/simulate"
+
+
+def scenario(**extra):
+    return {"as_of": AS_OF.isoformat(), "horizon_days": 14, "seed": 3, **extra}
+
+
+def test_simulate_needs_an_api_key(api_client):
+    assert api_client.post(URL, scenario(), format="json").status_code in (401, 403)
+
+
+@pytest.mark.parametrize("body, field, text", [
+    ({"capacity_overrides": [{"phase_id": 77, "servers": 2}]}, "phase_id", "Unknown phase(s): 77"),
+    ({"coef_overrides": [{"phase_id": 1, "product_id": 4242, "multiplier": 1.2}]}, "product_id", "Unknown product(s): 4242"),
+    ({"coef_overrides": [{"phase_id": 88, "multiplier": 1.2}]}, "phase_id", "Unknown phase(s): 88"),
+])
+def test_unknown_phase_or_product_is_a_400_naming_it(keyed_client, body, field, text):
+    build()
+    r = keyed_client.post(URL, scenario(**body), format="json")
+    assert r.status_code == 400
+    assert text in str(r.json()[field])
+    assert WhatIfRun.objects.count() == 0
+
+
+@pytest.mark.parametrize("override", [{"phase_id": 2, "servers": -1}, {"phase_id": 2, "servers": 0},
+                                      {"phase_id": 2, "multiplier": -0.5}])
+def test_negative_capacity_is_a_400(keyed_client, override):
+    build()
+    r = keyed_client.post(URL, scenario(capacity_overrides=[override]), format="json")
+    assert r.status_code == 400
+    assert "capacity" in str(r.json()).lower()
+
+
+def test_bad_priority_rule_is_a_400(keyed_client):
+    r = keyed_client.post(URL, scenario(priority_rule="RANDOM"), format="json")
+    assert r.status_code == 400 and "priority_rule" in r.json()
+
+
+def test_simulate_stores_the_run_and_returns_the_same_run_for_the_same_scenario(keyed_client):
+    build()
+    body = scenario(priority_rule="SPT", capacity_overrides=[{"phase_id": 2, "servers": 3}],
+                    coef_overrides=[{"phase_id": 3, "family": "K1", "multiplier": 1.2}])
+    first = keyed_client.post(URL, body, format="json")
+    assert first.status_code == 201, first.content
+    run = first.json()
+    assert run["status"] == "succeeded"
+    out = run["outputs"]
+    assert out["basis"] == "theoretical"
+    assert out["baseline"]["orders_in"] == {"wip": 4, "arrivals": out["baseline"]["orders_in"]["arrivals"]}
+    assert out["scenario"]["servers"]["2"] == 3
+    assert out["model"]["capacity"]["2"]["servers"] >= 1
+    assert set(run["timings"]) == {"gather_ms", "simulate_ms", "total_ms"}
+    assert run["inputs"]["capacity_overrides"] == [{"phase_id": 2, "servers": 3}]
+    # same scenario, keys in another order, same data: the stored run, not a recomputation
+    again = keyed_client.post(URL, {**dict(reversed(list(body.items())))}, format="json")
+    assert again.status_code == 200
+    assert again.json()["id"] == run["id"] and again.json()["finished_at"] == run["finished_at"]
+    assert WhatIfRun.objects.count() == 1
+    # new data version: a new run
+    bump_data_version()
+    from django.core.cache import cache
+
+    cache.clear()
+    third = keyed_client.post(URL, body, format="json")
+    assert third.status_code == 201 and third.json()["id"] != run["id"]
+
+
+def test_deterministic_outputs_across_data_versions(keyed_client):
+    build()
+    a = keyed_client.post(URL, scenario(), format="json").json()
+    bump_data_version()
+    from django.core.cache import cache
+
+    cache.clear()
+    b = keyed_client.post(URL, scenario(), format="json").json()
+    assert a["id"] != b["id"]
+    assert a["outputs"]["baseline"] == b["outputs"]["baseline"]
+    assert a["outputs"]["scenario"] == b["outputs"]["scenario"]
+
+
+def test_risk_first_states_its_basis(keyed_client):
+    build()
+    out = keyed_client.post(URL, scenario(priority_rule="RISK_FIRST"), format="json").json()["outputs"]
+    assert out["model"]["risk_basis"] in ("orders.selectors.risk_scores", "order_age_fallback")
+    if out["model"]["risk_basis"] == "order_age_fallback":
+        assert any("age" in n for n in out["notes"])
+
+
+def test_async_run_is_accepted_then_executed(keyed_client, django_capture_on_commit_callbacks):
+    build()
+    with django_capture_on_commit_callbacks(execute=True):
+        r = keyed_client.post(URL, scenario(run_async=True), format="json")
+    assert r.status_code == 202 and r.json()["status"] == "pending"
+    got = keyed_client.get(f"/api/whatif/result/{r.json()['id']}")
+    assert got.status_code == 200 and got.json()["status"] == "succeeded"
+    assert got.json()["outputs"]["baseline"]["orders_in"]["wip"] == 4
+
+
+def test_result_shows_the_latest_backtest(keyed_client, api_client):
+    build()
+    run_id = keyed_client.post(URL, scenario(), format="json").json()["id"]
+    assert api_client.get(f"/api/whatif/result/{run_id}").json()["backtest"] is None
+    bt = whatif_backtest_run(start=AS_OF, weeks=1, replications=2)
+    body = api_client.get(f"/api/whatif/result/{run_id}").json()
+    assert body["backtest"]["id"] == bt.pk and body["backtest"]["actual_weekly"] == bt.actual_weekly
+    assert api_client.get("/api/whatif/result/999999").status_code == 404
+
+
+def test_runs_list_newest_first_with_cursor(keyed_client, api_client, django_assert_max_num_queries):
+    build()
+    ids = [keyed_client.post(URL, scenario(seed=s), format="json").json()["id"] for s in range(5)]
+    # the shared client carries the API key: 2 queries authenticate it, 1 reads the page
+    with django_assert_max_num_queries(3):
+        page = api_client.get("/api/whatif/runs?page_size=2").json()
+    assert [r["id"] for r in page["results"]] == ids[::-1][:2]
+    assert "outputs" not in page["results"][0]
+    seen = [r["id"] for r in page["results"]]
+    while page["next"]:
+        page = api_client.get(page["next"]).json()
+        seen += [r["id"] for r in page["results"]]
+    assert seen == ids[::-1]

@@ -1,0 +1,79 @@
+"""The selector gathers the WIP, routes, durations, capacity and arrivals at an as-of moment."""
+
+from __future__ import annotations
+
+import pytest
+
+from orders.models import ManufacturingOrder, OrderPhase
+from tests.whatif.factory import AS_OF, D, build, order, phase_row
+from whatif.selectors import capacity_by_phase, gather_sim_input, observed_family_routes, weekly_completions
+
+pytestmark = pytest.mark.django_db
+
+
+def test_wip_routes_and_progress_at_as_of():
+    build()
+    si = gather_sim_input(as_of=AS_OF, arrival_weeks=8)
+    got = {o.order_id: (o.route, o.family, None if o.in_service_elapsed is None else round(o.in_service_elapsed, 6),
+                        round(o.created_day, 6)) for o in si.orders}
+    assert got == {
+        5001: ((2, 3, 4), "K1", 0.5, -5.0),  # standard route, phase 2 in service for half a day
+        5002: ((1, 2, 4), "K2", None, -1.0),  # nothing started: the whole standard route
+        5003: ((3, 4), "UNKNOWN", None, -3.0),  # orphan product: the route observed for its family
+        5004: ((4,), "K1", None, -4.0),  # finished after as-of: open then, its last phase still ahead
+    }
+    assert si.meta["route_basis"] == {"standard": 3, "family_observed": 1}
+    assert si.meta["wip_in_service"] == 1
+
+
+def test_durations_are_the_observed_ones_before_as_of():
+    build()
+    si = gather_sim_input(as_of=AS_OF)
+    # 20 history K1 orders + WIP 5004 (ended phase 1 before as-of) and 5001 (1 day): all K1 phase-1 samples
+    assert si.durations_family_phase[("K1", 1)] == tuple([0.5] * 21 + [1.0])
+    assert si.durations_family_phase[("UNKNOWN", 3)] == tuple([0.5] * 6)
+    assert ("UNKNOWN", 2) not in si.durations_family_phase
+    # 5004's phase 4 ended after as-of: not a sample (no look-ahead)
+    assert len(si.durations_phase[4]) == 26
+
+
+def test_observed_family_route_is_the_most_common_sequence():
+    build()
+    assert observed_family_routes(as_of=AS_OF) == {"K1": (1, 2, 3, 4), "UNKNOWN": (1, 3, 4), "*": (1, 2, 3, 4)}
+
+
+def test_arrival_rate_and_mix_come_from_recent_orders():
+    build()
+    si = gather_sim_input(as_of=AS_OF, arrival_weeks=1)
+    # created in the last 7 days: 5001 (-5d), 5002 (-1d), 5003 (-3d), 5004 (-4d)
+    assert si.arrival_rate_per_day == pytest.approx(4 / 7)
+    assert sorted(m.product_id for m in si.arrival_mix) == [100, 100, 200, 999]
+    real = gather_sim_input(as_of=AS_OF, real_arrivals_days=7).fixed_arrivals
+    assert [(o.order_id, o.route, round(o.arrival_day, 6)) for o in real] == [(5005, (1, 2, 4), 3.0)]
+
+
+def test_capacity_is_the_p90_of_concurrently_open_phases():
+    ManufacturingOrder.objects.bulk_create([order(i, 100, AS_OF - 200 * D) for i in range(1, 5)])
+    OrderPhase.objects.bulk_create([
+        # phase 2: three spans open over the whole 90-day window (one still open) -> 3 servers
+        phase_row(1, 1, 2, 1, AS_OF - 100 * D, AS_OF + D),
+        phase_row(2, 2, 2, 1, AS_OF - 95 * D, None),
+        phase_row(3, 3, 2, 1, AS_OF - 91 * D, AS_OF + 5 * D),
+        # phase 3: open only in the last 5 days of 90 (under 10% of samples) -> p90 is 0, floor 1 server
+        phase_row(4, 4, 3, 1, AS_OF - 5 * D, None),
+    ])
+    cap = capacity_by_phase(as_of=AS_OF)
+    assert cap[2]["servers"] == 3 and cap[2]["p90_concurrent"] == 3
+    assert cap[3]["servers"] == 1 and cap[3]["p90_concurrent"] == 0 and cap[3]["max_concurrent"] == 1
+
+
+def test_weekly_completions_count_real_finishes():
+    build()
+    start = AS_OF - 8 * D
+    expected = [0, 0]
+    for f in ManufacturingOrder.objects.filter(finished_at__gt=start).values_list("finished_at", flat=True):
+        week = int((f - start).total_seconds() // (7 * 86400))
+        if week < 2:
+            expected[week] += 1
+    assert weekly_completions(start=start, weeks=2) == expected
+    assert sum(expected) >= 1
