@@ -77,3 +77,13 @@ def test_weekly_completions_count_real_finishes():
             expected[week] += 1
     assert weekly_completions(start=start, weeks=2) == expected
     assert sum(expected) >= 1
+
+
+def test_risk_first_uses_the_risk_queue_scores():
+    from orders.selectors import risk_scores
+
+    build()
+    si = gather_sim_input(as_of=AS_OF, with_risk=True)
+    assert si.meta["risk_basis"] == "orders.selectors.risk_scores"
+    scores = risk_scores(as_of=AS_OF)
+    assert {o.order_id: o.risk for o in si.orders} == {oid: scores.get(oid, 0.0) for oid in (5001, 5002, 5003, 5004)}
