@@ -32,7 +32,7 @@ def build_factory(*, seed: int = 7, n_orders: int = 160, match_rate: float = 0.3
     RouteStep.objects.bulk_create([RouteStep(product_id=pid, phase_id=ph, sequence=k + 1)
                                    for pid, (_, _, route) in PRODUCTS.items() for k, ph in enumerate(route)])
     Employee.objects.bulk_create([Employee(id=e, name=f"Person {e}") for e in range(1, 13)])
-    weights = {101: 0.45, 102: 0.25, 103: 0.12, 104: 0.03, ORPHAN_PRODUCT: 0.15}
+    weights = {101: 0.53, 102: 0.25, 103: 0.04, 104: 0.03, ORPHAN_PRODUCT: 0.15}
     orders, phases = [], []
     phase_id_seq = 5000
     for oid in range(1, n_orders + 1):
