@@ -15,24 +15,9 @@ from django.db import connection
 from ingestion.models import DataQualityIssue, IngestionRun, Reject, SheetRun
 from ingestion.services import ADVISORY_LOCK_KEY, AlreadyRunning, ingest_workbook
 from tests.ingestion.builders import base_rows, write_workbook
+from tests.ingestion.conftest import DOMAIN_TABLES
 
 pytestmark = pytest.mark.django_db
-
-DOMAIN_TABLES = [
-    "orders_phase", "orders_product", "orders_routestep", "orders_employee", "orders_employeeskill",
-    "orders_manufacturingorder", "orders_orderphase", "orders_phaseassignment", "quality_qualityerror",
-]
-
-
-@pytest.fixture
-def empty_tables(db):
-    """Start from empty domain and audit tables (inside the test transaction: the rollback restores them)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE " + ", ".join(DOMAIN_TABLES) + ", ingestion_reject, ingestion_sheetrun, ingestion_dataqualityissue, "
-            "ingestion_ingestionrun CASCADE"
-        )
-
 
 def snapshot() -> dict[str, tuple[int, str]]:
     """Row count and a content digest of every domain table."""

@@ -1,0 +1,139 @@
+"""Ingestion API (upload → 202 → status → report) and the steward's admin triage."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from openpyxl import load_workbook
+
+from ingestion.models import IngestionRun, Reject
+from tests.ingestion.builders import base_rows, write_workbook
+
+pytestmark = pytest.mark.django_db
+
+
+def _upload(client, path, **extra):
+    with open(path, "rb") as handle:
+        upload = SimpleUploadedFile(path.name, handle.read(), content_type="application/octet-stream")
+    return client.post("/api/ingestion/run", {"file": upload, **extra}, format="multipart")
+
+
+def test_upload_requires_api_key(api_client, empty_tables, tmp_path):
+    response = _upload(api_client, write_workbook(tmp_path / "wb.xlsx"))
+    assert response.status_code in (401, 403)
+    assert IngestionRun.objects.count() == 0
+
+
+def test_upload_runs_and_reports(keyed_client, empty_tables, tmp_path, django_capture_on_commit_callbacks):
+    rows = base_rows()
+    rows["OrdemFabricoErros"].append(["x", 1000, 3, 9, None, None])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _upload(keyed_client, write_workbook(tmp_path / "Folha_IA.xlsx", rows))
+    assert response.status_code == 202, response.content
+    run_id = response.json()["run_id"]
+    status = keyed_client.get(f"/api/ingestion/status/{run_id}").json()
+    assert status["status"] == "succeeded" and status["file_name"] == "Folha_IA.xlsx"
+    assert status["progress"]["FasesOrdemFabrico"]["stage"] == "done"
+    report = keyed_client.get(f"/api/ingestion/report/{run_id}").json()
+    assert report["rejects_by_reason"] == [{"sheet": "OrdemFabricoErros", "reason": "bad_severity", "rows": 1}]
+    sheets = {s["sheet"]: s for s in report["sheets"]}
+    assert sheets["OrdensFabrico"]["rows_loaded"] == 3 and sheets["OrdensFabrico"]["reconciled"]
+    assert report["admin_rejects_url"].endswith(f"run__id__exact={run_id}")
+
+
+def test_upload_of_a_non_workbook_is_refused(keyed_client, empty_tables):
+    bogus = SimpleUploadedFile("orders.xlsx", b"not a zip at all", content_type="application/octet-stream")
+    response = keyed_client.post("/api/ingestion/run", {"file": bogus}, format="multipart")
+    assert response.status_code == 400 and "not an Excel workbook" in response.json()["detail"]
+    csv = SimpleUploadedFile("orders.csv", b"a,b", content_type="text/csv")
+    assert "not an .xlsx" in keyed_client.post("/api/ingestion/run", {"file": csv}, format="multipart").json()["detail"]
+
+
+def test_second_request_while_one_is_pending_is_told_already_running(keyed_client, empty_tables, tmp_path):
+    pending = IngestionRun.objects.create(file_name="queued.xlsx", status="pending")
+    response = _upload(keyed_client, write_workbook(tmp_path / "wb.xlsx"))
+    assert response.status_code == 409
+    assert response.json()["detail"] == f"already running: run {pending.pk}"
+
+
+def test_inbox_name_must_be_inside_the_inbox(keyed_client, empty_tables, settings, tmp_path):
+    settings.INBOX_DIR = tmp_path
+    response = keyed_client.post("/api/ingestion/run", {"inbox_name": "../../etc/passwd"}, format="json")
+    assert response.status_code == 400 and "not a file in the inbox" in response.json()["detail"]
+
+
+@pytest.fixture
+def steward_client(client):
+    from prodplan.roles import ensure_role_groups
+
+    _, stewards = ensure_role_groups()
+    user = get_user_model().objects.create_user("steward1", password="x-Very-Long-pass-1", is_staff=True)
+    user.groups.add(stewards)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def rejected_run(empty_tables, tmp_path):
+    from ingestion.services import ingest_workbook
+
+    rows = base_rows()
+    rows["OrdensFabrico"].append([1003, "not a date", None, 10, 1, None])
+    rows["OrdemFabricoErros"].append(["x", 1000, 3, 9, None, None])
+    rows["FuncionariosFaseOrdemFabrico"].append([5000, 100, 1])  # duplicate key
+    return ingest_workbook(path=str(write_workbook(tmp_path / "wb.xlsx", rows)))
+
+
+def test_admin_reject_changelist_counts_and_readable_row(steward_client, rejected_run):
+    response = steward_client.get(f"/admin/ingestion/reject/?run__id__exact={rejected_run.pk}")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "bad_severity" in body and "Ingestion dashboard" in body
+    reject = Reject.objects.get(run=rejected_run, reason="bad_date")
+    detail = steward_client.get(f"/admin/ingestion/reject/{reject.pk}/change/").content.decode()
+    assert "not a date" in detail and "Of_DataCriacao" in detail and "is not a date" in detail
+
+
+def test_admin_acknowledge_needs_confirmation_and_counts(steward_client, rejected_run):
+    ids = list(Reject.objects.filter(run=rejected_run).values_list("pk", flat=True))
+    url = "/admin/ingestion/reject/"
+    first = steward_client.post(url, {"action": "acknowledge", "_selected_action": ids})
+    assert first.status_code == 200 and "Yes, I am sure" in first.content.decode()
+    assert Reject.objects.filter(status="acknowledged").count() == 0
+    done = steward_client.post(url, {"action": "acknowledge", "_selected_action": ids, "confirm": "yes"}, follow=True)
+    assert f"{len(ids)} reject(s) acknowledged." in done.content.decode()
+    assert Reject.objects.filter(status="acknowledged").count() == len(ids)
+
+
+def test_admin_export_keeps_original_headers(steward_client, rejected_run):
+    ids = list(Reject.objects.filter(run=rejected_run).values_list("pk", flat=True))
+    response = steward_client.post("/admin/ingestion/reject/", {"action": "export_xlsx", "_selected_action": ids})
+    assert response.status_code == 200 and response["X-Exported-Rows"] == str(len(ids))
+    workbook = load_workbook(io.BytesIO(response.content))
+    sheet = workbook["OrdensFabrico"]
+    header, row = [c.value for c in sheet[1]], [c.value for c in sheet[2]]
+    assert header[:6] == ["Of_Id", "Of_DataCriacao", "Of_DataAcabamento", "Of_ProdutoId", "Of_FaseId", "Of_DataTransporte"]
+    assert row[0] == 1003 and row[1] == "not a date" and row[-2] == "bad_date"
+
+
+def test_revalidate_stores_rows_that_now_pass(steward_client, rejected_run):
+    from django.db import connection
+
+    reject = Reject.objects.get(run=rejected_run, reason="bad_severity")
+    # The steward fixed the severity upstream; simulate the corrected original row being re-checked.
+    reject.original["OFCH_GRAVIDADE"] = 2
+    reject.save()
+    duplicate = Reject.objects.get(run=rejected_run, reason="duplicate_key")
+    response = steward_client.post(
+        "/admin/ingestion/reject/",
+        {"action": "revalidate", "_selected_action": [reject.pk, duplicate.pk], "confirm": "yes"}, follow=True,
+    )
+    assert "1 reject(s) now pass and were stored; 1 still fail." in response.content.decode()
+    reject.refresh_from_db()
+    assert reject.status == "resolved"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM quality_qualityerror WHERE order_id = 1000 AND description = 'x'")
+        assert cursor.fetchone()[0] == 1
