@@ -50,7 +50,7 @@ def main() -> None:
     )
     result = engine.simulate(sim_input, scenario, backend=args.backend)
     t2 = time.perf_counter()
-    steps = result["events"]
+    steps = result["steps"]
     report = {
         "benchmark": "whatif",
         "as_of": as_of.isoformat(),

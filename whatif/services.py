@@ -116,7 +116,7 @@ def whatif_run_execute(*, run_id: int) -> WhatIfRun:
                   "phases": {str(p): n for p, n in sorted(sim_input.phases.items())
                              if str(p) in result["scenario"]["servers"]}},
         "notes": notes,
-        "events_per_second": round(result["events"] * 2 / (t2 - t1)) if t2 > t1 else None,
+        "events_per_second": round(result["steps"] * 2 / (t2 - t1)) if t2 > t1 else None,
     }
     timings = {"gather_ms": round((t1 - t0) * 1000, 1), "simulate_ms": round((t2 - t1) * 1000, 1),
                "total_ms": round((time.perf_counter() - t0) * 1000, 1)}
