@@ -11,12 +11,20 @@ from collections import Counter, defaultdict
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from inventory.phases import catalogue_phases, match_phases
 from prodplan.gates import OBSERVED, THEORETICAL, figure, not_supported, ratio
 
 ORPHAN_LIST_LIMIT = 200
+
+
+def _fetch_all(sql: str, params: dict) -> list[tuple]:
+    """One analytic statement with JIT off (row estimates over CTEs overshoot; JIT compile time is wasted)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 WIP_RULE = (
     "an order is in WIP at as_of when created at or before as_of (or undated) and not finished by then; "
@@ -60,9 +68,8 @@ ORDER BY wip.id
 def _wip_rows(as_of: datetime, demould_ids: list[int]) -> list[dict]:
     keys = ("order_id", "product_id", "known", "product_name", "family", "phase_id", "phase_name",
             "phase_sequence", "in_progress", "demoulded", "demould_weight_kg", "finished_weight_kg")
-    with connection.cursor() as cursor:
-        cursor.execute(WIP_SQL, {"as_of": as_of, "demould_ids": demould_ids})
-        return [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
+    rows = _fetch_all(WIP_SQL, {"as_of": as_of, "demould_ids": demould_ids})
+    return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 def _phase_key(row: dict) -> tuple:
@@ -205,9 +212,7 @@ def gelcoat_theoretical_usage(*, as_of: datetime, period: str = "month") -> dict
     match, gate = _phase_gate("gelcoat", "gelcoat_theoretical_usage")
     if gate:
         return gate
-    with connection.cursor() as cursor:
-        cursor.execute(GELCOAT_SQL, {"ids": match.ids, "as_of": as_of, "period": period, "tz": settings.TIME_ZONE})
-        rows = cursor.fetchall()
+    rows = _fetch_all(GELCOAT_SQL, {"ids": match.ids, "as_of": as_of, "period": period, "tz": settings.TIME_ZONE})
     series = []
     orders = with_qty = 0
     total_qty = 0.0

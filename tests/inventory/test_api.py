@@ -47,7 +47,7 @@ def test_phase_name_rule():
 
 @pytest.mark.parametrize("as_of", [AS_OF, datetime(2025, 6, 1, tzinfo=UTC)])
 def test_wip_matches_rows(api_client, rows, as_of, django_assert_max_num_queries):
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         body = api_client.get("/api/smartinventory/wip", {"as_of": as_of.isoformat()}).json()
     wip = _wip_orders(rows, as_of)
     assert body["total_orders"]["value"] == len(wip) > 5
@@ -71,7 +71,7 @@ def test_wip_matches_rows(api_client, rows, as_of, django_assert_max_num_queries
 
 
 def test_wip_mass_matches_rows(api_client, rows, django_assert_max_num_queries):
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):
         body = api_client.get("/api/smartinventory/wip_mass", Q).json()
     wip = _wip_orders(rows)
     demoulded = {p["order_id"] for p in rows["order_phases"]
@@ -107,7 +107,7 @@ def test_wip_mass_matches_rows(api_client, rows, django_assert_max_num_queries):
 
 @pytest.mark.parametrize("period", ["week", "month"])
 def test_gelcoat_theoretical_usage_matches_rows(api_client, rows, period, django_assert_max_num_queries):
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):
         body = api_client.get("/api/smartinventory/gelcoat_theoretical_usage", Q | {"period": period}).json()
     assert {p["name"] for p in body["gelcoat_phases"]["matched_phases"]} == {"Gelcoat Casco", "Gel-Coat Deck"}
     first = {}

@@ -33,7 +33,7 @@ def _culprit_phase(rows):
 
 
 def test_overview_matches_rows(api_client, rows, django_assert_max_num_queries):
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         body = api_client.get("/api/quality/overview", Q | {"top": 3}).json()
     errors = _errors_in_scope(rows)
     total = len(errors)
@@ -73,7 +73,7 @@ def test_overview_respects_as_of(api_client, rows):
 
 
 def test_by_phase_matches_rows(api_client, rows, django_assert_max_num_queries):
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         body = api_client.get("/api/quality/by-phase", Q).json()
     errors = _errors_in_scope(rows)
     executions = Counter(p["phase_id"] for p in rows["order_phases"] if p["is_done"] and p["ended_at"] <= AS_OF)
@@ -95,7 +95,7 @@ def test_by_phase_matches_rows(api_client, rows, django_assert_max_num_queries):
 
 
 def test_by_product_and_first_pass_yield(api_client, rows, django_assert_max_num_queries):
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         body = api_client.get("/api/quality/by-product", Q).json()
     errors = _errors_in_scope(rows)
     per_order = Counter(e["order_id"] for e in errors)
@@ -127,7 +127,7 @@ def test_by_product_and_first_pass_yield(api_client, rows, django_assert_max_num
 
 
 def test_heatmap_matches_rows(api_client, rows, django_assert_max_num_queries):
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         body = api_client.get("/api/quality/heatmap", Q).json()
     errors = _errors_in_scope(rows)
     culprit_of = _culprit_phase(rows)
@@ -139,7 +139,7 @@ def test_heatmap_matches_rows(api_client, rows, django_assert_max_num_queries):
 
 
 def test_escapes_match_rows(api_client, rows, django_assert_max_num_queries):
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         body = api_client.get("/api/quality/escapes", Q).json()
     errors = _errors_in_scope(rows)
     by_id = {p["id"]: p for p in rows["order_phases"]}
@@ -208,7 +208,7 @@ def _risk_expected(rows, *, phase, severity, scope, attribution="found"):
 def test_risk_levels_and_fallback(api_client, rows, django_assert_max_num_queries):
     family_of = {pid: p["family"] for pid, p in rows["products"].items()}
     # product level: product 1 has enough finished inspections
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         body = api_client.get("/api/quality/risk", Q | {"phase": 60, "product": 1, "severity": 1,
                                                          "min_sample": 5}).json()
     k, n = _risk_expected(rows, phase=60, severity=1, scope=lambda o: o and o["product_id"] == 1)
