@@ -40,9 +40,14 @@ def test_phase_name_rule():
     assert normalise_name("Gel-Coat Deck") == "gelcoatdeck"
     assert normalise_name("DESMOLDAÇÃO") == "desmoldacao"
     catalogue = [(1, "Desmoldagem"), (2, "Demoulding"), (3, "Gel coat casco"), (4, "GELCOAT"), (5, "Moldagem"),
-                 (6, "Laminação")]
-    assert match_phases(catalogue, "demoulding").ids == [1, 2]
-    assert match_phases(catalogue, "gelcoat").ids == [3, 4]
+                 (6, "Laminação"), (7, "Aplicação Desmoldante"), (8, "Inspeção Visual Desmoldagem"),
+                 (9, "Cura Gelcoat"), (10, "Reparação Gelcoat"), (11, "Desmoldagem Deck"), (12, "Gel-Coat Cor Especial")]
+    demoulding = match_phases(catalogue, "demoulding")
+    assert demoulding.ids == [1, 2, 11]
+    assert [(p["phase_id"], p["because"]) for p in demoulding.excluded] == [(7, "desmoldante"), (8, "inspecao")]
+    gelcoat = match_phases(catalogue, "gelcoat")
+    assert gelcoat.ids == [3, 4, 12]
+    assert [(p["phase_id"], p["because"]) for p in gelcoat.excluded] == [(9, "cura"), (10, "reparacao")]
 
 
 @pytest.mark.parametrize("as_of", [AS_OF, datetime(2025, 6, 1, tzinfo=UTC)])
