@@ -130,8 +130,11 @@ def ingest_workbook(
     allow_shrink: bool = False,
     run: IngestionRun | None = None,
     on_progress: ProgressCallback | None = None,
+    force: bool = False,
 ) -> IngestionRun:
     """Run the whole pipeline for one workbook. Never raises for bad input: the run records the failure.
+
+    force=True runs the pipeline even when the file equals the last successful run's (a re-check).
 
     Raises AlreadyRunning when another run holds the lock (nothing is recorded for this request)."""
     if not _try_lock():
@@ -143,7 +146,7 @@ def ingest_workbook(
             run = IngestionRun.objects.create(
                 file_name=Path(path).name, file_path=str(path), trigger=trigger, allow_shrink=allow_shrink
             )
-        return _run_pipeline(run, Path(path), on_progress)
+        return _run_pipeline(run, Path(path), on_progress, force=force)
     finally:
         _unlock()
 
@@ -200,7 +203,7 @@ def _fail_interrupted_runs(*, exclude: int | None) -> None:
 # Pipeline
 
 
-def _run_pipeline(run: IngestionRun, path: Path, on_progress: ProgressCallback | None) -> IngestionRun:
+def _run_pipeline(run: IngestionRun, path: Path, on_progress: ProgressCallback | None, *, force: bool = False) -> IngestionRun:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     run.status = RunStatus.RUNNING
@@ -217,7 +220,7 @@ def _run_pipeline(run: IngestionRun, path: Path, on_progress: ProgressCallback |
         timings["hash"] = round(time.perf_counter() - step, 3)
         _log_step(run, "hashed", sha256=run.file_sha256, seconds=timings["hash"])
         last = IngestionRun.objects.filter(status=RunStatus.SUCCEEDED).exclude(pk=run.pk).order_by("-id").first()
-        if last is not None and last.file_sha256 == run.file_sha256:
+        if last is not None and last.file_sha256 == run.file_sha256 and not force:
             run.status = RunStatus.NOOP
             run.as_of = last.as_of
             run.sheet_sha256 = last.sheet_sha256

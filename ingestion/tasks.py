@@ -11,12 +11,13 @@ from django.conf import settings
 from ingestion.choices import RunTrigger
 from ingestion.reader import file_sha256
 from ingestion.services import AlreadyRunning, ingest_run, ingest_workbook
+from prodplan.task_guard import single_instance
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3)
-def ingest_run_task(self, run_id: int) -> dict:
+@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3)
+def ingest_run_task(run_id: int) -> dict:
     """Execute a pending run; a second copy finds it done (or the lock held) and does nothing."""
     try:
         run = ingest_run(run_id=run_id)
@@ -25,8 +26,9 @@ def ingest_run_task(self, run_id: int) -> dict:
     return {"run_id": run.pk, "status": run.status}
 
 
-@shared_task(bind=True, acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3)
-def ingest_inbox_task(self) -> dict:
+@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3)
+@single_instance
+def ingest_inbox_task() -> dict:
     """Ingest the newest workbook in the inbox when its content differs from the last successful run."""
     from ingestion.selectors import last_successful_run
 

@@ -67,10 +67,21 @@ def _data_freshness() -> dict:
 
 
 def _release_gate() -> dict | None:
+    """The last release-gate result (cache, else the file the command writes)."""
+    import json
+
     try:
-        return cache.get("prodplan:release_gate")
+        result = cache.get("prodplan:release_gate")
     except Exception:  # noqa: BLE001
-        return None
+        result = None
+    if result is None:
+        path = settings.VAR_DIR / "release_gate.json"
+        if path.exists():
+            try:
+                result = json.loads(path.read_text())
+            except ValueError:
+                result = None
+    return result
 
 
 @never_cache

@@ -125,10 +125,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 3600
 CELERY_TIMEZONE = "Europe/Lisbon"
+# The one place the schedule lives. Every task is idempotent and guarded against a second copy.
 CELERY_BEAT_SCHEDULE = {
-    "ingest-inbox-workbook": {"task": "ingestion.tasks.ingest_inbox_task", "schedule": 300.0},
-    "maintain-partitions": {"task": "orders.tasks.maintain_partitions_task", "schedule": crontab(minute=15, hour=2)},
-    "refresh-aggregates": {"task": "orders.tasks.refresh_aggregates_task", "schedule": crontab(minute=0)},
+    "ingest-inbox-workbook": {
+        "task": "ingestion.tasks.ingest_inbox_task",
+        "schedule": float(os.environ.get("INBOX_POLL_SECONDS", "300")),
+    },
+    "maintain-partitions": {"task": "orders.maintain_partitions", "schedule": crontab(minute=15, hour=2)},
+    "refresh-aggregates": {"task": "orders.refresh_aggregates", "schedule": crontab(minute=0)},
     "nightly-model-training": {"task": "mlops.tasks.train_all_models_task", "schedule": crontab(minute=30, hour=3)},
 }
 

@@ -16,8 +16,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("path")
         parser.add_argument("--allow-shrink", action="store_true", help="Allow deleting more than 5%% of a sheet's stored rows.")
+        parser.add_argument("--force", action="store_true", help="Run the full pipeline even if the file is unchanged.")
 
-    def handle(self, *args, path: str, allow_shrink: bool, **options):
+    def handle(self, *args, path: str, allow_shrink: bool, force: bool = False, **options):
         interactive = sys.stdout.isatty()
 
         def show(sheet: str, done: int, total: int, elapsed: float) -> None:
@@ -28,7 +29,8 @@ class Command(BaseCommand):
 
         try:
             run = ingest_workbook(
-                path=path, trigger=RunTrigger.CLI, allow_shrink=allow_shrink, on_progress=show if interactive else None
+                path=path, trigger=RunTrigger.CLI, allow_shrink=allow_shrink, on_progress=show if interactive else None,
+                force=force,
             )
         except AlreadyRunning as exc:
             raise CommandError(str(exc)) from exc

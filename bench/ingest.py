@@ -1,0 +1,124 @@
+"""Ingestion benchmark: cold load, same file again, 1% of phases changed, and the naive baseline; writes JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+GOALS = {"cold_seconds": 25.0, "cold_peak_rss_mb": 1024.0, "noop_seconds": 2.0, "one_percent_seconds": 10.0, "speedup_vs_naive": 5.0}
+
+
+def run(args: list[str], env: dict) -> dict:
+    result = subprocess.run([PY, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+    if result.returncode != 0 or not lines:
+        raise SystemExit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    return json.loads(lines[-1].removeprefix("BENCH_RESULT "))
+
+
+def fresh_database(base_url: str, name: str) -> str:
+    """DROP/CREATE a scratch database next to DATABASE_URL's, migrate it, return its URL."""
+    import psycopg
+
+    parsed = urlparse(base_url)
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = parsed._replace(path=f"/{name}").geturl()
+    env = {**os.environ, "DATABASE_URL": url}
+    env.pop("REDIS_URL", None)
+    subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([PY, "manage.py", "pgpartition", "--yes", "-v", "0"], cwd=ROOT, env=env, check=True, capture_output=True)
+    return url
+
+
+def changed_copy(source: Path, target: Path, fraction: float) -> int:
+    """Copy the workbook with `fraction` of order phases' end times moved by one hour (streamed)."""
+    from openpyxl import Workbook
+    from python_calamine import CalamineWorkbook
+
+    book = CalamineWorkbook.from_path(str(source))
+    out = Workbook(write_only=True)
+    changed = 0
+    step = max(1, round(1 / fraction))
+    for name in book.sheet_names:
+        sheet_out = out.create_sheet(name)
+        rows = book.get_sheet_by_name(name).iter_rows()
+        header = next(rows)
+        sheet_out.append(header)
+        end_col = header.index("FaseOf_Fim") if name == "FasesOrdemFabrico" else None
+        for index, row in enumerate(rows):
+            row = ["" if value == "" else value for value in row]
+            row = [None if value == "" else value for value in row]
+            if end_col is not None and index % step == 0 and hasattr(row[end_col], "year"):
+                row[end_col] = row[end_col] + timedelta(hours=1)
+                changed += 1
+            sheet_out.append(row)
+    out.save(target)
+    return changed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--workbook", help="An existing workbook (default: generate var/bench/Folha_IA_demo_<scale>.xlsx)")
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ingest.json"))
+    args = parser.parse_args()
+    base_url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    workbook = Path(args.workbook) if args.workbook else ROOT / "var" / "bench" / f"Folha_IA_demo_{args.scale}.xlsx"
+    env_base = {**os.environ, "DATABASE_URL": base_url}
+    env_base.pop("REDIS_URL", None)
+    figures: dict = {"scale": args.scale, "workbook": str(workbook), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+    if not workbook.exists():
+        workbook.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        generated = run(["bench/_child.py", "make_demo_workbook", str(workbook), "--scale", str(args.scale), "--seed", "42"], env_base)
+        figures["generate"] = {**generated, "wall_seconds": round(time.perf_counter() - started, 3)}
+        print(f"generated {workbook} in {generated['seconds']:.1f}s (peak RSS {generated['peak_rss_mb']:.0f} MB)")
+    figures["workbook_mb"] = round(workbook.stat().st_size / 1024**2, 1)
+
+    env = {**env_base, "DATABASE_URL": fresh_database(base_url, "prodplan_bench_ingest")}
+    figures["cold"] = run(["bench/_child.py", "ingest", str(workbook)], env)
+    print(f"cold ingest: {figures['cold']['seconds']:.2f}s, peak RSS {figures['cold']['peak_rss_mb']:.0f} MB")
+    figures["noop"] = run(["bench/_child.py", "ingest", str(workbook)], env)
+    print(f"same file again: {figures['noop']['seconds']:.2f}s")
+    changed_path = workbook.with_name(workbook.stem + "_1pct.xlsx")
+    started = time.perf_counter()
+    figures["one_percent_changed_rows"] = changed_copy(workbook, changed_path, 0.01)
+    figures["one_percent_prepare_seconds"] = round(time.perf_counter() - started, 1)
+    figures["one_percent"] = run(["bench/_child.py", "ingest", str(changed_path)], env)
+    print(f"1% of order phases changed ({figures['one_percent_changed_rows']:,} rows): {figures['one_percent']['seconds']:.2f}s")
+
+    if not args.skip_naive:
+        naive_env = {**env_base, "DATABASE_URL": fresh_database(base_url, "prodplan_bench_naive")}
+        figures["naive"] = run(["bench/naive_ingest.py", str(workbook)], naive_env)
+        figures["speedup_vs_naive"] = round(figures["naive"]["seconds"] / figures["cold"]["seconds"], 2)
+        print(f"naive baseline: {figures['naive']['seconds']:.1f}s -> speed-up x{figures['speedup_vs_naive']}")
+
+    figures["goals"] = GOALS
+    figures["met"] = {
+        "cold_seconds": figures["cold"]["seconds"] <= GOALS["cold_seconds"],
+        "cold_peak_rss_mb": figures["cold"]["peak_rss_mb"] <= GOALS["cold_peak_rss_mb"],
+        "noop_seconds": figures["noop"]["seconds"] <= GOALS["noop_seconds"],
+        "one_percent_seconds": figures["one_percent"]["seconds"] <= GOALS["one_percent_seconds"],
+        **({"speedup_vs_naive": figures["speedup_vs_naive"] >= GOALS["speedup_vs_naive"]} if "speedup_vs_naive" in figures else {}),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures["met"]))
+
+
+if __name__ == "__main__":
+    main()
