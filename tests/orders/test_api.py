@@ -177,3 +177,12 @@ def test_schema_documents_the_endpoints(api_client):
     assert {"cursor", "status", "product", "family", "current_phase", "q", "created_after", "finished_before", "as_of"} <= params
     order = schema["components"]["schemas"]["Order"]["properties"]
     assert "AT_RISK" in str(schema["components"]["schemas"]) and "p75" in str(order["status"])
+
+
+def test_default_as_of_is_the_last_ingestion_snapshot(factory, api_client):
+    from ingestion.models import IngestionRun
+
+    IngestionRun.objects.create(file_name="synthetic.xlsx", status="succeeded", as_of=AS_OF)
+    data = api_client.get("/api/prodplan/schedule/current").json()
+    assert data["as_of"].replace("Z", "+00:00") == AS_OF.isoformat()
+    assert data == get(api_client, "/api/prodplan/schedule/current")
