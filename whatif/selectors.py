@@ -75,30 +75,31 @@ def duration_samples(*, as_of: datetime, window_days: int = DURATION_WINDOW_DAYS
     """Observed elapsed durations (days) of phases ended in the window, by (family, phase), phase, and all.
 
     One query; expected plan: partition pruning on event_time (= ended_at for ended phases), a hash
-    join to orders and products. A (family, phase) with fewer than MIN_FAMILY_PHASE_SAMPLES samples
-    is left out so the engine falls back to the phase's distribution."""
+    join to orders and products, one sorted array per group. A (family, phase) with fewer than
+    MIN_FAMILY_PHASE_SAMPLES samples is left out so the engine falls back to the phase's distribution."""
     rows = _rows(
         """
         SELECT coalesce(p.family, 'UNKNOWN'), op.phase_id,
-               extract(epoch FROM op.ended_at - op.started_at) / 86400.0
+               array_agg(extract(epoch FROM op.ended_at - op.started_at)::float8 / 86400.0
+                         ORDER BY op.ended_at - op.started_at)
         FROM orders_orderphase op
         JOIN orders_manufacturingorder mo ON mo.id = op.order_id
         LEFT JOIN orders_product p ON p.id = mo.product_id
         WHERE op.event_time > %(start)s AND op.event_time <= %(as_of)s
           AND op.ended_at IS NOT NULL AND op.started_at IS NOT NULL AND op.phase_id IS NOT NULL
           AND op.ended_at >= op.started_at
+        GROUP BY 1, 2
         """,
         {"as_of": as_of, "start": as_of - timedelta(days=window_days)},
     )
-    by_fp: dict[tuple[str, int], list[float]] = defaultdict(list)
+    by_fp: dict[tuple[str, int], list[float]] = {}
     by_p: dict[int, list[float]] = defaultdict(list)
-    everything = []
+    everything: list[float] = []
     for family, phase, days in rows:
-        d = float(days)
-        by_fp[(family, phase)].append(d)
-        by_p[phase].append(d)
-        everything.append(d)
-    fp = {k: tuple(sorted(v)) for k, v in by_fp.items() if len(v) >= MIN_FAMILY_PHASE_SAMPLES}
+        by_fp[(family, phase)] = days
+        by_p[phase].extend(days)
+        everything.extend(days)
+    fp = {k: tuple(v) for k, v in by_fp.items() if len(v) >= MIN_FAMILY_PHASE_SAMPLES}
     return fp, {k: tuple(sorted(v)) for k, v in by_p.items()}, tuple(sorted(everything))
 
 
@@ -318,6 +319,14 @@ def gather_sim_input(
             "risk_basis": risk_basis,
         },
     )
+
+
+def cached_sim_input(*, as_of: datetime, arrival_weeks: int = 8, with_risk: bool = False) -> SimInput:
+    """gather_sim_input through the versioned cache: scenarios on the same data share one gathering."""
+    from prodplan.cache import cached
+
+    return cached("whatif.sim_input", {"as_of": as_of.isoformat(), "arrival_weeks": arrival_weeks, "risk": with_risk},
+                  lambda: gather_sim_input(as_of=as_of, arrival_weeks=arrival_weeks, with_risk=with_risk))
 
 
 def latest_backtest():

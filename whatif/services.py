@@ -17,7 +17,7 @@ from prodplan.metrics import WHATIF_DURATION, WHATIF_RUNS
 from whatif import engine
 from whatif.choices import RunStatus
 from whatif.models import WhatIfBacktest, WhatIfRun
-from whatif.selectors import gather_sim_input, weekly_completions
+from whatif.selectors import cached_sim_input, gather_sim_input, weekly_completions
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def whatif_run_execute(*, run_id: int) -> WhatIfRun:
     WhatIfRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, started_at=timezone.now(), error="")
     try:
         inputs = run.inputs
-        sim_input = gather_sim_input(
+        sim_input = cached_sim_input(
             as_of=datetime.fromisoformat(inputs["as_of"]), arrival_weeks=inputs["arrival_weeks"],
             with_risk=inputs["priority_rule"] == "RISK_FIRST")
         t1 = time.perf_counter()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.db import connection
+
 from orders.models import ManufacturingOrder, OrderPhase, Phase, Product, RouteStep
 
 AS_OF = datetime(2025, 12, 15, 12, 0, tzinfo=ZoneInfo("Europe/Lisbon"))
@@ -27,11 +29,19 @@ def order(oid, product, created, finished=None):
                               lead_time_days=(finished - created).total_seconds() / 86400 if finished else None)
 
 
+def empty_domain_tables() -> None:
+    """The session's ingested demo data is committed: empty the tables inside this test's transaction."""
+    with connection.cursor() as cur:
+        cur.execute("TRUNCATE orders_phase, orders_product, orders_routestep, orders_manufacturingorder, "
+                    "orders_orderphase, ingestion_ingestionrun CASCADE")
+
+
 def build() -> dict:
     """History: 20 finished K1 orders (phases 1-4, half a day each, one after another) and 6 finished
     orders of an unknown product 999 (phases 1,3,4). WIP at AS_OF: 5001 (K1, phase 2 in service for
     half a day), 5002 (K2, nothing started), 5003 (unknown product, phase 1 done), 5004 (K1, phases
     1-3 done, finished two days after AS_OF). Order 5005 is created three days after AS_OF."""
+    empty_domain_tables()
     Phase.objects.bulk_create([Phase(id=i, name=n, sequence=i) for i, n in
                                [(1, "moulding"), (2, "gelcoat"), (3, "lamination"), (4, "packing")]])
     Product.objects.bulk_create([Product(id=100, name="K1 Sprint", family="K1"), Product(id=200, name="K2 Tour", family="K2")])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orders.models import ManufacturingOrder, OrderPhase
-from tests.whatif.factory import AS_OF, D, build, order, phase_row
+from tests.whatif.factory import AS_OF, D, build, empty_domain_tables, order, phase_row
 from whatif.selectors import capacity_by_phase, gather_sim_input, observed_family_routes, weekly_completions
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +53,7 @@ def test_arrival_rate_and_mix_come_from_recent_orders():
 
 
 def test_capacity_is_the_p90_of_concurrently_open_phases():
+    empty_domain_tables()
     ManufacturingOrder.objects.bulk_create([order(i, 100, AS_OF - 200 * D) for i in range(1, 5)])
     OrderPhase.objects.bulk_create([
         # phase 2: three spans open over the whole 90-day window (one still open) -> 3 servers
