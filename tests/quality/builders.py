@@ -29,9 +29,23 @@ UNKNOWN_PRODUCT = 999
 DESCRIPTIONS = ["Bolha", "Risco", "Fissura", "Falta de gelcoat", "Delaminação"]
 
 
+DOMAIN_TABLES = ("orders_phase", "orders_product", "orders_manufacturingorder", "orders_orderphase",
+                 "quality_qualityerror")
+
+
+def truncate_domain_tables() -> None:
+    """Empty the domain tables inside the test's transaction (rolled back after it): the session-wide
+    `ingested` fixture may have committed a workbook's rows into them."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE " + ", ".join(DOMAIN_TABLES))
+
+
 def build_factory(*, seed: int = 7, n_orders: int = 120) -> None:
     """Catalogue, orders (some open, some of an unknown product), their phases and errors."""
     rng = random.Random(seed)
+    truncate_domain_tables()
     Phase.objects.bulk_create([Phase(id=i, name=n, sequence=s) for i, n, s in PHASES])
     Product.objects.bulk_create([
         Product(id=i, name=n, family=f, demould_weight_kg=dw, finished_weight_kg=fw,

@@ -29,4 +29,5 @@ def test_warm_cache_makes_first_requests_hits(api_client, django_assert_max_num_
 
 
 def test_warm_cache_without_data_is_a_no_op(db):
+    IngestionRun.objects.all().delete()  # the session's `ingested` run, if any (rolled back after the test)
     assert quality_cache_warm() == [] and inventory_cache_warm() == []
