@@ -1,10 +1,12 @@
-"""What-if page URLs."""
+"""Page URLs of the what-if simulator (login required; running needs the supervisor role)."""
 
 from django.urls import path
 
 from whatif import views
 
 urlpatterns = [
-    path("whatif/", views.runs_page, name="whatif-runs-page"),
-    path("whatif/<int:whatif_id>/", views.result_page, name="whatif-result-page"),
+    path("whatif/", views.whatif_page, name="whatif"),
+    path("whatif/run/", views.whatif_run, name="whatif-run"),
+    path("whatif/compare/", views.whatif_compare, name="whatif-compare"),
+    path("whatif/<int:run_id>/", views.whatif_run_detail, name="whatif-run-detail"),
 ]

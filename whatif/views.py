@@ -1,27 +1,173 @@
-"""What-if pages: the runs list and one run's result, with the latest backtest figure beside it."""
+"""Supervisor page of the what-if simulator: scenario form, run with progress, baseline vs scenario, backtest, past runs."""
 
 from __future__ import annotations
 
-from django.core.paginator import Paginator
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
 
+from orders.choices import ProductFamily
+from orders.views import _phase_choices, can_run_whatif, chart
+from prodplan.asof import data_as_of
+from whatif.api.serializers import ScenarioSerializer
+from whatif.choices import PriorityRule, RunStatus
 from whatif.models import WhatIfRun
 from whatif.selectors import latest_backtest, run_list
+from whatif.services import canonical_inputs, whatif_run_request
+
+OVERRIDE_ROWS = 3
+PAST_RUNS = 20
+# (key in the engine's KPIs, label, higher is better)
+KPI_ROWS = (
+    ("orders_finished", gettext_lazy("Orders finished in the horizon"), True),
+    ("mean_throughput_per_week", gettext_lazy("Throughput per week"), True),
+    ("mean_remaining_lead_time_days", gettext_lazy("Mean remaining lead time of WIP (days)"), False),
+    ("p90_remaining_lead_time_days", gettext_lazy("p90 remaining lead time of WIP (days)"), False),
+    ("mean_lead_time_arrivals_days", gettext_lazy("Mean lead time of new orders (days)"), False),
+    ("wip_at_horizon_end", gettext_lazy("WIP at the end of the horizon"), False),
+    ("mean_queue_wait_days_overall", gettext_lazy("Mean queue wait (days)"), False),
+)
+POLL_DONE = 286  # htmx stops polling on this status
 
 
-def runs_page(request):
-    page = Paginator(run_list(), 50).get_page(request.GET.get("page"))
-    return render(request, "whatif/runs.html", {"page": page, "backtest": latest_backtest()})
+def _kpi_table(outputs: dict) -> list[dict]:
+    base, scen, deltas = outputs["baseline"], outputs["scenario"], outputs["deltas"]
+    rows = []
+    for key, label, higher_better in KPI_ROWS:
+        delta = deltas.get(key)
+        good = None
+        if isinstance(delta, int | float) and delta:
+            good = (delta > 0) == higher_better
+        rows.append({"key": key, "label": label, "baseline": base.get(key), "scenario": scen.get(key),
+                     "delta": delta, "good": good})
+    return rows
 
 
-def result_page(request, whatif_id: int):
-    run = get_object_or_404(WhatIfRun, pk=whatif_id)
-    out = run.outputs or {}
-    base, scen = out.get("baseline") or {}, out.get("scenario") or {}
-    rows = [(label, base.get(key), scen.get(key), (out.get("deltas") or {}).get(key)) for label, key in [
-        ("Orders finished", "orders_finished"), ("Mean throughput / week", "mean_throughput_per_week"),
-        ("Mean remaining lead time (days)", "mean_remaining_lead_time_days"),
-        ("P90 remaining lead time (days)", "p90_remaining_lead_time_days"),
-        ("WIP at horizon end", "wip_at_horizon_end"), ("Mean queue wait (days)", "mean_queue_wait_days_overall"),
-    ]]
-    return render(request, "whatif/result.html", {"run": run, "out": out, "rows": rows, "backtest": latest_backtest()})
+def _run_context(run: WhatIfRun) -> dict:
+    context = {"run": run, "done": run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED)}
+    outputs = run.outputs if run.status == RunStatus.SUCCEEDED else None
+    if outputs:
+        weeks = list(range(1, len(outputs["baseline"]["throughput_per_week"]) + 1))
+        context.update({
+            "outputs": outputs,
+            "kpis": _kpi_table(outputs),
+            "config": chart("line", [f"{_('week')} {w}" for w in weeks], [
+                {"label": _("Baseline"), "data": outputs["baseline"]["throughput_per_week"], "borderColor": "#5b6473",
+                 "backgroundColor": "#5b6473"},
+                {"label": _("Scenario"), "data": outputs["scenario"]["throughput_per_week"], "borderColor": "#0b5cad",
+                 "backgroundColor": "#0b5cad"},
+            ], scales={"y": {"beginAtZero": True, "title": {"display": True, "text": _("orders finished per week")}}}),
+        })
+    return context
+
+
+def _backtest_context() -> dict:
+    backtest = latest_backtest()
+    if backtest is None:
+        return {"backtest": None}
+    weeks = [f"{_('week')} {w}" for w in range(1, backtest.weeks + 1)]
+    return {"backtest": backtest, "backtest_config": chart("bar", weeks, [
+        {"label": _("Real completions"), "data": backtest.actual_weekly, "backgroundColor": "#9bb8e0"},
+        {"type": "line", "label": _("Simulated (baseline)"), "data": backtest.simulated_weekly, "borderColor": "#c0392b",
+         "backgroundColor": "#c0392b"},
+    ], scales={"y": {"beginAtZero": True}})}
+
+
+def _form_context(request) -> dict:
+    return {
+        "rules": PriorityRule.choices,
+        "phases": _phase_choices(),
+        "families": [c for c in ProductFamily.choices if c[0] != ProductFamily.UNKNOWN],
+        "rows": range(OVERRIDE_ROWS),
+        "can_run": can_run_whatif(request.user),
+    }
+
+
+@login_required
+@require_GET
+def whatif_page(request):
+    """Scenario form, past runs and the latest backtest; ?run=<id> reopens a run under the form."""
+    reopen = None
+    if request.GET.get("run", "").isdigit():
+        reopen = WhatIfRun.objects.filter(pk=int(request.GET["run"])).first()
+    return render(request, "whatif/whatif.html", {
+        **_form_context(request),
+        **_backtest_context(),
+        **(_run_context(reopen) if reopen else {}),
+        "as_of": data_as_of(),
+        "runs": list(run_list()[:PAST_RUNS]),
+    })
+
+
+def _scenario_from_post(post) -> dict:
+    """The form's flat fields as the API's scenario payload (empty override rows are skipped)."""
+    data = {"priority_rule": post.get("priority_rule") or PriorityRule.FIFO,
+            "horizon_days": post.get("horizon_days") or 56, "capacity_overrides": [], "coef_overrides": []}
+    for i in range(OVERRIDE_ROWS):
+        phase, servers, mult = (post.get(f"cap-{i}-phase"), post.get(f"cap-{i}-servers"), post.get(f"cap-{i}-multiplier"))
+        if phase and (servers or mult):
+            data["capacity_overrides"].append({"phase_id": phase, **({"servers": servers} if servers else {"multiplier": mult})})
+        phase, family, mult = (post.get(f"dur-{i}-phase"), post.get(f"dur-{i}-family"), post.get(f"dur-{i}-multiplier"))
+        if (phase or family) and mult:
+            data["coef_overrides"].append({"phase_id": phase or None, "family": family or None, "multiplier": mult})
+    return data
+
+
+@login_required
+@require_POST
+def whatif_run(request):
+    """Run (or reuse) a scenario; supervisors and staff only. Answers the result partial (HTMX) or the page."""
+    if not can_run_whatif(request.user):
+        raise PermissionDenied(_("Running a what-if needs the supervisor role."))
+    serializer = ScenarioSerializer(data=_scenario_from_post(request.POST))
+    if not serializer.is_valid():
+        # htmx swaps only 2xx answers: the form errors come back as 200 to HTMX, 400 otherwise.
+        return render(request, "whatif/partials/_form_errors.html", {"errors": serializer.errors},
+                      status=200 if request.htmx else 400)
+    data = dict(serializer.validated_data)
+    data.pop("run_async", None)
+    as_of = data.pop("as_of", None) or data_as_of() or timezone.now()
+    run, _computed = whatif_run_request(inputs=canonical_inputs(validated=data, as_of=as_of))
+    context = {**_run_context(run), **_backtest_context()}
+    if request.htmx:
+        return render(request, "whatif/partials/_result.html", context)
+    return render(request, "whatif/whatif.html", {**_form_context(request), **context, "as_of": as_of,
+                                                  "runs": list(run_list()[:PAST_RUNS])})
+
+
+@login_required
+@require_GET
+def whatif_run_detail(request, run_id: int):
+    """One stored run: the result partial (HTMX polling answers 286 once it is done) or the page reopened."""
+    run = get_object_or_404(WhatIfRun, pk=run_id)
+    if not request.htmx:
+        return whatif_page_with(request, run)
+    context = {**_run_context(run), **_backtest_context()}
+    response = render(request, "whatif/partials/_result.html", context)
+    if context["done"] and request.GET.get("poll"):
+        response.status_code = POLL_DONE
+    return response
+
+
+def whatif_page_with(request, run: WhatIfRun) -> HttpResponse:
+    return render(request, "whatif/whatif.html", {
+        **_form_context(request), **_backtest_context(), **_run_context(run),
+        "as_of": data_as_of(), "runs": list(run_list()[:PAST_RUNS])})
+
+
+@login_required
+@require_GET
+def whatif_compare(request):
+    """Two or more stored runs side by side: inputs and scenario KPIs."""
+    ids = [int(x) for x in request.GET.getlist("run") if x.isdigit()][:4]
+    runs = list(WhatIfRun.objects.filter(pk__in=ids, status=RunStatus.SUCCEEDED).order_by("id"))
+    rows = []
+    for key, label, _better in KPI_ROWS:
+        rows.append({"label": label, "values": [(r.outputs or {}).get("scenario", {}).get(key) for r in runs],
+                     "baseline": [(r.outputs or {}).get("baseline", {}).get(key) for r in runs]})
+    return render(request, "whatif/compare.html", {"runs": runs, "rows": rows, "as_of": data_as_of()})

@@ -1,0 +1,132 @@
+"""Ingestion page: upload a workbook, watch per-sheet progress (HTMX polling, 286 when done), read the run report."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from ingestion.choices import RunStatus, RunTrigger
+from ingestion.contract import SHEETS
+from ingestion.models import IngestionRun
+from ingestion.selectors import run_report
+from ingestion.services import AlreadyRunning, ingestion_request, run_progress
+from ingestion.tasks import ingest_run_task
+from ingestion.uploads import UploadRejected, store_upload
+from orders.views import _freshness, can_ingest
+
+logger = logging.getLogger(__name__)
+
+RECENT_RUNS = 15
+POLL_DONE = 286  # htmx stops polling on this status
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.NOOP, RunStatus.FAILED)
+
+
+def _run_eagerly_in_background(run_id: int) -> None:
+    """Without a broker (eager Celery) the task would block the upload request: run it in a thread instead,
+    so the page can poll real progress. With Redis the worker runs it."""
+
+    def target() -> None:
+        try:
+            ingest_run_task.apply(args=[run_id])
+        except Exception:
+            logger.exception("background ingestion failed", extra={"run_id": run_id})
+        finally:
+            connection.close()
+
+    threading.Thread(target=target, name=f"ingest-run-{run_id}", daemon=True).start()
+
+
+def start_run(run_id: int) -> None:
+    if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+        _run_eagerly_in_background(run_id)
+    else:
+        ingest_run_task.delay(run_id)
+
+
+def _progress_rows(run: IngestionRun) -> list[dict]:
+    """One row per contract sheet: rows done / total and the stage (from the live progress, else the stored one)."""
+    progress = run_progress(run)
+    finished = run.status in FINISHED
+    rows = []
+    for spec in SHEETS:
+        state = progress.get(spec.name) or {}
+        total, done = state.get("total") or 0, state.get("rows") or 0
+        share = (done / total) if total else (1.0 if finished and run.status != RunStatus.FAILED else 0.0)
+        rows.append({"sheet": spec.name, "rows": done, "total": total, "percent": int(round(min(share, 1.0) * 100)),
+                     "stage": state.get("stage") or ("" if not finished else run.status), "eta_s": state.get("eta_s")})
+    return rows
+
+
+def _progress_context(run: IngestionRun) -> dict:
+    rows = _progress_rows(run)
+    overall = int(sum(r["percent"] for r in rows) / len(rows)) if rows else 0
+    done = run.status in FINISHED
+    return {"run": run, "rows": rows, "overall": 100 if done and run.status != RunStatus.FAILED else overall, "done": done}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def ingestion_page(request):
+    """GET: the upload form and recent runs. POST: store the upload, queue the run, answer its progress."""
+    if request.method == "POST":
+        return _upload(request)
+    return render(request, "ingestion/ingestion.html", {
+        "runs": list(IngestionRun.objects.order_by("-id").values("id", "file_name", "status", "trigger", "created_at",
+                                                                 "duration_seconds", "as_of")[:RECENT_RUNS]),
+        "freshness": _freshness(),
+        "can_ingest": can_ingest(request.user),
+        "as_of": None,
+    })
+
+
+def _upload(request):
+    if not can_ingest(request.user):
+        raise PermissionDenied(_("Uploading a workbook needs the data steward role or staff."))
+    uploaded = request.FILES.get("workbook")
+    error = None
+    run = None
+    if uploaded is None:
+        error = _("Choose a workbook (.xlsx) to upload.")
+    else:
+        try:
+            path = store_upload(uploaded)
+            run = ingestion_request(path=str(path), trigger=RunTrigger.UI)
+        except UploadRejected as exc:
+            error = str(exc)
+        except AlreadyRunning as exc:
+            error = _("Another ingestion is already running (run %(id)s).") % {"id": exc.run_id}
+    if error:
+        status = 200 if request.htmx else 400  # htmx swaps only 2xx answers
+        return render(request, "ingestion/partials/_upload_error.html", {"error": error}, status=status)
+    IngestionRun.objects.filter(pk=run.pk).update(file_name=uploaded.name[:255])
+    run_id = run.pk
+    transaction.on_commit(lambda: start_run(run_id))
+    run.refresh_from_db()
+    if request.htmx:
+        return render(request, "ingestion/partials/_progress.html", _progress_context(run))
+    return redirect("ingestion-run", run_id=run_id)
+
+
+@login_required
+@require_GET
+def ingestion_run(request, run_id: int):
+    """One run: live progress while it runs (HTMX ?poll=1 answers 286 when finished), then its report."""
+    run = get_object_or_404(IngestionRun, pk=run_id)
+    context = _progress_context(run)
+    if request.htmx and request.GET.get("poll"):
+        response = render(request, "ingestion/partials/_progress.html", context)
+        if context["done"]:
+            response.status_code = POLL_DONE
+        return response
+    if request.htmx and request.GET.get("widget") == "report":
+        return render(request, "ingestion/partials/_report.html", {"report": run_report(run)})
+    return render(request, "ingestion/run.html", {**context, "report": run_report(run) if context["done"] else None,
+                                                  "as_of": run.as_of})

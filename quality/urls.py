@@ -1,0 +1,7 @@
+"""Page URLs of the quality domain."""
+
+from django.urls import path
+
+from quality import views
+
+urlpatterns = [path("quality/", views.quality_page, name="quality")]
