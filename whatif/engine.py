@@ -11,6 +11,11 @@ Model (documented here once, echoed in every result under "model"):
   (derived from the data by the selector, then changed by ``capacity_overrides``).
 - Every order walks its remaining route (a tuple of phase ids). A step whose sampled duration is 0
   (the ERP's event-marker phases) passes without taking a server.
+- Before each step the order waits a delay sampled from the observed waits before that phase
+  (start minus the previous phase's end, or the order's creation; by family and phase, else phase,
+  else all), without a server: shifts, transport, curing and batching are in the data, not in the
+  model. The simulated queue adds contention at the scenario's capacity on top. An order waiting at
+  t = 0 takes the residual of a wait longer than what it has already waited.
 - Durations are elapsed days sampled from the observed distribution of (family, phase), else
   (phase), else all phases, by inverse transform of uniforms drawn once per order step from the
   scenario seed. Baseline and scenario use the same uniforms (common random numbers), so a delta
@@ -51,6 +56,7 @@ class SimOrder:
     created_day: float = 0.0  # creation time in days relative to as-of (negative for WIP)
     arrival_day: float = 0.0  # when it enters the system (0 for WIP)
     in_service_elapsed: float | None = None  # days already spent in route[0] at t = 0, if in service
+    waiting_elapsed: float | None = None  # else: days already waited before route[0] (since the last phase ended)
     risk: float = 0.0
 
 
@@ -76,6 +82,11 @@ class SimInput:
     arrival_rate_per_day: float = 0.0
     arrival_mix: list[ArrivalMix] = field(default_factory=list)
     fixed_arrivals: list[SimOrder] | None = None  # real arrivals (backtest); replaces the Poisson stream
+    # Observed waits before a phase (its start minus the previous phase's end, or the order's creation):
+    # shifts, transport, curing, batching and historical queueing, replayed as delays without a server.
+    gaps_family_phase: dict[tuple[str, int], tuple[float, ...]] = field(default_factory=dict)
+    gaps_phase: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    gaps_global: tuple[float, ...] = ()
     meta: dict = field(default_factory=dict)
 
 
@@ -145,9 +156,14 @@ def _distribution(sim_input: SimInput, family: str, phase: int) -> tuple[float, 
     return sim_input.durations_global or (0.0,)
 
 
+def _gap_distribution(sim_input: SimInput, family: str, phase: int) -> tuple[float, ...]:
+    return (sim_input.gaps_family_phase.get((family, phase)) or sim_input.gaps_phase.get(phase)
+            or sim_input.gaps_global or (0.0,))
+
+
 def _uniforms(orders: Iterable[SimOrder], rng: random.Random) -> dict[str, list[float]]:
-    """One uniform per route step, drawn in a fixed order so every run with the seed sees the same."""
-    return {o.key: [rng.random() for _ in o.route] for o in orders}
+    """Two uniforms per route step (duration, wait), drawn in a fixed order: every run with the seed sees the same."""
+    return {o.key: [rng.random() for _ in range(2 * len(o.route))] for o in orders}
 
 
 def _arrivals(sim_input: SimInput, scenario: Scenario) -> list[SimOrder]:
@@ -196,17 +212,21 @@ def _r(x: float | None, nd: int = 4) -> float | None:
 
 
 def _simpy_loop(jobs, servers: dict[int, int], horizon: float) -> tuple[dict, dict, dict, dict, int]:
-    """The reference backend: one SimPy process per order, one PriorityResource per phase."""
+    """The reference backend: one SimPy process per order, one PriorityResource per phase.
+
+    A job is (key, arrival day, route, durations, waits, priorities), all fixed before the run."""
     env = simpy.Environment()
     resources = {p: simpy.PriorityResource(env, capacity=n) for p, n in servers.items()}
     busy, wait_sum, wait_n = dict.fromkeys(servers, 0.0), dict.fromkeys(servers, 0.0), dict.fromkeys(servers, 0)
     finish: dict[str, float] = {}
     steps = [0]
 
-    def walk(key, arrival, route, durations, prio):
+    def walk(key, arrival, route, durations, gaps, prio):
         if arrival > 0:
             yield env.timeout(arrival)
-        for phase, d, pr in zip(route, durations, prio, strict=True):
+        for phase, d, g, pr in zip(route, durations, gaps, prio, strict=True):
+            if g > 0:
+                yield env.timeout(g)
             if d <= 0:
                 continue
             res = resources[phase]
@@ -228,18 +248,21 @@ def _simpy_loop(jobs, servers: dict[int, int], horizon: float) -> tuple[dict, di
     return finish, busy, wait_sum, wait_n, steps[0]
 
 
+_END, _READY, _ARRIVE = 0, 1, 2
+
+
 def _heap_loop(jobs, servers: dict[int, int], horizon: float) -> tuple[dict, dict, dict, dict, int]:
     """The fast backend: the same model as ``_simpy_loop`` on a plain binary-heap event list.
 
     SimPy spends most of its time on generator resumption, event objects and re-sorting the
     PriorityResource queue on every request (measured ~1 s per run for the full-scale WIP, so
-    ~2 s for baseline plus scenario); this loop keeps one heap of step completions and one heap
+    ~2 s for baseline plus scenario); this loop keeps one heap of timed events and one heap
     queue per phase, with the same tie-breaking (priority, request time, request order)."""
     free = dict(servers)
     queues: dict[int, list] = {p: [] for p in servers}
     busy, wait_sum, wait_n = dict.fromkeys(servers, 0.0), dict.fromkeys(servers, 0.0), dict.fromkeys(servers, 0)
     finish: dict[str, float] = {}
-    events: list = []  # (time, seq, job index, step index of the step that ends, or -1 for an arrival)
+    events: list = []  # (time, seq, job index, step index, kind)
     seq = 0
     steps = 0
     push, pop = heapq.heappush, heapq.heappop
@@ -252,45 +275,58 @@ def _heap_loop(jobs, servers: dict[int, int], horizon: float) -> tuple[dict, dic
         busy[phase] += min(now + d, horizon) - now
         steps += 1
         seq += 1
-        push(events, (now + d, seq, j, i))
+        push(events, (now + d, seq, j, i, _END))
 
     def advance(now, j, i):
-        """Order j is ready for step i at `now`: skip zero-duration steps, then take or queue for a server."""
+        """Order j is done with step i-1 at `now`: wait before step i, skip zero-duration steps, queue."""
         nonlocal seq
-        key, _, route, durations, prio = jobs[j]
+        key, _, route, durations, gaps, prio = jobs[j]
         n = len(route)
-        while i < n and durations[i] <= 0:
+        while i < n:
+            if gaps[i] > 0:
+                seq += 1
+                push(events, (now + gaps[i], seq, j, i, _READY))
+                return
+            if durations[i] > 0:
+                ready(now, j, i)
+                return
             i += 1
-        if i >= n:
-            finish[key] = now
+        finish[key] = now
+
+    def ready(now, j, i):
+        nonlocal seq
+        if jobs[j][3][i] <= 0:
+            advance(now, j, i + 1)
             return
-        phase = route[i]
+        phase = jobs[j][2][i]
         if free[phase] > 0:
             free[phase] -= 1
             start(now, j, i, now)
         else:
             seq += 1
-            push(queues[phase], (prio[i], now, seq, j, i))
+            push(queues[phase], (jobs[j][5][i], now, seq, j, i))
 
     for j, job in enumerate(jobs):
         if job[1] > 0:
             seq += 1
-            push(events, (job[1], seq, j, -1))
+            push(events, (job[1], seq, j, 0, _ARRIVE))
         else:
             advance(0.0, j, 0)
     while events and events[0][0] < horizon:
-        now, _, j, i = pop(events)
-        if i < 0:
+        now, _, j, i, kind = pop(events)
+        if kind == _ARRIVE:
             advance(now, j, 0)
-            continue
-        phase = jobs[j][2][i]
-        q = queues[phase]
-        if q:
-            _, t_req, _, jq, iq = pop(q)
-            start(now, jq, iq, t_req)
+        elif kind == _READY:
+            ready(now, j, i)
         else:
-            free[phase] += 1
-        advance(now, j, i + 1)
+            phase = jobs[j][2][i]
+            q = queues[phase]
+            if q:
+                _, t_req, _, jq, iq = pop(q)
+                start(now, jq, iq, t_req)
+            else:
+                free[phase] += 1
+            advance(now, j, i + 1)
     return finish, busy, wait_sum, wait_n, steps
 
 
@@ -327,14 +363,21 @@ def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") 
     jobs = []
     in_service_first = sorted(wip, key=lambda o: o.in_service_elapsed is None)
     for o, uniforms in [(o, u_wip[o.key]) for o in in_service_first] + [(o, u_new[o.key]) for o in arrivals]:
-        durations, prio = [], []
+        durations, gaps, prio = [], [], []
+        n = len(o.route)
         for i, phase in enumerate(o.route):
             elapsed = o.in_service_elapsed if i == 0 else None
             dist = _distribution(sim_input, o.family, phase)
             d = _sample(dist, uniforms[i], _coef(scenario, phase, o.family, o.product_id), elapsed)
+            if i == 0 and elapsed is not None:
+                g = 0.0
+            else:
+                waited = o.waiting_elapsed if i == 0 else None
+                g = _sample(_gap_distribution(sim_input, o.family, phase), uniforms[n + i], 1.0, waited)
             durations.append(d)
+            gaps.append(g)
             prio.append(-math.inf if elapsed is not None else priority(o, d))
-        jobs.append((o.key, o.arrival_day, o.route, durations, prio))
+        jobs.append((o.key, o.arrival_day, o.route, durations, gaps, prio))
     finish, busy, wait_sum, wait_n, steps = BACKENDS[backend](jobs, servers, horizon)
 
     weeks = max(1, math.ceil(horizon / 7.0))

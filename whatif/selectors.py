@@ -103,6 +103,47 @@ def duration_samples(*, as_of: datetime, window_days: int = DURATION_WINDOW_DAYS
     return fp, {k: tuple(sorted(v)) for k, v in by_p.items()}, tuple(sorted(everything))
 
 
+def gap_samples(*, as_of: datetime, window_days: int = DURATION_WINDOW_DAYS) -> tuple[dict, dict, tuple]:
+    """Observed waits (days) before phases started in the window: start minus the previous phase's end
+    (rework passes skipped; their time stays inside the wait), or minus the order's creation for the
+    first phase; negative (overlapping phases) counts as 0. By (family, phase), phase, and all.
+
+    One query; expected plan: the phases of orders created since the window start (less a margin)
+    hash-joined to their orders, a window sort per order, then one sorted array per group."""
+    start = as_of - timedelta(days=window_days)
+    rows = _rows(
+        """
+        WITH steps AS (
+            SELECT coalesce(p.family, 'UNKNOWN') AS family, op.phase_id, op.started_at,
+                   coalesce(lag(op.ended_at) OVER w, mo.created_at) AS previous_end
+            FROM orders_orderphase op
+            JOIN orders_manufacturingorder mo ON mo.id = op.order_id
+            LEFT JOIN orders_product p ON p.id = mo.product_id
+            WHERE mo.created_at > %(created_after)s AND mo.created_at <= %(as_of)s
+              AND op.started_at IS NOT NULL AND op.started_at <= %(as_of)s AND NOT op.is_rework
+              AND op.phase_id IS NOT NULL
+            WINDOW w AS (PARTITION BY op.order_id ORDER BY op.sequence, op.started_at, op.id)
+        )
+        SELECT family, phase_id,
+               array_agg(greatest(extract(epoch FROM started_at - previous_end)::float8, 0) / 86400.0
+                         ORDER BY greatest(extract(epoch FROM started_at - previous_end)::float8, 0))
+        FROM steps
+        WHERE started_at > %(start)s AND previous_end IS NOT NULL AND previous_end <= %(as_of)s
+        GROUP BY 1, 2
+        """,
+        {"as_of": as_of, "start": start, "created_after": start - timedelta(days=window_days)},
+    )
+    by_p: dict[int, list[float]] = defaultdict(list)
+    everything: list[float] = []
+    fp = {}
+    for family, phase, days in rows:
+        if len(days) >= MIN_FAMILY_PHASE_SAMPLES:
+            fp[(family, phase)] = tuple(days)
+        by_p[phase].extend(days)
+        everything.extend(days)
+    return fp, {k: tuple(sorted(v)) for k, v in by_p.items()}, tuple(sorted(everything))
+
+
 def standard_routes() -> dict[int, tuple[int, ...]]:
     """Each product's standard route (FasesStandardModelos) as phase ids in sequence order."""
     routes: dict[int, list[int]] = defaultdict(list)
@@ -152,7 +193,7 @@ def wip_rows(*, as_of: datetime) -> list[tuple]:
     """Orders open at as-of (created by then, not finished by then) and their progress then.
 
     Returns (order id, product id, family, created day relative to as-of, started phase ids,
-    phase in service at as-of, its elapsed days). One query; expected plan: the open-at-as-of orders
+    phase in service at as-of, its elapsed days, days since the last phase ended or the creation). One query; expected plan: the open-at-as-of orders
     (index on created_at) hash-joined to their phases started by as-of."""
     return _rows(
         """
@@ -168,7 +209,9 @@ def wip_rows(*, as_of: datetime) -> list[tuple]:
                     FILTER (WHERE op.ended_at IS NULL OR op.ended_at > %(as_of)s))[1],
                (array_agg(extract(epoch FROM %(as_of)s - op.started_at) / 86400.0
                           ORDER BY op.started_at DESC, op.id DESC)
-                    FILTER (WHERE op.ended_at IS NULL OR op.ended_at > %(as_of)s))[1]
+                    FILTER (WHERE op.ended_at IS NULL OR op.ended_at > %(as_of)s))[1],
+               extract(epoch FROM %(as_of)s - coalesce(max(op.ended_at) FILTER (WHERE op.ended_at <= %(as_of)s),
+                                                      w.created_at)) / 86400.0
         FROM wip w
         LEFT JOIN orders_orderphase op ON op.order_id = w.id AND op.started_at <= %(as_of)s
              AND op.phase_id IS NOT NULL
@@ -247,13 +290,14 @@ def gather_sim_input(
     phases = phase_names()
     capacity = capacity_by_phase(as_of=as_of)
     fp, by_phase, everything = duration_samples(as_of=as_of)
+    gap_fp, gap_phase, gap_all = gap_samples(as_of=as_of)
     routes = standard_routes()
     family_routes = observed_family_routes(as_of=as_of)
 
     orders: list[SimOrder] = []
     route_basis: Counter = Counter()
     located = in_service = 0
-    for oid, product_id, family, created_day, started, service_phase, elapsed in wip_rows(as_of=as_of):
+    for oid, product_id, family, created_day, started, service_phase, elapsed, waited in wip_rows(as_of=as_of):
         route, basis = _route_for(product_id, family, routes, family_routes)
         route_basis[basis] += 1
         done = set(started or ())
@@ -267,7 +311,8 @@ def gather_sim_input(
             remaining, el = route[pos + 1:], None
         in_service += el is not None
         orders.append(SimOrder(key=f"wip:{oid}", order_id=oid, product_id=product_id, family=family,
-                               route=tuple(remaining), created_day=float(created_day), in_service_elapsed=el))
+                               route=tuple(remaining), created_day=float(created_day), in_service_elapsed=el,
+                               waiting_elapsed=None if el is not None else max(0.0, float(waited))))
 
     risk_basis = None
     if with_risk:
@@ -299,6 +344,9 @@ def gather_sim_input(
         arrival_rate_per_day=len(recent) / (7.0 * arrival_weeks) if arrival_weeks else 0.0,
         arrival_mix=mix,
         fixed_arrivals=fixed,
+        gaps_family_phase=gap_fp,
+        gaps_phase=gap_phase,
+        gaps_global=gap_all,
         meta={
             "as_of": as_of.isoformat(),
             "wip_orders": n,
@@ -312,6 +360,11 @@ def gather_sim_input(
             "duration_rule": f"elapsed durations of phases ended in the {DURATION_WINDOW_DAYS} days before as-of, "
                              f"by (family, phase) when >= {MIN_FAMILY_PHASE_SAMPLES} samples, else phase, else all",
             "duration_samples": len(everything),
+            "wait_rule": "before each step, a wait drawn from the observed waits before that phase (its start minus "
+                         "the previous phase's end, or the order's creation) in the "
+                         f"{DURATION_WINDOW_DAYS} days before as-of, by (family, phase), else phase, else all; "
+                         "replayed without a server, so capacity changes act on the simulated queue only",
+            "wait_samples": len(gap_all),
             "arrival_rule": f"Poisson at the rate of orders created in the {arrival_weeks} weeks before as-of, "
                             "products drawn from those orders" if real_arrivals_days is None
                             else "the orders really created after the start date",

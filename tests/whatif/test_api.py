@@ -132,12 +132,3 @@ def test_runs_list_newest_first_with_cursor(keyed_client, api_client, django_ass
         seen += [r["id"] for r in page["results"]]
     assert seen == ids[::-1]
 
-
-def test_result_page_shows_the_scenario_and_the_backtest(keyed_client, client):
-    build()
-    run_id = keyed_client.post(URL, scenario(priority_rule="SPT"), format="json").json()["id"]
-    bt = whatif_backtest_run(start=AS_OF, weeks=1, replications=1)
-    html = client.get(f"/whatif/{run_id}/").content.decode()
-    assert f"What-if run {run_id}" in html and "rule SPT" in html
-    assert f"real {bt.actual_weekly}" in html
-    assert f'href="/whatif/{run_id}/"' in client.get("/whatif/").content.decode()

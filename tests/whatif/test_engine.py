@@ -23,8 +23,10 @@ def line_input(n_orders=60, seed=3, servers=None, arrivals=True) -> SimInput:
         orders.append(SimOrder(key=f"wip:{k:03d}", order_id=k, product_id=k % 5, family=fam[k % 2],
                                route=tuple(list(phases)[start:]), created_day=-rng.random() * 30,
                                in_service_elapsed=0.05 if k % 7 == 0 else None, risk=rng.random()))
+    gaps = {p: tuple(sorted(rng.expovariate(4.0) for _ in range(30))) for p in phases}
     return SimInput(phases=phases, capacity=servers or {10: 2, 20: 1, 30: 2, 40: 2},
                     durations_family_phase=dfp, durations_phase={}, durations_global=(0.5,), orders=orders,
+                    gaps_phase=gaps,
                     arrival_rate_per_day=2.0 if arrivals else 0.0,
                     arrival_mix=[ArrivalMix(1, "K1", (10, 20, 30, 40)), ArrivalMix(2, "K2", (10, 20, 30, 40))])
 
@@ -118,6 +120,20 @@ def test_in_service_step_takes_the_residual_of_a_longer_sample():
                   durations_phase={1: (1.0, 2.0, 3.0, 3.0)}, durations_global=(1.0,), orders=[o])
     # only the samples longer than 2.5 days (3.0, 3.0) qualify: residual 0.5
     assert run_once(si, Scenario(horizon_days=10, arrivals=False))["finish_days"] == {"wip:1": 0.5}
+
+
+def test_waits_before_phases_delay_the_order_without_a_server():
+    orders = [SimOrder(key="wip:1", order_id=1, product_id=None, family="X", route=(1, 2)),
+              SimOrder(key="wip:2", order_id=2, product_id=None, family="X", route=(1, 2), waiting_elapsed=0.5)]
+    si = SimInput(phases={1: "a", 2: "b"}, capacity={1: 2, 2: 2}, durations_family_phase={},
+                  durations_phase={1: (1.0,), 2: (1.0,)}, durations_global=(1.0,), orders=orders,
+                  gaps_phase={1: (0.25, 2.0), 2: (0.5,)})
+    r = run_once(si, Scenario(horizon_days=30, arrivals=False, seed=1))
+    # wip:2 already waited 0.5 days: only the 2.0-day wait qualifies, 1.5 left; wip:1 draws 0.25 or 2.0
+    u1 = r["finish_days"]["wip:1"] - 1.0 - 0.5 - 1.0
+    assert u1 in (0.25, 2.0)
+    assert r["finish_days"]["wip:2"] == 1.5 + 1.0 + 0.5 + 1.0
+    assert r["kpis"]["utilisation"]["1"] == round(2.0 / 60, 4)
 
 
 def test_capacity_overrides_absolute_and_multiplier():

@@ -23,6 +23,9 @@ def test_wip_routes_and_progress_at_as_of():
         5004: ((4,), "K1", None, -4.0),  # finished after as-of: open then, its last phase still ahead
     }
     assert si.meta["route_basis"] == {"standard": 3, "family_observed": 1}
+    # waited since the last phase ended (or the creation): 5002 1 day, 5003 1 day, 5004 1.5 days
+    assert {o.order_id: o.waiting_elapsed and round(o.waiting_elapsed, 6) for o in si.orders} == \
+        {5001: None, 5002: 1.0, 5003: 1.0, 5004: 1.5}
     assert si.meta["wip_in_service"] == 1
 
 
@@ -35,6 +38,17 @@ def test_durations_are_the_observed_ones_before_as_of():
     assert ("UNKNOWN", 2) not in si.durations_family_phase
     # 5004's phase 4 ended after as-of: not a sample (no look-ahead)
     assert len(si.durations_phase[4]) == 26
+
+
+def test_waits_before_phases_are_observed_before_as_of():
+    build()
+    si = gather_sim_input(as_of=AS_OF)
+    # phase 2: the 20 history orders (no wait), 5004 (half a day), 5001 (2.5 days after its phase 1 ended)
+    assert si.gaps_phase[2] == tuple([0.0] * 20 + [0.5, 2.5])
+    # phase 1: waits since creation: 26 history orders and 5004 start at creation, 5001 and 5003 a day later
+    assert si.gaps_phase[1] == tuple([0.0] * 27 + [1.0, 1.0])
+    assert si.gaps_family_phase[("K1", 1)] == tuple([0.0] * 21 + [1.0])
+    assert ("K2", 1) not in si.gaps_family_phase
 
 
 def test_observed_family_route_is_the_most_common_sequence():
