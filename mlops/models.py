@@ -1,1 +1,78 @@
-"""Models of the mlops app."""
+"""Model registry (trained versions with their metrics and artifacts) and stored predictions."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from mlops.choices import Algorithm, ModelName
+
+
+class ModelVersion(models.Model):
+    """One trained model: what it predicts, how it was trained, how it scored, where its artifact lives.
+
+    A baseline version keeps its lookup tables in `params` (no artifact file), so the fallback
+    never depends on a file. At most one version per name is active (constraint)."""
+
+    name = models.CharField(max_length=16, choices=ModelName.choices)
+    version = models.PositiveIntegerField()
+    algorithm = models.CharField(max_length=16, choices=Algorithm.choices)
+    params = models.JSONField(default=dict, blank=True, help_text="Hyper-parameters (baseline: its lookup tables).")
+    features = models.JSONField(default=list, blank=True)
+    data_version = models.PositiveBigIntegerField(help_text="prodplan.cache.data_version() when trained.")
+    data_as_of = models.DateTimeField(null=True, blank=True)
+    train_start = models.DateTimeField(null=True, blank=True)
+    validation_start = models.DateTimeField(null=True, blank=True)
+    test_start = models.DateTimeField(null=True, blank=True)
+    test_end = models.DateTimeField(null=True, blank=True)
+    rows = models.JSONField(default=dict, blank=True, help_text="Rows per split.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="{'validation': {...}, 'test': {...}}")
+    importance = models.JSONField(default=list, blank=True, help_text="Global permutation importance (validation).")
+    residual_quantiles = models.JSONField(default=dict, blank=True, help_text="Validation residual q10/q90.")
+    artifact_path = models.CharField(max_length=500, blank=True, default="")
+    artifact_sha256 = models.CharField(max_length=64, blank=True, default="")
+    training_seconds = models.FloatField(null=True, blank=True)
+    seed = models.IntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    active = models.BooleanField(default=False)
+    promotion_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="mlops_modelversion_name_version"),
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(active=True), name="mlops_modelversion_one_active"
+            ),
+        ]
+        indexes = [models.Index(fields=["name", "-version"], name="mlops_mv_name_version_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version} ({self.algorithm})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:v{self.version}:{self.algorithm}"
+
+
+class Prediction(models.Model):
+    """The latest prediction for an open order, refreshed by the nightly task (one row per order and target)."""
+
+    order_id = models.BigIntegerField()
+    name = models.CharField(max_length=16, choices=ModelName.choices)
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
+    model_label = models.CharField(max_length=64, help_text="'baseline' or name:vN:algorithm.")
+    value = models.FloatField(help_text="Lead time in days, or probability of a severe defect.")
+    lower = models.FloatField(null=True, blank=True, help_text="Lead time: 80% interval, lower bound.")
+    upper = models.FloatField(null=True, blank=True)
+    predicted_finish = models.DateTimeField(null=True, blank=True)
+    as_of = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "order_id"]
+        constraints = [models.UniqueConstraint(fields=["name", "order_id"], name="mlops_prediction_name_order")]
+        indexes = [models.Index(fields=["name", "-value"], name="mlops_prediction_value_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} of OF {self.order_id}: {self.value:.3f}"

@@ -1,0 +1,40 @@
+"""Admin for the model registry (browse versions, promote one that beats its baseline) and predictions."""
+
+from django.contrib import admin, messages
+
+from mlops import services
+from mlops.models import ModelVersion, Prediction
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["name", "version", "algorithm", "active", "data_version", "validation_start", "test_start",
+                    "training_seconds", "created_at", "promotion_reason"]
+    list_filter = ["name", "algorithm", "active"]
+    search_fields = ["=version", "promotion_reason"]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields]
+    actions = ["promote"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Promote to active (only if it beats its baseline on validation)")
+    def promote(self, request, queryset):
+        for version in queryset:
+            try:
+                services.model_version_promote(model_version=version, reason="promoted by hand in admin")
+                self.message_user(request, f"{version.label} is now active.", messages.SUCCESS)
+            except services.PromotionRefused as exc:
+                self.message_user(request, f"{version.label} refused: {exc}", messages.WARNING)
+
+
+@admin.register(Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    list_display = ["order_id", "name", "value", "lower", "upper", "predicted_finish", "model_label", "as_of"]
+    list_filter = ["name", "model_label"]
+    search_fields = ["=order_id"]
+    list_select_related = ["model_version"]
+    readonly_fields = [f.name for f in Prediction._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,16 @@
+"""API routes of the mlops app (included under /api/)."""
+
+from django.urls import path
+
+from mlops.api import views
+from mlops.choices import ModelName
+
+urlpatterns = [
+    path("ml/train/leadtime", views.TrainView.as_view(model_name=ModelName.LEAD_TIME), name="ml-train-leadtime"),
+    path("ml/train/risk", views.TrainView.as_view(model_name=ModelName.RISK), name="ml-train-risk"),
+    path("ml/models", views.ModelVersionListView.as_view(), name="ml-models"),
+    path("ml/predict/leadtime", views.PredictView.as_view(model_name=ModelName.LEAD_TIME), name="ml-predict-leadtime"),
+    path("ml/predict/risk", views.PredictView.as_view(model_name=ModelName.RISK), name="ml-predict-risk"),
+    path("ml/explain/leadtime", views.ExplainView.as_view(model_name=ModelName.LEAD_TIME), name="ml-explain-leadtime"),
+    path("ml/explain/risk", views.ExplainView.as_view(model_name=ModelName.RISK), name="ml-explain-risk"),
+]

@@ -1,0 +1,86 @@
+"""Thin DRF views of the mlops API: train (async), registry, predict, explain."""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlops import selectors
+from mlops.api.serializers import ModelVersionSerializer, PredictRequestSerializer, TrainRequestSerializer
+from mlops.choices import ModelName
+from mlops.tasks import train_model_task
+from prodplan.api_keys import HasApiKeyOrStaff
+
+
+class TrainView(APIView):
+    """Queue the training of one target (baseline, HistGradientBoosting, MLP) and its promotion."""
+
+    permission_classes = [HasApiKeyOrStaff]
+    model_name = ModelName.LEAD_TIME
+
+    @extend_schema(request=TrainRequestSerializer, responses={202: OpenApiTypes.OBJECT})
+    def post(self, request):
+        payload = TrainRequestSerializer(data=request.data or {})
+        payload.is_valid(raise_exception=True)
+        result = train_model_task.delay(str(self.model_name), payload.validated_data["seed"])
+        body = {"task_id": result.id, "name": str(self.model_name), "state": result.state}
+        if result.ready():  # eager mode (no Redis): the task already ran in this process
+            body["result"] = result.result
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class RegistryPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+
+
+class ModelVersionListView(generics.ListAPIView):
+    """The model registry: every trained version with its metrics and why it was (not) promoted."""
+
+    serializer_class = ModelVersionSerializer
+    pagination_class = RegistryPagination
+    filterset_fields = ["name", "algorithm", "active"]
+
+    def get_queryset(self):
+        return selectors.model_versions()
+
+
+class PredictView(APIView):
+    """Predict for an order id or a feature payload; the answer names the model (or the baseline)."""
+
+    model_name = ModelName.LEAD_TIME
+
+    @extend_schema(request=PredictRequestSerializer, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request):
+        payload = PredictRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            answer = selectors.predict(name=self.model_name, order_id=payload.validated_data.get("order_id"),
+                                       features=payload.validated_data.get("features"))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError({"features": str(exc)}) from exc
+        if answer is None:
+            raise NotFound("No order with that id (or it has no creation date).")
+        return Response(answer)
+
+
+class ExplainView(APIView):
+    """Global permutation importance of the answering model; with of_id, that prediction's contributions."""
+
+    model_name = ModelName.LEAD_TIME
+
+    @extend_schema(parameters=[OpenApiParameter("of_id", int, description="Order id to explain.")],
+                   responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        raw = request.query_params.get("of_id")
+        try:
+            order_id = int(raw) if raw not in (None, "") else None
+        except ValueError as exc:
+            raise ValidationError({"of_id": "must be an integer"}) from exc
+        answer = selectors.explain(name=self.model_name, order_id=order_id)
+        if answer is None:
+            raise NotFound("No order with that id (or it has no creation date).")
+        return Response(answer)

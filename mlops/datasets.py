@@ -1,0 +1,366 @@
+"""Training datasets built from the database: one SQL query each, only features known when an order is created.
+
+Every feature of an order X is computed "as of X's creation time t" with strict inequalities:
+- open_orders: orders created before t and not finished before t
+  (created_at < t AND (finished_at IS NULL OR finished_at >= t)); orders whose finish precedes
+  their creation are ignored;
+- route_wip: order phases of the phases of X's standard route started before t and not ended
+  before t;
+- family / product history: orders finished strictly before t (lead times), and order outcomes
+  (at least one severity >= 2 error) known strictly before t, where an outcome is known at the
+  later of the order's finish and its last severe error.
+So an order finished after t can never change X's features (tests/mlops/test_datasets.py).
+
+Two implementations compute the same features: `_BULK_SQL` (window functions over event
+streams, for whole datasets) and `_POINT_SQL` (correlated index look-ups, for a handful of orders
+at prediction time). The test suite checks they agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from django.db import connection, transaction
+
+from mlops.choices import ModelName
+
+TRAIN_SHARE = 0.70
+VALIDATION_SHARE = 0.15
+RECENT_DAYS = 90
+
+CATEGORICAL = ["family", "product_id"]
+LEAD_TIME_NUMERIC = [
+    "product_known", "demould_weight_kg", "finished_weight_kg", "gelcoat_deck_qty", "gelcoat_hull_qty",
+    "route_steps", "route_labour", "route_machine", "created_month", "created_weekday",
+    "open_orders", "route_wip", "fam_recent_lt", "fam_recent_n", "prod_hist_lt", "prod_hist_n",
+]
+RISK_NUMERIC = LEAD_TIME_NUMERIC + ["prod_hist_orders", "prod_hist_bad_rate", "fam_hist_orders", "fam_hist_bad_rate"]
+
+# The rows whose features are wanted ("targets"); chosen from this fixed set, never from user input.
+_TARGET_FILTERS = {
+    "finished": "b.lead_time_days IS NOT NULL",
+    "open": "b.finished_at IS NULL",
+    "ids": "b.id = ANY(%(ids)s)",
+}
+
+_BASE_CTE = """
+base AS (
+    SELECT o.id, o.created_at, o.finished_at, COALESCE(o.product_id, -1) AS product_id,
+           (p.id IS NOT NULL)::int AS product_known, COALESCE(p.family, 'UNKNOWN') AS family,
+           p.demould_weight_kg, p.finished_weight_kg, p.gelcoat_deck_qty, p.gelcoat_hull_qty,
+           CASE WHEN o.finished_at >= o.created_at
+                THEN EXTRACT(EPOCH FROM o.finished_at - o.created_at) / 86400.0 END AS lead_time_days,
+           (o.finished_at IS NULL OR o.finished_at >= o.created_at) AS consistent
+    FROM orders_manufacturingorder o
+    LEFT JOIN orders_product p ON p.id = o.product_id
+    WHERE o.created_at IS NOT NULL
+),
+severe AS (
+    SELECT e.order_id, count(*) AS n_severe, max(e.event_time) AS last_severe
+    FROM quality_qualityerror e WHERE e.severity >= 2 GROUP BY e.order_id
+),
+outcome AS (
+    -- an order's outcome is known once it finished and its last severe error was recorded
+    SELECT b.id, b.product_id, b.family, GREATEST(b.finished_at, s.last_severe) AS known_at,
+           (s.n_severe IS NOT NULL)::int AS bad
+    FROM base b LEFT JOIN severe s ON s.order_id = b.id
+    WHERE b.lead_time_days IS NOT NULL
+),
+route AS (
+    SELECT r.product_id, count(*) AS route_steps, COALESCE(sum(r.labour_coefficient), 0) AS route_labour,
+           COALESCE(sum(r.machine_coefficient), 0) AS route_machine
+    FROM orders_routestep r GROUP BY r.product_id
+)"""
+
+_SELECT_COLUMNS = """
+    tg.id AS order_id, tg.created_at, tg.finished_at, tg.lead_time_days, tg.product_id, tg.family,
+    tg.product_known, tg.demould_weight_kg, tg.finished_weight_kg, tg.gelcoat_deck_qty, tg.gelcoat_hull_qty,
+    COALESCE(rt.route_steps, 0) AS route_steps, COALESCE(rt.route_labour, 0) AS route_labour,
+    COALESCE(rt.route_machine, 0) AS route_machine,
+    EXTRACT(MONTH FROM tg.created_at AT TIME ZONE 'Europe/Lisbon')::int AS created_month,
+    EXTRACT(ISODOW FROM tg.created_at AT TIME ZONE 'Europe/Lisbon')::int AS created_weekday,
+    COALESCE((SELECT 1 FROM severe s WHERE s.order_id = tg.id), 0) AS bad"""
+
+# Plan: one pass over orders, order phases and errors each; the window sorts are the cost
+# (about 2 x orders + 2 x order phases + probes rows), no per-order look-ups.
+_BULK_SQL = "WITH " + _BASE_CTE + """,
+target AS (SELECT b.* FROM base b WHERE {target_filter}),
+load_stream AS (
+    SELECT b.created_at AS t, 1 AS c, 0 AS f, NULL::bigint AS probe FROM base b WHERE b.consistent
+    UNION ALL SELECT b.finished_at, 0, 1, NULL FROM base b WHERE b.lead_time_days IS NOT NULL
+    UNION ALL SELECT tg.created_at, 0, 0, tg.id FROM target tg
+),
+load AS (
+    SELECT probe AS id, (cb - cp) - (fb - fp) AS open_orders FROM (
+        SELECT probe, sum(c) OVER w AS cb, sum(c) OVER peers AS cp, sum(f) OVER w AS fb, sum(f) OVER peers AS fp
+        FROM load_stream
+        WINDOW w AS (ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), peers AS (PARTITION BY t)
+    ) x WHERE probe IS NOT NULL
+),
+probe_phases AS (
+    SELECT DISTINCT tg.id, tg.created_at, r.phase_id
+    FROM target tg JOIN orders_routestep r ON r.product_id = tg.product_id
+),
+phase_stream AS (
+    SELECT op.phase_id, op.started_at AS t, 1 AS s, 0 AS e, NULL::bigint AS probe
+    FROM orders_orderphase op
+    WHERE op.started_at IS NOT NULL AND (op.ended_at IS NULL OR op.ended_at >= op.started_at)
+      AND op.phase_id IN (SELECT phase_id FROM probe_phases)
+    UNION ALL
+    SELECT op.phase_id, op.ended_at, 0, 1, NULL FROM orders_orderphase op
+    WHERE op.started_at IS NOT NULL AND op.ended_at >= op.started_at
+      AND op.phase_id IN (SELECT phase_id FROM probe_phases)
+    UNION ALL SELECT pp.phase_id, pp.created_at, 0, 0, pp.id FROM probe_phases pp
+),
+wip AS (
+    SELECT probe AS id, sum((sb - sp) - (eb - ep)) AS route_wip FROM (
+        SELECT probe, sum(s) OVER w AS sb, sum(s) OVER peers AS sp, sum(e) OVER w AS eb, sum(e) OVER peers AS ep
+        FROM phase_stream
+        WINDOW w AS (PARTITION BY phase_id ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+               peers AS (PARTITION BY phase_id, t)
+    ) x WHERE probe IS NOT NULL GROUP BY probe
+),
+lt_stream AS (
+    SELECT b.family, b.product_id, b.finished_at AS t, b.lead_time_days AS lt, NULL::bigint AS probe
+    FROM base b WHERE b.lead_time_days IS NOT NULL
+    UNION ALL SELECT tg.family, tg.product_id, tg.created_at, NULL, tg.id FROM target tg
+),
+lt_hist AS (
+    SELECT id, (fs - COALESCE(fsp, 0)) / NULLIF(fn - fnp, 0) AS fam_recent_lt, fn - fnp AS fam_recent_n,
+           (ps - COALESCE(psp, 0)) / NULLIF(pn - pnp, 0) AS prod_hist_lt, pn - pnp AS prod_hist_n FROM (
+        SELECT probe AS id,
+               sum(lt) OVER wf AS fs, sum(lt) OVER fpeers AS fsp, count(lt) OVER wf AS fn, count(lt) OVER fpeers AS fnp,
+               sum(lt) OVER wp AS ps, sum(lt) OVER ppeers AS psp, count(lt) OVER wp AS pn, count(lt) OVER ppeers AS pnp
+        FROM lt_stream
+        WINDOW wf AS (PARTITION BY family ORDER BY t RANGE BETWEEN '{recent_days} days' PRECEDING AND CURRENT ROW),
+               fpeers AS (PARTITION BY family, t),
+               wp AS (PARTITION BY product_id ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+               ppeers AS (PARTITION BY product_id, t)
+    ) x WHERE id IS NOT NULL
+),
+risk_stream AS (
+    SELECT oc.family, oc.product_id, oc.known_at AS t, oc.bad, 1 AS n, NULL::bigint AS probe FROM outcome oc
+    UNION ALL SELECT tg.family, tg.product_id, tg.created_at, 0, 0, tg.id FROM target tg
+),
+risk_hist AS (
+    SELECT id, pn - pnp AS prod_hist_orders, pb - pbp AS prod_hist_bad,
+           fn - fnp AS fam_hist_orders, fb - fbp AS fam_hist_bad FROM (
+        SELECT probe AS id, sum(n) OVER wp AS pn, sum(n) OVER ppeers AS pnp, sum(bad) OVER wp AS pb,
+               sum(bad) OVER ppeers AS pbp, sum(n) OVER wf AS fn, sum(n) OVER fpeers AS fnp,
+               sum(bad) OVER wf AS fb, sum(bad) OVER fpeers AS fbp
+        FROM risk_stream
+        WINDOW wp AS (PARTITION BY product_id ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+               ppeers AS (PARTITION BY product_id, t),
+               wf AS (PARTITION BY family ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+               fpeers AS (PARTITION BY family, t)
+    ) x WHERE id IS NOT NULL
+)
+SELECT """ + _SELECT_COLUMNS + """,
+    COALESCE(ld.open_orders, 0) AS open_orders, COALESCE(w.route_wip, 0) AS route_wip,
+    lh.fam_recent_lt, COALESCE(lh.fam_recent_n, 0) AS fam_recent_n,
+    lh.prod_hist_lt, COALESCE(lh.prod_hist_n, 0) AS prod_hist_n,
+    COALESCE(rh.prod_hist_orders, 0) AS prod_hist_orders,
+    rh.prod_hist_bad::float / NULLIF(rh.prod_hist_orders, 0) AS prod_hist_bad_rate,
+    COALESCE(rh.fam_hist_orders, 0) AS fam_hist_orders,
+    rh.fam_hist_bad::float / NULLIF(rh.fam_hist_orders, 0) AS fam_hist_bad_rate
+FROM target tg
+LEFT JOIN route rt ON rt.product_id = tg.product_id
+LEFT JOIN load ld ON ld.id = tg.id
+LEFT JOIN wip w ON w.id = tg.id
+LEFT JOIN lt_hist lh ON lh.id = tg.id
+LEFT JOIN risk_hist rh ON rh.id = tg.id
+ORDER BY tg.created_at, tg.id
+"""
+
+# Plan: for each of a few target orders, index look-ups (orders by created_at / finished_at /
+# product_id, order phases by phase and event time, errors by order) instead of whole-table sorts.
+_POINT_SQL = """
+WITH base AS (
+    SELECT o.id, o.created_at, o.finished_at, COALESCE(o.product_id, -1) AS product_id,
+           (p.id IS NOT NULL)::int AS product_known, COALESCE(p.family, 'UNKNOWN') AS family,
+           p.demould_weight_kg, p.finished_weight_kg, p.gelcoat_deck_qty, p.gelcoat_hull_qty,
+           CASE WHEN o.finished_at >= o.created_at
+                THEN EXTRACT(EPOCH FROM o.finished_at - o.created_at) / 86400.0 END AS lead_time_days
+    FROM orders_manufacturingorder o LEFT JOIN orders_product p ON p.id = o.product_id
+    WHERE o.id = ANY(%(ids)s) AND o.created_at IS NOT NULL
+),
+severe AS (
+    SELECT e.order_id, count(*) AS n_severe, max(e.event_time) AS last_severe
+    FROM quality_qualityerror e WHERE e.severity >= 2 AND e.order_id = ANY(%(ids)s) GROUP BY e.order_id
+),
+route AS (
+    SELECT r.product_id, count(*) AS route_steps, COALESCE(sum(r.labour_coefficient), 0) AS route_labour,
+           COALESCE(sum(r.machine_coefficient), 0) AS route_machine
+    FROM orders_routestep r WHERE r.product_id IN (SELECT product_id FROM base) GROUP BY r.product_id
+),
+past AS (
+    -- orders of the targets' products or families, with lead time and outcome-known time
+    SELECT o.id, o.finished_at, COALESCE(o.product_id, -1) AS product_id, COALESCE(p.family, 'UNKNOWN') AS family,
+           EXTRACT(EPOCH FROM o.finished_at - o.created_at) / 86400.0 AS lt,
+           GREATEST(o.finished_at, (SELECT max(e.event_time) FROM quality_qualityerror e
+                                    WHERE e.order_id = o.id AND e.severity >= 2)) AS known_at,
+           EXISTS (SELECT 1 FROM quality_qualityerror e WHERE e.order_id = o.id AND e.severity >= 2)::int AS bad
+    FROM orders_manufacturingorder o LEFT JOIN orders_product p ON p.id = o.product_id
+    WHERE o.finished_at >= o.created_at
+      AND (COALESCE(o.product_id, -1) IN (SELECT product_id FROM base)
+           OR COALESCE(p.family, 'UNKNOWN') IN (SELECT family FROM base))
+)
+SELECT tg.id AS order_id, tg.created_at, tg.finished_at, tg.lead_time_days, tg.product_id, tg.family,
+    tg.product_known, tg.demould_weight_kg, tg.finished_weight_kg, tg.gelcoat_deck_qty, tg.gelcoat_hull_qty,
+    COALESCE(rt.route_steps, 0) AS route_steps, COALESCE(rt.route_labour, 0) AS route_labour,
+    COALESCE(rt.route_machine, 0) AS route_machine,
+    EXTRACT(MONTH FROM tg.created_at AT TIME ZONE 'Europe/Lisbon')::int AS created_month,
+    EXTRACT(ISODOW FROM tg.created_at AT TIME ZONE 'Europe/Lisbon')::int AS created_weekday,
+    COALESCE((SELECT 1 FROM severe s WHERE s.order_id = tg.id), 0) AS bad,
+    (SELECT count(*) FROM orders_manufacturingorder m
+      WHERE m.created_at < tg.created_at AND (m.finished_at IS NULL OR m.finished_at >= tg.created_at)
+        AND (m.finished_at IS NULL OR m.finished_at >= m.created_at)) AS open_orders,
+    (SELECT count(*) FROM orders_orderphase op
+      WHERE op.phase_id IN (SELECT r.phase_id FROM orders_routestep r WHERE r.product_id = tg.product_id)
+        AND op.ended_at >= tg.created_at AND op.event_time >= tg.created_at
+        AND op.started_at < tg.created_at AND op.ended_at >= op.started_at)
+  + (SELECT count(*) FROM orders_orderphase op
+      WHERE op.phase_id IN (SELECT r.phase_id FROM orders_routestep r WHERE r.product_id = tg.product_id)
+        AND op.ended_at IS NULL AND op.started_at < tg.created_at) AS route_wip,
+    (SELECT avg(pa.lt) FROM past pa WHERE pa.family = tg.family AND pa.finished_at < tg.created_at
+        AND pa.finished_at >= tg.created_at - interval '{recent_days} days') AS fam_recent_lt,
+    (SELECT count(*) FROM past pa WHERE pa.family = tg.family AND pa.finished_at < tg.created_at
+        AND pa.finished_at >= tg.created_at - interval '{recent_days} days') AS fam_recent_n,
+    (SELECT avg(pa.lt) FROM past pa WHERE pa.product_id = tg.product_id AND pa.finished_at < tg.created_at)
+        AS prod_hist_lt,
+    (SELECT count(*) FROM past pa WHERE pa.product_id = tg.product_id AND pa.finished_at < tg.created_at)
+        AS prod_hist_n,
+    (SELECT count(*) FROM past pa WHERE pa.product_id = tg.product_id AND pa.known_at < tg.created_at)
+        AS prod_hist_orders,
+    (SELECT avg(pa.bad) FROM past pa WHERE pa.product_id = tg.product_id AND pa.known_at < tg.created_at)
+        AS prod_hist_bad_rate,
+    (SELECT count(*) FROM past pa WHERE pa.family = tg.family AND pa.known_at < tg.created_at)
+        AS fam_hist_orders,
+    (SELECT avg(pa.bad) FROM past pa WHERE pa.family = tg.family AND pa.known_at < tg.created_at)
+        AS fam_hist_bad_rate
+FROM base tg LEFT JOIN route rt ON rt.product_id = tg.product_id
+ORDER BY tg.created_at, tg.id
+"""
+
+
+def _fetch(sql: str, params: dict) -> pd.DataFrame:
+    # JIT off: the planner's row estimates for the event streams are far off, it would JIT-compile
+    # this big statement for seconds while the query itself runs in milliseconds to a few seconds.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, params)
+        columns = [c.name for c in cursor.description]
+        rows = cursor.fetchall()
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    for column in frame.columns:
+        if column not in ("created_at", "finished_at", "family"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame["order_id"] = frame["order_id"].astype("int64")
+    frame["product_id"] = frame["product_id"].astype("int64")
+    return frame
+
+
+def order_features(*, which: str = "finished", ids: list[int] | None = None) -> pd.DataFrame:
+    """Features of orders at their creation time, one bulk SQL query (which: finished | open | ids)."""
+    sql = _BULK_SQL.format(target_filter=_TARGET_FILTERS[which], recent_days=RECENT_DAYS)
+    return _fetch(sql, {"ids": list(ids or [])})
+
+
+def order_features_point(*, ids: list[int]) -> pd.DataFrame:
+    """The same features for a few orders by index look-ups (prediction time)."""
+    return _fetch(_POINT_SQL.format(recent_days=RECENT_DAYS), {"ids": [int(i) for i in ids]})
+
+
+@dataclass
+class Dataset:
+    """A dataset with its temporal split (by order creation) and provenance."""
+
+    name: str
+    frame: pd.DataFrame
+    target: str
+    numeric: list[str]
+    data_version: int
+    as_of: datetime | None
+    train_start: datetime | None = None
+    validation_start: datetime | None = None
+    test_start: datetime | None = None
+    test_end: datetime | None = None
+    censor_cutoff: datetime | None = None
+    splits: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def features(self) -> list[str]:
+        return CATEGORICAL + self.numeric
+
+    def rows(self) -> dict[str, int]:
+        return {key: len(value) for key, value in self.splits.items()}
+
+
+def temporal_split(frame: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict[str, datetime | None]]:
+    """70/15/15 of the orders in creation order; orders created at the same instant stay together."""
+    if frame.empty:
+        return {"train": frame, "validation": frame, "test": frame}, {
+            "train_start": None, "validation_start": None, "test_start": None, "test_end": None}
+    created = frame["created_at"]
+    n = len(frame)
+    validation_start = created.iloc[min(int(n * TRAIN_SHARE), n - 1)]
+    test_start = created.iloc[min(int(n * (TRAIN_SHARE + VALIDATION_SHARE)), n - 1)]
+    splits = {
+        "train": frame[created < validation_start],
+        "validation": frame[(created >= validation_start) & (created < test_start)],
+        "test": frame[created >= test_start],
+    }
+    dates = {"train_start": created.iloc[0], "validation_start": validation_start,
+             "test_start": test_start, "test_end": created.iloc[-1]}
+    return splits, dates
+
+
+def _build(name: str, frame: pd.DataFrame, target: str, numeric: list[str], as_of: datetime | None) -> Dataset:
+    from prodplan.cache import data_version
+
+    cutoff = None
+    if as_of is not None and not frame.empty:
+        # Right-censoring: among orders created in the last p95-lead-time days before the as-of
+        # date, only the quick ones have finished yet; keeping them would bias the test split.
+        horizon = float(np.nanpercentile(frame["lead_time_days"], 95))
+        cutoff = as_of - pd.Timedelta(days=horizon)
+        kept = frame[frame["created_at"] <= cutoff]
+        if len(kept) >= 0.5 * len(frame):
+            frame = kept
+        else:
+            cutoff = None
+    frame = frame.reset_index(drop=True)
+    splits, dates = temporal_split(frame)
+    return Dataset(name=name, frame=frame, target=target, numeric=numeric, data_version=data_version(),
+                   as_of=as_of, censor_cutoff=cutoff, splits=splits, **dates)
+
+
+def data_as_of() -> datetime | None:
+    """The data's as-of time (last ingestion), else the latest order timestamp."""
+    from prodplan.asof import data_as_of as ingested_as_of
+
+    as_of = ingested_as_of()
+    if as_of is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT GREATEST(max(created_at), max(finished_at)) FROM orders_manufacturingorder")
+            as_of = cursor.fetchone()[0]
+    return as_of
+
+
+def lead_time_dataset() -> Dataset:
+    """Finished orders; target = days from creation to finish."""
+    frame = order_features(which="finished")
+    return _build(ModelName.LEAD_TIME, frame, "lead_time_days", LEAD_TIME_NUMERIC, data_as_of())
+
+
+def risk_dataset() -> Dataset:
+    """Finished orders; target = at least one error of severity >= 2."""
+    frame = order_features(which="finished")
+    return _build(ModelName.RISK, frame, "bad", RISK_NUMERIC, data_as_of())
+
+
+def dataset_for(name: str) -> Dataset:
+    return lead_time_dataset() if name == ModelName.LEAD_TIME else risk_dataset()

@@ -1,0 +1,246 @@
+"""Reads of the mlops domain: the registry, the model that answers (or the baseline), predictions, explanations."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.db import connection
+from django.db.models import QuerySet
+
+from mlops import training
+from mlops.choices import Algorithm, ModelName
+from mlops.datasets import CATEGORICAL, LEAD_TIME_NUMERIC, RISK_NUMERIC, order_features_point
+from mlops.models import ModelVersion
+from prodplan.metrics import MODEL_INFERENCE
+
+logger = logging.getLogger(__name__)
+
+_LOADED: dict[tuple, object] = {}
+_LOCK = threading.Lock()
+
+
+class ArtifactError(Exception):
+    """The artifact file is missing, altered (checksum mismatch) or unreadable."""
+
+
+def model_versions() -> QuerySet[ModelVersion]:
+    """The registry, newest first per name (no relations to prefetch)."""
+    return ModelVersion.objects.order_by("name", "-version")
+
+
+def numeric_features(name: str) -> list[str]:
+    return LEAD_TIME_NUMERIC if name == ModelName.LEAD_TIME else RISK_NUMERIC
+
+
+def load_artifact(version: ModelVersion):
+    """Load a version's estimator after checking its SHA-256; cached per (file, mtime, size)."""
+    path = Path(settings.MODEL_ARTIFACT_DIR) / version.artifact_path
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise ArtifactError(f"artifact {version.artifact_path} is missing") from exc
+    key = (version.pk, str(path), stat.st_mtime_ns, stat.st_size, version.artifact_sha256)
+    with _LOCK:
+        if key in _LOADED:
+            return _LOADED[key]
+    from mlops.services import sha256_of
+
+    if sha256_of(path) != version.artifact_sha256:
+        raise ArtifactError(f"artifact {version.artifact_path} fails its checksum")
+    try:
+        loader = training.HgbModel if version.algorithm == Algorithm.HGB else training.MlpModel
+        model = loader.load(str(path))
+    except Exception as exc:  # a corrupt file can fail in many ways inside joblib / torch
+        raise ArtifactError(f"artifact {version.artifact_path} cannot be loaded: {type(exc).__name__}") from exc
+    with _LOCK:
+        _LOADED[key] = model
+    return model
+
+
+@dataclass
+class Predictor:
+    """The estimator that answers for a target, with the registry row it comes from (None: live baseline)."""
+
+    name: str
+    model: object
+    version: ModelVersion | None
+    algorithm: str
+    fallback_reason: str | None = None
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.algorithm == Algorithm.BASELINE
+
+    @property
+    def label(self) -> str:
+        if self.is_baseline:
+            return "baseline"
+        return self.version.label
+
+    def describe(self) -> dict:
+        v = self.version
+        return {
+            "label": self.label, "algorithm": self.algorithm,
+            "version": v.version if v else None, "id": v.pk if v else None,
+            "trained_at": v.created_at.isoformat() if v else None,
+            "data_version": v.data_version if v else None,
+            "fallback_reason": self.fallback_reason,
+        }
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        started = time.perf_counter()
+        values = self.model.predict(frame)
+        MODEL_INFERENCE.labels(model=f"{self.name}:{self.algorithm}").observe(time.perf_counter() - started)
+        return values
+
+    def interval(self, value: float) -> tuple[float | None, float | None]:
+        """80% interval: prediction + validation residual q10 / q90 (clipped at zero days)."""
+        q = self.version.residual_quantiles if self.version else {}
+        if not q:
+            return None, None
+        return max(0.0, float(value) + q["q10"]), max(0.0, float(value) + q["q90"])
+
+
+def live_baseline(name: str) -> training.Baseline:
+    """Baseline from all finished orders when the registry holds none (one SQL query).
+
+    Plan: one scan of finished orders joined to products, grouped by product and by family (GROUPING SETS)."""
+    target = ("EXTRACT(EPOCH FROM o.finished_at - o.created_at) / 86400.0" if name == ModelName.LEAD_TIME
+              else "(EXISTS (SELECT 1 FROM quality_qualityerror e WHERE e.order_id = o.id AND e.severity >= 2))::int")
+    agg = "percentile_cont(0.5) WITHIN GROUP (ORDER BY y)" if name == ModelName.LEAD_TIME else "avg(y)"
+    sql = f"""
+        WITH rows AS (
+            SELECT COALESCE(o.product_id, -1) AS product_id, COALESCE(p.family, 'UNKNOWN') AS family, {target} AS y
+            FROM orders_manufacturingorder o LEFT JOIN orders_product p ON p.id = o.product_id
+            WHERE o.finished_at >= o.created_at
+        )
+        SELECT product_id, family, {agg} AS value, GROUPING(product_id) AS g_product, GROUPING(family) AS g_family
+        FROM rows GROUP BY GROUPING SETS ((product_id), (family), ())
+    """
+    params = {"name": str(name), "product": {}, "family": {}, "global": 0.0}
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        for product_id, family, value, g_product, g_family in cursor.fetchall():
+            if value is None:
+                continue
+            if not g_product:
+                params["product"][str(product_id)] = float(value)
+            elif not g_family:
+                params["family"][str(family)] = float(value)
+            else:
+                params["global"] = float(value)
+    return training.Baseline(params)
+
+
+def baseline_predictor(name: str, reason: str | None) -> Predictor:
+    """The newest registered baseline of this target, else one computed live from the data."""
+    version = ModelVersion.objects.filter(name=name, algorithm=Algorithm.BASELINE).order_by("-version").first()
+    if version is not None:
+        return Predictor(name, training.Baseline(version.params), version, Algorithm.BASELINE, reason)
+    return Predictor(name, live_baseline(name), None, Algorithm.BASELINE,
+                     (reason + "; " if reason else "") + "no baseline registered: computed from all finished orders")
+
+
+def active_predictor(name: str) -> Predictor:
+    """The active version's estimator; the baseline when none is active or its artifact fails."""
+    version = ModelVersion.objects.filter(name=name, active=True).first()
+    if version is None:
+        return baseline_predictor(name, "no active model")
+    try:
+        model = load_artifact(version)
+    except ArtifactError as exc:
+        logger.warning("active model unusable; answering with the baseline",
+                       extra={"model": version.label, "reason": str(exc)})
+        return baseline_predictor(name, f"{version.label}: {exc}")
+    return Predictor(name, model, version, version.algorithm)
+
+
+def features_from_payload(name: str, payload: dict) -> pd.DataFrame:
+    """A one-row feature frame from a client payload; absent numeric features are missing (NaN)."""
+    row = {"order_id": 0, "family": str(payload.get("family") or "UNKNOWN"),
+           "product_id": int(payload.get("product_id") if payload.get("product_id") is not None else -1)}
+    for column in numeric_features(name):
+        value = payload.get(column)
+        row[column] = float(value) if value is not None else np.nan
+    return pd.DataFrame([row])
+
+
+def predict(*, name: str, order_id: int | None = None, features: dict | None = None) -> dict | None:
+    """Predict one order (by id, features at its creation) or one feature payload. None: unknown order."""
+    if order_id is not None:
+        frame = order_features_point(ids=[order_id])
+        if frame.empty:
+            return None
+    else:
+        frame = features_from_payload(name, features or {})
+    predictor = active_predictor(name)
+    value = float(predictor.predict(frame)[0])
+    answer = {"name": str(name), "model": predictor.describe(), "order_id": order_id}
+    if name == ModelName.LEAD_TIME:
+        lower, upper = predictor.interval(value)
+        answer.update({"lead_time_days": round(value, 4),
+                       "interval_80": None if lower is None else {"lower": round(lower, 4), "upper": round(upper, 4)},
+                       "interval_basis": "validation residuals q10-q90" if lower is not None else None})
+        if order_id is not None:
+            created = frame["created_at"].iloc[0]
+            answer["created_at"] = created.isoformat()
+            answer["predicted_finish"] = (created + pd.Timedelta(days=value)).isoformat()
+    else:
+        answer["probability"] = round(value, 4)
+    if predictor.is_baseline:
+        answer["baseline_level"] = predictor.model.source(frame)[0]
+    answer["features"] = {c: _jsonable(frame[c].iloc[0]) for c in CATEGORICAL + numeric_features(name)}
+    return answer
+
+
+def explain(*, name: str, order_id: int | None = None) -> dict | None:
+    """Global permutation importance of the answering model; with order_id, that prediction's contributions."""
+    predictor = active_predictor(name)
+    answer = {"name": str(name), "model": predictor.describe()}
+    if predictor.is_baseline:
+        answer["global_importance"] = []
+        answer["method"] = ("baseline: the answer is the product's historical value (else its family's, else "
+                            "the global one); no other feature is used")
+    else:
+        answer["global_importance"] = predictor.version.importance
+        answer["global_method"] = ("permutation importance on the validation split: mean drop of the score "
+                                   "(-MAE for lead time, ROC AUC for risk) over 3 shuffles of the feature")
+    if order_id is None:
+        return answer
+    frame = order_features_point(ids=[order_id])
+    if frame.empty:
+        return None
+    answer["order_id"] = order_id
+    if predictor.is_baseline:
+        answer["prediction"] = float(predictor.predict(frame)[0])
+        answer["baseline_level"] = predictor.model.source(frame)[0]
+        answer["contributions"] = []
+        return answer
+    features = CATEGORICAL + numeric_features(name)
+    contributions, value, reference_value = training.shapley_contributions(
+        predictor.model, frame, predictor.version.params.get("reference", {}), features)
+    answer.update({
+        "prediction": round(value, 5), "reference_prediction": round(reference_value, 5),
+        "contributions": contributions,
+        "method": ("sampled Shapley values against a reference order (training medians, most frequent family and "
+                   "product): 64 seeded random feature orders, each feature switched from the reference's value "
+                   "to the order's and credited with the change; contributions sum to prediction - "
+                   "reference_prediction"),
+    })
+    return answer
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value

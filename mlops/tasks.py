@@ -1,0 +1,21 @@
+"""Celery tasks of the mlops domain: thin wrappers over mlops.services (idempotent, safe to retry)."""
+
+from celery import shared_task
+
+from mlops import services
+
+
+@shared_task(name="mlops.tasks.train_model_task")
+def train_model_task(name: str, seed: int = 0) -> dict:
+    """Train one target (baseline + candidates) and promote the best that beats the baseline."""
+    try:
+        return services.train_models(name=name, seed=seed, force=True)
+    except services.TrainingNotSupported as exc:
+        return {"name": name, "status": "not_supported", "reason": str(exc)}
+
+
+@shared_task(name="mlops.tasks.train_all_models_task")
+def train_all_models_task(seed: int = 0) -> dict:
+    """Nightly (beat): train both targets unless this data version is already trained, then store
+    predictions for open orders. Re-running on unchanged data only refreshes the predictions."""
+    return services.train_all_models(seed=seed, force=False)

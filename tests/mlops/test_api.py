@@ -1,0 +1,82 @@
+"""API: train (202, API key), registry, predict (order or payload), explain; nightly task stores predictions."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops.datasets import lead_time_dataset, order_features
+from mlops.models import ModelVersion, Prediction
+from tests.mlops.conftest import FAST
+
+
+@pytest.mark.django_db
+def test_train_needs_an_api_key_and_answers_202(factory, keyed_client, monkeypatch):
+    from rest_framework.test import APIClient
+
+    from mlops import services
+
+    anonymous = APIClient()
+    assert anonymous.post("/api/ml/train/leadtime", {}, format="json").status_code in (401, 403)
+    monkeypatch.setattr(services, "DEFAULT_MLP_PARAMS", {**services.DEFAULT_MLP_PARAMS, **FAST["mlp"]})
+    monkeypatch.setattr(services, "DEFAULT_HGB_PARAMS", {**services.DEFAULT_HGB_PARAMS, **FAST["hgb"]})
+    response = keyed_client.post("/api/ml/train/risk", {"seed": 3}, format="json")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["task_id"] and body["name"] == "risk" and body["result"]["status"] == "trained"
+    versions = ModelVersion.objects.filter(name="risk")
+    assert versions.count() == 3 and {v.seed for v in versions} == {3}
+    listing = anonymous.get("/api/ml/models", {"name": "risk"}).json()
+    assert [m["label"] for m in listing["results"]] == [v.label for v in versions.order_by("-id")]
+    assert all(m["metrics"]["test"]["n"] == body["result"]["rows"]["test"] for m in listing["results"])
+
+
+@pytest.mark.django_db
+def test_predict_and_explain(trained, api_client, django_assert_max_num_queries):
+    active = ModelVersion.objects.get(name="leadtime", active=True)
+    order_id = int(lead_time_dataset().splits["test"]["order_id"].iloc[-1])
+    with django_assert_max_num_queries(6):
+        body = api_client.post("/api/ml/predict/leadtime", {"order_id": order_id}, format="json").json()
+    assert body["model"]["label"] == active.label and body["model"]["version"] == active.version
+    low, high = body["interval_80"]["lower"], body["interval_80"]["upper"]
+    q = active.residual_quantiles
+    assert low == pytest.approx(max(0, body["lead_time_days"] + q["q10"]), abs=1e-3)
+    assert high == pytest.approx(body["lead_time_days"] + q["q90"], abs=1e-3)
+    payload = {k: v for k, v in body["features"].items() if v is not None}
+    by_features = api_client.post("/api/ml/predict/leadtime", {"features": payload}, format="json").json()
+    assert by_features["lead_time_days"] == pytest.approx(body["lead_time_days"], abs=1e-6)
+    risk = api_client.post("/api/ml/predict/risk", {"order_id": order_id}, format="json").json()
+    assert 0 <= risk["probability"] <= 1 and risk["model"]["label"].startswith("risk:")
+    assert api_client.post("/api/ml/predict/risk", {}, format="json").status_code == 400
+    assert api_client.post("/api/ml/predict/risk", {"order_id": 10**9}, format="json").status_code == 404
+
+    glob = api_client.get("/api/ml/explain/leadtime").json()
+    assert glob["global_importance"] == active.importance and glob["model"]["label"] == active.label
+    local = api_client.get("/api/ml/explain/leadtime", {"of_id": order_id}).json()
+    total = sum(c["contribution"] for c in local["contributions"])
+    assert total == pytest.approx(local["prediction"] - local["reference_prediction"], abs=1e-3)
+    assert local["prediction"] == pytest.approx(body["lead_time_days"], abs=1e-3)
+    assert "Shapley" in local["method"]
+    assert api_client.get("/api/ml/explain/risk", {"of_id": "x"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_nightly_task_stores_predictions_for_open_orders_and_is_idempotent(factory, monkeypatch):
+    from mlops import services
+    from mlops.tasks import train_all_models_task
+
+    monkeypatch.setattr(services, "DEFAULT_MLP_PARAMS", {**services.DEFAULT_MLP_PARAMS, **FAST["mlp"]})
+    monkeypatch.setattr(services, "DEFAULT_HGB_PARAMS", {**services.DEFAULT_HGB_PARAMS, **FAST["hgb"]})
+    first = train_all_models_task.delay().get()
+    assert first["leadtime"]["status"] == "trained" and first["risk"]["status"] == "trained"
+    open_ids = set(order_features(which="open")["order_id"])
+    assert open_ids
+    stored = Prediction.objects.filter(name="leadtime")
+    assert set(stored.values_list("order_id", flat=True)) == open_ids
+    assert Prediction.objects.filter(name="risk").count() == len(open_ids)
+    active = ModelVersion.objects.get(name="leadtime", active=True)
+    assert {p.model_label for p in stored} == {active.label}
+    assert all(p.lower <= p.value <= p.upper for p in stored)
+    versions = ModelVersion.objects.count()
+    second = train_all_models_task.delay().get()
+    assert second["leadtime"]["status"] == "skipped" and ModelVersion.objects.count() == versions
+    assert Prediction.objects.count() == 2 * len(open_ids)
