@@ -7,3 +7,6 @@ class ProdplanConfig(AppConfig):
     name = "prodplan"
     verbose_name = "PRODPLAN"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from prodplan import schema  # noqa: F401 - registers the OpenAPI auth extension

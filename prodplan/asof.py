@@ -10,11 +10,22 @@ from rest_framework.exceptions import ValidationError
 
 
 def data_as_of() -> datetime | None:
-    """The as-of time recorded by the last successful ingestion, if any."""
-    from ingestion.selectors import last_successful_run
+    """The as-of time recorded by the last successful ingestion, cached per data version."""
+    from django.core.cache import cache
 
-    run = last_successful_run()
-    return run.as_of if run else None
+    from ingestion.choices import RunStatus
+    from ingestion.models import IngestionRun
+    from prodplan.cache import data_version
+
+    key = f"prodplan:v{data_version()}:as_of"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached or None
+    value = (
+        IngestionRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-id").values_list("as_of", flat=True).first()
+    )
+    cache.set(key, value or "", 3600)
+    return value
 
 
 def parse_as_of(raw: str | None) -> datetime | None:

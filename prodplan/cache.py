@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 VERSION_KEY = "prodplan:data_version"
 LOCK_WAIT_SECONDS = 10.0
+VERSION_TTL_SECONDS = 5
 
 
 def data_version() -> int:
@@ -29,7 +30,8 @@ def data_version() -> int:
 
         row = DataVersion.objects.filter(pk=1).values_list("version", flat=True).first()
         version = row or 1
-        cache.set(VERSION_KEY, version, None)
+        # Short-lived: a process whose cache is its own (no Redis) still sees another process's ingestion.
+        cache.set(VERSION_KEY, version, VERSION_TTL_SECONDS)
     return int(version)
 
 
@@ -42,7 +44,7 @@ def bump_data_version() -> int:
     DataVersion.objects.get_or_create(pk=1)
     DataVersion.objects.filter(pk=1).update(version=F("version") + 1)
     version = DataVersion.objects.values_list("version", flat=True).get(pk=1)
-    transaction.on_commit(lambda: cache.set(VERSION_KEY, version, None))
+    transaction.on_commit(lambda: cache.set(VERSION_KEY, version, VERSION_TTL_SECONDS))
     return version
 
 

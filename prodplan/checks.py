@@ -14,7 +14,6 @@ from django.db.migrations.executor import MigrationExecutor
 # Kept apart from Django's default registry so migrate/runserver never block on data checks.
 release_checks = CheckRegistry()
 TAG = "prodplan"
-BENCH_DIR = settings.BASE_DIR / "bench" / "results"
 
 
 @release_checks.register(TAG)
@@ -95,7 +94,7 @@ def check_feature_gates(app_configs=None, **kwargs):
 @release_checks.register(TAG)
 def check_benchmarks(app_configs=None, **kwargs):
     problems = []
-    for path in sorted(Path(BENCH_DIR).glob("*.json")):
+    for path in sorted(Path(settings.BENCH_RESULTS_DIR).glob("*.json")):
         try:
             figures = json.loads(path.read_text())
         except (OSError, ValueError) as exc:

@@ -21,7 +21,10 @@ class RequestIdMiddleware:
         request_id = incoming if incoming.isascii() and 8 <= len(incoming) <= 64 else new_request_id()
         request.request_id = request_id
         set_request_id(request_id)
-        response = self.get_response(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            set_request_id(None)  # the thread serves other work next: don't let this id leak into it
         response["X-Request-Id"] = request_id
         return response
 

@@ -189,6 +189,13 @@ SPECTACULAR_SETTINGS = {
     "carries its basis (observed / theoretical / imputed) and coverage; 'now' is the workbook's as-of date.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.choices.OrderStatus",
+        "IngestionRunStatusEnum": "ingestion.choices.RunStatus",
+        "TriageStatusEnum": "ingestion.choices.TriageStatus",
+        "WhatIfRunStatusEnum": "whatif.choices.RunStatus",
+        "PriorityRuleEnum": "whatif.choices.PriorityRule",
+    },
 }
 
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
@@ -199,6 +206,8 @@ ORDER_AT_RISK_PERCENTILE = float(os.environ.get("ORDER_AT_RISK_PERCENTILE", "0.7
 ORDER_LATE_PERCENTILE = float(os.environ.get("ORDER_LATE_PERCENTILE", "0.90"))
 MIN_HISTORY_FOR_PRODUCT_PERCENTILE = int(os.environ.get("MIN_HISTORY_FOR_PRODUCT_PERCENTILE", "10"))
 EMPLOYEE_MATCH_RATE_GATE = float(os.environ.get("EMPLOYEE_MATCH_RATE_GATE", "0.90"))
+BENCH_RESULTS_DIR = Path(os.environ.get("PRODPLAN_BENCH_RESULTS", BASE_DIR / "bench" / "results"))
+RELEASE_BLOCKED_PATH = Path(os.environ.get("PRODPLAN_RELEASE_BLOCKED_PATH", BASE_DIR / "docs" / "RELEASE_BLOCKED.md"))
 INGEST_MAX_SHRINK_FRACTION = float(os.environ.get("INGEST_MAX_SHRINK_FRACTION", "0.05"))
 
 # --- Security (production values when DEBUG is off) ----------------------------------------

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _eager_celery():
+    """Tests run tasks in-process even when REDIS_URL is set; the worker test starts a real worker itself."""
+    from prodplan.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +77,19 @@ def ingested(django_db_setup, django_db_blocker, demo_workbook) -> dict:
         run = ingest_workbook(path=str(demo_workbook["path"]))
     assert run.status == "succeeded", run.error
     return {"run_id": run.pk, "as_of": run.as_of, **demo_workbook}
+
+
+DOMAIN_TABLES = [
+    "orders_phase", "orders_product", "orders_routestep", "orders_employee", "orders_employeeskill",
+    "orders_manufacturingorder", "orders_orderphase", "orders_phaseassignment", "quality_qualityerror",
+]
+
+
+@pytest.fixture
+def empty_tables(db):
+    """Start from empty domain and audit tables (inside the test transaction: the rollback restores them)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE " + ", ".join(DOMAIN_TABLES) + ", ingestion_reject, ingestion_sheetrun, ingestion_dataqualityissue, "
+            "ingestion_ingestionrun CASCADE"
+        )

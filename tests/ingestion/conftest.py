@@ -1,19 +1,5 @@
-"""Fixtures of the ingestion tests."""
+"""Fixtures of the ingestion tests (the shared ones live in tests/conftest.py)."""
 
-import pytest
-from django.db import connection
+from tests.conftest import DOMAIN_TABLES
 
-DOMAIN_TABLES = [
-    "orders_phase", "orders_product", "orders_routestep", "orders_employee", "orders_employeeskill",
-    "orders_manufacturingorder", "orders_orderphase", "orders_phaseassignment", "quality_qualityerror",
-]
-
-
-@pytest.fixture
-def empty_tables(db):
-    """Start from empty domain and audit tables (inside the test transaction: the rollback restores them)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE " + ", ".join(DOMAIN_TABLES) + ", ingestion_reject, ingestion_sheetrun, ingestion_dataqualityissue, "
-            "ingestion_ingestionrun CASCADE"
-        )
+__all__ = ["DOMAIN_TABLES"]

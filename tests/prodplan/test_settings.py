@@ -34,7 +34,7 @@ def test_postgres_url_parsing():
     assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) == (
         "app", "s@cret", "db.example", "6543", "plant",
     )
-    assert config["OPTIONS"] == {"sslmode": "require"}
+    assert config["OPTIONS"] == {"sslmode": "require", "options": "-c jit=off"}
 
 
 def test_socket_url_from_pgserver():

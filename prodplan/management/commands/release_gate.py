@@ -33,7 +33,7 @@ class Command(BaseCommand):
         cache.set("prodplan:release_gate", result, None)
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         (settings.VAR_DIR / RESULT_FILE).write_text(json.dumps(result, indent=2))
-        blocked_doc = settings.BASE_DIR / "docs" / "RELEASE_BLOCKED.md"
+        blocked_doc = settings.RELEASE_BLOCKED_PATH
         if blocking:
             blocked_doc.parent.mkdir(parents=True, exist_ok=True)
             lines = ["# Release blocked", "", f"Checked {result['checked_at']}.", ""]
