@@ -141,3 +141,30 @@ def test_temporal_split_and_provenance():
         # right-censoring: nothing created after the cutoff, which lies before the as-of date
         assert ds.censor_cutoff < ds.as_of and ds.frame["created_at"].max() <= ds.censor_cutoff
     assert set(risk_dataset().frame["bad"].unique()) == {0.0, 1.0}
+
+
+@pytest.mark.django_db
+def test_dataset_on_the_ingested_demo_workbook(ingested):
+    """On the generated workbook: targets and load features recomputed in plain Python from the stored orders."""
+    from quality.models import QualityError as Error
+
+    frame = order_features(which="finished").set_index("order_id")
+    orders = list(ManufacturingOrder.objects.values("id", "created_at", "finished_at", "product_id"))
+    finished = {o["id"]: o for o in orders if o["created_at"] and o["finished_at"] and o["finished_at"] >= o["created_at"]}
+    assert set(frame.index) == set(finished)
+    severe = set(Error.objects.filter(severity__gte=2).values_list("order_id", flat=True))
+    known = set(Product.objects.values_list("id", flat=True))
+    for oid in list(frame.index)[::5]:
+        o = finished[oid]
+        t = o["created_at"]
+        assert frame.loc[oid, "lead_time_days"] == pytest.approx((o["finished_at"] - t).total_seconds() / 86400)
+        assert frame.loc[oid, "bad"] == (1.0 if oid in severe else 0.0)
+        assert frame.loc[oid, "product_known"] == (1.0 if o["product_id"] in known else 0.0)
+        assert frame.loc[oid, "open_orders"] == sum(
+            1 for m in orders if m["created_at"] and m["created_at"] < t
+            and (m["finished_at"] is None or m["finished_at"] >= t)
+            and (m["finished_at"] is None or m["finished_at"] >= m["created_at"]))
+    # unknown products are kept (orphans), under the UNKNOWN family
+    assert (frame["product_known"] == 0).any() and (frame.loc[frame["product_known"] == 0, "family"] == "UNKNOWN").all()
+    ds = lead_time_dataset()
+    assert ds.as_of == ingested["as_of"] and len(ds.frame) <= len(frame)
