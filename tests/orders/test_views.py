@@ -1,0 +1,148 @@
+"""Supervisor pages of the orders domain on the ingested demo workbook: content, values and pinned query counts."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from io import BytesIO
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from orders.models import ManufacturingOrder, OrderPhase
+
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def supervisor(db):
+    from prodplan.roles import SUPERVISORS, ensure_role_groups
+
+    ensure_role_groups()
+    user = User.objects.create_user("sup", password="pw-sup-123")
+    user.groups.add(Group.objects.get(name=SUPERVISORS))
+    return user
+
+
+@pytest.fixture
+def sclient(client, supervisor):
+    client.force_login(supervisor)
+    return client
+
+
+def _open_at(as_of):
+    return [o for o in ManufacturingOrder.objects.values("id", "created_at", "finished_at")
+            if (o["created_at"] is None or o["created_at"] <= as_of) and (o["finished_at"] is None or o["finished_at"] > as_of)]
+
+
+def test_pages_need_login(client, db):
+    for url in ("/", "/orders/", "/orders/1/", "/quality/", "/inventory/", "/whatif/", "/models/", "/ingestion/"):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), url
+
+
+def test_login_page_has_labelled_inputs(client, db):
+    html = client.get("/accounts/login/").content.decode()
+    assert html.count("<h1") == 1
+    for field in ("id_username", "id_password"):
+        assert f'<label for="{field}"' in html and f'id="{field}"' in html
+
+
+def test_overview_page_lazy_widgets_and_freshness(sclient, ingested, django_assert_max_num_queries):
+    from ingestion.models import Reject
+
+    with django_assert_max_num_queries(8):
+        html = sclient.get("/").content.decode()
+    assert html.count("<h1") == 1
+    for widget in ("kpis", "wip", "bottlenecks", "risk"):
+        assert f'hx-get="/?widget={widget}"' in html and 'hx-trigger="load"' in html
+    assert f"#{ingested['run_id']}" in html
+    assert f'data-rejects-open="{Reject.objects.filter(status="open").count()}"' in html
+    assert 'href="/ingestion/"' in html
+
+
+def test_overview_kpis_match_the_api_and_the_rows(sclient, ingested, django_assert_max_num_queries):
+    with django_assert_max_num_queries(12):
+        html = sclient.get("/?widget=kpis", **HX).content.decode()
+    api = sclient.get("/api/kpis/overview").json()
+    raw = dict(re.findall(r'data-kpi="(\w+)" data-raw="([^"]*)"', html))
+    assert float(raw["lead_time_p50"]) == api["lead_time_days"]["value"]["p50"]
+    assert float(raw["throughput"]) == api["throughput_per_week"]["value"]
+    assert int(raw["wip"]) == api["wip"]["value"]["count"]
+    assert float(raw["rework"]) == api["rework_rate"]["value"]
+    # independent: WIP = orders created by as-of and not finished by then; p50 of lead times finished in the window
+    as_of = ingested["as_of"]
+    assert int(raw["wip"]) == len(_open_at(as_of))
+    from django.utils.dateparse import parse_datetime
+
+    start, end = parse_datetime(api["from"]), parse_datetime(api["to"])
+    leads = [(o["finished_at"] - o["created_at"]).total_seconds() / 86400 for o in
+             ManufacturingOrder.objects.filter(finished_at__gte=start, finished_at__lt=end).values("created_at", "finished_at")
+             if o["created_at"] and o["finished_at"] >= o["created_at"]]
+    assert float(raw["lead_time_p50"]) == pytest.approx(statistics.median(leads), abs=1e-3)
+    assert "observado" in html or "observed" in html
+
+
+def test_overview_widgets_render(sclient, ingested):
+    wip = sclient.get("/?widget=wip", **HX).content.decode()
+    config = json.loads(re.search(r'<script id="chart-wip" type="application/json">(.*?)</script>', wip, re.S).group(1))
+    located = sum(config["data"]["datasets"][0]["data"]) + sum(config["data"]["datasets"][1]["data"])
+    assert 0 < located <= len(_open_at(ingested["as_of"]))
+    risk = sclient.get("/?widget=risk", **HX).content.decode()
+    assert 0 < risk.count('href="/orders/') <= 10
+    assert "<table" in sclient.get("/?widget=bottlenecks", **HX).content.decode()
+
+
+def test_order_list_keyset_pages_and_filters(sclient, ingested, django_assert_max_num_queries):
+    as_of = ingested["as_of"]
+    expected = sorted((o["id"] for o in ManufacturingOrder.objects.values("id", "created_at")
+                       if o["created_at"] is None or o["created_at"] <= as_of), reverse=True)
+    with django_assert_max_num_queries(10):
+        html = sclient.get("/orders/").content.decode()
+    first = [int(x) for x in re.findall(r'data-order-id="(\d+)"', html)]
+    assert first == expected[:50]
+    assert html.count("<h1") == 1 and 'id="load-more"' in html
+    with django_assert_max_num_queries(4):
+        more = sclient.get(f"/orders/?after={first[-1]}", **HX).content.decode()
+    assert [int(x) for x in re.findall(r'data-order-id="(\d+)"', more)] == expected[50:100]
+    done = sclient.get("/orders/?status=DONE", **HX).content.decode()
+    finished = sorted((o["id"] for o in ManufacturingOrder.objects.values("id", "finished_at")
+                       if o["finished_at"] and o["finished_at"] <= as_of), reverse=True)
+    assert [int(x) for x in re.findall(r'data-order-id="(\d+)"', done)] == finished[:50]
+    assert "badge-LATE" not in done and "badge-IN_PROGRESS" not in done
+    target = expected[3]
+    hit = sclient.get(f"/orders/?q={target}", **HX).content.decode()
+    assert str(target) in re.findall(r'data-order-id="(\d+)"', hit)
+
+
+def test_order_export_is_the_current_filter(sclient, ingested):
+    from openpyxl import load_workbook
+
+    as_of = ingested["as_of"]
+    response = sclient.get("/orders/export.xlsx?status=DONE")
+    assert response.status_code == 200
+    sheet = load_workbook(BytesIO(response.content), read_only=True)["orders"]
+    rows = list(sheet.iter_rows(values_only=True))
+    finished = {o["id"] for o in ManufacturingOrder.objects.values("id", "finished_at") if o["finished_at"] and o["finished_at"] <= as_of}
+    assert rows[0][0] == "id" and {r[0] for r in rows[1:]} == finished
+    assert int(response["X-Exported-Rows"]) == len(finished)
+
+
+def test_order_detail_gantt_errors_and_prediction(sclient, ingested, django_assert_max_num_queries):
+    from quality.models import QualityError
+
+    order_id = (QualityError.objects.values_list("order_id", flat=True)
+                .filter(order_id__in=ManufacturingOrder.objects.values("id")).first())
+    with django_assert_max_num_queries(12):
+        html = sclient.get(f"/orders/{order_id}/").content.decode()
+    assert html.count("<h1") == 1 and f"{order_id}" in html
+    started = OrderPhase.objects.filter(order_id=order_id, started_at__isnull=False).count()
+    svg = re.search(r'<svg class="gantt".*?</svg>', html, re.S).group(0)
+    assert svg.count("<rect") + svg.count("<circle") == started
+    errors = QualityError.objects.filter(order_id=order_id).count()
+    table = re.search(r'<table id="error-table">.*?</table>', html, re.S).group(0)
+    assert table.count("<tr>") == errors + 1
+    prediction = sclient.get(f"/orders/{order_id}/?widget=prediction", **HX).content.decode()
+    assert 'id="prediction"' in prediction
+    assert sclient.get("/orders/999999999/").status_code == 404

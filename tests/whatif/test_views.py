@@ -1,0 +1,81 @@
+"""What-if page on the ingested demo workbook: role check, run with deltas, polling answer, reopen and compare."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from whatif.models import WhatIfRun
+
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def supervisor_client(client, db):
+    from prodplan.roles import SUPERVISORS, ensure_role_groups
+
+    ensure_role_groups()
+    user = User.objects.create_user("sup", password="pw-sup-123")
+    user.groups.add(Group.objects.get(name=SUPERVISORS))
+    client.force_login(user)
+    return client
+
+
+def _scenario(phase_id: int) -> dict:
+    return {"priority_rule": "SPT", "horizon_days": "28", "cap-0-phase": str(phase_id), "cap-0-servers": "3",
+            "dur-0-family": "K1", "dur-0-multiplier": "0.8"}
+
+
+def test_form_offers_real_phases_and_families(supervisor_client, ingested, django_assert_max_num_queries):
+    from orders.models import Phase
+
+    with django_assert_max_num_queries(10):
+        html = supervisor_client.get("/whatif/").content.decode()
+    assert html.count("<h1") == 1
+    options = set(re.findall(r'<select id="cap-0-phase".*?</select>', html, re.S)[0].split('value="')[1:])
+    assert {o.split('"')[0] for o in options} - {""} == {str(i) for i in Phase.objects.values_list("id", flat=True)}
+    for tag in re.findall(r'<(?:input|select)\b[^>]*>', html):
+        if 'type="hidden"' in tag:
+            continue
+        field = re.search(r'id="([^"]+)"', tag)
+        assert field and (f'for="{field.group(1)}"' in html or "aria-label=" in tag), tag
+
+
+def test_viewer_cannot_run(client, ingested, db):
+    client.force_login(User.objects.create_user("viewer", password="pw-viewer-123"))
+    assert client.post("/whatif/run/", _scenario(1)).status_code == 403
+    assert "disabled" in client.get("/whatif/").content.decode()
+
+
+def test_run_shows_deltas_then_reopen_poll_and_compare(supervisor_client, ingested):
+    from orders.models import Phase
+
+    phase_id = Phase.objects.order_by("sequence", "id").values_list("id", flat=True).first()
+    html = supervisor_client.post("/whatif/run/", _scenario(phase_id), **HX).content.decode()
+    run = WhatIfRun.objects.get()
+    assert run.status == "succeeded" and run.inputs["priority_rule"] == "SPT"
+    assert run.inputs["capacity_overrides"] == [{"phase_id": phase_id, "servers": 3}]
+    out = run.outputs
+    shown = dict(re.findall(r'<tr data-kpi="(\w+)">.*?<td class="num delta[^"]*">([^<]*)</td>', html, re.S))
+    for key in ("orders_finished", "wip_at_horizon_end"):
+        delta = out["scenario"][key] - out["baseline"][key]
+        assert shown[key].lstrip("+") == ("—" if delta is None else str(delta))
+    assert 'id="chart-run"' in html and "hx-trigger" not in html  # done: no polling
+    # polling a finished run answers 286 so htmx stops
+    assert supervisor_client.get(f"/whatif/{run.pk}/?poll=1", **HX).status_code == 286
+    assert f"#{run.pk}" in supervisor_client.get("/whatif/").content.decode()
+    reopened = supervisor_client.get(f"/whatif/{run.pk}/").content.decode()
+    assert 'id="delta-table"' in reopened and reopened.count("<h1") == 1
+    second = supervisor_client.post("/whatif/run/", {**_scenario(phase_id), "priority_rule": "FIFO"}, **HX)
+    assert second.status_code == 200
+    ids = list(WhatIfRun.objects.order_by("id").values_list("id", flat=True))
+    compare = supervisor_client.get(f"/whatif/compare/?run={ids[0]}&run={ids[1]}").content.decode()
+    assert compare.count('href="/whatif/') >= 2 and "compare-table" in compare
+
+
+def test_invalid_scenario_is_explained(supervisor_client, ingested):
+    response = supervisor_client.post("/whatif/run/", _scenario(987654), **HX)
+    assert response.status_code == 200 and "987654" in response.content.decode()
+    assert not WhatIfRun.objects.exists()
