@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 
 from ingestion.contract import BOOL, DATETIME, FLOAT, ID, INT, SHEETS_BY_NAME, TEXT, SheetSpec
 
-SQL_TYPES = {ID: "bigint", INT: "integer", FLOAT: "double precision", BOOL: "boolean", DATETIME: "timestamptz", TEXT: "text"}
+# Staging keeps datetimes as naive Lisbon local time ("timestamp"); the merge applies the zone set-wise
+# (AT TIME ZONE below), which is ~3 µs per cell cheaper than localising 1.5 M values in Python.
+SQL_TYPES = {ID: "bigint", INT: "integer", FLOAT: "double precision", BOOL: "boolean", DATETIME: "timestamp", TEXT: "text"}
+LOCAL_ZONE = "Europe/Lisbon"
+DATETIME_HEADERS = {h for spec in SHEETS_BY_NAME.values() for h, kind in spec.columns.items() if kind == DATETIME}
 FAMILY_SQL = (
     "coalesce(substring(upper({name}) from '(?:^|[^A-Z0-9])(K1|K2|K4|C1|C2|C4)(?:[^A-Z0-9]|$)'), 'OTHER')"
 )
@@ -56,8 +60,8 @@ def validation_sql(spec: SheetSpec) -> list[str]:
     if spec.name == "FasesOrdemFabrico":
         statements.append(
             f"UPDATE {table} SET _reject = 'end_before_start', _col = 'FaseOf_Fim', "
-            "_msg = 'FaseOf_Fim ' || to_char(\"FaseOf_Fim\" AT TIME ZONE 'Europe/Lisbon', 'YYYY-MM-DD HH24:MI:SS') "
-            "|| ' is before FaseOf_Inicio ' || to_char(\"FaseOf_Inicio\" AT TIME ZONE 'Europe/Lisbon', 'YYYY-MM-DD HH24:MI:SS') "
+            "_msg = 'FaseOf_Fim ' || to_char(\"FaseOf_Fim\", 'YYYY-MM-DD HH24:MI:SS') "
+            "|| ' is before FaseOf_Inicio ' || to_char(\"FaseOf_Inicio\", 'YYYY-MM-DD HH24:MI:SS') "
             "WHERE _reject IS NULL AND \"FaseOf_Fim\" < \"FaseOf_Inicio\""
         )
     if spec.key:
@@ -100,6 +104,9 @@ class Target:
 
 
 def _s(header: str) -> str:
+    """A staging column as the target expects it (datetimes become timestamptz in Lisbon time)."""
+    if header in DATETIME_HEADERS:
+        return f"(s.{q(header)} AT TIME ZONE '{LOCAL_ZONE}')"
     return f"s.{q(header)}"
 
 
@@ -224,10 +231,11 @@ TARGETS: dict[str, Target] = {
             "event_time": "coalesce(found.event_time, culprit.event_time, o.created_at)",
         },
         ("order_id", "content_hash", "occurrence"),
+        # Plain joins, hashed by the planner: a lookup by id alone would probe every monthly partition.
         source=(
             "stg_ordemfabricoerros s "
-            "LEFT JOIN LATERAL (SELECT p.event_time FROM orders_orderphase p WHERE p.id = s.\"Erro_FaseOfAvaliacao\" LIMIT 1) found ON true "
-            "LEFT JOIN LATERAL (SELECT p.event_time FROM orders_orderphase p WHERE p.id = s.\"Erro_FaseOfCulpada\" LIMIT 1) culprit ON true "
+            "LEFT JOIN orders_orderphase found ON found.id = s.\"Erro_FaseOfAvaliacao\" "
+            "LEFT JOIN orders_orderphase culprit ON culprit.id = s.\"Erro_FaseOfCulpada\" "
             "LEFT JOIN orders_manufacturingorder o ON o.id = s.\"Erro_OfId\""
         ),
     ),
@@ -336,7 +344,8 @@ def orphan_summary_sql(table: str, column: str, target_table: str, target_column
     """Distinct values, matched distinct values, orphan rows and a sample of orphans, in one statement."""
     return (
         f"WITH v AS (SELECT {column} AS value, count(*) AS n FROM {table} WHERE {column} IS NOT NULL GROUP BY {column}), "
-        f"m AS (SELECT v.*, EXISTS (SELECT 1 FROM {target_table} x WHERE x.{target_column} = v.value) AS matched FROM v) "
+        f"x AS (SELECT DISTINCT {target_column} AS value FROM {target_table}), "
+        "m AS (SELECT v.*, (x.value IS NOT NULL) AS matched FROM v LEFT JOIN x ON x.value = v.value) "
         "SELECT count(*), count(*) FILTER (WHERE matched), coalesce(sum(n) FILTER (WHERE NOT matched), 0), "
         "(SELECT coalesce(array_agg(value ORDER BY n DESC, value), '{}') FROM (SELECT value, n FROM m WHERE NOT matched ORDER BY n DESC, value LIMIT 20) t) "
         "FROM m"
@@ -345,8 +354,8 @@ def orphan_summary_sql(table: str, column: str, target_table: str, target_column
 
 def orphan_keys_sql(table: str, column: str, target_table: str, target_column: str) -> str:
     return (
-        f"SELECT {column}, count(*) FROM {table} t WHERE {column} IS NOT NULL AND NOT EXISTS "
-        f"(SELECT 1 FROM {target_table} x WHERE x.{target_column} = t.{column}) GROUP BY {column}"
+        f"SELECT t.{column}, count(*) FROM {table} t LEFT JOIN (SELECT DISTINCT {target_column} AS value FROM {target_table}) x "
+        f"ON x.value = t.{column} WHERE t.{column} IS NOT NULL AND x.value IS NULL GROUP BY t.{column}"
     )
 
 

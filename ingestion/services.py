@@ -234,6 +234,9 @@ def _run_pipeline(run: IngestionRun, path: Path, on_progress: ProgressCallback |
         _log_step(run, "opened", seconds=timings["open"])
 
         with transaction.atomic():
+            with connection.cursor() as cursor:
+                # Set-wise validation and merge hash and sort hundreds of thousands of keys.
+                cursor.execute("SET LOCAL work_mem = '256MB'")
             sheet_runs = _stage_all(run, reader, progress, timings)
             _merge_all(run, sheet_runs, progress, timings)
             step = time.perf_counter()
@@ -301,12 +304,11 @@ def _stage_all(run: IngestionRun, reader: WorkbookReader, progress: _Progress, t
         # ON COMMIT DROP cleans up a committed run; a run nested in an outer transaction (tests, re-validation) reuses the name.
         raw_cursor.execute(f"DROP TABLE IF EXISTS {staging_table(spec)}")
         raw_cursor.execute(staging_ddl(spec))
-        digest = hashlib.sha256()
         rows_read = 0
         columns = copy_columns(spec)
         keyless = not spec.key
         with cursor.copy(f"COPY {staging_table(spec)} ({', '.join(_quote(c) for c in columns)}) FROM STDIN") as copy:
-            for row in reader.rows(spec, digest):
+            for row in reader.rows(spec):
                 rows_read += 1
                 record = [row.row_number, row.error_reason, row.error_column, row.error_message, _json(row.raw), *row.values]
                 if keyless:
@@ -329,7 +331,7 @@ def _stage_all(run: IngestionRun, reader: WorkbookReader, progress: _Progress, t
         raw_cursor.execute(f"SELECT _reject, count(*) FROM {table} WHERE _reject IS NOT NULL GROUP BY 1")
         for reason, count in raw_cursor.fetchall():
             metrics.REJECTS.labels(sheet=spec.name, reason=reason).inc(count)
-        sheet_hashes[spec.name] = digest.hexdigest()
+        sheet_hashes[spec.name] = reader.sheet_sha256(spec)
         sheet_runs[spec.name] = SheetRun.objects.create(
             run=run, sheet=spec.name, sha256=sheet_hashes[spec.name], rows_read=rows_read,
             rows_rejected=rejected, rows_loaded=rows_read - rejected, seconds=round(time.perf_counter() - step, 3),
@@ -397,7 +399,8 @@ def _fault_point(name: str) -> None:
 
 def _ensure_partitions(cursor) -> None:
     cursor.execute(
-        "SELECT min(t), max(t) FROM (SELECT coalesce(s.\"FaseOf_Fim\", s.\"FaseOf_Inicio\", o.created_at, s.\"FaseOf_DataPrevista\") AS t "
+        "SELECT min(t), max(t) FROM (SELECT coalesce(s.\"FaseOf_Fim\", s.\"FaseOf_Inicio\", o.created_at AT TIME ZONE 'Europe/Lisbon', "
+        "s.\"FaseOf_DataPrevista\") AT TIME ZONE 'Europe/Lisbon' AS t "
         "FROM stg_fasesordemfabrico s LEFT JOIN orders_manufacturingorder o ON o.id = s.\"FaseOf_OfId\" WHERE s._reject IS NULL) x"
     )
     first, last = cursor.fetchone()

@@ -1,0 +1,272 @@
+"""Demo workbook generator at a small scale: exact shape, manifest, planted rejects, quirks, rates, determinism."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+import pytest
+from python_calamine import CalamineWorkbook
+
+from ingestion import contract
+from ingestion.demo_workbook import (
+    PLANTED,
+    PLANTED_PER_REASON,
+    generate_demo_workbook,
+    manifest_path,
+    sizes_for,
+)
+from ingestion.inspector import BAD_ID, is_null, parse_id
+
+SCALE = 0.005
+SEED = 42
+AS_OF = "2025-12-15"
+TEXT_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
+
+
+def read_workbook(path) -> dict[str, list[list]]:
+    workbook = CalamineWorkbook.from_path(str(path))
+    try:
+        return {name: workbook.get_sheet_by_name(name).to_python() for name in workbook.sheet_names}
+    finally:
+        workbook.close()
+
+
+def parse_date(value):
+    """None when empty, a datetime when the cell is one of the accepted forms, BAD_ID otherwise."""
+    if is_null(value):
+        return None
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, datetime.min.time())
+    if isinstance(value, str):
+        for fmt in TEXT_DATE_FORMATS:
+            try:
+                return datetime.strptime(value.strip(), fmt)
+            except ValueError:
+                pass
+    return BAD_ID
+
+
+def reject_reasons(spec: contract.SheetSpec, rows: list[list]) -> dict[int, set[str]]:
+    """An independent validator of the contract's reject rules: Excel row number -> reasons."""
+    headers = rows[0]
+    seen: set[tuple] = set()
+    found: dict[int, set[str]] = {}
+    for excel_row, row in enumerate(rows[1:], start=2):
+        cells = dict(zip(headers, row, strict=True))
+        reasons: set[str] = set()
+        parsed = {}
+        for column, kind in spec.columns.items():
+            if kind == contract.ID:
+                parsed[column] = parse_id(cells[column])
+                if parsed[column] is BAD_ID:
+                    reasons.add("bad_id")
+            elif kind == contract.DATETIME:
+                parsed[column] = parse_date(cells[column])
+                if parsed[column] is BAD_ID:
+                    reasons.add("bad_date")
+            else:
+                parsed[column] = None if is_null(cells[column]) else cells[column]
+        if spec.key:
+            key = tuple(parsed[column] for column in spec.key)
+            if any(part is None for part in key):
+                reasons.add("missing_key")
+            elif BAD_ID not in key:
+                if key in seen:
+                    reasons.add("duplicate_key")
+                seen.add(key)
+        reasons.update("missing_required" for column in spec.required if parsed[column] is None)
+        if spec is contract.ORDER_PHASES:
+            begin, end = parsed["FaseOf_Inicio"], parsed["FaseOf_Fim"]
+            if isinstance(begin, datetime) and isinstance(end, datetime) and end < begin:
+                reasons.add("end_before_start")
+            if end is not None and begin is None:
+                reasons.add("end_without_start")
+        if spec is contract.ERRORS and parsed["OFCH_GRAVIDADE"] not in (1, 2, 3):
+            reasons.add("bad_severity")
+        if reasons:
+            found[excel_row] = reasons
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    path = tmp_path_factory.mktemp("demo") / "demo.xlsx"
+    manifest = generate_demo_workbook(path, scale=SCALE, seed=SEED, as_of=AS_OF)
+    return {"path": path, "manifest": manifest, "sheets": read_workbook(path)}
+
+
+def test_sheet_names_and_headers_are_exactly_the_contract(demo):
+    assert set(demo["sheets"]) == set(contract.SHEETS_BY_NAME)
+    for spec in contract.SHEETS:
+        assert demo["sheets"][spec.name][0] == spec.headers, spec.name
+
+
+def test_manifest_is_written_beside_the_workbook(demo):
+    on_disk = json.loads(manifest_path(demo["path"]).read_text(encoding="utf-8"))
+    assert manifest_path(demo["path"]).name == "demo.manifest.json"
+    assert on_disk == json.loads(json.dumps(demo["manifest"]))
+    assert on_disk["args"] == {"scale": SCALE, "seed": SEED, "as_of": AS_OF}
+    assert on_disk["as_of"] == "2025-12-15T23:59:59"
+
+
+def test_manifest_row_counts_are_the_rows_in_the_file(demo):
+    for sheet, rows in demo["sheets"].items():
+        assert demo["manifest"]["sheets"][sheet]["rows"] == len(rows) - 1, sheet
+
+
+def test_row_counts_scale_linearly_and_catalogues_keep_a_minimum(demo):
+    expected = sizes_for(SCALE).rows
+    written = {sheet: facts["rows"] for sheet, facts in demo["manifest"]["sheets"].items()}
+    assert written == expected
+    assert written["OrdensFabrico"] == round(contract.REAL_ROW_COUNTS["OrdensFabrico"] * SCALE)
+    assert written["Fases"] == contract.REAL_ROW_COUNTS["Fases"]
+    assert written["Modelos"] >= 30 and written["Funcionarios"] >= 30
+    full = sizes_for(1.0).rows
+    assert full == contract.REAL_ROW_COUNTS
+
+
+def test_planted_rejects_are_exact_per_sheet_and_reason(demo):
+    counts = demo["manifest"]["planted_reject_counts"]
+    assert counts == {sheet: dict.fromkeys(reasons, PLANTED_PER_REASON) for sheet, reasons in PLANTED.items()}
+    for sheet, facts in demo["manifest"]["sheets"].items():
+        details = {(d["row"], d["reason"]) for d in facts["planted_reject_details"]}
+        listed = {(row, reason) for reason, rows in facts["planted_rejects"].items() for row in rows}
+        assert details == listed, sheet
+
+
+def test_each_planted_row_holds_its_defect_and_only_that_one(demo):
+    for spec in contract.SHEETS:
+        found = reject_reasons(spec, demo["sheets"][spec.name])
+        planted = demo["manifest"]["sheets"][spec.name]["planted_rejects"]
+        for reason, rows in planted.items():
+            for row in rows:
+                assert found.get(row) == {reason}, (spec.name, row, reason, found.get(row))
+
+
+def test_no_row_is_a_reject_unless_planted(demo):
+    for spec in contract.SHEETS:
+        found = reject_reasons(spec, demo["sheets"][spec.name])
+        planted = {row for rows in demo["manifest"]["sheets"][spec.name]["planted_rejects"].values() for row in rows}
+        assert set(found) == planted, spec.name
+
+
+def test_planted_rows_are_where_the_manifest_says(demo):
+    sheets = demo["sheets"]
+    for sheet, facts in demo["manifest"]["sheets"].items():
+        headers = sheets[sheet][0]
+        for detail in facts["planted_reject_details"]:
+            row = dict(zip(headers, sheets[sheet][detail["row"] - 1], strict=True))
+            value = row[detail["column"]]
+            if detail["reason"] == "bad_id":
+                assert parse_id(value) is BAD_ID
+            elif detail["reason"] == "bad_date":
+                assert isinstance(value, str) and parse_date(value) is BAD_ID
+            elif detail["reason"] == "missing_key":
+                assert is_null(value)
+            elif detail["reason"] == "bad_severity":
+                assert value not in (1, 2, 3)
+            elif detail["reason"] == "end_before_start":
+                assert parse_date(row["FaseOf_Fim"]) < parse_date(row["FaseOf_Inicio"])
+            elif detail["reason"] == "duplicate_key":
+                key = parse_id(value)
+                earlier = [parse_id(r[headers.index(detail["column"])]) for r in sheets[sheet][1 : detail["row"] - 1]]
+                assert key in earlier
+
+
+def _distinct_ids(rows: list[list], column: str) -> set[int]:
+    j = rows[0].index(column)
+    return {p for p in (parse_id(r[j]) for r in rows[1:]) if type(p) is int}
+
+
+def _fill_rate(rows: list[list], column: str) -> float:
+    j = rows[0].index(column)
+    return sum(not is_null(r[j]) for r in rows[1:]) / (len(rows) - 1)
+
+
+def test_planted_rates_within_two_points_of_the_real_file(demo):
+    sheets = demo["sheets"]
+    assignment = _distinct_ids(sheets["FuncionariosFaseOrdemFabrico"], "FuncionarioFaseOf_FaseOfId")
+    order_phase = _distinct_ids(sheets["FasesOrdemFabrico"], "FaseOf_Id")
+    ordered = _distinct_ids(sheets["OrdensFabrico"], "Of_ProdutoId")
+    catalogue = _distinct_ids(sheets["Modelos"], "Produto_Id")
+    measured = {
+        "assignment": len(assignment & order_phase) / len(assignment),
+        "product": len(ordered & catalogue) / len(ordered),
+        "planned": _fill_rate(sheets["FasesOrdemFabrico"], "FaseOf_DataPrevista"),
+        "culprit": _fill_rate(sheets["OrdemFabricoErros"], "Erro_FaseOfCulpada"),
+    }
+    assert measured["assignment"] == pytest.approx(0.323, abs=0.02)
+    assert measured["product"] == pytest.approx(0.725, abs=0.02)
+    assert measured["planned"] == pytest.approx(0.048, abs=0.02)
+    assert measured["culprit"] == pytest.approx(0.585, abs=0.02)
+    achieved = {name.split(" ")[0]: figure["achieved"] for name, figure in demo["manifest"]["planted_rates"].items()}
+    assert achieved["FuncionariosFaseOrdemFabrico.FuncionarioFaseOf_FaseOfId"] == pytest.approx(measured["assignment"], abs=1e-5)
+    assert achieved["OrdensFabrico.Of_ProdutoId"] == pytest.approx(measured["product"], abs=1e-5)
+    assert achieved["FasesOrdemFabrico.FaseOf_DataPrevista"] == pytest.approx(measured["planned"], abs=1e-5)
+    assert achieved["OrdemFabricoErros.Erro_FaseOfCulpada"] == pytest.approx(measured["culprit"], abs=1e-5)
+
+
+def test_cells_carry_the_measured_quirks(demo):
+    phases = demo["sheets"]["FasesOrdemFabrico"]
+    j_id, j_start = phases[0].index("FaseOf_Id"), phases[0].index("FaseOf_Inicio")
+    ids = [r[j_id] for r in phases[1:]]
+    starts = [r[j_start] for r in phases[1:]]
+    assert any(isinstance(v, str) and v.isdigit() for v in ids), "ids written as text"
+    assert any(isinstance(v, float) for v in ids), "ids written as numbers"
+    assert any(isinstance(v, str) and v[4:5] == "-" and parse_date(v) for v in starts), "ISO text dates"
+    assert any(isinstance(v, str) and v[2:3] == "/" and parse_date(v) for v in starts), "day-first text dates"
+    assert any(v == "NULL" for r in demo["sheets"]["OrdemFabricoErros"][1:] for v in r), "literal NULL cells"
+
+
+def test_family_is_the_first_token_of_the_product_name(demo):
+    names = [r[1] for r in demo["sheets"]["Modelos"][1:]]
+    assert {name.split()[0] for name in names} <= {"K1", "K2", "K4", "C1", "C2", "C4"}
+    assert len({name.split()[0] for name in names}) >= 4
+    for row in demo["sheets"]["Modelos"][1:]:
+        assert row[2] > row[3] > 0, "demould weight above finished weight"
+
+
+def test_phase_catalogue_has_admin_and_automatic_phases(demo):
+    rows = demo["sheets"]["Fases"][1:]
+    assert len(rows) == 71
+    assert {r[3] for r in rows} == {0, 1} and {r[4] for r in rows} == {0, 1}
+    assert any(r[1] == "Laminação Casco" for r in rows)
+
+
+def test_open_orders_walk_their_route_in_order(demo):
+    """Within an order nothing starts after a phase that has not ended; open orders have no finish date."""
+    orders, phases = demo["sheets"]["OrdensFabrico"], demo["sheets"]["FasesOrdemFabrico"]
+    h = phases[0]
+    planted = {row for rows in demo["manifest"]["sheets"]["FasesOrdemFabrico"]["planted_rejects"].values() for row in rows}
+    by_order: dict[int, list] = {}
+    for excel_row, row in enumerate(phases[1:], start=2):
+        if excel_row in planted:
+            continue
+        by_order.setdefault(parse_id(row[h.index("FaseOf_OfId")]), []).append(row)
+    finished = {}
+    for row in orders[1:]:
+        order_id = parse_id(row[0])
+        if type(order_id) is int and order_id not in finished:
+            finished[order_id] = parse_date(row[2]) is not None
+    for order_id, rows in by_order.items():
+        rows.sort(key=lambda r: parse_id(r[h.index("FaseOf_Id")]))
+        ended = [parse_date(r[h.index("FaseOf_Fim")]) is not None for r in rows]
+        started = [parse_date(r[h.index("FaseOf_Inicio")]) is not None for r in rows]
+        first_open = ended.index(False) if False in ended else len(rows)
+        assert not any(started[first_open + 1 :]), order_id
+        assert finished[order_id] == (first_open == len(rows)), order_id
+    assert demo["manifest"]["open_orders"] >= 1
+
+
+def test_same_seed_same_content_other_seed_other_content(demo, tmp_path):
+    again = tmp_path / "again.xlsx"
+    other = tmp_path / "other.xlsx"
+    generate_demo_workbook(again, scale=SCALE, seed=SEED, as_of=AS_OF)
+    generate_demo_workbook(other, scale=SCALE, seed=SEED + 1, as_of=AS_OF)
+    assert read_workbook(again) == demo["sheets"]
+    different = read_workbook(other)
+    assert different["FasesOrdemFabrico"] != demo["sheets"]["FasesOrdemFabrico"]
+    assert different["OrdensFabrico"] != demo["sheets"]["OrdensFabrico"]
