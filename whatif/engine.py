@@ -15,7 +15,9 @@ Model (documented here once, echoed in every result under "model"):
   (start minus the previous phase's end, or the order's creation; by family and phase, else phase,
   else all), without a server: shifts, transport, curing and batching are in the data, not in the
   model. The simulated queue adds contention at the scenario's capacity on top. An order waiting at
-  t = 0 takes the residual of a wait longer than what it has already waited.
+  t = 0 takes the residual of a wait longer than what it has already waited. An order that has
+  already waited (or been in service) longer than anything observed is stalled: it does not move
+  in the horizon and is counted in ``orders_stalled`` (the data hold orders left open for years).
 - Durations are elapsed days sampled from the observed distribution of (family, phase), else
   (phase), else all phases, by inverse transform of uniforms drawn once per order step from the
   scenario seed. Baseline and scenario use the same uniforms (common random numbers), so a delta
@@ -146,8 +148,10 @@ def _coef(scenario: Scenario, phase: int, family: str, product: int | None) -> f
     return factor
 
 
-def _distribution(sim_input: SimInput, family: str, phase: int) -> tuple[float, ...]:
-    dist = sim_input.durations_family_phase.get((family, phase))
+def _distribution(sim_input: SimInput, family: str, phase: int, residual: bool = False) -> tuple[float, ...]:
+    # A residual (t = 0, already elapsed) is drawn from the phase's whole tail: a family's few samples
+    # would call an order stalled too soon.
+    dist = None if residual else sim_input.durations_family_phase.get((family, phase))
     if dist:
         return dist
     dist = sim_input.durations_phase.get(phase)
@@ -156,8 +160,8 @@ def _distribution(sim_input: SimInput, family: str, phase: int) -> tuple[float, 
     return sim_input.durations_global or (0.0,)
 
 
-def _gap_distribution(sim_input: SimInput, family: str, phase: int) -> tuple[float, ...]:
-    return (sim_input.gaps_family_phase.get((family, phase)) or sim_input.gaps_phase.get(phase)
+def _gap_distribution(sim_input: SimInput, family: str, phase: int, residual: bool = False) -> tuple[float, ...]:
+    return ((None if residual else sim_input.gaps_family_phase.get((family, phase))) or sim_input.gaps_phase.get(phase)
             or sim_input.gaps_global or (0.0,))
 
 
@@ -187,13 +191,16 @@ def _arrivals(sim_input: SimInput, scenario: Scenario) -> list[SimOrder]:
                             route=template.route, created_day=t, arrival_day=t))
 
 
-def _sample(dist: tuple[float, ...], u: float, coef: float, elapsed: float | None) -> float:
+def _sample(dist: tuple[float, ...], u: float, coef: float, elapsed: float | None) -> float | None:
+    """Inverse-transform sample; with `elapsed`, the residual of a sample longer than it.
+
+    None when nothing observed lasted that long: the order is stalled (the data hold orders left
+    open for years; replaying them as if they were about to move would flood the first weeks)."""
     if elapsed is None:
         return dist[int(u * len(dist))] * coef
-    # In service at t = 0: residual of a duration drawn among the samples longer than the elapsed time.
     lo = bisect_right(dist, elapsed / coef) if coef > 0 else len(dist)
     if lo >= len(dist):
-        return 0.0
+        return None
     return dist[lo + int(u * (len(dist) - lo))] * coef - elapsed
 
 
@@ -361,19 +368,24 @@ def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") 
     # Durations and priorities are fixed before the loop, so both backends see the same numbers.
     # Steps in service at t = 0 keep their server: they start first and jump every queue.
     jobs = []
+    stalled = 0
     in_service_first = sorted(wip, key=lambda o: o.in_service_elapsed is None)
     for o, uniforms in [(o, u_wip[o.key]) for o in in_service_first] + [(o, u_new[o.key]) for o in arrivals]:
         durations, gaps, prio = [], [], []
         n = len(o.route)
         for i, phase in enumerate(o.route):
             elapsed = o.in_service_elapsed if i == 0 else None
-            dist = _distribution(sim_input, o.family, phase)
+            dist = _distribution(sim_input, o.family, phase, residual=elapsed is not None)
             d = _sample(dist, uniforms[i], _coef(scenario, phase, o.family, o.product_id), elapsed)
             if i == 0 and elapsed is not None:
                 g = 0.0
             else:
                 waited = o.waiting_elapsed if i == 0 else None
-                g = _sample(_gap_distribution(sim_input, o.family, phase), uniforms[n + i], 1.0, waited)
+                g = _sample(_gap_distribution(sim_input, o.family, phase, residual=waited is not None),
+                            uniforms[n + i], 1.0, waited)
+            if d is None or g is None:  # stalled at t = 0: it holds no server and never moves
+                stalled += 1
+                d, g, elapsed = 0.0, math.inf, None
             durations.append(d)
             gaps.append(g)
             prio.append(-math.inf if elapsed is not None else priority(o, d))
@@ -393,6 +405,7 @@ def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") 
     return {
         "kpis": {
             "orders_in": {"wip": len(wip), "arrivals": len(arrivals)},
+            "orders_stalled": stalled,
             "orders_finished": len(finish),
             "orders_finished_wip": len(wip_remaining),
             "orders_finished_arrivals": len(new_lead),

@@ -78,8 +78,8 @@ def test_spt_lowers_mean_queue_wait_against_fifo_single_machine():
     orders += [SimOrder(key=f"wip:{k}", order_id=k, product_id=None, family="L" if k % 2 == 0 else "S", route=(1,))
                for k in range(6)]
     si = SimInput(phases={1: "gelcoat"}, capacity={1: 1},
-                  durations_family_phase={("L", 1): (4.0,), ("S", 1): (1.0,), ("B", 1): (2.0,)},
-                  durations_phase={}, durations_global=(1.0,), orders=orders)
+                  durations_family_phase={("L", 1): (4.0,), ("S", 1): (1.0,)},
+                  durations_phase={1: (2.0,)}, durations_global=(1.0,), orders=orders)  # residuals: phase level
     fifo = run_once(si, Scenario(priority_rule="FIFO", horizon_days=100, arrivals=False))
     spt = run_once(si, Scenario(priority_rule="SPT", horizon_days=100, arrivals=False))
     lpt = run_once(si, Scenario(priority_rule="LPT", horizon_days=100, arrivals=False))
@@ -134,6 +134,20 @@ def test_waits_before_phases_delay_the_order_without_a_server():
     assert u1 in (0.25, 2.0)
     assert r["finish_days"]["wip:2"] == 1.5 + 1.0 + 0.5 + 1.0
     assert r["kpis"]["utilisation"]["1"] == round(2.0 / 60, 4)
+
+
+def test_orders_waiting_longer_than_anything_observed_are_stalled():
+    orders = [SimOrder(key="wip:1", order_id=1, product_id=None, family="X", route=(1,), waiting_elapsed=400.0),
+              SimOrder(key="wip:2", order_id=2, product_id=None, family="X", route=(1,), in_service_elapsed=50.0),
+              SimOrder(key="wip:3", order_id=3, product_id=None, family="X", route=(1,), waiting_elapsed=1.0)]
+    si = SimInput(phases={1: "a"}, capacity={1: 1}, durations_family_phase={}, durations_phase={1: (1.0, 3.0)},
+                  durations_global=(1.0,), orders=orders, gaps_phase={1: (0.5, 2.0)})
+    for backend in ("heap", "simpy"):
+        r = run_once(si, Scenario(horizon_days=30, arrivals=False, seed=2), backend=backend)
+        assert r["kpis"]["orders_stalled"] == 2
+        # the stalled in-service order holds no server: wip:3 waits its residual 1.0 and starts at once
+        assert set(r["finish_days"]) == {"wip:3"} and r["finish_days"]["wip:3"] in (2.0, 4.0)
+        assert r["kpis"]["wip_at_horizon_end"] == 2
 
 
 def test_capacity_overrides_absolute_and_multiplier():
