@@ -103,6 +103,8 @@ class _ColumnStats:
         self.text_min: str | None = None
         self.text_max: str | None = None
         self.text_len_max = 0
+        self.id_min: int | None = None
+        self.id_max: int | None = None
 
     def consume(self, values: tuple[Any, ...]) -> None:
         self.rows += len(values)
@@ -167,6 +169,10 @@ class _ColumnStats:
         if by_type.get(type(None)):
             self.types["empty"] += by_type[type(None)]
 
+        if self.kind == contract.ID:
+            self._consume_ids(values)
+            return
+        self.distinct.update(nonnull)
         if len(self.examples) < EXAMPLES:
             for value in nonnull:
                 if value not in self.examples:
@@ -174,17 +180,27 @@ class _ColumnStats:
                     if len(self.examples) >= EXAMPLES:
                         break
 
-        if self.kind == contract.ID:
-            parsed = list(map(parse_id, values))
-            valid = [p for p in parsed if type(p) is int]
-            if len(valid) + parsed.count(None) < len(parsed):
-                self.bad_ids.update(str(v).strip() for v, p in zip(values, parsed, strict=True) if p is BAD_ID)
-            if self.id_counts is not None:
-                self.id_counts.update(valid)
-            else:
-                self.distinct.update(valid)
+    def _consume_ids(self, values: tuple[Any, ...]) -> None:
+        """Ids are counted, ranged and sampled as whole numbers, whatever form the cell had."""
+        parsed = list(map(parse_id, values))
+        valid = [p for p in parsed if type(p) is int]
+        if len(valid) + parsed.count(None) < len(parsed):
+            self.bad_ids.update(str(v).strip() for v, p in zip(values, parsed, strict=True) if p is BAD_ID)
+        if not valid:
+            return
+        if self.id_counts is not None:
+            self.id_counts.update(valid)
         else:
-            self.distinct.update(nonnull)
+            self.distinct.update(valid)
+        low, high = min(valid), max(valid)
+        self.id_min = low if self.id_min is None else min(self.id_min, low)
+        self.id_max = high if self.id_max is None else max(self.id_max, high)
+        if len(self.examples) < EXAMPLES:
+            for value in valid:
+                if value not in self.examples:
+                    self.examples.append(value)
+                    if len(self.examples) >= EXAMPLES:
+                        break
 
     def id_values(self) -> set[int] | Counter[int]:
         return self.id_counts if self.id_counts is not None else self.distinct
@@ -202,6 +218,8 @@ class _ColumnStats:
         count, low, high = max(kind_rank, key=lambda item: item[0])
         if not count:
             low = high = None
+        if self.kind == contract.ID:
+            low, high = self.id_min, self.id_max
         profile = {
             "header": self.header,
             "index": self.index,
@@ -375,6 +393,8 @@ def profile_workbook(path: str | Path) -> dict[str, Any]:
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # calamine reads every number as float; 12 reads better than 12.0
     text = "" if value is None else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
 

@@ -11,7 +11,14 @@ from python_calamine import CalamineWorkbook
 
 from ingestion import contract
 from ingestion.demo_workbook import generate_demo_workbook
-from ingestion.inspector import BAD_ID, WorkbookUnreadable, parse_id, profile_workbook, write_reports
+from ingestion.inspector import (
+    BAD_ID,
+    WorkbookUnreadable,
+    parse_id,
+    profile_workbook,
+    render_dictionary,
+    write_reports,
+)
 
 SCALE = 0.005
 
@@ -126,11 +133,14 @@ def test_missing_sheets_headers_and_extras_are_listed(tmp_path):
     orders.append([10, datetime(2024, 1, 2, 8, 0), None, 5, 1.0, None])
     orders.append(["11", "02/01/2024 09:00", "NULL", 6, 2, None])
     workbook.create_sheet("Notas").append(["texto"])
+    workbook.create_sheet("Modelos")  # present but empty: every header is missing
     workbook.save(path)
 
     profile = profile_workbook(path)
-    assert profile["missing_sheets"] == [s.name for s in contract.SHEETS if s.name not in ("Fases", "OrdensFabrico")]
-    assert profile["missing_headers"] == {"Fases": ["Fase_Automatica"]}
+    present = ("Fases", "OrdensFabrico", "Modelos")
+    assert profile["missing_sheets"] == [s.name for s in contract.SHEETS if s.name not in present]
+    assert profile["missing_headers"] == {"Fases": ["Fase_Automatica"], "Modelos": contract.PRODUCTS.headers}
+    assert profile["sheets"]["Modelos"]["rows"] == 0
     assert profile["extra_sheets"] == ["Notas"]
     assert profile["extra_columns"] == {"Fases": ["Obs"]}
     fase_id = profile["sheets"]["Fases"]["columns"]["Fase_Id"]
@@ -141,6 +151,8 @@ def test_missing_sheets_headers_and_extras_are_listed(tmp_path):
     to_product = _relationship(profile, "OrdensFabrico.Of_ProdutoId")
     assert to_product["status"] == "missing" and to_product["match_rate"] is None
     assert to_product["missing"] == ["Modelos.Produto_Id"]
+    markdown = render_dictionary(profile)
+    assert "Missing headers in `Fases`: Fase_Automatica" in markdown and "Extra sheets (not in the contract): Notas" in markdown
     finished = profile["sheets"]["OrdensFabrico"]["columns"]["Of_DataAcabamento"]
     assert finished["null_rate"] == 1.0 and finished["types"] == {"NULL": 1, "empty": 1}
     json.dumps(profile)

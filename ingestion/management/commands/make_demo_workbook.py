@@ -1,0 +1,36 @@
+"""manage.py make_demo_workbook: write a demo workbook with the contract's shape, quirks and planted rejects."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ingestion.demo_workbook import generate_demo_workbook, manifest_path
+
+
+class Command(BaseCommand):
+    help = "Write a demo Folha_IA-shaped workbook (OUT.xlsx) and its manifest (OUT.manifest.json)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("out", help="Path of the .xlsx to write")
+        parser.add_argument("--scale", type=float, default=1.0, help="1.0 = the real file's row counts")
+        parser.add_argument("--seed", type=int, default=42)
+        parser.add_argument("--as-of", dest="as_of", default="2025-12-15",
+                            help="Snapshot date or datetime (a date means the end of that day)")
+
+    def handle(self, *args, out, scale, seed, as_of, **options):
+        if not out.lower().endswith(".xlsx"):
+            raise CommandError("OUT must be an .xlsx path")
+        began = time.perf_counter()
+        try:
+            manifest = generate_demo_workbook(out, scale=scale, seed=seed, as_of=as_of)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        seconds = time.perf_counter() - began
+        for sheet, info in manifest["sheets"].items():
+            planted = sum(len(rows) for rows in info["planted_rejects"].values())
+            self.stdout.write(f"{sheet:32} {info['rows']:>9,} rows  {planted} planted rejects")
+        for name, figure in manifest["planted_rates"].items():
+            self.stdout.write(f"{name}: {figure['achieved']:.3f} (target {figure['target']:.3f})")
+        self.stdout.write(self.style.SUCCESS(f"Wrote {out} and {manifest_path(out)} in {seconds:.1f} s"))
