@@ -132,3 +132,27 @@ def test_runs_list_newest_first_with_cursor(keyed_client, api_client, django_ass
         seen += [r["id"] for r in page["results"]]
     assert seen == ids[::-1]
 
+
+
+def test_simulate_on_the_generated_demo_data(ingested, keyed_client):
+    """The WIP the run simulates is the set of orders open at the data's as-of, counted independently."""
+    from datetime import timedelta
+
+    from django.db.models import Q
+
+    from orders.models import ManufacturingOrder
+
+    as_of = ingested["as_of"]
+    r = keyed_client.post(URL, {"horizon_days": 56, "seed": 1, "priority_rule": "SPT"}, format="json")
+    assert r.status_code == 201, r.content
+    run = r.json()
+    assert run["inputs"]["as_of"] == as_of.isoformat()
+    open_then = ManufacturingOrder.objects.filter(Q(finished_at__isnull=True) | Q(finished_at__gt=as_of),
+                                                  created_at__lte=as_of).count()
+    out = run["outputs"]
+    assert out["baseline"]["orders_in"]["wip"] == open_then == out["model"]["wip_orders"]
+    recent = ManufacturingOrder.objects.filter(created_at__gt=as_of - timedelta(weeks=8), created_at__lte=as_of).count()
+    assert out["model"]["arrival_rate_per_week"] == round(recent / 8, 3)
+    assert sum(out["model"]["route_basis"].values()) == open_then
+    assert len(out["baseline"]["throughput_per_week"]) == 8
+    assert out["bottleneck"]["baseline"]["phase_id"] is None or out["bottleneck"]["baseline"]["name"]

@@ -168,3 +168,19 @@ def test_arrivals_follow_the_rate_and_can_be_switched_off():
 def test_unknown_priority_rule_is_refused():
     with pytest.raises(ValueError, match="priority rule"):
         run_once(line_input(), Scenario(priority_rule="RANDOM"))
+
+
+def test_identical_across_processes_and_hash_seeds():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import json; from tests.whatif.test_engine import line_input; from whatif.engine import Scenario, simulate; "
+            "print(json.dumps(simulate(line_input(), Scenario(priority_rule='OLDEST_FIRST', horizon_days=21, seed=9)), "
+            "sort_keys=True))")
+    root = Path(__file__).resolve().parents[2]
+    outs = {subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": str(h), "PATH": "/usr/bin:/bin"}).stdout for h in (1, 2)}
+    assert len(outs) == 1
+    here = simulate(line_input(), Scenario(priority_rule="OLDEST_FIRST", horizon_days=21, seed=9))
+    assert outs.pop().strip() == json.dumps(here, sort_keys=True)
