@@ -51,7 +51,9 @@ def main() -> int:
         cursor.execute("SELECT count(*), count(finished_at) FROM orders_manufacturingorder")
         orders, finished = cursor.fetchone()
     started = time.perf_counter()
-    runs = {name: services.train_models(name=name, seed=args.seed) for name in ("leadtime", "risk")}
+    frame = order_features(which="finished")  # one dataset query shared by both targets
+    dataset_seconds = time.perf_counter() - started
+    runs = {name: services.train_models(name=name, seed=args.seed, frame=frame) for name in ("leadtime", "risk")}
     training_seconds = time.perf_counter() - started
 
     table = []
@@ -105,6 +107,7 @@ def main() -> int:
         "prediction_ms_order_id_p95": max((v.get("order_id_end_to_end") or {}).get("p95_ms", 0) for v in latency.values()),
     }
     goals["prediction_goal_met"] = goals["prediction_ms_payload_p95"] <= 20
+    goals["dataset_query_seconds"] = round(dataset_seconds, 2)
     result = {"orders": orders, "finished_orders": finished, "runs": runs, "table": table, "latency": latency,
               "goals": goals}
 

@@ -82,7 +82,7 @@ _SELECT_COLUMNS = """
     COALESCE(rt.route_machine, 0) AS route_machine,
     EXTRACT(MONTH FROM tg.created_at AT TIME ZONE 'Europe/Lisbon')::int AS created_month,
     EXTRACT(ISODOW FROM tg.created_at AT TIME ZONE 'Europe/Lisbon')::int AS created_weekday,
-    COALESCE((SELECT 1 FROM severe s WHERE s.order_id = tg.id), 0) AS bad"""
+    (sv.order_id IS NOT NULL)::int AS bad"""
 
 # Plan: one pass over orders, order phases and errors each; the window sorts are the cost
 # (about 2 x orders + 2 x order phases + probes rows), no per-order look-ups.
@@ -167,6 +167,7 @@ SELECT """ + _SELECT_COLUMNS + """,
     COALESCE(rh.fam_hist_orders, 0) AS fam_hist_orders,
     rh.fam_hist_bad::float / NULLIF(rh.fam_hist_orders, 0) AS fam_hist_bad_rate
 FROM target tg
+LEFT JOIN severe sv ON sv.order_id = tg.id
 LEFT JOIN route rt ON rt.product_id = tg.product_id
 LEFT JOIN load ld ON ld.id = tg.id
 LEFT JOIN wip w ON w.id = tg.id
@@ -196,17 +197,22 @@ route AS (
            COALESCE(sum(r.machine_coefficient), 0) AS route_machine
     FROM orders_routestep r WHERE r.product_id IN (SELECT product_id FROM base) GROUP BY r.product_id
 ),
-past AS (
-    -- orders of the targets' products or families, with lead time and outcome-known time
+past_orders AS (
+    -- finished orders of the targets' products or families, finished before the latest target's creation
     SELECT o.id, o.finished_at, COALESCE(o.product_id, -1) AS product_id, COALESCE(p.family, 'UNKNOWN') AS family,
-           EXTRACT(EPOCH FROM o.finished_at - o.created_at) / 86400.0 AS lt,
-           GREATEST(o.finished_at, (SELECT max(e.event_time) FROM quality_qualityerror e
-                                    WHERE e.order_id = o.id AND e.severity >= 2)) AS known_at,
-           EXISTS (SELECT 1 FROM quality_qualityerror e WHERE e.order_id = o.id AND e.severity >= 2)::int AS bad
+           EXTRACT(EPOCH FROM o.finished_at - o.created_at) / 86400.0 AS lt
     FROM orders_manufacturingorder o LEFT JOIN orders_product p ON p.id = o.product_id
-    WHERE o.finished_at >= o.created_at
+    WHERE o.finished_at >= o.created_at AND o.finished_at < (SELECT max(created_at) FROM base)
       AND (COALESCE(o.product_id, -1) IN (SELECT product_id FROM base)
            OR COALESCE(p.family, 'UNKNOWN') IN (SELECT family FROM base))
+),
+past_severe AS (
+    SELECT e.order_id, max(e.event_time) AS last_severe FROM quality_qualityerror e
+    WHERE e.severity >= 2 AND e.order_id IN (SELECT id FROM past_orders) GROUP BY e.order_id
+),
+past AS (
+    SELECT po.*, GREATEST(po.finished_at, ps.last_severe) AS known_at, (ps.order_id IS NOT NULL)::int AS bad
+    FROM past_orders po LEFT JOIN past_severe ps ON ps.order_id = po.id
 )
 SELECT tg.id AS order_id, tg.created_at, tg.finished_at, tg.lead_time_days, tg.product_id, tg.family,
     tg.product_known, tg.demould_weight_kg, tg.finished_weight_kg, tg.gelcoat_deck_qty, tg.gelcoat_hull_qty,
@@ -224,7 +230,7 @@ SELECT tg.id AS order_id, tg.created_at, tg.finished_at, tg.lead_time_days, tg.p
         AND op.started_at < tg.created_at AND op.ended_at >= op.started_at)
   + (SELECT count(*) FROM orders_orderphase op
       WHERE op.phase_id IN (SELECT r.phase_id FROM orders_routestep r WHERE r.product_id = tg.product_id)
-        AND op.ended_at IS NULL AND op.started_at < tg.created_at) AS route_wip,
+        AND op.is_open AND op.started_at < tg.created_at) AS route_wip,  -- is_open: partial index
     (SELECT avg(pa.lt) FROM past pa WHERE pa.family = tg.family AND pa.finished_at < tg.created_at
         AND pa.finished_at >= tg.created_at - interval '{recent_days} days') AS fam_recent_lt,
     (SELECT count(*) FROM past pa WHERE pa.family = tg.family AND pa.finished_at < tg.created_at
@@ -251,6 +257,7 @@ def _fetch(sql: str, params: dict) -> pd.DataFrame:
     # this big statement for seconds while the query itself runs in milliseconds to a few seconds.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL work_mem = '128MB'")  # the event-stream sorts fit in memory
         cursor.execute(sql, params)
         columns = [c.name for c in cursor.description]
         rows = cursor.fetchall()
@@ -350,17 +357,17 @@ def data_as_of() -> datetime | None:
     return as_of
 
 
-def lead_time_dataset() -> Dataset:
+def lead_time_dataset(frame: pd.DataFrame | None = None) -> Dataset:
     """Finished orders; target = days from creation to finish."""
-    frame = order_features(which="finished")
+    frame = order_features(which="finished") if frame is None else frame.copy()
     return _build(ModelName.LEAD_TIME, frame, "lead_time_days", LEAD_TIME_NUMERIC, data_as_of())
 
 
-def risk_dataset() -> Dataset:
+def risk_dataset(frame: pd.DataFrame | None = None) -> Dataset:
     """Finished orders; target = at least one error of severity >= 2."""
-    frame = order_features(which="finished")
+    frame = order_features(which="finished") if frame is None else frame.copy()
     return _build(ModelName.RISK, frame, "bad", RISK_NUMERIC, data_as_of())
 
 
-def dataset_for(name: str) -> Dataset:
-    return lead_time_dataset() if name == ModelName.LEAD_TIME else risk_dataset()
+def dataset_for(name: str, frame: pd.DataFrame | None = None) -> Dataset:
+    return lead_time_dataset(frame) if name == ModelName.LEAD_TIME else risk_dataset(frame)

@@ -19,6 +19,7 @@ from mlops import training
 from mlops.choices import Algorithm, ModelName
 from mlops.datasets import CATEGORICAL, LEAD_TIME_NUMERIC, RISK_NUMERIC, order_features_point
 from mlops.models import ModelVersion
+from prodplan.cache import cached
 from prodplan.metrics import MODEL_INFERENCE
 
 logger = logging.getLogger(__name__)
@@ -163,6 +164,15 @@ def active_predictor(name: str) -> Predictor:
     return Predictor(name, model, version, version.algorithm)
 
 
+FEATURE_CACHE = "mlops.order_features"
+
+
+def order_feature_frame(order_id: int) -> pd.DataFrame:
+    """One order's features at its creation; they never change within a data version, so they are cached
+    (versioned cache; the nightly task pre-fills it for open orders)."""
+    return cached(FEATURE_CACHE, {"id": int(order_id)}, lambda: order_features_point(ids=[int(order_id)]))
+
+
 def features_from_payload(name: str, payload: dict) -> pd.DataFrame:
     """A one-row feature frame from a client payload; absent numeric features are missing (NaN)."""
     row = {"order_id": 0, "family": str(payload.get("family") or "UNKNOWN"),
@@ -176,7 +186,7 @@ def features_from_payload(name: str, payload: dict) -> pd.DataFrame:
 def predict(*, name: str, order_id: int | None = None, features: dict | None = None) -> dict | None:
     """Predict one order (by id, features at its creation) or one feature payload. None: unknown order."""
     if order_id is not None:
-        frame = order_features_point(ids=[order_id])
+        frame = order_feature_frame(order_id)
         if frame.empty:
             return None
     else:
@@ -215,7 +225,7 @@ def explain(*, name: str, order_id: int | None = None) -> dict | None:
                                    "(-MAE for lead time, ROC AUC for risk) over 3 shuffles of the feature")
     if order_id is None:
         return answer
-    frame = order_features_point(ids=[order_id])
+    frame = order_feature_frame(order_id)
     if frame.empty:
         return None
     answer["order_id"] = order_id

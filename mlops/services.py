@@ -142,15 +142,16 @@ def model_version_promote(*, model_version: ModelVersion, reason: str = "") -> M
 
 
 def train_models(*, name: str, seed: int = 0, algorithms: tuple[str, ...] = (Algorithm.HGB, Algorithm.MLP),
-                 params: dict | None = None, force: bool = True) -> dict:
+                 params: dict | None = None, force: bool = True, frame=None) -> dict:
     """Build the dataset, train the baseline and each algorithm, register all, promote the best that
-    beats the baseline on validation. force=False skips when this data version was already trained."""
+    beats the baseline on validation. force=False skips when this data version was already trained;
+    `frame` (order_features(which="finished")) lets both targets share one dataset query."""
     from prodplan.cache import data_version
 
     if not force and ModelVersion.objects.filter(name=name, data_version=data_version(), seed=seed).exists():
         return {"name": name, "status": "skipped", "reason": f"data version {data_version()} already trained"}
     started = time.perf_counter()
-    dataset = dataset_for(name)
+    dataset = dataset_for(name, frame=frame)
     rows = dataset.rows()
     if rows["train"] < MIN_TRAIN_ROWS or rows["validation"] < MIN_VALIDATION_ROWS:
         raise TrainingNotSupported(f"{name}: {rows} rows; need >= {MIN_TRAIN_ROWS} train and "
@@ -211,6 +212,7 @@ def predictions_store_open_orders(*, as_of=None) -> dict:
 
     as_of = as_of or data_as_of() or timezone.now()
     frame = order_features(which="open")
+    _warm_feature_cache(frame)
     counts = {}
     for name in (ModelName.LEAD_TIME, ModelName.RISK):
         predictor = active_predictor(name)
@@ -233,12 +235,31 @@ def predictions_store_open_orders(*, as_of=None) -> dict:
     return {"as_of": as_of.isoformat() if as_of else None, "stored": counts}
 
 
+def _warm_feature_cache(frame) -> None:
+    """Pre-fill the per-order feature cache for open orders (what predict-by-id reads)."""
+    from django.conf import settings as django_settings
+    from django.core.cache import cache
+
+    from mlops.selectors import FEATURE_CACHE
+    from prodplan.cache import cache_key
+
+    if frame.empty or not getattr(django_settings, "CACHE_ENABLED", True):
+        return
+    entries = {cache_key(FEATURE_CACHE, {"id": int(oid)}): frame.iloc[[i]].reset_index(drop=True)
+               for i, oid in enumerate(frame["order_id"])}
+    cache.set_many(entries, django_settings.CACHE_TTL_SECONDS)
+
+
 def train_all_models(*, seed: int = 0, force: bool = False) -> dict:
     """Nightly: train both targets (skipping a target whose data is too thin), then store predictions."""
+    from prodplan.cache import data_version
+
     results = {}
+    already = not force and ModelVersion.objects.filter(data_version=data_version(), seed=seed).values("name")
+    frame = None if already and len({row["name"] for row in already}) == 2 else order_features(which="finished")
     for name in (ModelName.LEAD_TIME, ModelName.RISK):
         try:
-            results[name] = train_models(name=name, seed=seed, force=force)
+            results[name] = train_models(name=name, seed=seed, force=force, frame=frame)
         except TrainingNotSupported as exc:
             logger.warning("training skipped", extra={"model": name, "reason": str(exc)})
             results[name] = {"name": name, "status": "not_supported", "reason": str(exc)}

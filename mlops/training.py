@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import joblib
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from mlops.choices import Algorithm, ModelName
 from mlops.datasets import CATEGORICAL
@@ -21,6 +21,17 @@ from mlops.datasets import CATEGORICAL
 # One thread for OpenMP (scikit-learn) and torch: on a busy 2-core machine, oversubscribed thread
 # pools made HistGradientBoosting 6x slower than single-threaded for these small matrices.
 THREADS = 1
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def _single_thread():
+    """Limit OpenMP/BLAS pools to THREADS; the controller inspects the loaded libraries once, not per call."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=THREADS)
+
+
 RISK_SMOOTHING = 5.0  # pseudo-orders pulling a product's rate towards its family's rate
 MAPE_MIN_DAYS = 0.5  # MAPE ignores targets under half a day (near-zero denominators)
 
@@ -110,13 +121,13 @@ class HgbModel:
         else:
             estimator = HistGradientBoostingClassifier(**common)
         model = cls(estimator, numeric, codes, str(name))
-        with threadpool_limits(limits=THREADS):
+        with _single_thread():
             estimator.fit(model.matrix(train), train[target].to_numpy(dtype=float))
         return model
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         x = self.matrix(frame)
-        with threadpool_limits(limits=THREADS):
+        with _single_thread():
             if self.name == ModelName.LEAD_TIME:
                 return np.clip(self.estimator.predict(x), 0.0, None)
             proba = self.estimator.predict_proba(x)

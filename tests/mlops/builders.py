@@ -17,9 +17,20 @@ PRODUCTS = [  # id, family, base lead days, severe-defect rate, weight
 UNKNOWN_PRODUCT = 999
 
 
+def empty_domain_tables() -> None:
+    """The session-wide `ingested` fixture commits demo rows: empty the domain tables inside this test's
+    transaction (its rollback restores them), including the ingestion runs that define the data's as-of."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE orders_product, orders_phase, orders_routestep, orders_manufacturingorder, "
+                       "orders_orderphase, quality_qualityerror, ingestion_ingestionrun CASCADE")
+
+
 def build_factory(*, seed: int = 3, n_orders: int = 360, days: int = 520) -> dict:
     """Orders arrive in waves; an order's lead time is its product's base time scaled by the number
     of orders open when it was created, plus noise. Returns {order_id: (created, finished, product)}."""
+    empty_domain_tables()
     rng = random.Random(seed)
     as_of = START + timedelta(days=days - 6)
     Phase.objects.bulk_create([Phase(id=i, name=n, sequence=i) for i, n in PHASES])

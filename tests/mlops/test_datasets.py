@@ -11,7 +11,7 @@ import pytest
 from mlops.datasets import lead_time_dataset, order_features, order_features_point, risk_dataset
 from orders.models import ManufacturingOrder, OrderPhase, Phase, Product, RouteStep
 from quality.models import QualityError
-from tests.mlops.builders import build_factory
+from tests.mlops.builders import build_factory, empty_domain_tables
 
 T = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 NUMERIC_COLUMNS = ["open_orders", "route_wip", "fam_recent_lt", "fam_recent_n", "prod_hist_lt", "prod_hist_n",
@@ -32,6 +32,7 @@ def _phase(pid, oid, phase_id, started, ended):
 
 def _constructed_case():
     """Order X (id 1) created at T; around it, orders and phases before and after T."""
+    empty_domain_tables()
     Phase.objects.bulk_create([Phase(id=10, name="Moldagem", sequence=1), Phase(id=20, name="Acabamento", sequence=2)])
     Product.objects.bulk_create([Product(id=1, name="K1 A", family="K1"), Product(id=2, name="K1 B", family="K1")])
     RouteStep.objects.bulk_create([RouteStep(product_id=1, phase_id=10, sequence=1),
