@@ -98,7 +98,7 @@ def _upload(request):
     else:
         try:
             path = store_upload(uploaded)
-            run = ingestion_request(path=str(path), trigger=RunTrigger.UI)
+            run = ingestion_request(path=str(path), trigger=RunTrigger.UI, allow_shrink=request.POST.get("allow_shrink") == "on")
         except UploadRejected as exc:
             error = str(exc)
         except AlreadyRunning as exc:

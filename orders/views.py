@@ -297,7 +297,8 @@ def build_gantt(timeline: dict, *, as_of: datetime) -> dict | None:
     ticks = []
     for k in range(6):
         t = start + timedelta(seconds=span * k / 5)
-        ticks.append({"x": round(_x(t, start, span), 1), "label": timezone.localtime(t).strftime("%d/%m %Hh")})
+        ticks.append({"x": round(_x(t, start, span), 1), "label": timezone.localtime(t).strftime("%d/%m %Hh"),
+                      "anchor": "end" if k == 5 else "middle"})
     height = GANTT_TOP + len(lanes) * GANTT_ROW + 8
     as_of_x = round(_x(as_of, start, span), 1) if start <= as_of <= end else None
     return {"width": GANTT_WIDTH, "height": height, "label_width": GANTT_LABEL, "row": GANTT_ROW, "top": GANTT_TOP,
