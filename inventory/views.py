@@ -18,7 +18,8 @@ UNSUPPORTED = ("real_stock", "material_consumption")
 
 
 def _mass(*, as_of: datetime) -> dict:
-    payload = cached("ui.inventory.wip_mass", {"as_of": as_of.isoformat()}, lambda: selectors.wip_mass(as_of=as_of))
+    # Same cache names and params as inventory.api.views (warmed after every ingestion).
+    payload = cached("inventory.wip_mass", {"as_of": as_of.isoformat()}, lambda: selectors.wip_mass(as_of=as_of))
     if payload.get("status") == NOT_SUPPORTED:
         return {"unsupported": payload}
     phases = sorted(payload["by_phase"]["value"], key=lambda p: -p["mass_kg"])
@@ -29,7 +30,7 @@ def _mass(*, as_of: datetime) -> dict:
 
 
 def _gelcoat(*, as_of: datetime) -> dict:
-    payload = cached("ui.inventory.gelcoat", {"as_of": as_of.isoformat()},
+    payload = cached("inventory.gelcoat_theoretical_usage", {"as_of": as_of.isoformat(), "period": "month"},
                      lambda: selectors.gelcoat_theoretical_usage(as_of=as_of, period="month"))
     if payload.get("status") == NOT_SUPPORTED:
         return {"unsupported": payload}

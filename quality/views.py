@@ -14,17 +14,18 @@ from prodplan.cache import cached
 from prodplan.gates import NOT_SUPPORTED
 from quality import selectors
 
-PARETO_TOP = 15
+PARETO_TOP = 20  # the API default: the cache warmed after each ingestion serves the page too
 SEVERITY_COLOURS = {"1": "#f2c94c", "2": "#f2994a", "3": "#c0392b"}
 
 
 def _overview(as_of: datetime) -> dict:
-    return cached("ui.quality.overview", {"as_of": as_of.isoformat(), "top": PARETO_TOP},
+    return cached("quality.overview", {"as_of": as_of.isoformat(), "top": PARETO_TOP},
                   lambda: selectors.quality_overview(as_of=as_of, top=PARETO_TOP))
 
 
 def _heatmap(*, as_of: datetime) -> dict:
-    payload = cached("ui.quality.heatmap", {"as_of": as_of.isoformat()}, lambda: selectors.quality_heatmap(as_of=as_of))
+    # Same cache names and params as quality.api.views (warmed after every ingestion).
+    payload = cached("quality.heatmap", {"as_of": as_of.isoformat()}, lambda: selectors.quality_heatmap(as_of=as_of))
     if payload.get("status") == NOT_SUPPORTED:
         return {"unsupported": payload}
     cells = payload["matrix"]["value"]
