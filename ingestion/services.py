@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import logging
@@ -233,7 +234,7 @@ def _run_pipeline(run: IngestionRun, path: Path, on_progress: ProgressCallback |
         timings["open"] = round(time.perf_counter() - step, 3)
         _log_step(run, "opened", seconds=timings["open"])
 
-        with transaction.atomic():
+        with contextlib.closing(reader), transaction.atomic():
             with connection.cursor() as cursor:
                 # Set-wise validation and merge hash and sort hundreds of thousands of keys.
                 cursor.execute("SET LOCAL work_mem = '256MB'")
@@ -298,9 +299,10 @@ def _stage_all(run: IngestionRun, reader: WorkbookReader, progress: _Progress, t
     sheet_hashes: dict[str, str] = {}
     raw_cursor = connection.cursor()
     cursor = raw_cursor.cursor  # the psycopg 3 cursor, for COPY
-    for spec in SHEETS:
+    for index, spec in enumerate(SHEETS):
         step = time.perf_counter()
-        total = reader.sheet_height(spec)
+        if index + 1 < len(SHEETS):
+            reader.prefetch(SHEETS[index + 1])  # parse the next sheet while this one is coerced and copied
         # ON COMMIT DROP cleans up a committed run; a run nested in an outer transaction (tests, re-validation) reuses the name.
         raw_cursor.execute(f"DROP TABLE IF EXISTS {staging_table(spec)}")
         raw_cursor.execute(staging_ddl(spec))
@@ -308,15 +310,19 @@ def _stage_all(run: IngestionRun, reader: WorkbookReader, progress: _Progress, t
         columns = copy_columns(spec)
         keyless = not spec.key
         with cursor.copy(f"COPY {staging_table(spec)} ({', '.join(_quote(c) for c in columns)}) FROM STDIN") as copy:
-            for row in reader.rows(spec):
+            write = copy.write_row
+            for row_number, values, error in reader.rows(spec):
                 rows_read += 1
-                record = [row.row_number, row.error_reason, row.error_column, row.error_message, _json(row.raw), *row.values]
+                if error is None:
+                    record = [row_number, None, None, None, None, *values]
+                else:
+                    record = [row_number, error[0], error[1], error[2], _json(error[3]), *values]
                 if keyless:
-                    record.append(hashlib.sha256(repr(row.values).encode()).hexdigest())
-                copy.write_row(record)
+                    record.append(hashlib.sha256(repr(values).encode()).hexdigest())
+                write(record)
                 if rows_read % PROGRESS_EVERY_ROWS == 0:
-                    progress.update(spec.name, rows_read, total, step)
-        progress.update(spec.name, rows_read, total, step, stage="validating")
+                    progress.update(spec.name, rows_read, reader.sheet_height(spec), step)
+        progress.update(spec.name, rows_read, reader.sheet_height(spec), step, stage="validating")
         table = staging_table(spec)
         raw_cursor.execute(f"ANALYZE {table}")
         for statement in validation_sql(spec):
