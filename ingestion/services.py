@@ -132,6 +132,7 @@ def ingest_workbook(
     run: IngestionRun | None = None,
     on_progress: ProgressCallback | None = None,
     force: bool = False,
+    profile: bool = True,
 ) -> IngestionRun:
     """Run the whole pipeline for one workbook. Never raises for bad input: the run records the failure.
 
@@ -147,7 +148,7 @@ def ingest_workbook(
             run = IngestionRun.objects.create(
                 file_name=Path(path).name, file_path=str(path), trigger=trigger, allow_shrink=allow_shrink
             )
-        return _run_pipeline(run, Path(path), on_progress, force=force)
+        return _run_pipeline(run, Path(path), on_progress, force=force, profile=profile)
     finally:
         _unlock()
 
@@ -204,7 +205,9 @@ def _fail_interrupted_runs(*, exclude: int | None) -> None:
 # Pipeline
 
 
-def _run_pipeline(run: IngestionRun, path: Path, on_progress: ProgressCallback | None, *, force: bool = False) -> IngestionRun:
+def _run_pipeline(
+    run: IngestionRun, path: Path, on_progress: ProgressCallback | None, *, force: bool = False, profile: bool = True
+) -> IngestionRun:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     run.status = RunStatus.RUNNING
@@ -263,7 +266,11 @@ def _run_pipeline(run: IngestionRun, path: Path, on_progress: ProgressCallback |
         for name, sheet_run in sheet_runs.items():
             metrics.INGESTED_ROWS.labels(sheet=name, outcome="loaded").inc(sheet_run.rows_loaded)
             metrics.INGESTED_ROWS.labels(sheet=name, outcome="rejected").inc(sheet_run.rows_rejected)
-        _attach_profile(run, path)
+        if profile:
+            from ingestion.tasks import profile_run_task
+
+            # The data is committed; the inspector's profile re-reads the file, so it runs as its own task.
+            profile_run_task.delay(run.pk)
         return run
     except Exception as exc:  # every failure is recorded on the run; the transaction rolled back
         if isinstance(exc, WorkbookError | IngestionError):
@@ -483,8 +490,13 @@ def _refresh_aggregates() -> None:
             refresh()
 
 
+def ingestion_run_attach_profile(*, run_id: int) -> None:
+    """The inspector's profile of the run's file, stored on the run for stewards (never blocks the data)."""
+    run = IngestionRun.objects.get(pk=run_id)
+    _attach_profile(run, Path(run.file_path))
+
+
 def _attach_profile(run: IngestionRun, path: Path) -> None:
-    """The inspector's profile, stored on the run for stewards (after the commit: it never blocks data)."""
     try:
         from ingestion.inspector import profile_workbook
     except ImportError:

@@ -10,7 +10,7 @@ from django.conf import settings
 
 from ingestion.choices import RunTrigger
 from ingestion.reader import file_sha256
-from ingestion.services import AlreadyRunning, ingest_run, ingest_workbook
+from ingestion.services import AlreadyRunning, ingest_run, ingest_workbook, ingestion_run_attach_profile
 from prodplan.task_guard import single_instance
 
 logger = logging.getLogger(__name__)
@@ -45,3 +45,10 @@ def ingest_inbox_task() -> dict:
     except AlreadyRunning as exc:
         return {"status": "skipped", "detail": str(exc)}
     return {"status": run.status, "run_id": run.pk}
+
+
+@shared_task(acks_late=True, retry_backoff=True, max_retries=2)
+def profile_run_task(run_id: int) -> dict:
+    """Profile the run's workbook with the inspector and store it on the run (idempotent)."""
+    ingestion_run_attach_profile(run_id=run_id)
+    return {"run_id": run_id}

@@ -41,9 +41,13 @@ def api_client():
 
 
 @pytest.fixture
-def keyed_client(api_client, api_key):
-    api_client.credentials(HTTP_X_API_KEY=api_key)
-    return api_client
+def keyed_client(api_key):
+    """An API client of its own carrying a valid key (api_client stays anonymous in the same test)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=api_key)
+    return client
 
 
 DEMO_SCALE = 0.005

@@ -17,8 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("path")
         parser.add_argument("--allow-shrink", action="store_true", help="Allow deleting more than 5%% of a sheet's stored rows.")
         parser.add_argument("--force", action="store_true", help="Run the full pipeline even if the file is unchanged.")
+        parser.add_argument("--no-profile", action="store_true", help="Skip the inspector's profile of the file.")
 
-    def handle(self, *args, path: str, allow_shrink: bool, force: bool = False, **options):
+    def handle(self, *args, path: str, allow_shrink: bool, force: bool = False, no_profile: bool = False, **options):
         interactive = sys.stdout.isatty()
 
         def show(sheet: str, done: int, total: int, elapsed: float) -> None:
@@ -30,7 +31,7 @@ class Command(BaseCommand):
         try:
             run = ingest_workbook(
                 path=path, trigger=RunTrigger.CLI, allow_shrink=allow_shrink, on_progress=show if interactive else None,
-                force=force,
+                force=force, profile=not no_profile,
             )
         except AlreadyRunning as exc:
             raise CommandError(str(exc)) from exc
