@@ -172,9 +172,15 @@ MIN_ORDERS = 60
 MIN_PRODUCTS = 30
 MIN_EMPLOYEES = 30
 UNKNOWN_PER_KNOWN_PRODUCT = 339 / 894  # 72.5% of the ordered product ids are in the catalogue
-LOAD_WINDOW_DAYS = 28
-MEAN_UTILISATION = 0.66
-MAX_UTILISATION = 0.9
+# The shop: one FIFO gate (the moulding line, which every order needs) with a fixed capacity, then the
+# phases, whose queues grow with the rate the gate releases work. Capacity never changes over the
+# history, so the same load means the same lead time in every year; only arrivals are seasonal.
+SEASON_AMPLITUDE = 0.35  # arrivals peak before the racing season (mid-April), trough in October
+GATE_HEADROOM = 1.12  # gate capacity / mean arrival rate: the spring peak overflows it, a backlog builds
+WEEKEND_CAPACITY = 0.1  # a weekend day works a tenth of a weekday
+SHOP_UTILISATION = 0.6  # utilisation of the phases at the mean release rate
+SHOP_WINDOW_DAYS = 14  # the phases feel the releases of the last two weeks
+MAX_SHOP_UTILISATION = 0.85
 STUCK_ORDER_RATE = 0.0015  # orders abandoned mid-route: the old WIP a real snapshot always holds
 TEAM_SIZE_MEAN = 1.75
 ID_FLOAT_RATE, ID_TEXT_RATE = 0.02, 0.015
@@ -463,19 +469,24 @@ def _employees(rng, cat: Catalogue, n_employees: int, n_skills: int, as_of_min: 
 # ----------------------------------------------------------------------------------------------
 
 
-def _creation_times(rng, n: int, start_min: int, as_of_min: int) -> np.ndarray:
-    first_day = start_min // MINUTES_PER_DAY
-    days = np.arange(first_day, as_of_min // MINUTES_PER_DAY + 1)
+def _intensity(rng, first_day: int, last_day: int) -> np.ndarray:
+    """Expected orders per day (relative): season x weekday x four-week campaigns; no trend."""
+    days = np.arange(first_day, last_day + 1)
     dates = days.astype("datetime64[D]")
     day_of_year = (dates - dates.astype("datetime64[Y]")).astype(np.int64)
-    season = 1.0 + 0.35 * np.cos(2 * np.pi * (day_of_year - 105) / 365.25)  # demand peaks before the racing season
-    growth = 1.0 + 0.07 * (days - first_day) / 365.25
+    season = 1.0 + SEASON_AMPLITUDE * np.cos(2 * np.pi * (day_of_year - 105) / 365.25)
     weekday = (days + 3) % 7  # 1970-01-01 was a Thursday
     weekday_weight = np.array([1.0, 1.0, 1.0, 1.0, 0.9, 0.08, 0.02])[weekday]
-    # Four-week campaigns (dealer orders, team orders) make the load wander around the season.
+    # Four-week campaigns (dealer orders, team orders) make the arrivals wander around the season.
     blocks = (days - first_day) // 28
     campaign = rng.lognormal(0.0, 0.12, blocks.max() + 1)[blocks]
-    p = season * growth * weekday_weight * campaign
+    return season * weekday_weight * campaign
+
+
+def _creation_times(rng, n: int, intensity: np.ndarray, start_min: int, as_of_min: int) -> np.ndarray:
+    first_day = start_min // MINUTES_PER_DAY
+    days = np.arange(first_day, as_of_min // MINUTES_PER_DAY + 1)
+    p = intensity[: len(days)]
     day = rng.choice(days, size=n, p=p / p.sum())
     hour_weight = np.array([0, 0, 0, 0, 0, 0, 0, 2, 6, 8, 8, 7, 3, 5, 7, 7, 6, 4, 2, 1, 0, 0, 0, 0], dtype=float)
     hour = rng.choice(24, size=n, p=hour_weight / hour_weight.sum())
@@ -483,22 +494,50 @@ def _creation_times(rng, n: int, start_min: int, as_of_min: int) -> np.ndarray:
     return np.sort(np.clip(minutes, start_min, as_of_min))
 
 
-def _arrival_grid(create: np.ndarray, hours: np.ndarray, start_min: int) -> np.ndarray:
-    """Orders created in the LOAD_WINDOW_DAYS before each grid time: the first guess of the load."""
-    window = LOAD_WINDOW_DAYS * MINUTES_PER_DAY
-    load = np.searchsorted(create, hours, "right") - np.searchsorted(create, hours - window, "right")
-    return load * (window / np.clip(hours - start_min, MINUTES_PER_DAY, window))
+@dataclass(frozen=True)
+class Shop:
+    """The load model, a deterministic function of time (so the same at every scale).
 
+    The gate is a fluid FIFO queue fed by the arrival intensity: backlog[d + 1] = max(0, backlog[d] +
+    arrivals[d] - capacity[d]), in days of mean arrivals. An order reaching the gate at t leaves it when
+    the capacity worked since t has cleared the backlog found at t. The phases' queueing factor is
+    rho / (1 - rho), rho proportional to the gate's releases over the last SHOP_WINDOW_DAYS.
+    """
 
-def _factor(grid: np.ndarray, reference: float, start_min: int, as_of_min: int):
-    """Queueing factor rho/(1-rho) at any time, with rho proportional to the load on the grid."""
+    edges: np.ndarray  # day boundaries (minutes)
+    backlog: np.ndarray  # at each boundary
+    worked: np.ndarray  # cumulative capacity at each boundary
+    shop_factor: np.ndarray  # per day
 
-    def factor(t: np.ndarray) -> np.ndarray:
-        hour = np.clip((np.minimum(t, as_of_min) - start_min) // 60, 0, len(grid) - 1)
-        rho = np.clip(MEAN_UTILISATION * grid[hour] / reference, 0.3, MAX_UTILISATION)
-        return rho / (1.0 - rho)
+    @classmethod
+    def build(cls, intensity: np.ndarray, first_day: int, days_of_history: int) -> Shop:
+        days = first_day + np.arange(len(intensity))
+        arrivals = intensity / intensity[:days_of_history].mean()
+        weekend = (days + 3) % 7 >= 5
+        capacity = GATE_HEADROOM * 7 / (5 + 2 * WEEKEND_CAPACITY) * np.where(weekend, WEEKEND_CAPACITY, 1.0)
+        backlog = np.zeros(len(days) + 1)
+        for d in range(len(days)):
+            backlog[d + 1] = max(0.0, backlog[d] + arrivals[d] - capacity[d])
+        released = backlog[:-1] + arrivals - backlog[1:]
+        kernel = np.ones(SHOP_WINDOW_DAYS) / SHOP_WINDOW_DAYS
+        recent = np.convolve(np.concatenate([np.full(SHOP_WINDOW_DAYS - 1, released[:7].mean()), released]), kernel,
+                             mode="valid")
+        rho = np.clip(SHOP_UTILISATION * recent / recent[:days_of_history].mean(), 0.3, MAX_SHOP_UTILISATION)
+        return cls(
+            edges=(first_day + np.arange(len(days) + 1)) * MINUTES_PER_DAY,
+            backlog=backlog,
+            worked=np.concatenate([[0.0], np.cumsum(capacity)]),
+            shop_factor=rho / (1.0 - rho),
+        )
 
-    return factor
+    def factor(self, t: np.ndarray) -> np.ndarray:
+        day = np.clip((np.asarray(t) - self.edges[0]) // MINUTES_PER_DAY, 0, len(self.shop_factor) - 1)
+        return self.shop_factor[day]
+
+    def gate_release(self, t: np.ndarray) -> np.ndarray:
+        t = np.clip(t, self.edges[0], self.edges[-1])
+        due = np.interp(t, self.edges, self.worked) + np.interp(t, self.edges, self.backlog)
+        return np.maximum(t, np.rint(np.interp(due, self.worked, self.edges)).astype(np.int64))
 
 
 def _products_for_orders(rng, cat: Catalogue, create: np.ndarray) -> np.ndarray:
@@ -610,13 +649,13 @@ def _shift_adjust(t: np.ndarray, allow_night: np.ndarray, night_draw: np.ndarray
     return np.where(push, (day + 7 - weekday) * MINUTES_PER_DAY + 360, t)
 
 
-def _walk(rng, cat: Catalogue, rows: dict, product: np.ndarray, create: np.ndarray, start_min: int,
-          as_of_min: int) -> Any:
-    """Start and end of every row: queue (load-dependent) then work (phase- and family-dependent).
+def _walk(rng, cat: Catalogue, rows: dict, product: np.ndarray, create: np.ndarray, shop: Shop) -> None:
+    """Start and end of every row: queue then work (phase- and family-dependent).
 
-    The load is the arrival rate of the last LOAD_WINDOW_DAYS against a fixed capacity (not the WIP,
-    which is its consequence: feeding WIP back into the queues makes the shop flip between empty and
-    jammed). WIP then follows the load, so open orders at creation predict lead time.
+    Administrative steps before the first production step queue at their base time; the order then
+    waits at the gate (the backlog it finds there, FIFO), and every later step queues at its base
+    time times the shop's load factor. Lead time therefore depends on the product (route, work) and
+    on the load the order meets, through the same mapping in every year.
     """
     phase = rows["phase"]
     n_rows = len(phase)
@@ -638,30 +677,35 @@ def _walk(rng, cat: Catalogue, rows: dict, product: np.ndarray, create: np.ndarr
     work_min = np.rint(np.where(booked_as_event, 0.0, work_h) * 60).astype(np.int64)
     queue_base = cat.queue_hours[phase] * queue_draw * np.where(rows["rework"], 0.3, 1.0)  # rework jumps the queue
 
-    hours = start_min + 60 * np.arange((as_of_min - start_min) // 60 + 1)
-    grid = _arrival_grid(create, hours, start_min)
-    factor = _factor(grid, grid.mean(), start_min, as_of_min)
+    position = np.arange(n_rows) - offsets[order_of_row]
+    first_production = np.minimum.reduceat(np.where(cat.production[phase], position, NEVER), offsets)
     start = np.empty(n_rows, dtype=np.int64)
     end = np.empty(n_rows, dtype=np.int64)
     for j in range(int(lens.max())):
         orders = np.flatnonzero(lens > j)
         idx = offsets[orders] + j
         ready = create[orders] + release[orders] if j == 0 else end[idx - 1]
-        begin = ready + np.rint(queue_base[idx] * factor(ready) * 60).astype(np.int64)
+        at_gate = first_production[orders] == j
+        ready = np.where(at_gate, shop.gate_release(ready), ready)
+        factor = np.where(first_production[orders] > j, 1.0, shop.factor(ready))
+        begin = ready + np.rint(queue_base[idx] * factor * 60).astype(np.int64)
         begin = _shift_adjust(begin, cat.automatic[phase[idx]], night_draw[idx], weekend_draw[idx])
         start[idx] = begin
         end[idx] = begin + work_min[idx]
     rows["start"], rows["end"] = start, end
-    return factor
 
 
 def _orders(rng, cat: Catalogue, sizes: Sizes, start_min: int, as_of_min: int) -> tuple[dict, dict]:
     n = sizes.rows[contract.ORDERS.name] - planted_count(contract.ORDERS.name)
     n_rows = sizes.rows[contract.ORDER_PHASES.name] - planted_count(contract.ORDER_PHASES.name)
-    create = _creation_times(rng, n, start_min, as_of_min)
+    first_day, last_day = start_min // MINUTES_PER_DAY, as_of_min // MINUTES_PER_DAY
+    # The load model runs past the snapshot, for the orders still in the shop at the as-of date.
+    intensity = _intensity(rng, first_day, last_day + 365)
+    create = _creation_times(rng, n, intensity, start_min, as_of_min)
+    shop = Shop.build(intensity, first_day, last_day - first_day + 1)
     product = _products_for_orders(rng, cat, create)
     rows = _order_rows(rng, cat, product, n_rows)
-    factor = _walk(rng, cat, rows, product, create, start_min, as_of_min)
+    _walk(rng, cat, rows, product, create, shop)
 
     lens, offsets = rows["lens"], rows["offsets"]
     # Abandoned orders: from some step on nothing ever happens.
@@ -696,7 +740,7 @@ def _orders(rng, cat: Catalogue, sizes: Sizes, start_min: int, as_of_min: int) -
         "product": product,
         "current_phase": rows["phase"][current_row],
         "transport": transport,
-        "factor": factor,
+        "factor": shop.factor,
     }
     rows["ids"] = FIRST_ORDER_PHASE_ID + np.cumsum(1 + (rng.random(len(ended)) < 0.02) * rng.integers(1, 4, len(ended)))
     return orders, rows
@@ -752,9 +796,9 @@ def _errors(rng, cat: Catalogue, rows: dict, orders: dict, n_errors: int, culpri
     family = cat.product_family[orders["product"]]
     row_order = rows["order"]
     w = eval_weight[rows["phase"]] * rows["started"]
-    # Rushed periods breed defects: the queueing factor at the start of the evaluation.
+    # Rushed periods breed defects: the shop's load factor at the start of the evaluation.
     load = orders["factor"](np.where(rows["started"], rows["start"], 0))
-    w = w * FAMILY_DEFECTS[family[row_order]] * cat.defect_factor[orders["product"][row_order]] * (0.8 + 0.06 * load)
+    w = w * FAMILY_DEFECTS[family[row_order]] * cat.defect_factor[orders["product"][row_order]] * (0.7 + 0.2 * load)
     evaluation = np.sort(rng.choice(len(w), size=n_errors, p=w / w.sum()))
 
     culprit_weight = np.array([CULPRIT_WEIGHT.get(k, 0.0) for k in cat.phase_kind])

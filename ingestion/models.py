@@ -57,6 +57,9 @@ class SheetRun(models.Model):
     orphans = models.IntegerField(default=0)
     seconds = models.FloatField(default=0)
     reconciled = models.BooleanField(default=False, help_text="rows read = loaded + rejected")
+    skipped = models.BooleanField(
+        default=False, help_text="Unchanged since the last successful run (same sheet hash): not re-read, stored rows kept."
+    )
 
     class Meta:
         verbose_name = "sheet run"

@@ -379,13 +379,22 @@ class WorkbookReader:
             self._executor = None
 
     def sheet_sha256(self, spec: SheetSpec) -> str:
-        """SHA-256 of the sheet's XML part inside the workbook (cheap: no cell decoding)."""
+        """SHA-256 of what decides a sheet's cell values: its XML part, the shared strings and the styles.
+
+        Cheap (no cell decoding). Equal hashes mean equal cells, because a sheet's strings live in the
+        shared-strings part and its dates are numbers whose meaning the styles part gives."""
         part = self.sheet_parts.get(spec.name)
-        digest = hashlib.sha256()
-        if part:
-            with zipfile.ZipFile(self.path) as archive, archive.open(part) as handle:
-                for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-                    digest.update(chunk)
+        if not part:
+            return ""
+        with zipfile.ZipFile(self.path) as archive:
+            digest = hashlib.sha256()
+            for name in (part, "xl/sharedStrings.xml", "xl/styles.xml"):
+                if name not in archive.NameToInfo:
+                    digest.update(b"-")
+                    continue
+                with archive.open(name) as handle:
+                    for chunk in iter(lambda: handle.read(1024 * 1024), b""):  # noqa: B023 - consumed at once
+                        digest.update(chunk)
         return digest.hexdigest()
 
 

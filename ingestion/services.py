@@ -237,12 +237,19 @@ def _run_pipeline(
         timings["open"] = round(time.perf_counter() - step, 3)
         _log_step(run, "opened", seconds=timings["open"])
 
+        step = time.perf_counter()
+        run.sheet_sha256 = {spec.name: reader.sheet_sha256(spec) for spec in SHEETS}
+        skip = set() if force or last is None else _unchanged_sheets(run.sheet_sha256, last.sheet_sha256 or {})
+        timings["sheet_hashes"] = round(time.perf_counter() - step, 3)
+        if skip:
+            _log_step(run, "unchanged sheets skipped", sheets=sorted(skip), since_run=last.pk)
+
         with contextlib.closing(reader), transaction.atomic():
             with connection.cursor() as cursor:
                 # Set-wise validation and merge hash and sort hundreds of thousands of keys.
                 cursor.execute("SET LOCAL work_mem = '256MB'")
-            sheet_runs = _stage_all(run, reader, progress, timings)
-            _merge_all(run, sheet_runs, progress, timings)
+            sheet_runs = _stage_all(run, reader, progress, timings, skip)
+            _merge_all(run, sheet_runs, progress, timings, skip)
             step = time.perf_counter()
             run.as_of = _data_as_of()
             _record_orphans(run)
@@ -258,7 +265,7 @@ def _run_pipeline(
                 sheet_run.reconciled = True
                 sheet_run.save()
             run.counts = {
-                name: {f: getattr(sr, f) for f in ("rows_read", "rows_loaded", "rows_rejected", "inserted", "updated", "unchanged", "deleted", "orphans")}
+                name: {f: getattr(sr, f) for f in ("rows_read", "rows_loaded", "rows_rejected", "inserted", "updated", "unchanged", "deleted", "orphans", "skipped")}
                 for name, sr in sheet_runs.items()
             }
             run.status = RunStatus.SUCCEEDED
@@ -300,16 +307,38 @@ def _finish(run: IngestionRun, started: float, timings: dict, progress: _Progres
     return run
 
 
-def _stage_all(run: IngestionRun, reader: WorkbookReader, progress: _Progress, timings: dict) -> dict[str, SheetRun]:
-    """COPY every sheet into its staging table, validate set-wise, record rejects."""
+# Derived columns cross sheets: an order's creation dates its phases' event time, and phases date
+# errors. A changed sheet therefore re-loads the sheets that derive from it.
+DERIVED_FROM = {"OrdensFabrico": ("FasesOrdemFabrico", "OrdemFabricoErros"), "FasesOrdemFabrico": ("OrdemFabricoErros",)}
+
+
+def _unchanged_sheets(current: dict[str, str], previous: dict[str, str]) -> set[str]:
+    """Sheets whose content hash equals the last successful run's, minus those whose derivations changed."""
+    unchanged = {name for name, digest in current.items() if digest and previous.get(name) == digest}
+    for source, dependents in DERIVED_FROM.items():
+        if source not in unchanged:
+            unchanged -= set(dependents)
+    return unchanged
+
+
+def _stage_all(
+    run: IngestionRun, reader: WorkbookReader, progress: _Progress, timings: dict, skip: set[str]
+) -> dict[str, SheetRun]:
+    """COPY every changed sheet into its staging table, validate set-wise, record rejects."""
     sheet_runs: dict[str, SheetRun] = {}
-    sheet_hashes: dict[str, str] = {}
     raw_cursor = connection.cursor()
     cursor = raw_cursor.cursor  # the psycopg 3 cursor, for COPY
-    for index, spec in enumerate(SHEETS):
+    to_read = [spec for spec in SHEETS if spec.name not in skip]
+    for spec in SHEETS:
+        if spec.name in skip:
+            sheet_runs[spec.name] = SheetRun.objects.create(
+                run=run, sheet=spec.name, sha256=run.sheet_sha256[spec.name], skipped=True
+            )
+            progress.update(spec.name, 0, 0, time.perf_counter(), stage="unchanged")
+    for index, spec in enumerate(to_read):
         step = time.perf_counter()
-        if index + 1 < len(SHEETS):
-            reader.prefetch(SHEETS[index + 1])  # parse the next sheet while this one is coerced and copied
+        if index + 1 < len(to_read):
+            reader.prefetch(to_read[index + 1])  # parse the next sheet while this one is coerced and copied
         # ON COMMIT DROP cleans up a committed run; a run nested in an outer transaction (tests, re-validation) reuses the name.
         raw_cursor.execute(f"DROP TABLE IF EXISTS {staging_table(spec)}")
         raw_cursor.execute(staging_ddl(spec))
@@ -344,23 +373,22 @@ def _stage_all(run: IngestionRun, reader: WorkbookReader, progress: _Progress, t
         raw_cursor.execute(f"SELECT _reject, count(*) FROM {table} WHERE _reject IS NOT NULL GROUP BY 1")
         for reason, count in raw_cursor.fetchall():
             metrics.REJECTS.labels(sheet=spec.name, reason=reason).inc(count)
-        sheet_hashes[spec.name] = reader.sheet_sha256(spec)
         sheet_runs[spec.name] = SheetRun.objects.create(
-            run=run, sheet=spec.name, sha256=sheet_hashes[spec.name], rows_read=rows_read,
+            run=run, sheet=spec.name, sha256=run.sheet_sha256[spec.name], rows_read=rows_read,
             rows_rejected=rejected, rows_loaded=rows_read - rejected, seconds=round(time.perf_counter() - step, 3),
         )
         timings[f"stage:{spec.name}"] = round(time.perf_counter() - step, 3)
         _log_step(run, "staged", sheet=spec.name, rows=rows_read, rejected=rejected, seconds=timings[f"stage:{spec.name}"])
-    run.sheet_sha256 = sheet_hashes
     raw_cursor.close()
     return sheet_runs
 
 
-def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Progress, timings: dict) -> None:
-    """Shrink guard for every sheet first, then merge in load order (catalogues, orders, phases, …)."""
+def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Progress, timings: dict, skip: set[str]) -> None:
+    """Shrink guard for every changed sheet first, then merge in load order (catalogues, orders, phases, …)."""
+    changed = [spec for spec in SHEETS if spec.name not in skip]
     with connection.cursor() as cursor:
         shrinking = []
-        for spec in SHEETS:
+        for spec in changed:
             cursor.execute(vanished_count_sql(spec))
             vanished, stored = cursor.fetchone()
             sheet_runs[spec.name].deleted = vanished
@@ -372,7 +400,7 @@ def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Pr
                 f"{settings.INGEST_MAX_SHRINK_FRACTION:.0%} of stored rows — {'; '.join(shrinking)}. Nothing was changed. "
                 "If the export is really complete, run again with --allow-shrink (API: allow_shrink=true)."
             )
-        for spec in SHEETS:
+        for spec in changed:
             step = time.perf_counter()
             sheet_run = sheet_runs[spec.name]
             moved = 0

@@ -109,7 +109,9 @@ def test_changed_file_updates_exactly_the_changed_rows(empty_tables, tmp_path):
     assert (sheets["FasesOrdemFabrico"].updated, sheets["FasesOrdemFabrico"].inserted, sheets["FasesOrdemFabrico"].unchanged) == (1, 0, 3)
     assert (sheets["OrdensFabrico"].updated, sheets["OrdensFabrico"].unchanged) == (1, 2)
     assert (sheets["OrdemFabricoErros"].inserted, sheets["OrdemFabricoErros"].unchanged) == (1, 3)
-    assert sheets["Fases"].unchanged == 3 and sheets["Fases"].updated == 0
+    # unchanged sheets (same XML, strings and styles) are not re-read; sheets deriving from a changed one are
+    assert sheets["Fases"].skipped and sheets["FuncionariosFaseOrdemFabrico"].skipped
+    assert not sheets["OrdemFabricoErros"].skipped
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*), min(event_time) FROM orders_orderphase WHERE id = 5002")
         count, event_time = cursor.fetchone()
@@ -256,3 +258,28 @@ def test_interrupted_run_is_marked_failed_by_the_next(loaded, tmp_path):
 
 def test_fault_point_is_inert_without_the_variable():
     assert "PRODPLAN_FAULT_PAUSE" not in os.environ
+
+
+def test_only_changed_sheets_and_their_dependents_are_reloaded(empty_tables, tmp_path):
+    from ingestion.services import _unchanged_sheets
+
+    everything = {name: "h" for name in ("Fases", "Modelos", "OrdensFabrico", "FasesOrdemFabrico", "OrdemFabricoErros")}
+    assert _unchanged_sheets(everything, everything) == set(everything)
+    orders_changed = {**everything, "OrdensFabrico": "new"}
+    assert _unchanged_sheets(orders_changed, everything) == {"Fases", "Modelos"}
+    phases_changed = {**everything, "FasesOrdemFabrico": "new"}
+    assert _unchanged_sheets(phases_changed, everything) == {"Fases", "Modelos", "OrdensFabrico"}
+
+    ingest_workbook(path=str(write_workbook(tmp_path / "a.xlsx")))
+    rows = base_rows()
+    rows["OrdensFabrico"][2][1] = datetime(2024, 3, 1, 9)  # order 1002 created an hour later
+    run = ingest_workbook(path=str(write_workbook(tmp_path / "b.xlsx", rows)))
+    assert run.status == "succeeded", run.error
+    sheets = {s.sheet: s for s in run.sheets.all()}
+    assert {name for name, s in sheets.items() if not s.skipped} == {"OrdensFabrico", "FasesOrdemFabrico", "OrdemFabricoErros"}
+    assert sheets["OrdensFabrico"].updated == 1
+    # phase 5003 has no dates: its event time follows the order's new creation time
+    assert sheets["FasesOrdemFabrico"].updated == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT event_time FROM orders_orderphase WHERE id = 5003")
+        assert cursor.fetchone()[0].hour == 9
