@@ -9,7 +9,6 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
