@@ -9,7 +9,7 @@ DEMO_WORKBOOK ?= var/demo/Folha_IA_demo_$(SCALE).xlsx
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: setup demo test run serve migrate lint e2e bench-ingest bench-api bench-whatif bench-ml bench-full clean
+.PHONY: setup browser demo test run serve migrate lint e2e bench-ingest bench-api bench-whatif bench-ml bench-full clean
 
 setup: $(VENV)/.installed
 
@@ -36,8 +36,12 @@ run: setup
 serve: setup
 	DJANGO_DEBUG=1 $(PY) manage.py runserver --noreload $(HOST):$(PORT)
 
+# Debian's Chromium for the real-browser tests (best effort: without it those tests skip and say why).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "chromium not installed: browser tests will be skipped"; }
+
 # The whole suite against PostgreSQL (DATABASE_URL, else the embedded server). pytest's exit 5 (no tests) is not a failure.
-test: setup
+test: setup browser
 	$(PY) -m ruff check .
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
