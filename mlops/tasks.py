@@ -3,9 +3,11 @@
 from celery import shared_task
 
 from mlops import services
+from prodplan.task_guard import single_instance
 
 
 @shared_task(name="mlops.tasks.train_model_task")
+@single_instance
 def train_model_task(name: str, seed: int = 0) -> dict:
     """Train one target (baseline + candidates) and promote the best that beats the baseline."""
     try:
@@ -15,6 +17,7 @@ def train_model_task(name: str, seed: int = 0) -> dict:
 
 
 @shared_task(name="mlops.tasks.train_all_models_task")
+@single_instance
 def train_all_models_task(seed: int = 0) -> dict:
     """Nightly (beat): train both targets unless this data version is already trained, then store
     predictions for open orders. Re-running on unchanged data only refreshes the predictions."""

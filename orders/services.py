@@ -155,3 +155,22 @@ def refresh_aggregates() -> None:
             cursor.execute(f"ANALYZE {table}")
     bump_data_version()
     logger.info("orders aggregates refreshed", extra={"seconds": round(time.monotonic() - started, 3)})
+    from orders.tasks import warm_orders_cache_task
+
+    # The first supervisor to open the overview after an ingestion should not pay for its analytics.
+    transaction.on_commit(warm_orders_cache_task.delay, robust=True)
+
+
+def orders_cache_warm() -> list[str]:
+    """Compute the overview's cached analytics at the data's as-of date (idempotent)."""
+    from orders import selectors
+    from prodplan.asof import data_as_of
+
+    as_of = data_as_of()
+    if as_of is None:
+        return []
+    selectors.kpi_overview(as_of=as_of)
+    selectors.schedule_current(as_of=as_of)
+    selectors.bottlenecks(as_of=as_of)
+    selectors.risk_queue(as_of=as_of)
+    return ["kpi_overview", "schedule_current", "bottlenecks", "risk_queue"]

@@ -18,6 +18,26 @@ def _eager_celery():
 
 
 @pytest.fixture(autouse=True)
+def _isolated_domain_data(request):
+    """A database test that does not ask for the session's ingested workbook starts from empty domain tables.
+
+    The truncation happens inside the test's own transaction (the db fixture is entered first), so the
+    rollback brings the session data back for the tests that use it."""
+    marker = request.node.get_closest_marker("django_db")
+    wants_db = marker is not None or "db" in request.fixturenames
+    transactional = "transactional_db" in request.fixturenames or "live_server" in request.fixturenames or (
+        marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+    )
+    if not wants_db or transactional or "ingested" in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("db")
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE " + ", ".join(DOMAIN_TABLES) + ", ingestion_ingestionrun CASCADE")
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
     """Cache entries are keyed by data version, which test transactions roll back: start each test empty."""
     cache.clear()
