@@ -14,28 +14,19 @@ def refresh_aggregates() -> None:
 
 def inventory_cache_warm() -> list[str]:
     """Compute and cache the default inventory analytics at the data's as-of; returns their names."""
-    from django.core.cache import cache
-
     from inventory import selectors
-    from prodplan.asof import data_as_of
-    from prodplan.cache import VERSION_KEY, cached
+    from prodplan.cache import warm_cached
 
-    cache.delete(VERSION_KEY)  # re-read the committed data version from the database
-    as_of = data_as_of()
-    if as_of is None:
-        return []
-    key = as_of.isoformat()
     # Same names and params as inventory.api.views, so that the API's first hit is a cache hit.
     jobs = {
-        "inventory.wip": ({"as_of": key}, lambda: selectors.wip(as_of=as_of)),
-        "inventory.wip_mass": ({"as_of": key}, lambda: selectors.wip_mass(as_of=as_of)),
+        "inventory.wip": ({}, lambda as_of: selectors.wip(as_of=as_of)),
+        "inventory.wip_mass": ({}, lambda as_of: selectors.wip_mass(as_of=as_of)),
         "inventory.gelcoat_theoretical_usage": (
-            {"as_of": key, "period": "month"},
-            lambda: selectors.gelcoat_theoretical_usage(as_of=as_of, period="month")),
+            {"period": "month"},
+            lambda as_of: selectors.gelcoat_theoretical_usage(as_of=as_of, period="month")),
         "inventory.gelcoat_theoretical_usage:week": (
-            {"as_of": key, "period": "week"},
-            lambda: selectors.gelcoat_theoretical_usage(as_of=as_of, period="week")),
+            {"period": "week"},
+            lambda as_of: selectors.gelcoat_theoretical_usage(as_of=as_of, period="week")),
     }
-    for name, (params, compute) in jobs.items():
-        cached(name.split(":")[0], params, compute)
-    return list(jobs)
+    return warm_cached(jobs)
+

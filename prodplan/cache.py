@@ -80,3 +80,19 @@ def cached(name: str, params: dict | None, compute: Callable[[], Any], ttl: int 
             return value
     logger.warning("cache lock wait timed out; computing", extra={"cache_name": name})
     return compute()
+
+
+def warm_cached(jobs: dict[str, tuple[dict, Callable]]) -> list[str]:
+    """Fill cache entries at the data's as-of, with the names and params the API views use.
+
+    jobs: cache name (a ":suffix" tells apart variants of one name) -> (params besides as_of, compute(as_of)).
+    Called after an ingestion commits."""
+    from prodplan.asof import data_as_of
+
+    cache.delete(VERSION_KEY)  # re-read the committed data version from the database
+    as_of = data_as_of()
+    if as_of is None:
+        return []
+    for name, (params, compute) in jobs.items():
+        cached(name.split(":")[0], {"as_of": as_of.isoformat(), **params}, lambda compute=compute: compute(as_of))
+    return list(jobs)

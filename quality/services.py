@@ -14,25 +14,16 @@ def refresh_aggregates() -> None:
 
 def quality_cache_warm() -> list[str]:
     """Compute and cache the default (parameterless) quality analytics at the data's as-of; returns their names."""
-    from django.core.cache import cache
-
-    from prodplan.asof import data_as_of
-    from prodplan.cache import VERSION_KEY, cached
+    from prodplan.cache import warm_cached
     from quality import selectors
 
-    cache.delete(VERSION_KEY)  # re-read the committed data version from the database
-    as_of = data_as_of()
-    if as_of is None:
-        return []
-    key = as_of.isoformat()
     # Same names and params as quality.api.views, so that the API's first hit is a cache hit.
     jobs = {
-        "quality.overview": ({"as_of": key, "top": 20}, lambda: selectors.quality_overview(as_of=as_of, top=20)),
-        "quality.by_phase": ({"as_of": key}, lambda: selectors.quality_by_phase(as_of=as_of)),
-        "quality.by_product": ({"as_of": key}, lambda: selectors.quality_by_product(as_of=as_of)),
-        "quality.heatmap": ({"as_of": key}, lambda: selectors.quality_heatmap(as_of=as_of)),
-        "quality.escapes": ({"as_of": key}, lambda: selectors.quality_escapes(as_of=as_of)),
+        "quality.overview": ({"top": 20}, lambda as_of: selectors.quality_overview(as_of=as_of, top=20)),
+        "quality.by_phase": ({}, lambda as_of: selectors.quality_by_phase(as_of=as_of)),
+        "quality.by_product": ({}, lambda as_of: selectors.quality_by_product(as_of=as_of)),
+        "quality.heatmap": ({}, lambda as_of: selectors.quality_heatmap(as_of=as_of)),
+        "quality.escapes": ({}, lambda as_of: selectors.quality_escapes(as_of=as_of)),
     }
-    for name, (params, compute) in jobs.items():
-        cached(name, params, compute)
-    return list(jobs)
+    return warm_cached(jobs)
+

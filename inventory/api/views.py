@@ -9,27 +9,11 @@ from rest_framework.views import APIView
 
 from inventory import selectors
 from inventory.api.serializers import AsOfQuerySerializer, GelcoatQuerySerializer
-from prodplan.asof import resolve_as_of
-from prodplan.cache import cached
+from prodplan.api_views import CachedAnalyticView
 
 
-class _InventoryView(APIView):
-    """A cached analytic GET: subclasses name the selector and the query serializer."""
-
+class _InventoryView(CachedAnalyticView):
     query_serializer = AsOfQuerySerializer
-    cache_name = ""
-
-    def compute(self, *, as_of, **params):
-        raise NotImplementedError
-
-    def get(self, request):
-        query = self.query_serializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        params = {k: v for k, v in query.validated_data.items() if k != "as_of"}
-        as_of = resolve_as_of(request)
-        payload = cached(self.cache_name, {"as_of": as_of.isoformat(), **params},
-                         lambda: self.compute(as_of=as_of, **params))
-        return Response(payload)
 
 
 @extend_schema(tags=["smartinventory"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
