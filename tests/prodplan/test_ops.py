@@ -107,3 +107,10 @@ def test_json_log_lines_carry_request_id_and_no_employee_names(client, caplog, t
     assert all(s["request_id"] == "-" for s in steps)  # no request id leaks from the web request into other work
     health_lines = [json.loads(line) for line in lines if "/api/health" in line]
     assert all(line["request_id"] == "req-12345678" for line in health_lines)
+
+
+def test_explain_hot_queries_writes_plans(ingested, tmp_path):
+    call_command("explain_hot_queries", out=str(tmp_path))
+    written = sorted(p.name for p in tmp_path.glob("*.txt"))
+    assert written == ["kpi_overview.txt", "order_detail.txt", "orders_list.txt", "quality_overview.txt", "schedule_current.txt"]
+    assert all("Execution Time" in (tmp_path / name).read_text() for name in written)
