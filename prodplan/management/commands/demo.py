@@ -19,6 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--as-of", default="2025-12-15")
         parser.add_argument("--no-generate", action="store_true", help="Fail if the workbook does not exist.")
         parser.add_argument("--no-serve", action="store_true", help="Set up and load, then exit.")
+        parser.add_argument("--no-train", action="store_true", help="Skip training the lead-time and risk models.")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", default="8000")
 
@@ -37,6 +38,11 @@ class Command(BaseCommand):
             )
         call_command("ingest", str(workbook))
         call_command("create_demo_users")
+        if not options["no_train"]:
+            from mlops.tasks import train_all_models_task
+
+            self.stdout.write("training the lead-time and risk models (the nightly job; about 15 s at the demo scale)")
+            train_all_models_task()
         if options["no_serve"]:
             return
         address = f"{options['host']}:{options['port']}"
