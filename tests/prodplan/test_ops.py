@@ -83,6 +83,7 @@ def test_production_settings_pass_check_deploy():
         "DJANGO_SECRET_KEY": "k" * 20 + "-production-secret-with-enough-entropy-1234567890",
         "DJANGO_ALLOWED_HOSTS": "prodplan.example.com",
     }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests set it for their own process only
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=120,
