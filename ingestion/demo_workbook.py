@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from openpyxl import Workbook
+from openpyxl.writer.excel import ExcelWriter
 
 from ingestion import contract
 from ingestion.inspector import is_null, parse_id
@@ -172,15 +175,21 @@ MIN_ORDERS = 60
 MIN_PRODUCTS = 30
 MIN_EMPLOYEES = 30
 UNKNOWN_PER_KNOWN_PRODUCT = 339 / 894  # 72.5% of the ordered product ids are in the catalogue
-# The shop: one FIFO gate (the moulding line, which every order needs) with a fixed capacity, then the
-# phases, whose queues grow with the rate the gate releases work. Capacity never changes over the
+# The shop: one FIFO gate (the hull moulds: every order needs one, at GATE_PHASE) with a fixed capacity,
+# then the phases, whose queues grow with the rate the gate releases work. Capacity never changes over the
 # history, so the same load means the same lead time in every year; only arrivals are seasonal.
 SEASON_AMPLITUDE = 0.35  # arrivals peak before the racing season (mid-April), trough in October
-GATE_HEADROOM = 1.12  # gate capacity / mean arrival rate: the spring peak overflows it, a backlog builds
-WEEKEND_CAPACITY = 0.1  # a weekend day works a tenth of a weekday
+GATE_HEADROOM = 1.2  # gate capacity / mean arrival rate: the spring peak overflows it, a backlog builds
+GATE_PHASE = "Preparação Molde Casco"  # the order holds a hull mould from here: its queue is the backlog
+MOULD_HOURS = 20.0  # median elapsed time of that step (prepare, wax, release agent, let it set)
 SHOP_UTILISATION = 0.6  # utilisation of the phases at the mean release rate
 SHOP_WINDOW_DAYS = 14  # the phases feel the releases of the last two weeks
 MAX_SHOP_UTILISATION = 0.85
+CAMPAIGN_SIGMA = 0.07  # four-week campaigns: log-normal spread of the arrival rate around the season
+RUSH_ORDER_RATE = 0.08  # rush orders jump most of the gate's backlog
+RUSH_WAIT_SHARE = 0.2
+SHORTAGE_RATE = 0.04  # material shortages hold an order before the gate, whatever the load
+SHORTAGE_MEAN_DAYS = 4.0
 STUCK_ORDER_RATE = 0.0015  # orders abandoned mid-route: the old WIP a real snapshot always holds
 TEAM_SIZE_MEAN = 1.75
 ID_FLOAT_RATE, ID_TEXT_RATE = 0.02, 0.015
@@ -479,7 +488,7 @@ def _intensity(rng, first_day: int, last_day: int) -> np.ndarray:
     weekday_weight = np.array([1.0, 1.0, 1.0, 1.0, 0.9, 0.08, 0.02])[weekday]
     # Four-week campaigns (dealer orders, team orders) make the arrivals wander around the season.
     blocks = (days - first_day) // 28
-    campaign = rng.lognormal(0.0, 0.12, blocks.max() + 1)[blocks]
+    campaign = rng.lognormal(0.0, CAMPAIGN_SIGMA, blocks.max() + 1)[blocks]
     return season * weekday_weight * campaign
 
 
@@ -513,8 +522,7 @@ class Shop:
     def build(cls, intensity: np.ndarray, first_day: int, days_of_history: int) -> Shop:
         days = first_day + np.arange(len(intensity))
         arrivals = intensity / intensity[:days_of_history].mean()
-        weekend = (days + 3) % 7 >= 5
-        capacity = GATE_HEADROOM * 7 / (5 + 2 * WEEKEND_CAPACITY) * np.where(weekend, WEEKEND_CAPACITY, 1.0)
+        capacity = np.full(len(days), GATE_HEADROOM)  # moulds set every day of the week
         backlog = np.zeros(len(days) + 1)
         for d in range(len(days)):
             backlog[d + 1] = max(0.0, backlog[d] + arrivals[d] - capacity[d])
@@ -534,9 +542,10 @@ class Shop:
         day = np.clip((np.asarray(t) - self.edges[0]) // MINUTES_PER_DAY, 0, len(self.shop_factor) - 1)
         return self.shop_factor[day]
 
-    def gate_release(self, t: np.ndarray) -> np.ndarray:
+    def gate_release(self, t: np.ndarray, share: np.ndarray | float = 1.0) -> np.ndarray:
+        """When an order reaching the gate at t leaves it (share < 1: it jumps part of the backlog)."""
         t = np.clip(t, self.edges[0], self.edges[-1])
-        due = np.interp(t, self.edges, self.worked) + np.interp(t, self.edges, self.backlog)
+        due = np.interp(t, self.edges, self.worked) + share * np.interp(t, self.edges, self.backlog)
         return np.maximum(t, np.rint(np.interp(due, self.worked, self.edges)).astype(np.int64))
 
 
@@ -652,8 +661,8 @@ def _shift_adjust(t: np.ndarray, allow_night: np.ndarray, night_draw: np.ndarray
 def _walk(rng, cat: Catalogue, rows: dict, product: np.ndarray, create: np.ndarray, shop: Shop) -> None:
     """Start and end of every row: queue then work (phase- and family-dependent).
 
-    Administrative steps before the first production step queue at their base time; the order then
-    waits at the gate (the backlog it finds there, FIFO), and every later step queues at its base
+    Steps before the gate step queue at their base time; the order then waits at the gate (the backlog it finds there, FIFO; rush orders jump most of it; a few orders wait
+    for material first), and every later step queues at its base
     time times the shop's load factor. Lead time therefore depends on the product (route, work) and
     on the load the order meets, through the same mapping in every year.
     """
@@ -667,6 +676,9 @@ def _walk(rng, cat: Catalogue, rows: dict, product: np.ndarray, create: np.ndarr
     booked_as_event = rng.random(n_rows) < 0.025  # some production steps are only booked as start = end
     night_draw, weekend_draw = rng.random(n_rows), rng.random(n_rows)
     release = rng.integers(5, 90, len(create))
+    rush = np.where(rng.random(len(create)) < RUSH_ORDER_RATE, RUSH_WAIT_SHARE, 1.0)
+    shortage = np.where(rng.random(len(create)) < SHORTAGE_RATE,
+                        np.rint(rng.exponential(SHORTAGE_MEAN_DAYS * MINUTES_PER_DAY, len(create))), 0).astype(np.int64)
     fam = family[order_of_row]
     work_h = np.where(
         cat.automatic[phase],
@@ -677,21 +689,44 @@ def _walk(rng, cat: Catalogue, rows: dict, product: np.ndarray, create: np.ndarr
     work_min = np.rint(np.where(booked_as_event, 0.0, work_h) * 60).astype(np.int64)
     queue_base = cat.queue_hours[phase] * queue_draw * np.where(rows["rework"], 0.3, 1.0)  # rework jumps the queue
 
+    # The gate step occupies a mould for most of a day, so its concurrency shows the gate's capacity.
+    gate_phase = cat.phase_name.index(GATE_PHASE)
     position = np.arange(n_rows) - offsets[order_of_row]
-    first_production = np.minimum.reduceat(np.where(cat.production[phase], position, NEVER), offsets)
+    gate_position = np.minimum.reduceat(np.where(phase == gate_phase, position, NEVER), offsets)
+    at_gate_row = position == gate_position[order_of_row]
+    mould_min = np.rint(MOULD_HOURS * 60 * rng.lognormal(0.0, 0.25, n_rows)).astype(np.int64)
+    work_min = np.where(at_gate_row, mould_min, work_min)
     start = np.empty(n_rows, dtype=np.int64)
     end = np.empty(n_rows, dtype=np.int64)
-    for j in range(int(lens.max())):
-        orders = np.flatnonzero(lens > j)
-        idx = offsets[orders] + j
-        ready = create[orders] + release[orders] if j == 0 else end[idx - 1]
-        at_gate = first_production[orders] == j
-        ready = np.where(at_gate, shop.gate_release(ready), ready)
-        factor = np.where(first_production[orders] > j, 1.0, shop.factor(ready))
+
+    def place(idx: np.ndarray, ready: np.ndarray, factor: np.ndarray | float) -> None:
         begin = ready + np.rint(queue_base[idx] * factor * 60).astype(np.int64)
-        begin = _shift_adjust(begin, cat.automatic[phase[idx]], night_draw[idx], weekend_draw[idx])
-        start[idx] = begin
-        end[idx] = begin + work_min[idx]
+        start[idx] = _shift_adjust(begin, cat.automatic[phase[idx]], night_draw[idx], weekend_draw[idx])
+        end[idx] = start[idx] + work_min[idx]
+
+    n_orders = len(create)
+    gate_ready = create + release
+    for j in range(1, int(gate_position.max()) + 1):  # the steps before the gate, at their base queue
+        orders = np.flatnonzero(gate_position >= j)
+        idx = offsets[orders] + j
+        place(idx - 1, gate_ready[orders], 1.0)
+        gate_ready[orders] = end[idx - 1]
+    # The gate: the fluid backlog sets when each order's turn comes; one mould at a time is handed out
+    # (FIFO, at least `spacing` apart), so a burst of orders spreads over the gate's capacity.
+    gate_idx = offsets + gate_position
+    due = shop.gate_release(gate_ready + shortage, rush)
+    due = due + np.rint(queue_base[gate_idx] * shop.factor(due) * 60).astype(np.int64)
+    history_days = (create.max() - create.min()) / MINUTES_PER_DAY + 1
+    spacing = min(MINUTES_PER_DAY * history_days / (GATE_HEADROOM * n_orders), 120.0)
+    turn = np.argsort(due, kind="stable")
+    steps = np.rint(spacing * np.arange(n_orders)).astype(np.int64)
+    start[gate_idx[turn]] = np.maximum.accumulate(due[turn] - steps) + steps  # the mould is taken when it frees
+    end[gate_idx] = start[gate_idx] + work_min[gate_idx]
+    for j in range(1, int(lens.max())):  # after the gate, queues grow with the shop's load
+        orders = np.flatnonzero((lens > j) & (gate_position < j))
+        idx = offsets[orders] + j
+        ready = end[idx - 1]
+        place(idx, ready, shop.factor(ready))
     rows["start"], rows["end"] = start, end
 
 
@@ -798,7 +833,7 @@ def _errors(rng, cat: Catalogue, rows: dict, orders: dict, n_errors: int, culpri
     w = eval_weight[rows["phase"]] * rows["started"]
     # Rushed periods breed defects: the shop's load factor at the start of the evaluation.
     load = orders["factor"](np.where(rows["started"], rows["start"], 0))
-    w = w * FAMILY_DEFECTS[family[row_order]] * cat.defect_factor[orders["product"][row_order]] * (0.7 + 0.2 * load)
+    w = w * FAMILY_DEFECTS[family[row_order]] * cat.defect_factor[orders["product"][row_order]] * (0.6 + 0.3 * load)
     evaluation = np.sort(rng.choice(len(w), size=n_errors, p=w / w.sum()))
 
     culprit_weight = np.array([CULPRIT_WEIGHT.get(k, 0.0) for k in cat.phase_kind])
@@ -986,6 +1021,38 @@ def _write_sheet(wb, spec: contract.SheetSpec, cols: dict[str, Col], planted: li
     }
 
 
+class _StampedZip(zipfile.ZipFile):
+    """A zip whose entries all carry one timestamp (the as-of date), not the wall clock."""
+
+    def __init__(self, path: Path, stamp: datetime) -> None:
+        super().__init__(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+        self.stamp = (max(stamp.year, 1980), stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second)
+
+    def _info(self, arcname: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(arcname, date_time=self.stamp)
+        info.compress_type = self.compression
+        info.external_attr = 0o600 << 16
+        return info
+
+    def writestr(self, zinfo_or_arcname, data, *args, **kwargs):
+        if not isinstance(zinfo_or_arcname, zipfile.ZipInfo):
+            zinfo_or_arcname = self._info(zinfo_or_arcname)
+        return super().writestr(zinfo_or_arcname, data, *args, **kwargs)
+
+    def write(self, filename, arcname=None, *args, **kwargs):
+        info = self._info(arcname or Path(filename).name)
+        info.file_size = Path(filename).stat().st_size  # lets the writer choose zip64 as ZipFile.write does
+        with open(filename, "rb") as source, self.open(info, "w") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+
+
+def _save(wb: Workbook, out_path: Path, as_of: datetime) -> None:
+    """Save with the document properties and zip timestamps of the as-of date: same seed, same bytes."""
+    wb.properties.created = wb.properties.modified = as_of.replace(microsecond=0)
+    archive = _StampedZip(out_path, as_of)
+    ExcelWriter(wb, archive).save()  # closes the archive
+
+
 def _native_row(cols: dict[str, Col], headers: list[str], i: int) -> list[Any]:
     return [_cells(cols[h], i, i + 1, styled=False)[0] for h in headers]
 
@@ -1063,15 +1130,36 @@ def manifest_path(out_path: str | Path) -> Path:
     return out.with_name(out.stem + ".manifest.json")
 
 
+def _setup(scale: float, seed: int, as_of: str | datetime):
+    as_of_dt = parse_as_of(as_of)
+    as_of_min = int(np.datetime64(as_of_dt.replace(second=0, microsecond=0), "m").astype(np.int64))
+    start_min = (as_of_min // MINUTES_PER_DAY - YEARS_OF_HISTORY * 365) * MINUTES_PER_DAY
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)]
+    return as_of_dt, as_of_min, start_min, sizes_for(scale), streams
+
+
+def order_history(*, scale: float = 1.0, seed: int = 42, as_of: str | datetime = "2025-12-15") -> dict[str, np.ndarray]:
+    """The valid orders the workbook of these arguments holds, without writing it (for checks of its structure).
+
+    Times are datetime64[m] (NaT: open); family is the index into FAMILIES; known: product in the catalogue.
+    """
+    _, as_of_min, start_min, sizes, streams = _setup(scale, seed, as_of)
+    cat = _catalogue(streams[0], sizes, start_min, as_of_min)
+    orders, _rows = _orders(streams[2], cat, sizes, start_min, as_of_min)
+    return {
+        "created": _minutes(orders["create"]),
+        "finished": _minutes(orders["finish"]),
+        "product_id": cat.product_ids[orders["product"]],
+        "family": cat.product_family[orders["product"]],
+        "known": cat.product_known[orders["product"]],
+    }
+
+
 def generate_demo_workbook(out_path: str | Path, *, scale: float = 1.0, seed: int = 42,
                            as_of: str | datetime = "2025-12-15") -> dict[str, Any]:
     """Write the demo workbook and its manifest; returns the manifest."""
     out_path = Path(out_path)
-    as_of_dt = parse_as_of(as_of)
-    as_of_min = int(np.datetime64(as_of_dt.replace(second=0, microsecond=0), "m").astype(np.int64))
-    start_min = (as_of_min // MINUTES_PER_DAY - YEARS_OF_HISTORY * 365) * MINUTES_PER_DAY
-    sizes = sizes_for(scale)
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)]
+    as_of_dt, as_of_min, start_min, sizes, streams = _setup(scale, seed, as_of)
     rng_cat, rng_emp, rng_orders, rng_assign, rng_errors, rng_style, rng_plant, _spare = streams
 
     cat = _catalogue(rng_cat, sizes, start_min, as_of_min)
@@ -1102,7 +1190,7 @@ def generate_demo_workbook(out_path: str | Path, *, scale: float = 1.0, seed: in
     for sheet in contract.REAL_ROW_COUNTS:  # the order of the contract's table
         spec = contract.SHEETS_BY_NAME[sheet]
         written[sheet] = _write_sheet(wb, spec, sheets[sheet], plants.get(sheet, []), watches.get(sheet, {}))
-    wb.save(out_path)
+    _save(wb, out_path, as_of_dt)
 
     def rate(part: int, whole: int) -> float | None:
         return round(part / whole, 6) if whole else None

@@ -1,10 +1,13 @@
-"""Demo workbook generator at a small scale: exact shape, manifest, planted rejects, quirks, rates, determinism."""
+"""Demo workbook generator: exact shape, manifest, planted rejects, quirks, rates, determinism, a learnable factory."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
 from datetime import date, datetime
 
+import numpy as np
 import pytest
 from python_calamine import CalamineWorkbook
 
@@ -14,6 +17,7 @@ from ingestion.demo_workbook import (
     PLANTED_PER_REASON,
     generate_demo_workbook,
     manifest_path,
+    order_history,
     sizes_for,
 )
 from ingestion.inspector import BAD_ID, is_null, parse_id
@@ -270,3 +274,72 @@ def test_same_seed_same_content_other_seed_other_content(demo, tmp_path):
     different = read_workbook(other)
     assert different["FasesOrdemFabrico"] != demo["sheets"]["FasesOrdemFabrico"]
     assert different["OrdensFabrico"] != demo["sheets"]["OrdensFabrico"]
+
+
+def test_same_seed_same_bytes(demo, tmp_path):
+    """Document properties and zip timestamps come from the as-of date, not the wall clock."""
+    again = tmp_path / "again.xlsx"
+    generate_demo_workbook(again, scale=SCALE, seed=SEED, as_of=AS_OF)
+    assert hashlib.sha256(again.read_bytes()).digest() == hashlib.sha256(demo["path"].read_bytes()).digest()
+    with zipfile.ZipFile(again) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(2025, 12, 15, 23, 59, 58)}
+        assert b"2025-12-15T23:59:59Z" in archive.read("docProps/core.xml")
+
+
+@pytest.fixture(scope="module")
+def history():
+    """The full-scale order history (no file written): open orders at creation, lead time, year."""
+    h = order_history(scale=1.0, seed=SEED, as_of=AS_OF)
+    created = h["created"].astype("datetime64[m]").astype(np.int64)
+    done = ~np.isnat(h["finished"])
+    finished = h["finished"][done].astype(np.int64)
+    open_at_creation = (np.searchsorted(np.sort(created), created, "left")
+                        - np.searchsorted(np.sort(finished), created, "right"))
+    lead = (h["finished"].astype(np.int64) - created) / 1440.0
+    settled = done & (created < created.max() - 60 * 1440)  # far enough from the snapshot to have finished
+    return {
+        "created": created[settled], "open": open_at_creation[settled], "lead": lead[settled],
+        "product": h["product_id"][settled], "family": h["family"][settled],
+        "year": h["created"][settled].astype("datetime64[Y]").astype(int) + 1970,
+        "finished_all": np.sort(finished), "first": created.min(), "last": created.max(),
+    }
+
+
+def test_open_orders_at_creation_explain_lead_time_in_every_year(history):
+    for year in np.unique(history["year"]):
+        in_year = history["year"] == year
+        if in_year.sum() < 1000:
+            continue
+        r = np.corrcoef(history["open"][in_year], history["lead"][in_year])[0, 1]
+        assert r > 0.65, (year, r)
+
+
+def test_load_to_lead_time_mapping_learnt_on_earlier_years_holds_in_the_last(history):
+    """Median lead time per open-order decile (times a family ratio), learnt before the last 14 months,
+    beats the per-product median by far on the last 14 months: the structure does not drift."""
+    cut = history["last"] - 425 * 1440
+    train, test = history["created"] < cut, history["created"] >= cut
+    edges = np.quantile(history["open"][train], np.linspace(0, 1, 11))[1:-1]
+    decile = np.searchsorted(edges, history["open"])
+    lead = history["lead"]
+    by_decile = np.array([np.median(lead[train & (decile == d)]) for d in range(10)])
+    overall = np.median(lead[train])
+    family_ratio = {f: np.median(lead[train & (history["family"] == f)]) / overall for f in np.unique(history["family"])}
+    predicted = by_decile[decile] * np.array([family_ratio[f] for f in history["family"]])
+    product_median = {p: np.median(lead[train & (history["product"] == p)]) for p in np.unique(history["product"][train])}
+    family_median = {f: np.median(lead[train & (history["family"] == f)]) for f in np.unique(history["family"])}
+    baseline = np.array([product_median.get(p, family_median[f]) for p, f in zip(history["product"], history["family"],
+                                                                                   strict=True)])
+    mae_model = np.abs(predicted - lead)[test].mean()
+    mae_baseline = np.abs(baseline - lead)[test].mean()
+    assert mae_model < 0.5 * mae_baseline, (mae_model, mae_baseline)
+
+
+def test_weekly_completions_have_no_stoppage_and_catch_up(history):
+    """Completions never jump far above their own 9-week running median (capacity is fixed)."""
+    week = (history["finished_all"] - history["first"]) // (7 * 1440)
+    counts = np.bincount(week)
+    inner = counts[13 : (history["last"] - history["first"]) // (7 * 1440) - 1]  # skip warm-up and the last week
+    running = np.array([np.median(inner[max(0, i - 4) : i + 5]) for i in range(len(inner))])
+    assert (inner / running).max() < 1.6
+    assert (inner / running).min() > 0.5
