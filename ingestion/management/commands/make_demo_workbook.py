@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -33,4 +34,9 @@ class Command(BaseCommand):
             self.stdout.write(f"{sheet:32} {info['rows']:>9,} rows  {planted} planted rejects")
         for name, figure in manifest["planted_rates"].items():
             self.stdout.write(f"{name}: {figure['achieved']:.3f} (target {figure['target']:.3f})")
+        digest = hashlib.sha256()
+        with open(out, "rb") as written:
+            for block in iter(lambda: written.read(1 << 20), b""):
+                digest.update(block)
+        self.stdout.write(f"sha256 {digest.hexdigest()} (same arguments, same bytes)")
         self.stdout.write(self.style.SUCCESS(f"Wrote {out} and {manifest_path(out)} in {seconds:.1f} s"))
