@@ -9,7 +9,7 @@ DEMO_WORKBOOK ?= var/demo/Folha_IA_demo_$(SCALE).xlsx
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: setup browser demo test run serve migrate lint e2e bench-ingest bench-api bench-whatif bench-ml bench-full clean
+.PHONY: setup browser demo test run serve migrate lint e2e bench-ingest bench-api bench-whatif bench-ml bench-soak bench-full clean
 
 setup: $(VENV)/.installed
 
@@ -59,8 +59,10 @@ bench-ingest: setup
 	$(PY) bench/ingest.py --scale $(or $(BENCH_SCALE),1.0)
 
 bench-api: setup
-	$(PY) bench/api_load.py --cache on
-	$(PY) bench/api_load.py --cache off
+	$(PY) bench/api_load.py
+
+bench-soak: setup
+	$(PY) bench/soak.py --duration 600
 
 bench-whatif: setup
 	$(PY) bench/whatif.py

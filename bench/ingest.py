@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # changed_copy() reads sheet parts with the project's reader
 PY = sys.executable
 GOALS = {"cold_seconds": 25.0, "cold_peak_rss_mb": 1024.0, "noop_seconds": 2.0, "one_percent_seconds": 10.0, "speedup_vs_naive": 5.0}
 

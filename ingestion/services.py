@@ -237,6 +237,8 @@ def _run_pipeline(
         timings["open"] = round(time.perf_counter() - step, 3)
         _log_step(run, "opened", seconds=timings["open"])
 
+        # The biggest sheet's parse (calamine, GIL released) overlaps the hashing and the small sheets.
+        reader.prefetch(SHEETS_BY_NAME[PREFETCHED_SHEETS[0]])
         step = time.perf_counter()
         run.sheet_sha256 = {spec.name: reader.sheet_sha256(spec) for spec in SHEETS}
         skip = set() if force or last is None else _unchanged_sheets(run.sheet_sha256, last.sheet_sha256 or {})
@@ -307,6 +309,9 @@ def _finish(run: IngestionRun, started: float, timings: dict, progress: _Progres
     return run
 
 
+# Parsed ahead in a background thread, one at a time, in this order; small sheets are parsed inline.
+PREFETCHED_SHEETS = ("FasesOrdemFabrico", "FuncionariosFaseOrdemFabrico", "OrdemFabricoErros")
+
 # Derived columns cross sheets: an order's creation dates its phases' event time, and phases date
 # errors. A changed sheet therefore re-loads the sheets that derive from it.
 DERIVED_FROM = {"OrdensFabrico": ("FasesOrdemFabrico", "OrdemFabricoErros"), "FasesOrdemFabrico": ("OrdemFabricoErros",)}
@@ -335,10 +340,11 @@ def _stage_all(
                 run=run, sheet=spec.name, sha256=run.sheet_sha256[spec.name], skipped=True
             )
             progress.update(spec.name, 0, 0, time.perf_counter(), stage="unchanged")
-    for index, spec in enumerate(to_read):
+    big = [SHEETS_BY_NAME[name] for name in PREFETCHED_SHEETS if name not in skip]
+    for spec in to_read:
         step = time.perf_counter()
-        if index + 1 < len(to_read):
-            reader.prefetch(to_read[index + 1])  # parse the next sheet while this one is coerced and copied
+        if spec in big and big.index(spec) + 1 < len(big):
+            reader.prefetch(big[big.index(spec) + 1])  # parse the next big sheet while this one is coerced and copied
         # ON COMMIT DROP cleans up a committed run; a run nested in an outer transaction (tests, re-validation) reuses the name.
         raw_cursor.execute(f"DROP TABLE IF EXISTS {staging_table(spec)}")
         raw_cursor.execute(staging_ddl(spec))
