@@ -6,6 +6,11 @@ from django.db import models
 class ModelName(models.TextChoices):
     LEAD_TIME = "leadtime", "Lead time (days from creation to finish)"
     RISK = "risk", "Defect risk (at least one error of severity >= 2)"
+    ETA = "eta", "Remaining time (days from a phase boundary to the order's finish)"
+
+
+# Targets predicted in days (regressors): MAE / MAPE / p90 metrics and residual intervals.
+REGRESSION_TARGETS = frozenset({ModelName.LEAD_TIME, ModelName.ETA})
 
 
 class Algorithm(models.TextChoices):

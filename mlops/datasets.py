@@ -252,7 +252,7 @@ ORDER BY tg.created_at, tg.id
 """
 
 
-def _fetch(sql: str, params: dict) -> pd.DataFrame:
+def _fetch(sql: str, params: dict, dates: tuple[str, ...] = ("created_at", "finished_at")) -> pd.DataFrame:
     # JIT off: the planner's row estimates for the event streams are far off, it would JIT-compile
     # this big statement for seconds while the query itself runs in milliseconds to a few seconds.
     with transaction.atomic(), connection.cursor() as cursor:
@@ -263,7 +263,7 @@ def _fetch(sql: str, params: dict) -> pd.DataFrame:
         rows = cursor.fetchall()
     frame = pd.DataFrame.from_records(rows, columns=columns)
     for column in frame.columns:
-        if column not in ("created_at", "finished_at", "family"):
+        if column not in (*dates, "family"):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     frame["order_id"] = frame["order_id"].astype("int64")
     frame["product_id"] = frame["product_id"].astype("int64")
@@ -370,4 +370,163 @@ def risk_dataset(frame: pd.DataFrame | None = None) -> Dataset:
 
 
 def dataset_for(name: str, frame: pd.DataFrame | None = None) -> Dataset:
+    """The dataset of a target; `frame` (order_features rows) is shared by lead time and risk only."""
+    if name == ModelName.ETA:
+        return eta_dataset()
     return lead_time_dataset(frame) if name == ModelName.LEAD_TIME else risk_dataset(frame)
+
+
+# --- Remaining time (ETA) ------------------------------------------------------------------------
+#
+# One row per (finished order, boundary k): k = 0 is the order's creation, k >= 1 the end of its
+# k-th done phase (by end time, ties by order-phase id), at most MAX_BOUNDARIES per order. The
+# boundary moment t is the prediction time; every feature is computed "as of t" with the same
+# strict inequalities as the lead-time features (load: created < t and not finished before t;
+# family history: orders finished strictly before t, in the RECENT_DAYS before t). The order's
+# own later phases and its finish only enter the target (remaining_days = finish - t).
+
+MAX_BOUNDARIES = 30
+ETA_NUMERIC = [
+    "product_known", "route_steps", "done_phases", "route_share_done", "last_phase_id", "elapsed_days",
+    "open_orders", "fam_recent_lt", "fam_recent_n",
+]
+
+# Plan: one pass over finished orders and their done order phases (window row_number per order),
+# then the same event-stream windows as _BULK_SQL with one probe per boundary: the sorts of
+# about 2 x orders + boundaries rows are the cost, no per-boundary look-ups.
+_ETA_BULK_SQL = """
+WITH base AS (
+    SELECT o.id, o.created_at, o.finished_at, COALESCE(o.product_id, -1) AS product_id,
+           (p.id IS NOT NULL)::int AS product_known, COALESCE(p.family, 'UNKNOWN') AS family,
+           CASE WHEN o.finished_at >= o.created_at
+                THEN EXTRACT(EPOCH FROM o.finished_at - o.created_at) / 86400.0 END AS lead_time_days,
+           (o.finished_at IS NULL OR o.finished_at >= o.created_at) AS consistent
+    FROM orders_manufacturingorder o
+    LEFT JOIN orders_product p ON p.id = o.product_id
+    WHERE o.created_at IS NOT NULL
+),
+finished AS (SELECT b.* FROM base b WHERE b.lead_time_days IS NOT NULL),
+route AS (SELECT r.product_id, count(*) AS route_steps FROM orders_routestep r GROUP BY r.product_id),
+done AS (
+    SELECT op.order_id, op.phase_id, op.ended_at,
+           row_number() OVER (PARTITION BY op.order_id ORDER BY op.ended_at, op.id) AS k
+    FROM orders_orderphase op JOIN finished f ON f.id = op.order_id
+    WHERE op.ended_at IS NOT NULL AND op.ended_at >= f.created_at AND op.ended_at <= f.finished_at
+),
+bounds AS (
+    SELECT f.id AS order_id, 0::bigint AS k, f.created_at AS t, -1::bigint AS last_phase_id FROM finished f
+    UNION ALL
+    SELECT d.order_id, d.k, d.ended_at, COALESCE(d.phase_id, -1) FROM done d WHERE d.k <= {max_boundaries}
+),
+probes AS (
+    SELECT row_number() OVER (ORDER BY bo.order_id, bo.k) AS probe, bo.*, f.family
+    FROM bounds bo JOIN finished f ON f.id = bo.order_id
+),
+load_stream AS (
+    SELECT b.created_at AS t, 1 AS c, 0 AS f, NULL::bigint AS probe FROM base b WHERE b.consistent
+    UNION ALL SELECT f.finished_at, 0, 1, NULL FROM finished f
+    UNION ALL SELECT p.t, 0, 0, p.probe FROM probes p
+),
+load AS (
+    SELECT probe, (cb - cp) - (fb - fp) AS open_orders FROM (
+        SELECT probe, sum(c) OVER w AS cb, sum(c) OVER peers AS cp, sum(f) OVER w AS fb, sum(f) OVER peers AS fp
+        FROM load_stream
+        WINDOW w AS (ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), peers AS (PARTITION BY t)
+    ) x WHERE probe IS NOT NULL
+),
+lt_stream AS (
+    SELECT f.family, f.finished_at AS t, f.lead_time_days AS lt, NULL::bigint AS probe FROM finished f
+    UNION ALL SELECT p.family, p.t, NULL, p.probe FROM probes p
+),
+lt_hist AS (
+    SELECT probe, (fs - COALESCE(fsp, 0)) / NULLIF(fn - fnp, 0) AS fam_recent_lt, fn - fnp AS fam_recent_n FROM (
+        SELECT probe, sum(lt) OVER wf AS fs, sum(lt) OVER fpeers AS fsp,
+               count(lt) OVER wf AS fn, count(lt) OVER fpeers AS fnp
+        FROM lt_stream
+        WINDOW wf AS (PARTITION BY family ORDER BY t RANGE BETWEEN '{recent_days} days' PRECEDING AND CURRENT ROW),
+               fpeers AS (PARTITION BY family, t)
+    ) x WHERE probe IS NOT NULL
+)
+SELECT f.id AS order_id, f.created_at, f.finished_at, f.lead_time_days, f.product_id, f.family, f.product_known,
+    COALESCE(rt.route_steps, 0) AS route_steps, p.k AS done_phases,
+    p.k::float / NULLIF(rt.route_steps, 0) AS route_share_done, p.last_phase_id, p.t AS boundary_at,
+    EXTRACT(EPOCH FROM p.t - f.created_at) / 86400.0 AS elapsed_days,
+    EXTRACT(EPOCH FROM f.finished_at - p.t) / 86400.0 AS remaining_days,
+    COALESCE(ld.open_orders, 0) AS open_orders, lh.fam_recent_lt, COALESCE(lh.fam_recent_n, 0) AS fam_recent_n
+FROM probes p
+JOIN finished f ON f.id = p.order_id
+LEFT JOIN route rt ON rt.product_id = f.product_id
+LEFT JOIN load ld ON ld.probe = p.probe
+LEFT JOIN lt_hist lh ON lh.probe = p.probe
+ORDER BY f.created_at, f.id, p.k
+"""
+
+# Open orders in their current state at `as_of` (prediction time): done phases ended by as_of, the
+# load and the family's recent lead times at as_of. Plan: the open orders (a few, or all of them)
+# and their order phases by the (order_id, sequence, id) index; the load is one uncorrelated count
+# and the family history one grouped scan of orders finished in the RECENT_DAYS before as_of.
+_ETA_OPEN_SQL = """
+WITH tg AS (
+    SELECT o.id, o.created_at, o.finished_at, COALESCE(o.product_id, -1) AS product_id,
+           (p.id IS NOT NULL)::int AS product_known, COALESCE(p.family, 'UNKNOWN') AS family
+    FROM orders_manufacturingorder o LEFT JOIN orders_product p ON p.id = o.product_id
+    WHERE o.finished_at IS NULL AND o.created_at IS NOT NULL AND o.created_at <= %(as_of)s {id_filter}
+),
+done AS (
+    SELECT DISTINCT ON (op.order_id) op.order_id, op.phase_id, count(*) OVER (PARTITION BY op.order_id) AS k
+    FROM orders_orderphase op JOIN tg ON tg.id = op.order_id
+    WHERE op.ended_at IS NOT NULL AND op.ended_at >= tg.created_at AND op.ended_at <= %(as_of)s
+    ORDER BY op.order_id, op.ended_at DESC, op.id DESC
+),
+route AS (
+    SELECT r.product_id, count(*) AS route_steps FROM orders_routestep r
+    WHERE r.product_id IN (SELECT product_id FROM tg) GROUP BY r.product_id
+),
+fam AS (
+    SELECT COALESCE(p.family, 'UNKNOWN') AS family,
+           avg(EXTRACT(EPOCH FROM o.finished_at - o.created_at) / 86400.0) AS fam_recent_lt, count(*) AS fam_recent_n
+    FROM orders_manufacturingorder o LEFT JOIN orders_product p ON p.id = o.product_id
+    WHERE o.finished_at >= o.created_at AND o.finished_at < %(as_of)s
+      AND o.finished_at >= %(as_of)s - interval '{recent_days} days'
+    GROUP BY 1
+),
+load AS (
+    SELECT count(*) AS open_orders FROM orders_manufacturingorder m
+    WHERE m.created_at < %(as_of)s AND (m.finished_at IS NULL OR m.finished_at >= %(as_of)s)
+      AND (m.finished_at IS NULL OR m.finished_at >= m.created_at)
+)
+SELECT tg.id AS order_id, tg.created_at, tg.finished_at, NULL::float AS lead_time_days, tg.product_id, tg.family,
+    tg.product_known, COALESCE(rt.route_steps, 0) AS route_steps,
+    LEAST(COALESCE(d.k, 0), {max_boundaries}) AS done_phases,
+    LEAST(COALESCE(d.k, 0), {max_boundaries})::float / NULLIF(rt.route_steps, 0) AS route_share_done,
+    COALESCE(d.phase_id, -1) AS last_phase_id, %(as_of)s AS boundary_at,
+    EXTRACT(EPOCH FROM %(as_of)s - tg.created_at) / 86400.0 AS elapsed_days, NULL::float AS remaining_days,
+    ld.open_orders, fm.fam_recent_lt, COALESCE(fm.fam_recent_n, 0) AS fam_recent_n
+FROM tg CROSS JOIN load ld
+LEFT JOIN done d ON d.order_id = tg.id
+LEFT JOIN route rt ON rt.product_id = tg.product_id
+LEFT JOIN fam fm ON fm.family = tg.family
+ORDER BY tg.created_at, tg.id
+"""
+
+_ETA_DATES = ("created_at", "finished_at", "boundary_at")
+
+
+def eta_features() -> pd.DataFrame:
+    """Every boundary of every finished order with its features as of that moment (one SQL query)."""
+    sql = _ETA_BULK_SQL.format(max_boundaries=MAX_BOUNDARIES, recent_days=RECENT_DAYS)
+    return _fetch(sql, {}, _ETA_DATES)
+
+
+def eta_open_features(*, as_of: datetime, ids: list[int] | None = None) -> pd.DataFrame:
+    """Open orders (all, or these ids) in their state at `as_of`, with the ETA features (one SQL query)."""
+    id_filter = "" if ids is None else "AND o.id = ANY(%(ids)s)"
+    sql = _ETA_OPEN_SQL.format(id_filter=id_filter, max_boundaries=MAX_BOUNDARIES, recent_days=RECENT_DAYS)
+    return _fetch(sql, {"as_of": as_of, "ids": [int(i) for i in ids or []]}, _ETA_DATES)
+
+
+def eta_dataset(frame: pd.DataFrame | None = None) -> Dataset:
+    """Boundaries of finished orders; target = days from the boundary to the order's finish. The split is
+    by order creation (all boundaries of an order fall in the same split), censoring as for lead time."""
+    frame = eta_features() if frame is None else frame.copy()
+    return _build(ModelName.ETA, frame, "remaining_days", ETA_NUMERIC, data_as_of())

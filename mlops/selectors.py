@@ -17,7 +17,16 @@ from django.db.models import QuerySet
 
 from mlops import training
 from mlops.choices import Algorithm, ModelName
-from mlops.datasets import CATEGORICAL, LEAD_TIME_NUMERIC, RISK_NUMERIC, order_features_point
+from mlops.datasets import (
+    CATEGORICAL,
+    ETA_NUMERIC,
+    LEAD_TIME_NUMERIC,
+    RISK_NUMERIC,
+    data_as_of,
+    eta_dataset,
+    eta_open_features,
+    order_features_point,
+)
 from mlops.models import ModelVersion
 from prodplan.cache import cached
 from prodplan.metrics import MODEL_INFERENCE
@@ -38,7 +47,7 @@ def model_versions() -> QuerySet[ModelVersion]:
 
 
 def numeric_features(name: str) -> list[str]:
-    return LEAD_TIME_NUMERIC if name == ModelName.LEAD_TIME else RISK_NUMERIC
+    return {ModelName.LEAD_TIME: LEAD_TIME_NUMERIC, ModelName.ETA: ETA_NUMERIC}.get(name, RISK_NUMERIC)
 
 
 def load_artifact(version: ModelVersion):
@@ -145,8 +154,14 @@ def baseline_predictor(name: str, reason: str | None) -> Predictor:
     """The newest registered baseline of this target, else one computed live from the data."""
     version = ModelVersion.objects.filter(name=name, algorithm=Algorithm.BASELINE).order_by("-version").first()
     if version is not None:
-        return Predictor(name, training.Baseline(version.params), version, Algorithm.BASELINE, reason)
-    return Predictor(name, live_baseline(name), None, Algorithm.BASELINE,
+        return Predictor(name, training.baseline_from_params(version.params), version, Algorithm.BASELINE, reason)
+    if name == ModelName.ETA:
+        # no registered ETA baseline: fit it on every boundary of the finished orders (one SQL query)
+        dataset = eta_dataset()
+        model = training.EtaBaseline.fit(name, dataset.frame, dataset.target)
+    else:
+        model = live_baseline(name)
+    return Predictor(name, model, None, Algorithm.BASELINE,
                      (reason + "; " if reason else "") + "no baseline registered: computed from all finished orders")
 
 
@@ -185,6 +200,8 @@ def features_from_payload(name: str, payload: dict) -> pd.DataFrame:
 
 def predict(*, name: str, order_id: int | None = None, features: dict | None = None) -> dict | None:
     """Predict one order (by id, features at its creation) or one feature payload. None: unknown order."""
+    if name == ModelName.ETA:
+        return predict_eta(order_id=order_id, features=features)
     if order_id is not None:
         frame = order_feature_frame(order_id)
         if frame.empty:
@@ -208,6 +225,35 @@ def predict(*, name: str, order_id: int | None = None, features: dict | None = N
     if predictor.is_baseline:
         answer["baseline_level"] = predictor.model.source(frame)[0]
     answer["features"] = {c: _jsonable(frame[c].iloc[0]) for c in CATEGORICAL + numeric_features(name)}
+    return answer
+
+
+def predict_eta(*, order_id: int | None = None, features: dict | None = None) -> dict | None:
+    """Remaining days of an open order from its state at the data's as-of date (done phases, time spent, load),
+    or of a feature payload. None: no open order with that id."""
+    as_of = data_as_of()
+    if order_id is not None:
+        if as_of is None:
+            return None
+        frame = eta_open_features(as_of=as_of, ids=[int(order_id)])
+        if frame.empty:
+            return None
+    else:
+        frame = features_from_payload(ModelName.ETA, features or {})
+    predictor = active_predictor(ModelName.ETA)
+    value = float(predictor.predict(frame)[0])
+    lower, upper = predictor.interval(value)
+    answer = {"name": str(ModelName.ETA), "model": predictor.describe(), "order_id": order_id,
+              "remaining_days": round(value, 4),
+              "interval_80": None if lower is None else {"lower": round(lower, 4), "upper": round(upper, 4)},
+              "interval_basis": "validation residuals q10-q90" if lower is not None else None}
+    if order_id is not None:
+        answer["as_of"] = as_of.isoformat()
+        answer["created_at"] = frame["created_at"].iloc[0].isoformat()
+        answer["predicted_finish"] = (as_of + pd.Timedelta(days=value)).isoformat()
+    if predictor.is_baseline:
+        answer["baseline_level"] = predictor.model.source(frame)[0]
+    answer["features"] = {c: _jsonable(frame[c].iloc[0]) for c in CATEGORICAL + ETA_NUMERIC}
     return answer
 
 

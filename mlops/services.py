@@ -15,8 +15,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from mlops import training
-from mlops.choices import Algorithm, ModelName
-from mlops.datasets import Dataset, dataset_for, order_features
+from mlops.choices import REGRESSION_TARGETS, Algorithm, ModelName
+from mlops.datasets import Dataset, dataset_for, eta_open_features, order_features
 from mlops.models import ModelVersion, Prediction
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,11 @@ DEFAULT_HGB_PARAMS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 
                       "l2_regularization": 1.0}
 DEFAULT_MLP_PARAMS = {"epochs": 40, "batch_size": 256, "hidden": 64, "product_dim": 8, "family_dim": 3,
                       "lr": 3e-3, "weight_decay": 1e-4}
+
+
+# ETA rows are one per phase boundary (about 20 per order): the MLP is not cheap there, boosting only.
+DEFAULT_ALGORITHMS = {ModelName.ETA: (Algorithm.HGB,)}
+TARGETS = (ModelName.LEAD_TIME, ModelName.RISK, ModelName.ETA)
 
 
 class TrainingNotSupported(Exception):
@@ -50,7 +55,7 @@ def sha256_of(path: Path) -> str:
 def _fit(name: str, algorithm: str, ds: Dataset, seed: int, params: dict):
     train, validation = ds.splits["train"], ds.splits["validation"]
     if algorithm == Algorithm.BASELINE:
-        return training.Baseline.fit(name, train, ds.target)
+        return training.baseline_class(name).fit(name, train, ds.target)
     if algorithm == Algorithm.HGB:
         return training.HgbModel.fit(name, train, ds.target, ds.numeric, seed, params)
     return training.MlpModel.fit(name, train, validation, ds.target, ds.numeric, seed, params)
@@ -68,7 +73,7 @@ def fit_and_evaluate(*, name: str, algorithm: str, dataset: Dataset, seed: int =
     metrics = {split: training.evaluate(name, model, dataset.splits[split], dataset.target)
                for split in ("validation", "test")}
     residuals = {}
-    if name == ModelName.LEAD_TIME and len(validation):
+    if name in REGRESSION_TARGETS and len(validation):
         residuals = training.residual_quantiles(validation[dataset.target].to_numpy(), model.predict(validation))
     importance = []
     if algorithm != Algorithm.BASELINE:
@@ -141,11 +146,12 @@ def model_version_promote(*, model_version: ModelVersion, reason: str = "") -> M
     return model_version
 
 
-def train_models(*, name: str, seed: int = 0, algorithms: tuple[str, ...] = (Algorithm.HGB, Algorithm.MLP),
+def train_models(*, name: str, seed: int = 0, algorithms: tuple[str, ...] | None = None,
                  params: dict | None = None, force: bool = True, frame=None) -> dict:
     """Build the dataset, train the baseline and each algorithm, register all, promote the best that
     beats the baseline on validation. force=False skips when this data version was already trained;
-    `frame` (order_features(which="finished")) lets both targets share one dataset query."""
+    `frame` (order_features(which="finished")) lets lead time and risk share one dataset query.
+    algorithms default to DEFAULT_ALGORITHMS of the target."""
     from prodplan.cache import data_version
 
     if not force and ModelVersion.objects.filter(name=name, data_version=data_version(), seed=seed).exists():
@@ -158,6 +164,7 @@ def train_models(*, name: str, seed: int = 0, algorithms: tuple[str, ...] = (Alg
                                    f">= {MIN_VALIDATION_ROWS} validation rows")
     dataset_seconds = time.perf_counter() - started
     params = params or {}
+    algorithms = DEFAULT_ALGORITHMS.get(name, (Algorithm.HGB, Algorithm.MLP)) if algorithms is None else algorithms
     baseline_fit = fit_and_evaluate(name=name, algorithm=Algorithm.BASELINE, dataset=dataset, seed=seed)
     baseline = model_version_register(name=name, fitted=baseline_fit, dataset=dataset, seed=seed,
                                       baseline_validation=None)
@@ -181,7 +188,7 @@ def train_models(*, name: str, seed: int = 0, algorithms: tuple[str, ...] = (Alg
 
 def _validation_key(name: str, version: ModelVersion) -> float:
     metric = version.metrics.get("validation", {})
-    if name == ModelName.LEAD_TIME:
+    if name in REGRESSION_TARGETS:
         return metric.get("mae") if metric.get("mae") is not None else np.inf
     return -metric["roc_auc"] if metric.get("roc_auc") is not None else np.inf
 
@@ -206,14 +213,15 @@ def _promote_best(name: str, candidates: list[ModelVersion]) -> ModelVersion | N
 
 @transaction.atomic
 def predictions_store_open_orders(*, as_of=None) -> dict:
-    """Predict lead time and risk for every open order and replace the stored predictions (idempotent)."""
+    """Predict lead time, risk and remaining time (ETA, from the order's state at as_of) for every open
+    order and replace the stored predictions (idempotent)."""
     from mlops.datasets import data_as_of
     from mlops.selectors import active_predictor
 
     as_of = as_of or data_as_of() or timezone.now()
     frame = order_features(which="open")
     _warm_feature_cache(frame)
-    counts = {}
+    counts = {"eta": _store_eta_predictions(as_of)}
     for name in (ModelName.LEAD_TIME, ModelName.RISK):
         predictor = active_predictor(name)
         Prediction.objects.filter(name=name).delete()
@@ -235,6 +243,26 @@ def predictions_store_open_orders(*, as_of=None) -> dict:
     return {"as_of": as_of.isoformat() if as_of else None, "stored": counts}
 
 
+def _store_eta_predictions(as_of) -> int:
+    """Remaining days of every open order from its state at as_of; predicted finish = as_of + remaining."""
+    from mlops.selectors import active_predictor
+
+    frame = eta_open_features(as_of=as_of)
+    Prediction.objects.filter(name=ModelName.ETA).delete()
+    if frame.empty:
+        return 0
+    predictor = active_predictor(ModelName.ETA)
+    values = predictor.predict(frame)
+    rows = []
+    for order_id, value in zip(frame["order_id"], values, strict=True):
+        lower, upper = predictor.interval(value)
+        rows.append(Prediction(order_id=int(order_id), name=ModelName.ETA, model_version=predictor.version,
+                               model_label=predictor.label, value=float(value), lower=lower, upper=upper,
+                               predicted_finish=as_of + timedelta(days=float(value)), as_of=as_of))
+    Prediction.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
 def _warm_feature_cache(frame) -> None:
     """Pre-fill the per-order feature cache for open orders (what predict-by-id reads)."""
     from django.conf import settings as django_settings
@@ -251,15 +279,18 @@ def _warm_feature_cache(frame) -> None:
 
 
 def train_all_models(*, seed: int = 0, force: bool = False) -> dict:
-    """Nightly: train both targets (skipping a target whose data is too thin), then store predictions."""
+    """Nightly: train every target (skipping a target whose data is too thin), then store predictions."""
     from prodplan.cache import data_version
 
     results = {}
     already = not force and ModelVersion.objects.filter(data_version=data_version(), seed=seed).values("name")
-    frame = None if already and len({row["name"] for row in already}) == 2 else order_features(which="finished")
-    for name in (ModelName.LEAD_TIME, ModelName.RISK):
+    shared = {ModelName.LEAD_TIME, ModelName.RISK}  # the targets built on order_features rows
+    done = {row["name"] for row in already} if already else set()
+    frame = None if shared <= done else order_features(which="finished")
+    for name in TARGETS:
         try:
-            results[name] = train_models(name=name, seed=seed, force=force, frame=frame)
+            results[name] = train_models(name=name, seed=seed, force=force,
+                                         frame=frame if name in shared else None)
         except TrainingNotSupported as exc:
             logger.warning("training skipped", extra={"model": name, "reason": str(exc)})
             results[name] = {"name": name, "status": "not_supported", "reason": str(exc)}

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
-from mlops.choices import Algorithm, ModelName
+from mlops.choices import REGRESSION_TARGETS, Algorithm, ModelName
 from mlops.datasets import CATEGORICAL
 
 # One thread for OpenMP (scikit-learn) and torch: on a busy 2-core machine, oversubscribed thread
@@ -92,6 +92,59 @@ class Baseline:
         return out
 
 
+class EtaBaseline:
+    """ETA: median remaining days of (family, phase just finished) over the training window, then the
+    family's median, then the global median. Deterministic; its tables live in the registry's params."""
+
+    algorithm = Algorithm.BASELINE
+
+    def __init__(self, params: dict):
+        self.params = params
+
+    @staticmethod
+    def _keys(frame: pd.DataFrame) -> pd.Series:
+        phase = frame["last_phase_id"].fillna(-1).astype("int64").astype(str)
+        return frame["family"].astype(str) + "|" + phase
+
+    @classmethod
+    def fit(cls, name: str, train: pd.DataFrame, target: str) -> EtaBaseline:
+        y = train[target].astype(float)
+        family_phase = train.groupby(cls._keys(train))[target].median()
+        family = train.groupby("family")[target].median()
+        return cls({
+            "name": str(name),
+            "family_phase": {str(k): float(v) for k, v in family_phase.items()},
+            "family": {str(k): float(v) for k, v in family.items()},
+            "global": float(y.median()) if len(y) else 0.0,
+        })
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        family_phase = self._keys(frame).map(self.params["family_phase"])
+        family = frame["family"].astype(str).map(self.params["family"])
+        return family_phase.fillna(family).fillna(self.params["global"]).to_numpy(dtype=float)
+
+    def source(self, frame: pd.DataFrame) -> list[str]:
+        """Which level answered each row: family_phase, family or global."""
+        out = []
+        for key, family in zip(self._keys(frame), frame["family"], strict=True):
+            if key in self.params["family_phase"]:
+                out.append("family_phase")
+            elif str(family) in self.params["family"]:
+                out.append("family")
+            else:
+                out.append("global")
+        return out
+
+
+def baseline_class(name: str):
+    return EtaBaseline if name == ModelName.ETA else Baseline
+
+
+def baseline_from_params(params: dict):
+    """The baseline estimator stored in a registry row's params."""
+    return baseline_class(params.get("name", ""))(params)
+
+
 # --- scikit-learn --------------------------------------------------------------------------------
 
 class HgbModel:
@@ -116,7 +169,7 @@ class HgbModel:
         families = sorted(train["family"].astype(str).unique())
         codes = {family: i for i, family in enumerate(families)}
         common = {"categorical_features": [0], "random_state": seed, **params}
-        if name == ModelName.LEAD_TIME:
+        if name in REGRESSION_TARGETS:
             estimator = HistGradientBoostingRegressor(loss="absolute_error", **common)
         else:
             estimator = HistGradientBoostingClassifier(**common)
@@ -128,7 +181,7 @@ class HgbModel:
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         x = self.matrix(frame)
         with _single_thread():
-            if self.name == ModelName.LEAD_TIME:
+            if self.name in REGRESSION_TARGETS:
                 return np.clip(self.estimator.predict(x), 0.0, None)
             proba = self.estimator.predict_proba(x)
         return proba[:, 1] if proba.shape[1] > 1 else np.zeros(len(x))
@@ -223,7 +276,7 @@ class MlpModel:
         products = sorted(int(p) for p in products[products >= params.get("min_product_rows", 2)].index)
         families = sorted(train["family"].astype(str).unique())
         y_train = train[target].to_numpy(dtype=float)
-        scale = float(np.median(y_train)) if name == ModelName.LEAD_TIME and len(y_train) else 1.0
+        scale = float(np.median(y_train)) if name in REGRESSION_TARGETS and len(y_train) else 1.0
         config = {
             "name": str(name), "numeric": numeric, "fill": fill.tolist(), "mean": filled.mean(axis=0).tolist(),
             "std": np.where(std > 0, std, 1.0).tolist(),
@@ -238,7 +291,7 @@ class MlpModel:
         y = torch.tensor(y_train / config["scale"], dtype=torch.float32)
         val_xs = model.tensors(validation) if len(validation) else None
         y_val = validation[target].to_numpy(dtype=float)
-        loss_fn = torch.nn.L1Loss() if name == ModelName.LEAD_TIME else torch.nn.BCEWithLogitsLoss()
+        loss_fn = torch.nn.L1Loss() if name in REGRESSION_TARGETS else torch.nn.BCEWithLogitsLoss()
         optimizer = torch.optim.Adam(model.net.parameters(), lr=params.get("lr", 3e-3),
                                      weight_decay=params.get("weight_decay", 1e-4))
         generator = torch.Generator().manual_seed(seed)
@@ -256,7 +309,7 @@ class MlpModel:
             if val_xs is not None:
                 # keep the epoch with the best validation loss (early stopping without stopping)
                 pred = model._predict_tensors(val_xs)
-                if name == ModelName.LEAD_TIME:
+                if name in REGRESSION_TARGETS:
                     score = float(np.mean(np.abs(pred - y_val)))
                 else:
                     score = brier(y_val, pred)
@@ -274,7 +327,7 @@ class MlpModel:
         self.net.eval()
         with torch.no_grad():
             out = self.net(*xs).numpy().astype(float)
-        if self.config["name"] == ModelName.LEAD_TIME:
+        if self.config["name"] in REGRESSION_TARGETS:
             return np.clip(out * self.config["scale"], 0.0, None)
         return 1.0 / (1.0 + np.exp(-out))
 
@@ -346,12 +399,12 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict:
 def evaluate(name: str, model, frame: pd.DataFrame, target: str) -> dict:
     y = frame[target].to_numpy(dtype=float)
     pred = model.predict(frame) if len(frame) else np.array([])
-    return regression_metrics(y, pred) if name == ModelName.LEAD_TIME else classification_metrics(y, pred)
+    return regression_metrics(y, pred) if name in REGRESSION_TARGETS else classification_metrics(y, pred)
 
 
 def beats(name: str, candidate: dict, baseline: dict) -> tuple[bool, str]:
-    """Does a candidate's validation metric beat the baseline's? (lead time: lower MAE; risk: higher AUC)."""
-    if name == ModelName.LEAD_TIME:
+    """Does a candidate's validation metric beat the baseline's? (lead time, ETA: lower MAE; risk: higher AUC)."""
+    if name in REGRESSION_TARGETS:
         c, b = candidate.get("mae"), baseline.get("mae")
         if c is None or b is None:
             return False, "validation MAE undefined (empty validation split)"
@@ -375,8 +428,8 @@ def residual_quantiles(y: np.ndarray, pred: np.ndarray) -> dict:
 # --- Explanations --------------------------------------------------------------------------------
 
 def _score(name: str, y: np.ndarray, pred: np.ndarray) -> float:
-    """Higher is better: -MAE for lead time, ROC AUC (else -Brier) for risk."""
-    if name == ModelName.LEAD_TIME:
+    """Higher is better: -MAE for lead time and ETA, ROC AUC (else -Brier) for risk."""
+    if name in REGRESSION_TARGETS:
         return -float(np.mean(np.abs(pred - y)))
     if len(np.unique(y)) == 2:
         from sklearn.metrics import roc_auc_score

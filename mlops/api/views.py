@@ -63,6 +63,8 @@ class PredictView(APIView):
         except (TypeError, ValueError) as exc:
             raise ValidationError({"features": str(exc)}) from exc
         if answer is None:
+            if self.model_name == ModelName.ETA:
+                raise NotFound("No open order with that id (created by the data's as-of date).")
             raise NotFound("No order with that id (or it has no creation date).")
         return Response(answer)
 

@@ -79,4 +79,5 @@ def test_nightly_task_stores_predictions_for_open_orders_and_is_idempotent(facto
     versions = ModelVersion.objects.count()
     second = train_all_models_task.delay().get()
     assert second["leadtime"]["status"] == "skipped" and ModelVersion.objects.count() == versions
-    assert Prediction.objects.count() == 2 * len(open_ids)
+    assert second["eta"]["status"] == "skipped"
+    assert Prediction.objects.count() == 3 * len(open_ids)  # lead time, risk and ETA
