@@ -75,20 +75,21 @@ def test_boundary_features_use_only_what_is_known_at_the_boundary():
     assert list(x["elapsed_days"]) == pytest.approx([0.0, 1.0, 3.0, 4.5])
     assert list(x["route_share_done"]) == pytest.approx([0.0, 0.25, 0.5, 0.75])
     # load at T+1d: X, 4 (finishes T+2d) and 5; at T+3d: X, 5, 6 (order 4 finished before)
-    assert x.loc[1, "open_orders"] == 3 and x.loc[2, "open_orders"] == 3
+    assert x.loc[1, "active_orders"] == 3 and x.loc[2, "active_orders"] == 3
     # family history at T+1d: orders 2 and 3 (6 and 8 days); at T+3d also order 4 (5 days)
     assert (x.loc[1, "fam_recent_n"], x.loc[1, "fam_recent_lt"]) == (2, pytest.approx(7.0))
     assert (x.loc[2, "fam_recent_n"], x.loc[2, "fam_recent_lt"]) == (3, pytest.approx(19 / 3))
     before = x.loc[[0, 1], FEATURES].copy()
 
     # orders finishing after the boundary T+1d (X itself, order 4, new ones) change nothing of its features
-    later = [_order(7, T - 2 * D, T + 30 * D), _order(8, T + 1.2 * D, T + 2 * D)]
+    # (order 9, open but created 200 days before: abandoned, outside the active load)
+    later = [_order(7, T - 2 * D, T + 30 * D), _order(8, T + 1.2 * D, T + 2 * D), _order(9, T - 200 * D, None)]
     _constructed_case(x_finish=T + 9 * D, order4_finish=T + 20 * D, later_orders=later)
     after = _boundaries_of_x()
     # order 7 is open at T+1d (created before it): it is load known then, so it is the one allowed change
     expected = before.copy()
-    expected.loc[1, "open_orders"] += 1
-    expected.loc[0, "open_orders"] += 1
+    expected.loc[1, "active_orders"] += 1
+    expected.loc[0, "active_orders"] += 1
     pd.testing.assert_frame_equal(after.loc[[0, 1], FEATURES], expected, check_dtype=False)
     assert after.loc[1, "remaining_days"] == pytest.approx(8.0)
 
@@ -99,10 +100,12 @@ def test_open_order_state_at_as_of():
     as_of = T + 3 * D
     frame = eta_open_features(as_of=as_of)
     assert list(frame["order_id"]) == [5]
+    ManufacturingOrder.objects.bulk_create([_order(9, T - 200 * D, None)])  # abandoned: open, not active load
+    frame = eta_open_features(as_of=as_of, ids=[5])
     row = frame.iloc[0]
     # order 5: one phase ended (10) before as_of, one in progress; created T-1d
     assert (row["done_phases"], row["last_phase_id"], row["elapsed_days"]) == (1, 10, pytest.approx(4.0))
-    assert row["open_orders"] == 3  # X, 5 and 6 (order 4 finished at T+2d)
+    assert row["active_orders"] == 3  # X, 5 and 6 (order 4 finished at T+2d)
     assert (row["fam_recent_n"], row["fam_recent_lt"]) == (3, pytest.approx(19 / 3))  # orders 2, 3 and 4
     assert eta_open_features(as_of=as_of, ids=[1]).empty  # finished orders have no ETA
 
