@@ -283,8 +283,11 @@ def moved_partition_sql() -> str:
     )
 
 
-def upsert_sql(spec: SheetSpec) -> str:
-    """INSERT … ON CONFLICT DO UPDATE only where something changed; returns the rows written."""
+def upsert_sql(spec: SheetSpec, *, empty_target: bool = False) -> str:
+    """INSERT … ON CONFLICT DO UPDATE only where something changed; returns the rows written.
+
+    empty_target: the table holds nothing yet (a first load), so a plain INSERT does the same work
+    without a speculative-insertion probe per row (staging keys are already unique after validation)."""
     target = TARGETS[spec.name]
     columns = list(target.columns)
     select = ", ".join(f"{expr} AS {q(col)}" for col, expr in target.columns.items())
@@ -299,10 +302,11 @@ def upsert_sql(spec: SheetSpec) -> str:
             action = f"DO UPDATE SET {assignments} WHERE {changed}"
     else:
         action = "DO NOTHING"
+    on_conflict = "" if empty_target else f"ON CONFLICT ({conflict}) {action} "
     return (
         f"WITH written AS (INSERT INTO {target.table} AS t ({', '.join(q(c) for c in columns)}) "
         f"SELECT {select} FROM {_source(spec, target)} WHERE s._reject IS NULL{_routing_order(target)} "
-        f"ON CONFLICT ({conflict}) {action} RETURNING 1) SELECT count(*) FROM written"
+        f"{on_conflict}RETURNING 1) SELECT count(*) FROM written"
     )
 
 

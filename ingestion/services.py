@@ -394,9 +394,11 @@ def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Pr
     changed = [spec for spec in SHEETS if spec.name not in skip]
     with connection.cursor() as cursor:
         shrinking = []
+        stored_rows: dict[str, int] = {}
         for spec in changed:
             cursor.execute(vanished_count_sql(spec))
             vanished, stored = cursor.fetchone()
+            stored_rows[spec.name] = stored
             sheet_runs[spec.name].deleted = vanished
             if stored and vanished / stored > settings.INGEST_MAX_SHRINK_FRACTION and not run.allow_shrink:
                 shrinking.append(f"{spec.name} would lose {vanished:,} of {stored:,} stored rows ({vanished / stored:.1%})")
@@ -409,17 +411,21 @@ def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Pr
         for spec in changed:
             step = time.perf_counter()
             sheet_run = sheet_runs[spec.name]
-            moved = 0
+            moved = existing = 0
+            first_load = stored_rows[spec.name] == 0
             if spec.name == "FasesOrdemFabrico":
                 _ensure_partitions(cursor)
-                cursor.execute(moved_partition_sql())
-                moved = cursor.rowcount
-            cursor.execute(existing_count_sql(spec))
-            existing = cursor.fetchone()[0]
-            cursor.execute(upsert_sql(spec))
+            if not first_load:
+                if spec.name == "FasesOrdemFabrico":
+                    cursor.execute(moved_partition_sql())
+                    moved = cursor.rowcount
+                cursor.execute(existing_count_sql(spec))
+                existing = cursor.fetchone()[0]
+            cursor.execute(upsert_sql(spec, empty_target=first_load))
             written = cursor.fetchone()[0]
-            cursor.execute(delete_vanished_sql(spec))
-            sheet_run.deleted = cursor.rowcount
+            if not first_load:
+                cursor.execute(delete_vanished_sql(spec))
+                sheet_run.deleted = cursor.rowcount
             _fault_point(f"merge:{spec.name}")
             inserted = sheet_run.rows_loaded - existing
             sheet_run.inserted = inserted - moved
