@@ -351,11 +351,29 @@ ORPHAN_CHECKS = [
 PER_KEY_ENTITIES = {"OrdensFabrico.Of_ProdutoId", "OrdensFabrico.Of_FaseId", "FasesOrdemFabrico.FaseOf_FaseId"}
 
 
+ORDER_PHASE_IDS = "orphan_check_order_phase_ids"
+
+
+def order_phase_ids_sql() -> list[str]:
+    """A narrow copy of the order-phase ids, read once for the three orphan checks that look them up."""
+    return [
+        f"DROP TABLE IF EXISTS {ORDER_PHASE_IDS}",
+        f"CREATE TEMP TABLE {ORDER_PHASE_IDS} ON COMMIT DROP AS SELECT id AS value FROM orders_orderphase",
+        f"ANALYZE {ORDER_PHASE_IDS}",
+    ]
+
+
+def _known_values(target_table: str, target_column: str) -> str:
+    if target_table == "orders_orderphase":
+        return f"SELECT value FROM {ORDER_PHASE_IDS}"  # ids are unique: no DISTINCT needed
+    return f"SELECT DISTINCT {target_column} AS value FROM {target_table}"
+
+
 def orphan_summary_sql(table: str, column: str, target_table: str, target_column: str) -> str:
     """Distinct values, matched distinct values, orphan rows and a sample of orphans, in one statement."""
     return (
         f"WITH v AS (SELECT {column} AS value, count(*) AS n FROM {table} WHERE {column} IS NOT NULL GROUP BY {column}), "
-        f"x AS (SELECT DISTINCT {target_column} AS value FROM {target_table}), "
+        f"x AS ({_known_values(target_table, target_column)}), "
         "m AS (SELECT v.*, (x.value IS NOT NULL) AS matched FROM v LEFT JOIN x ON x.value = v.value) "
         "SELECT count(*), count(*) FILTER (WHERE matched), coalesce(sum(n) FILTER (WHERE NOT matched), 0), "
         "(SELECT coalesce(array_agg(value ORDER BY n DESC, value), '{}') FROM (SELECT value, n FROM m WHERE NOT matched ORDER BY n DESC, value LIMIT 20) t) "
@@ -365,7 +383,7 @@ def orphan_summary_sql(table: str, column: str, target_table: str, target_column
 
 def orphan_keys_sql(table: str, column: str, target_table: str, target_column: str) -> str:
     return (
-        f"SELECT t.{column}, count(*) FROM {table} t LEFT JOIN (SELECT DISTINCT {target_column} AS value FROM {target_table}) x "
+        f"SELECT t.{column}, count(*) FROM {table} t LEFT JOIN ({_known_values(target_table, target_column)}) x "
         f"ON x.value = t.{column} WHERE t.{column} IS NOT NULL AND x.value IS NULL GROUP BY t.{column}"
     )
 

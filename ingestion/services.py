@@ -27,6 +27,7 @@ from ingestion.merge import (
     delete_vanished_sql,
     existing_count_sql,
     moved_partition_sql,
+    order_phase_ids_sql,
     orphan_keys_sql,
     orphan_summary_sql,
     reject_insert_sql,
@@ -476,6 +477,8 @@ def _record_orphans(run: IngestionRun) -> None:
     now = timezone.now()
     seen: set[tuple[str, str, str]] = set()
     with connection.cursor() as cursor:
+        for statement in order_phase_ids_sql():
+            cursor.execute(statement)
         for kind, entity, table, column, target_table, target_column in ORPHAN_CHECKS:
             cursor.execute(orphan_summary_sql(table, column, target_table, target_column))
             distinct, matched, orphan_rows, sample = cursor.fetchone()
