@@ -141,7 +141,8 @@ def test_hgb_training_is_reproducible_with_the_same_seed(factory):
 
 
 @pytest.mark.django_db
-def test_train_promote_predict_store_and_fall_back(factory, keyed_client, api_client, settings, monkeypatch):
+def test_train_promote_predict_store_and_fall_back(factory, keyed_client, api_client, settings, monkeypatch,
+                                                   django_assert_max_num_queries):
     monkeypatch.setattr(services, "DEFAULT_HGB_PARAMS", {**services.DEFAULT_HGB_PARAMS, **FAST["hgb"]})
     assert api_client.post("/api/ml/train/eta", {}, format="json").status_code in (401, 403)
     body = keyed_client.post("/api/ml/train/eta", {"seed": 1}, format="json").json()
@@ -159,7 +160,8 @@ def test_train_promote_predict_store_and_fall_back(factory, keyed_client, api_cl
     open_ids = eta_open_features(as_of=as_of)["order_id"].tolist()
     assert open_ids
     order_id = int(open_ids[0])
-    response = api_client.post("/api/ml/predict/eta", {"order_id": order_id}, format="json")
+    with django_assert_max_num_queries(8):  # as-of, one feature query (+ its transaction settings), registry
+        response = api_client.post("/api/ml/predict/eta", {"order_id": order_id}, format="json")
     assert response.status_code == 200
     answer = response.json()
     assert answer["model"]["label"] == hgb.label and answer["remaining_days"] >= 0
