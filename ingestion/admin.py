@@ -110,21 +110,22 @@ class RejectAdmin(admin.ModelAdmin):
              "preview": preview, "more": max(0, total - len(preview)), "action": action, "opts": self.model._meta},
         )
 
+    def _set_status(self, request, queryset, *, action: str, status: str, verb: str):
+        """Confirm first, then set the triage status and say how many rejects changed."""
+        if request.POST.get("confirm") != "yes":
+            return self._confirm(request, queryset, action, f"{verb.capitalize()} rejects",
+                                 f"Mark {queryset.count()} reject(s) as {status}?")
+        count = rejects_set_status(reject_ids=list(queryset.values_list("pk", flat=True)), status=status, user=request.user)
+        self.message_user(request, f"{count} reject(s) {status}.", messages.SUCCESS)
+        return None
+
     @admin.action(description="Acknowledge selected rejects", permissions=["change"])
     def acknowledge(self, request, queryset):
-        if request.POST.get("confirm") != "yes":
-            return self._confirm(request, queryset, "acknowledge", "Acknowledge rejects", f"Mark {queryset.count()} reject(s) as acknowledged?")
-        count = rejects_set_status(reject_ids=list(queryset.values_list("pk", flat=True)), status=TriageStatus.ACKNOWLEDGED, user=request.user)
-        self.message_user(request, f"{count} reject(s) acknowledged.", messages.SUCCESS)
-        return None
+        return self._set_status(request, queryset, action="acknowledge", status=TriageStatus.ACKNOWLEDGED, verb="acknowledge")
 
     @admin.action(description="Ignore selected rejects", permissions=["change"])
     def ignore(self, request, queryset):
-        if request.POST.get("confirm") != "yes":
-            return self._confirm(request, queryset, "ignore", "Ignore rejects", f"Mark {queryset.count()} reject(s) as ignored?")
-        count = rejects_set_status(reject_ids=list(queryset.values_list("pk", flat=True)), status=TriageStatus.IGNORED, user=request.user)
-        self.message_user(request, f"{count} reject(s) ignored.", messages.SUCCESS)
-        return None
+        return self._set_status(request, queryset, action="ignore", status=TriageStatus.IGNORED, verb="ignore")
 
     @admin.action(description="Export selected rejects to Excel (.xlsx)", permissions=["view"])
     def export_xlsx(self, request, queryset):
