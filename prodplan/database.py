@@ -53,4 +53,17 @@ def embedded_database_url(data_dir: Path) -> str:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    _exit_cleanly_on_sigterm()
     return server.get_uri()
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """SIGTERM (a stopped `make demo`, a timeout) exits through atexit, so pgserver stops its PostgreSQL.
+
+    Only where nobody set a handler yet: gunicorn and Celery install their own."""
+    import signal
+    import sys
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
