@@ -43,6 +43,8 @@ class Command(BaseCommand):
 
             self.stdout.write("training the lead-time and risk models (the nightly job; about 15 s at the demo scale)")
             train_all_models_task()
+        # The what-if page shows the simulator's backtest next to every scenario: give it one.
+        call_command("whatif_backtest")
         if options["no_serve"]:
             return
         address = f"{options['host']}:{options['port']}"
