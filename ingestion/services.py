@@ -24,6 +24,7 @@ from ingestion.merge import (
     PER_KEY_ENTITIES,
     TARGETS,
     copy_columns,
+    copy_types,
     delete_vanished_sql,
     existing_count_sql,
     moved_partition_sql,
@@ -352,14 +353,16 @@ def _stage_all(
         rows_read = 0
         columns = copy_columns(spec)
         keyless = not spec.key
-        with cursor.copy(f"COPY {staging_table(spec)} ({', '.join(_quote(c) for c in columns)}) FROM STDIN") as copy:
+        copy_sql = f"COPY {staging_table(spec)} ({', '.join(_quote(c) for c in columns)}) FROM STDIN (FORMAT BINARY)"
+        with cursor.copy(copy_sql) as copy:
+            copy.set_types(copy_types(spec))
             write = copy.write_row
             for row_number, values, error in reader.rows(spec):
                 rows_read += 1
                 if error is None:
                     record = [row_number, None, None, None, None, *values]
                 else:
-                    record = [row_number, error[0], error[1], error[2], _json(error[3]), *values]
+                    record = [row_number, error[0], error[1], error[2], error[3], *values]
                 if keyless:
                     record.append(hashlib.sha256(repr(values).encode()).hexdigest())
                 write(record)
@@ -553,14 +556,6 @@ def _attach_profile(run: IngestionRun, path: Path) -> None:
 
 def _quote(name: str) -> str:
     return '"' + name + '"'
-
-
-def _json(value):
-    if value is None:
-        return None
-    import json
-
-    return json.dumps(value, default=str)
 
 
 # --------------------------------------------------------------------------------------------------
