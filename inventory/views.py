@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from inventory import selectors
-from orders.views import chart, lazy_url, page_as_of, render_widget
+from orders.views import chart, widget_page
 from prodplan.cache import cached
 from prodplan.gates import NOT_SUPPORTED
 
@@ -53,10 +52,5 @@ WIDGETS = {"mass": _mass, "gelcoat": _gelcoat, "unsupported": _unsupported}
 @require_GET
 def inventory_page(request):
     """SmartInventory dashboard; widgets load lazily from this view (?widget=, HTMX)."""
-    as_of = page_as_of(request)
-    widget = request.GET.get("widget")
-    if request.htmx and widget in WIDGETS:
-        return render_widget(request, f"inventory/partials/_{widget}.html", WIDGETS[widget], as_of=as_of)
-    explicit = request.GET.get("as_of")
-    return render(request, "inventory/inventory.html", {
-        "as_of": as_of, "widget_urls": {name: lazy_url("inventory", name, as_of=explicit) for name in WIDGETS}})
+    return widget_page(request, widgets=WIDGETS, partial="inventory/partials/_{widget}.html",
+                       template="inventory/inventory.html", url_name="inventory")

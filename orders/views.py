@@ -67,6 +67,22 @@ def render_widget(request, template: str, compute, **kwargs) -> HttpResponse:
     return render(request, template, context)
 
 
+def widget_page(request, *, widgets: dict, partial: str, template: str, url_name: str, page_context=None):
+    """A dashboard whose widgets load lazily from the same view: ?widget=<name> over HTMX renders
+    partial.format(widget=name); otherwise the page, with a lazy URL per widget (keeping an explicit ?as_of=).
+    page_context: a callable giving extra context, called for the full page only."""
+    as_of = page_as_of(request)
+    widget = request.GET.get("widget")
+    if request.htmx and widget in widgets:
+        return render_widget(request, partial.format(widget=widget), widgets[widget], as_of=as_of)
+    explicit = request.GET.get("as_of")
+    return render(request, template, {
+        "as_of": as_of,
+        "widget_urls": {name: lazy_url(url_name, name, as_of=explicit) for name in widgets},
+        **(page_context() if page_context else {}),
+    })
+
+
 def lazy_url(name: str, widget: str, **params) -> str:
     query = urlencode({"widget": widget, **{k: v for k, v in params.items() if v is not None}})
     return f"{reverse(name)}?{query}"
@@ -130,16 +146,11 @@ OVERVIEW_WIDGETS = {"kpis": _kpis, "wip": _wip_chart, "bottlenecks": _bottleneck
 @require_GET
 def overview(request):
     """The factory at a glance; each widget loads lazily from this same view (?widget=, HTMX)."""
-    as_of = page_as_of(request)
-    widget = request.GET.get("widget")
-    if request.htmx and widget in OVERVIEW_WIDGETS:
-        return render_widget(request, f"orders/partials/_overview_{widget}.html", OVERVIEW_WIDGETS[widget], as_of=as_of)
-    explicit = request.GET.get("as_of")
-    return render(request, "orders/overview.html", {
-        "as_of": as_of,
-        "freshness": _freshness(),
-        "widget_urls": {name: lazy_url("overview", name, as_of=explicit) for name in OVERVIEW_WIDGETS},
-    })
+    return widget_page(
+        request, widgets=OVERVIEW_WIDGETS, partial="orders/partials/_overview_{widget}.html",
+        template="orders/overview.html", url_name="overview",
+        page_context=lambda: {"freshness": _freshness()},
+    )
 
 
 # --- order list -----------------------------------------------------------------------------------------------

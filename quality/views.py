@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from orders.views import chart, lazy_url, page_as_of, render_widget
+from orders.views import chart, widget_page
 from prodplan.cache import cached
 from prodplan.gates import NOT_SUPPORTED
 from quality import selectors
@@ -81,10 +80,5 @@ WIDGETS = {"heatmap": _heatmap, "pareto": _pareto, "trend": _trend, "notes": _no
 @require_GET
 def quality_page(request):
     """The quality dashboard; each widget loads lazily from this view (?widget=, HTMX)."""
-    as_of = page_as_of(request)
-    widget = request.GET.get("widget")
-    if request.htmx and widget in WIDGETS:
-        return render_widget(request, f"quality/partials/_{widget}.html", WIDGETS[widget], as_of=as_of)
-    explicit = request.GET.get("as_of")
-    return render(request, "quality/quality.html", {
-        "as_of": as_of, "widget_urls": {name: lazy_url("quality", name, as_of=explicit) for name in WIDGETS}})
+    return widget_page(request, widgets=WIDGETS, partial="quality/partials/_{widget}.html",
+                       template="quality/quality.html", url_name="quality")
