@@ -55,6 +55,7 @@ from orders.models import (
 )
 from prodplan.cache import cached
 from prodplan.gates import OBSERVED, THEORETICAL, figure, not_supported, ratio
+from prodplan.stats import percentile
 
 DAY = 86400.0
 UNKNOWN_PRODUCT = "unknown product"
@@ -76,17 +77,6 @@ class EpochSeconds(Func):
 
     template = "EXTRACT(EPOCH FROM %(expressions)s)"
     output_field = FloatField()
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolation percentile (PostgreSQL percentile_cont, numpy's default)."""
-    data = sorted(v for v in values if v is not None)
-    if not data:
-        return None
-    pos = (len(data) - 1) * q
-    low = math.floor(pos)
-    high = min(low + 1, len(data) - 1)
-    return data[low] + (data[high] - data[low]) * (pos - low)
 
 
 def _mean(values: list[float]) -> float | None:

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 
 import simpy
 
+from prodplan.stats import percentile
+
 PRIORITY_RULES = ("FIFO", "SPT", "LPT", "OLDEST_FIRST", "RISK_FIRST")
 TOP_AFFECTED = 20
 _ARRIVAL_STREAM_SALT = 0x5EED_A77
@@ -202,16 +204,6 @@ def _sample(dist: tuple[float, ...], u: float, coef: float, elapsed: float | Non
     if lo >= len(dist):
         return None
     return dist[lo + int(u * (len(dist) - lo))] * coef - elapsed
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolation percentile (the same definition as PostgreSQL's percentile_cont)."""
-    if not values:
-        return None
-    s = sorted(values)
-    pos = (len(s) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
@@ -412,7 +404,7 @@ def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") 
             "throughput_per_week": weekly,
             "mean_throughput_per_week": _r(len(finish) / (horizon / 7.0)) if horizon else None,
             "mean_remaining_lead_time_days": _r(sum(wip_remaining) / len(wip_remaining)) if wip_remaining else None,
-            "p90_remaining_lead_time_days": _r(_percentile(wip_remaining, 0.9)),
+            "p90_remaining_lead_time_days": _r(percentile(wip_remaining, 0.9)),
             "mean_lead_time_arrivals_days": _r(sum(new_lead) / len(new_lead)) if new_lead else None,
             "wip_at_horizon_end": total - len(finish),
             "mean_queue_wait_days": {str(p): _r(queue_wait[p]) for p in phases_used},
