@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from python_calamine import CalamineError, CalamineWorkbook
 
-from ingestion.contract import BOOL, DATETIME, FLOAT, ID, INT, SHEETS, TEXT, SheetSpec
+from ingestion.contract import BOOL, DATETIME, FLOAT, ID, INT, SHEETS, SheetSpec
 
 LISBON = ZoneInfo("Europe/Lisbon")
 EXCEL_EPOCH = datetime(1899, 12, 30)
@@ -279,17 +279,6 @@ class WorkbookReader:
             raise WorkbookError(f"sheet {spec.name}: missing header(s) {', '.join(absent)}{hint}")
         self.header_positions[spec.name] = positions
 
-    def check_all_headers(self) -> None:
-        """Read every sheet's header row (parses every sheet: for tools, not the ingestion hot path)."""
-        problems = []
-        for spec in SHEETS:
-            try:
-                self._check_headers(spec, next(self._sheet(spec).iter_rows(), None))
-            except WorkbookError as exc:
-                problems.append(str(exc))
-        if problems:
-            raise WorkbookError("; ".join(problems))
-
     def _sheet_name(self, spec: SheetSpec) -> str:
         for name in self.workbook.sheet_names:
             if name.strip() == spec.name:
@@ -427,5 +416,3 @@ def file_sha256(path: Path) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
-
-TEXT_KIND = TEXT

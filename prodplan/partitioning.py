@@ -84,7 +84,6 @@ def ensure_order_phase_partitions(first: datetime, last: datetime) -> list[str]:
 
     Called inside the ingestion transaction before rows are merged, so no row of a known
     month lands in the default partition (which would block creating that month later)."""
-    from psqlextra.backend.schema import PostgresSchemaEditor  # noqa: F401 - the backend's editor
     from psqlextra.partitioning.constants import AUTO_PARTITIONED_COMMENT
 
     from orders.models import OrderPhase
