@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
 from prodplan.models import ApiKey, hash_api_key
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class ApiKeyClient:
@@ -37,7 +41,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         api_key = ApiKey.objects.filter(key_hash=hash_api_key(raw.strip()), revoked_at__isnull=True).first()
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+        now = timezone.now()
+        # Not a write per request: "last used" to the minute is what a key's owner needs.
+        if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         return ApiKeyClient(api_key), api_key
 
     def authenticate_header(self, request):
