@@ -135,10 +135,12 @@ def ingest_workbook(
     on_progress: ProgressCallback | None = None,
     force: bool = False,
     profile: bool = True,
+    warm_caches: bool = True,
 ) -> IngestionRun:
     """Run the whole pipeline for one workbook. Never raises for bad input: the run records the failure.
 
     force=True runs the pipeline even when the file equals the last successful run's (a re-check).
+    warm_caches=False skips the post-commit cache warm-ups (see cache_warmups_useful).
 
     Raises AlreadyRunning when another run holds the lock (nothing is recorded for this request)."""
     if not _try_lock():
@@ -150,7 +152,7 @@ def ingest_workbook(
             run = IngestionRun.objects.create(
                 file_name=Path(path).name, file_path=str(path), trigger=trigger, allow_shrink=allow_shrink
             )
-        return _run_pipeline(run, Path(path), on_progress, force=force, profile=profile)
+        return _run_pipeline(run, Path(path), on_progress, force=force, profile=profile, warm_caches=warm_caches)
     finally:
         _unlock()
 
@@ -165,6 +167,21 @@ def ingest_run(*, run_id: int, on_progress: ProgressCallback | None = None) -> I
     except AlreadyRunning as exc:
         IngestionRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error=str(exc), finished_at=timezone.now())
         raise
+
+
+def cache_warmups_useful(*, process_exits: bool) -> bool:
+    """Whether the post-commit cache warm-ups (orders, quality, inventory) can help any reader.
+
+    They fill the cache the API reads. With a shared cache (Redis) the tasks go to the worker and
+    the CLI only enqueues them; when the ingestion runs inside the serving process (an upload with
+    eager Celery) they fill that process's own cache. Only in a short-lived process (the ingest
+    CLI) with eager Celery and a process-local cache (LocMemCache) would they compute analytics
+    into a cache that dies when the process exits a moment later: seconds of pure waste."""
+    from celery import current_app
+
+    backend = settings.CACHES["default"]["BACKEND"]
+    process_local = backend.rsplit(".", 1)[-1] in {"LocMemCache", "DummyCache"}
+    return not (process_exits and current_app.conf.task_always_eager and process_local)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -208,7 +225,8 @@ def _fail_interrupted_runs(*, exclude: int | None) -> None:
 
 
 def _run_pipeline(
-    run: IngestionRun, path: Path, on_progress: ProgressCallback | None, *, force: bool = False, profile: bool = True
+    run: IngestionRun, path: Path, on_progress: ProgressCallback | None, *, force: bool = False, profile: bool = True,
+    warm_caches: bool = True,
 ) -> IngestionRun:
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -257,7 +275,7 @@ def _run_pipeline(
             step = time.perf_counter()
             run.as_of = _data_as_of()
             _record_orphans(run)
-            _refresh_aggregates()
+            _refresh_aggregates(warm_cache=warm_caches)
             run.data_version = bump_data_version()
             timings["derive_and_refresh"] = round(time.perf_counter() - step, 3)
             for sheet_run in sheet_runs.values():
@@ -524,7 +542,7 @@ def _upsert_issue(run, now, key, *, row_count, measured, sample, detail) -> None
         issue.save()
 
 
-def _refresh_aggregates() -> None:
+def _refresh_aggregates(*, warm_cache: bool = True) -> None:
     """Each app that keeps aggregates exposes services.refresh_aggregates(); run them inside the transaction."""
     for app in AGGREGATE_APPS:
         try:
@@ -533,7 +551,7 @@ def _refresh_aggregates() -> None:
             continue
         refresh = getattr(module, "refresh_aggregates", None)
         if refresh is not None:
-            refresh()
+            refresh(warm_cache=warm_cache)
 
 
 def ingestion_run_attach_profile(*, run_id: int) -> None:

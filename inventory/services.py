@@ -5,8 +5,10 @@ from __future__ import annotations
 from django.db import transaction
 
 
-def refresh_aggregates() -> None:
+def refresh_aggregates(*, warm_cache: bool = True) -> None:
     """Called inside the ingestion transaction: queue the cache warm-up for when the new data is committed."""
+    if not warm_cache:
+        return
     from inventory.tasks import warm_inventory_cache_task
 
     transaction.on_commit(warm_inventory_cache_task.delay, robust=True)

@@ -134,8 +134,10 @@ GROUP BY phase_id
 
 
 @transaction.atomic
-def refresh_aggregates() -> None:
-    """Rebuild every orders aggregate table from the stored rows (idempotent; one transaction)."""
+def refresh_aggregates(*, warm_cache: bool = True) -> None:
+    """Rebuild every orders aggregate table from the stored rows (idempotent; one transaction).
+
+    warm_cache=False skips the post-commit cache warm-up (the caller knows nobody would read it)."""
     started = time.monotonic()
     params = {
         "risk": settings.ORDER_AT_RISK_PERCENTILE,
@@ -155,10 +157,11 @@ def refresh_aggregates() -> None:
             cursor.execute(f"ANALYZE {table}")
     bump_data_version()
     logger.info("orders aggregates refreshed", extra={"seconds": round(time.monotonic() - started, 3)})
-    from orders.tasks import warm_orders_cache_task
+    if warm_cache:
+        from orders.tasks import warm_orders_cache_task
 
-    # The first supervisor to open the overview after an ingestion should not pay for its analytics.
-    transaction.on_commit(warm_orders_cache_task.delay, robust=True)
+        # The first supervisor to open the overview after an ingestion should not pay for its analytics.
+        transaction.on_commit(warm_orders_cache_task.delay, robust=True)
 
 
 def orders_cache_warm() -> list[str]:

@@ -7,7 +7,7 @@ import sys
 from django.core.management import BaseCommand, CommandError
 
 from ingestion.choices import RunStatus, RunTrigger
-from ingestion.services import AlreadyRunning, ingest_workbook
+from ingestion.services import AlreadyRunning, cache_warmups_useful, ingest_workbook
 
 
 class Command(BaseCommand):
@@ -32,6 +32,8 @@ class Command(BaseCommand):
             run = ingest_workbook(
                 path=path, trigger=RunTrigger.CLI, allow_shrink=allow_shrink, on_progress=show if interactive else None,
                 force=force, profile=not no_profile,
+                # This process exits right after: warming a process-local cache here would help nobody.
+                warm_caches=cache_warmups_useful(process_exits=True),
             )
         except AlreadyRunning as exc:
             raise CommandError(str(exc)) from exc
