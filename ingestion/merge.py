@@ -284,16 +284,6 @@ def delete_vanished_sql(spec: SheetSpec) -> str:
     return f"DELETE FROM {TARGETS[spec.name].table} t WHERE {_vanished_where(spec)}"
 
 
-def moved_partition_sql() -> str:
-    """Order phases whose partition key changed (a phase that ended since the last file) move: delete here, insert next."""
-    return (
-        "DELETE FROM orders_orderphase t USING stg_fasesordemfabrico s "
-        "LEFT JOIN orders_manufacturingorder o ON o.id = s.\"FaseOf_OfId\" "
-        "WHERE s._reject IS NULL AND t.id = s.\"FaseOf_Id\" AND t.event_time <> "
-        + TARGETS["FasesOrdemFabrico"].columns["event_time"]
-    )
-
-
 def upsert_sql(spec: SheetSpec, *, empty_target: bool = False) -> str:
     """INSERT … ON CONFLICT DO UPDATE only where something changed; returns the rows written.
 
@@ -321,24 +311,82 @@ def upsert_sql(spec: SheetSpec, *, empty_target: bool = False) -> str:
     )
 
 
+def identity_columns(spec: SheetSpec) -> list[str]:
+    """Target columns that identify a stored row across files (an order phase is its id, whatever its partition)."""
+    return [column for column, _ in _snapshot_keys(spec, TARGETS[spec.name])]
+
+
+def changed_table(spec: SheetSpec) -> str:
+    return "chg_" + spec.name.lower()
+
+
+def target_types_sql() -> str:
+    """Column name -> SQL type of a target table (the changed-rows table casts to them, as an INSERT would)."""
+    return (
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped"
+    )
+
+
+def changed_rows_sql(spec: SheetSpec, types: dict[str, str]) -> list[str]:
+    """A temp table of the valid staged rows that are new or differ from their stored version.
+
+    One hash anti-join of staging against the stored table, values cast to the stored types so
+    IS DISTINCT FROM compares what an INSERT would store. _stored tells an update from an insert;
+    _old_<column> keeps the stored value of a key column outside the identity (an order phase's
+    event_time: its partition), which the update matches on and the derivations compare."""
+    target = TARGETS[spec.name]
+    identity = identity_columns(spec)
+    compared = [c for c in target.columns if c not in identity]
+    old_keys = [c for c in target.key if c not in identity]
+    new = ", ".join(f"({expr})::{types[col]} AS {q(col)}" for col, expr in target.columns.items())
+    join = " AND ".join(f"t.{q(c)} = n.{q(c)}" for c in identity)
+    if compared:
+        differs = (
+            f"({', '.join('t.' + q(c) for c in compared)}) IS DISTINCT FROM ({', '.join('n.' + q(c) for c in compared)})"
+            if len(compared) > 1 else f"t.{q(compared[0])} IS DISTINCT FROM n.{q(compared[0])}"
+        )
+    else:
+        differs = "false"
+    old = "".join(f", t.{q(c)} AS {q('_old_' + c)}" for c in old_keys)
+    table = changed_table(spec)
+    return [
+        f"DROP TABLE IF EXISTS {table}",
+        f"CREATE TEMP TABLE {table} ON COMMIT DROP AS SELECT n.*, t.{q(identity[0])} IS NOT NULL AS _stored{old} "
+        f"FROM (SELECT {new} FROM {_source(spec, target)} WHERE s._reject IS NULL) n "
+        f"LEFT JOIN {target.table} t ON {join} WHERE t.{q(identity[0])} IS NULL OR {differs}",
+        f"ANALYZE {table}",
+    ]
+
+
+def apply_changed_sql(spec: SheetSpec) -> tuple[str | None, str]:
+    """(UPDATE, INSERT) writing only the changed rows: the UPDATE rewrites the stored ones (an order phase
+    whose partition key changed moves partition: PostgreSQL re-routes it), the INSERT adds the new ones."""
+    target = TARGETS[spec.name]
+    identity = identity_columns(spec)
+    columns = list(target.columns)
+    table = changed_table(spec)
+    update = None
+    non_identity = [c for c in columns if c not in identity]
+    if non_identity:
+        assignments = ", ".join(f"{q(c)} = c.{q(c)}" for c in non_identity)
+        match = " AND ".join(
+            [f"t.{q(c)} = c.{q(c)}" for c in identity] + [f"t.{q(c)} = c.{q('_old_' + c)}" for c in target.key if c not in identity]
+        )
+        update = f"UPDATE {target.table} t SET {assignments} FROM {table} c WHERE c._stored AND {match}"
+    order = " ORDER BY event_time" if target.table == "orders_orderphase" else ""
+    insert = (
+        f"INSERT INTO {target.table} ({', '.join(q(c) for c in columns)}) "
+        f"SELECT {', '.join(q(c) for c in columns)} FROM {table} WHERE NOT _stored{order}"
+    )
+    return update, insert
+
+
 def _routing_order(target: Target) -> str:
     """Rows sorted by the partition key reach each monthly partition in one run (tuple routing stays put)."""
     if target.table != "orders_orderphase":
         return ""
     return f" ORDER BY {list(target.columns).index('event_time') + 1}"
-
-
-def existing_count_sql(spec: SheetSpec) -> str:
-    """Valid staged rows whose key is already stored (run before the upsert: written - new = updated).
-
-    RETURNING xmax would tell inserts from updates, but PostgreSQL refuses system columns on
-    partitioned tables, so the split is counted from the keys instead."""
-    target = TARGETS[spec.name]
-    match = " AND ".join(f"t.{q(k)} = {target.columns[k]}" for k in target.key)
-    return (
-        f"SELECT count(*) FROM {_source(spec, target)} WHERE s._reject IS NULL "
-        f"AND EXISTS (SELECT 1 FROM {target.table} t WHERE {match})"
-    )
 
 
 # References checked for orphans after the merge: (kind, entity, table, column, target table, target column).

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from ingestion.services import cache_warmups_useful, ingest_workbook
-from tests.ingestion.builders import write_workbook
+from tests.ingestion.builders import base_rows, write_workbook
 
 pytestmark = pytest.mark.django_db
 
@@ -38,3 +41,47 @@ def test_cli_skips_warmups_into_its_own_dying_cache(empty_tables, tmp_path, djan
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         call_command("ingest", str(write_workbook(tmp_path / "a.xlsx")), "--no-profile")
     assert _warm_callbacks(callbacks) == set()
+
+
+def _locations(table: str) -> dict:
+    """Each stored row's physical location: an UPDATE (or a re-insert) moves it, an untouched row keeps it."""
+    key = {"orders_orderphase": "id", "quality_qualityerror": "(order_id, content_hash, occurrence)"}.get(table, "id")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {key}::text, tableoid::regclass::text || ctid::text FROM {table}")
+        return dict(cursor.fetchall())
+
+
+def test_incremental_merge_writes_only_changed_rows_and_counts_them(empty_tables, tmp_path):
+    ingest_workbook(path=str(write_workbook(tmp_path / "a.xlsx")), profile=False)
+    before = _locations("orders_orderphase")
+    rows = base_rows()
+    rows["FasesOrdemFabrico"][0][10] = 2  # phase 5000: another shift (same partition)
+    rows["FasesOrdemFabrico"][2][3] = datetime(2024, 3, 3, 12)  # phase 5002 ends a month later: moves partition
+    del rows["FasesOrdemFabrico"][1]  # phase 5001 vanishes
+    rows["FasesOrdemFabrico"].append([5010, 1002, datetime(2024, 3, 2, 8), None, None, 1, 0, 1, 12, 0, 1, 2])  # new
+    run = ingest_workbook(path=str(write_workbook(tmp_path / "b.xlsx", rows)), allow_shrink=True, profile=False)
+    assert run.status == "succeeded", run.error
+    phases = run.sheets.get(sheet="FasesOrdemFabrico")
+    assert (phases.inserted, phases.updated, phases.unchanged, phases.deleted) == (1, 2, 1, 1)
+    after = _locations("orders_orderphase")
+    assert set(after) == {"5000", "5002", "5003", "5010"}
+    assert after["5003"] == before["5003"]  # the unchanged row was not rewritten, nor even locked:
+    with connection.cursor() as cursor:  # (ON CONFLICT DO UPDATE … WHERE changed would have locked it: xmax set)
+        cursor.execute("SELECT xmax::text FROM orders_orderphase WHERE id = 5003")
+        assert cursor.fetchone()[0] == "0"
+    assert after["5000"] != before["5000"] and after["5002"] != before["5002"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, shift, event_time, is_open, is_done, duration_seconds FROM orders_orderphase ORDER BY id")
+        stored = {row[0]: row[1:] for row in cursor.fetchall()}
+    assert stored[5000][0] == 2
+    assert stored[5002][1].month == 3 and stored[5002][2:4] == (False, True) and stored[5002][4] > 0
+    assert stored[5010][2] is True  # started, not ended: open
+
+    # The same file again, forced through the pipeline: every row compares equal, nothing is written.
+    before = {table: _locations(table) for table in ("orders_orderphase", "orders_manufacturingorder", "quality_qualityerror")}
+    again = ingest_workbook(path=str(tmp_path / "b.xlsx"), force=True, profile=False)
+    assert again.status == "succeeded", again.error
+    for sheet in again.sheets.all():
+        assert (sheet.inserted, sheet.updated, sheet.deleted) == (0, 0, 0), sheet.sheet
+        assert sheet.unchanged == sheet.rows_loaded
+    assert {table: _locations(table) for table in before} == before
