@@ -6,18 +6,20 @@ import time
 import zipfile
 
 import pytest
-from rest_framework.throttling import AnonRateThrottle
 
 from ingestion.reader import WorkbookError, check_container
-from prodplan.throttling import ApiKeyRateThrottle
+from prodplan.throttling import AnonRateThrottle, ApiKeyRateThrottle
 
 pytestmark = pytest.mark.django_db
 
 
 def test_anonymous_requests_are_throttled_per_ip(client, monkeypatch):
     monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "3/min", "api_key": "100/min"})
-    codes = [client.get("/api/prodplan/orders").status_code for _ in range(4)]
-    assert codes[:3] == [200, 200, 200] and codes[3] == 429
+    responses = [client.get("/api/prodplan/orders") for _ in range(4)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert 0 < int(responses[3]["Retry-After"]) <= 60
+    # another client IP has its own allowance
+    assert client.get("/api/prodplan/orders", REMOTE_ADDR="10.1.2.3").status_code == 200
 
 
 def test_api_key_requests_are_throttled_per_key(keyed_client, monkeypatch):
