@@ -14,6 +14,7 @@ class CachedAnalyticView(APIView):
 
     query_serializer = None
     cache_name = ""
+    response_cache = True  # the answer depends on the request line and the data version only
 
     def compute(self, *, as_of, **params):
         raise NotImplementedError

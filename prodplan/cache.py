@@ -22,6 +22,32 @@ LOCK_WAIT_SECONDS = 10.0
 VERSION_TTL_SECONDS = 5
 
 
+_version_memo: dict = {"version": None, "until": 0.0}
+VERSION_MEMO_SECONDS = 1.0
+
+
+def data_version_memoised() -> int:
+    """data_version(), re-read at most once a second per process (for the per-request response cache key).
+
+    An ingestion in this process resets the memo on commit; another process's is seen within a second
+    of the shared version key (which itself lives VERSION_TTL_SECONDS)."""
+    now = time.monotonic()
+    if _version_memo["version"] is None or now >= _version_memo["until"]:
+        _version_memo["version"] = data_version()
+        _version_memo["until"] = now + VERSION_MEMO_SECONDS
+    return _version_memo["version"]
+
+
+def forget_data_version() -> None:
+    """Drop this process's memo of the data version (the next request re-reads it)."""
+    _version_memo["version"] = None
+
+
+def _learn_version(version: int) -> None:
+    cache.set(VERSION_KEY, version, VERSION_TTL_SECONDS)
+    forget_data_version()
+
+
 def data_version() -> int:
     """The current global data version (cache first, the database row as the source of truth)."""
     version = cache.get(VERSION_KEY)
@@ -44,7 +70,7 @@ def bump_data_version() -> int:
     DataVersion.objects.get_or_create(pk=1)
     DataVersion.objects.filter(pk=1).update(version=F("version") + 1)
     version = DataVersion.objects.values_list("version", flat=True).get(pk=1)
-    transaction.on_commit(lambda: cache.set(VERSION_KEY, version, VERSION_TTL_SECONDS))
+    transaction.on_commit(lambda: _learn_version(version))
     return version
 
 

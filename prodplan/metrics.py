@@ -15,3 +15,6 @@ MODEL_INFERENCE = Histogram(
     "prodplan_model_inference_seconds", "Model inference time", ["model"], buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5)
 )
 TASK_FAILURES = Counter("prodplan_task_failures_total", "Celery task failures", ["task"])
+RESPONSE_CACHE_EVENTS = Counter(
+    "prodplan_response_cache_events_total", "Rendered-response cache: hits (local/shared), stores, bypasses", ["outcome"]
+)

@@ -59,6 +59,7 @@ MIDDLEWARE = [
     "prodplan.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "prodplan.response_cache.ResponseCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -115,6 +116,8 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "prodplan"}}
 CACHE_ENABLED = env_bool("PRODPLAN_CACHE", True)
+# Rendered responses of the data-versioned API GETs (prodplan.response_cache); PRODPLAN_CACHE=0 turns both off.
+RESPONSE_CACHE_ENABLED = env_bool("PRODPLAN_RESPONSE_CACHE", True)
 CACHE_TTL_SECONDS = int(os.environ.get("CACHE_TTL_SECONDS", "3600"))
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -175,7 +178,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "prodplan.throttling.ApiKeyRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        "prodplan.throttling.AnonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "api_key": os.environ.get("THROTTLE_API_KEY", "6000/min"),

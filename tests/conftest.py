@@ -40,9 +40,19 @@ def _isolated_domain_data(request):
 @pytest.fixture(autouse=True)
 def _clean_cache():
     """Cache entries are keyed by data version, which test transactions roll back: start each test empty."""
-    cache.clear()
+    clear_caches()
     yield
+    clear_caches()
+
+
+def clear_caches() -> None:
+    """The shared cache, this process's rendered responses and its memo of the data version."""
+    from prodplan.cache import forget_data_version
+    from prodplan.response_cache import LOCAL
+
     cache.clear()
+    LOCAL.clear()
+    forget_data_version()
 
 
 @pytest.fixture

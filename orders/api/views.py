@@ -44,6 +44,22 @@ def resolve_as_of(request):
 KPI_TAGS = ["kpis"]
 
 
+_SERIALIZERS: dict[type, object] = {}
+
+
+def _serialized(serializer_class, payload: dict | None) -> dict:
+    """The serializer's output of a selector payload ({} for none), so a cache hit is not serialised again.
+
+    One instance per class, reused: a new DRF serializer deep-copies its declared fields, which cost
+    ~3 ms per order timeline against ~0.9 ms for to_representation on a bound instance (same output)."""
+    if not payload:
+        return {}
+    serializer = _SERIALIZERS.get(serializer_class)
+    if serializer is None:
+        serializer = _SERIALIZERS.setdefault(serializer_class, serializer_class())
+    return dict(serializer.to_representation(payload))
+
+
 class OrderCursorPagination(CursorPagination):
     """Keyset pagination on the order id (newest first): no OFFSET, stable under inserts."""
 
@@ -56,6 +72,7 @@ class OrderCursorPagination(CursorPagination):
 @extend_schema(tags=TAGS, parameters=[AS_OF], responses=OrderSerializer(many=True),
                summary="Manufacturing orders with status, age or lead time (cursor-paginated).")
 class OrderListView(generics.ListAPIView):
+    response_cache = True  # prodplan.response_cache: the answer depends on the request line and data version only
     pagination_class = OrderCursorPagination
     filterset_class = ManufacturingOrderFilterSet
     serializer_class = OrderSerializer
@@ -81,24 +98,28 @@ class OrderListView(generics.ListAPIView):
 @extend_schema(tags=TAGS, parameters=[AS_OF], responses=OrderDetailSerializer,
                summary="One order: status, thresholds, counts of phases, reworks and errors.")
 class OrderDetailView(APIView):
+    response_cache = True
+
     def get(self, request, of_id: int):
         as_of = resolve_as_of(request)
         payload = cached("orders.api.order_detail", {"id": of_id, "as_of": as_of},
-                         lambda: selectors.order_detail(order_id=of_id, as_of=as_of) or {})
+                         lambda: _serialized(OrderDetailSerializer, selectors.order_detail(order_id=of_id, as_of=as_of)))
         if not payload:
             raise Http404("No such order.")
-        return Response(OrderDetailSerializer(payload).data)
+        return Response(payload)
 
 
 @extend_schema(tags=TAGS, responses=OrderTimelineSerializer,
                summary="The order's phase timeline and its comparison with the product's standard route.")
 class OrderPhasesView(APIView):
+    response_cache = True
+
     def get(self, request, of_id: int):
         payload = cached("orders.api.order_phases", {"id": of_id},
-                         lambda: selectors.order_phases(order_id=of_id) or {})
+                         lambda: _serialized(OrderTimelineSerializer, selectors.order_phases(order_id=of_id)))
         if not payload:
             raise Http404("No such order.")
-        return Response(OrderTimelineSerializer(payload).data)
+        return Response(payload)
 
 
 @extend_schema(tags=TAGS, responses=OpenApiTypes.OBJECT,
@@ -107,6 +128,8 @@ class OrderPhasesView(APIView):
                "Conformance over the product's finished orders: shares that followed the route, skipped steps, ran "
                "them out of order, looped back (rework pass or repeated phase), or added steps; most common deviations.")
 class RouteView(APIView):
+    response_cache = True
+
     def get(self, request, produto_id: int):
         return Response(selectors.route(product_id=produto_id))
 
@@ -116,6 +139,8 @@ class RouteView(APIView):
                description="An open order is in the phase it has started and not ended, else waits for the first "
                "phase (by sequence) not started yet. Ages are as-of minus creation, in days.")
 class ScheduleCurrentView(APIView):
+    response_cache = True
+
     def get(self, request):
         return Response(selectors.schedule_current(as_of=resolve_as_of(request)))
 
@@ -127,6 +152,8 @@ class ScheduleCurrentView(APIView):
                "days before as-of, expected wait = WIP / throughput (Little's law). Phases with WIP and no throughput "
                "are 'stalled' and rank first.")
 class BottlenecksView(APIView):
+    response_cache = True
+
     def get(self, request):
         return Response(selectors.bottlenecks(as_of=resolve_as_of(request)))
 
@@ -134,6 +161,8 @@ class BottlenecksView(APIView):
 @extend_schema(tags=TAGS, parameters=[AS_OF, RiskQuerySerializer], responses=OpenApiTypes.OBJECT,
                summary="Open orders ranked by risk score with reasons.", description=selectors.RISK_METHOD)
 class RiskQueueView(APIView):
+    response_cache = True
+
     def get(self, request):
         query = RiskQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -142,6 +171,7 @@ class RiskQueueView(APIView):
 
 class _KpiView(APIView):
     selector = None
+    response_cache = True
 
     def get(self, request):
         query = KpiRangeQuerySerializer(data=request.query_params)
