@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
@@ -54,6 +53,7 @@ from orders.models import (
     RouteStep,
 )
 from prodplan.cache import cached
+from prodplan.db import fetch_prepared
 from prodplan.gates import OBSERVED, THEORETICAL, figure, not_supported, ratio
 from prodplan.stats import percentile
 
@@ -239,14 +239,8 @@ def _order_row(*, order_id: int, as_of: datetime) -> dict | None:
             _ORDER_ROW_SQL.clear()
         _ORDER_ROW_SQL[key] = compiled
     sql, params, slot = compiled
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params[:slot] + (order_id,) + params[slot + 1:])
-        row = cursor.fetchone()
-        names = [c.name for c in cursor.description]
-    # The one converter the ORM would apply: EXTRACT(EPOCH ...) is numeric; ORDER_FIELDS hold no decimal field.
-    return None if row is None else {
-        name: float(value) if isinstance(value, Decimal) else value for name, value in zip(names, row, strict=True)
-    }
+    rows = fetch_prepared(sql, params[:slot] + (order_id,) + params[slot + 1:])
+    return rows[0] if rows else None
 
 
 def order_detail(*, order_id: int, as_of: datetime) -> dict | None:
@@ -287,7 +281,7 @@ def order_phases(*, order_id: int) -> dict | None:
     order = ManufacturingOrder.objects.filter(id=order_id).values("id", "product_id").first()
     if order is None:
         return None
-    phases = _fetch(
+    phases = fetch_prepared(
         """
         SELECT p.id, p.phase_id, ph.name AS phase_name, p.sequence, p.started_at, p.ended_at, p.planned_at,
                p.duration_seconds, p.shift, p.is_rework, p.is_open, p.is_done, t.team_size, t.leaders
