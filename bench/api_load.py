@@ -1,4 +1,4 @@
-"""Benchmark: the PRODPLAN/KPI, quality and inventory APIs under load (gunicorn, 16 concurrent keep-alive clients, 60 s).
+"""Benchmark: the PRODPLAN/KPI, quality and inventory APIs under load (gunicorn, 16 concurrent clients with no think time, 60 s).
 
 Usage: DATABASE_URL=... .venv/bin/python bench/api_load.py [--duration 60] [--clients 16] [--workers 4]
        [--cache both|on|off] [--url http://host:port (use a running server instead of starting gunicorn)]
@@ -15,12 +15,12 @@ errors in every run.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -201,10 +201,33 @@ class Recorder:
         }
 
 
+def get(host: str, port: int, path: str, timeout: float = 30.0) -> str:
+    """One GET on a new connection ("Connection: close", as gunicorn's sync workers answer anyway); 'ok' or the failure.
+
+    Raw sockets, not http.client: parsing headers with http.client costs the client ~0.5 ms of CPU per
+    request, which on this 2-core machine is taken from the server being measured."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(request.encode())
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except OSError as exc:
+        return type(exc).__name__
+    head = chunks[0][:32] if chunks else b""
+    if not head.startswith(b"HTTP/1."):
+        return "bad_response"
+    status = head[9:12].decode("ascii", "replace")
+    return "ok" if status == "200" else status
+
+
 def client_loop(base: str, eps: dict, stop: float, seed: int, recorder: Recorder, stop_event: threading.Event | None = None) -> None:
-    """One keep-alive client: endpoints round-robin until `stop` (monotonic time) or stop_event."""
+    """One client: endpoints round-robin (random ids) until `stop` (monotonic time) or stop_event, no think time."""
     parts = urlsplit(base)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     rng = random.Random(seed)
     names = list(eps)
     i = seed
@@ -213,17 +236,8 @@ def client_loop(base: str, eps: dict, stop: float, seed: int, recorder: Recorder
         i += 1
         path = eps[name](rng)
         started = time.perf_counter()
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            response.read()
-            outcome = "ok" if response.status == 200 else str(response.status)
-        except (OSError, http.client.HTTPException) as exc:
-            outcome = type(exc).__name__
-            conn.close()
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        outcome = get(parts.hostname, parts.port, path)
         recorder.add(name, (time.perf_counter() - started) * 1000, outcome)
-    conn.close()
 
 
 def run_load(base: str, eps: dict, clients: int, duration: float) -> dict:
@@ -243,22 +257,12 @@ def service_times(base: str, eps: dict, rounds: int) -> dict:
     The time one request takes on its own, to set beside the loaded figures (which add queueing)."""
     recorder = Recorder()
     parts = urlsplit(base)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     rng = random.Random(12345)
     for _ in range(rounds):
         for name, path_of in eps.items():
             started = time.perf_counter()
-            try:
-                conn.request("GET", path_of(rng))
-                response = conn.getresponse()
-                response.read()
-                outcome = "ok" if response.status == 200 else str(response.status)
-            except (OSError, http.client.HTTPException) as exc:
-                outcome = type(exc).__name__
-                conn.close()
-                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            outcome = get(parts.hostname, parts.port, path_of(rng))
             recorder.add(name, (time.perf_counter() - started) * 1000, outcome)
-    conn.close()
     return {name: {k: row[k] for k in ("requests", "errors", "p50_ms", "p95_ms")} for name, row in recorder.report(eps).items()}
 
 
@@ -266,13 +270,8 @@ def wait_ready(base: str, timeout: float = 60) -> None:
     parts = urlsplit(base)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
-            conn.request("GET", "/api/prodplan/schedule/current")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
+        if get(parts.hostname, parts.port, "/api/prodplan/schedule/current", timeout=5) == "ok":
+            return
         time.sleep(0.5)
     raise SystemExit("server did not become ready")
 
