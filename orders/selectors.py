@@ -249,7 +249,8 @@ def order_detail(*, order_id: int, as_of: datetime) -> dict | None:
     if row is None:
         return None
     payload = order_row_payload(row)
-    summary = OrderSummary.objects.filter(order_id=order_id).values().first() or {}
+    summaries = fetch_prepared("SELECT * FROM orders_ordersummary WHERE order_id = %s", (order_id,))
+    summary = summaries[0] if summaries else {}
     payload["counts"] = {
         "phases": summary.get("phase_count", 0),
         "phases_started": summary.get("started_count", 0),
@@ -278,9 +279,10 @@ def order_phases(*, order_id: int) -> dict | None:
     (an InitPlan): the primary-key index of each hash partition, ~2 ms. A plain IN (subquery) is
     planned as a hash join over every assignment (the planner expects ~2,700 phases per order from
     the sum of 57 partition estimates): 75-110 ms at full scale."""
-    order = ManufacturingOrder.objects.filter(id=order_id).values("id", "product_id").first()
-    if order is None:
+    found = fetch_prepared("SELECT id, product_id FROM orders_manufacturingorder WHERE id = %s", (order_id,))
+    if not found:
         return None
+    order = found[0]
     phases = fetch_prepared(
         """
         SELECT p.id, p.phase_id, ph.name AS phase_name, p.sequence, p.started_at, p.ended_at, p.planned_at,
@@ -298,8 +300,9 @@ def order_phases(*, order_id: int) -> dict | None:
         """,
         {"order_id": order_id},
     )
-    route = list(
-        RouteStep.objects.filter(product_id=order["product_id"]).order_by("sequence", "phase_id").values("phase_id", "sequence")
+    route = fetch_prepared(
+        "SELECT phase_id, sequence FROM orders_routestep WHERE product_id = %s ORDER BY sequence, phase_id",
+        (order["product_id"],),
     ) if order["product_id"] is not None else []
     names = phase_names()
     standard_ids = [step["phase_id"] for step in route]

@@ -35,9 +35,15 @@ def database_from_url(url: str) -> dict:
         "CONN_MAX_AGE": int(os.environ.get("DB_CONN_MAX_AGE", "60")),
         "CONN_HEALTH_CHECKS": True,
         # JIT compilation costs seconds on the analytic statements and saves nothing at this data size.
-        "OPTIONS": {"options": "-c jit=off", **{k: v for k, v in query.items() if k in {"sslmode", "application_name", "options"}}},
+        # prepare_threshold: Django's default (None) turns prepared statements off altogether; a huge threshold
+        # keeps psycopg from preparing on its own and lets prodplan.db.fetch_prepared ask for it explicitly.
+        "OPTIONS": {"options": "-c jit=off", "prepare_threshold": PREPARE_ONLY_WHEN_ASKED,
+                    **{k: v for k, v in query.items() if k in {"sslmode", "application_name", "options"}}},
         "TEST": {"NAME": os.environ.get("TEST_DATABASE_NAME") or None},
     }
+
+
+PREPARE_ONLY_WHEN_ASKED = 2**31 - 1
 
 
 def _redact(url: str) -> str:
