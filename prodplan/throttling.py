@@ -14,6 +14,13 @@ from rest_framework import throttling
 from prodplan.models import ApiKey
 
 
+def _redis_client(cache):
+    """The raw redis-py client behind a django-redis cache, else None (in-process cache)."""
+    client = getattr(cache, "client", None)
+    get_client = getattr(client, "get_client", None)
+    return get_client(write=True) if get_client else None
+
+
 class FixedWindowMixin:
     """allow_request() on a counter per (cache key, window number); wait() is the time to the next window."""
 
@@ -25,13 +32,23 @@ class FixedWindowMixin:
             return True
         now = self.timer()
         window = int(now // self.duration)
-        counter = f"{self.key}:w{window}"
-        try:
-            count = self.cache.incr(counter)
-        except ValueError:  # first request of the window (or the counter expired)
-            count = 1 if self.cache.add(counter, 1, self.duration + 1) else self.cache.incr(counter)
+        count = self._increment(f"{self.key}:w{window}")
         self.wait_seconds = (window + 1) * self.duration - now
         return count <= self.num_requests
+
+    def _increment(self, counter: str) -> int:
+        redis = _redis_client(self.cache)
+        if redis is not None:
+            # A plain INCR (django-redis's incr() runs a Lua script to keep the TTL); the window's first sets it.
+            key = self.cache.make_and_validate_key(counter)
+            count = redis.incr(key)
+            if count == 1:
+                redis.expire(key, self.duration + 1)
+            return count
+        try:
+            return self.cache.incr(counter)
+        except ValueError:  # first request of the window (or the counter expired)
+            return 1 if self.cache.add(counter, 1, self.duration + 1) else self.cache.incr(counter)
 
     def wait(self) -> float | None:
         return getattr(self, "wait_seconds", None)
