@@ -121,6 +121,11 @@ def _s(header: str) -> str:
     return f"s.{q(header)}"
 
 
+# Derived columns that cross sheets, written once for the merge (over staging) and for the
+# recomputation of an unchanged sheet's stored rows (over the stored columns), so both agree.
+PHASE_EVENT_TIME = "coalesce({ended}, {started}, {created}, {planned}, '2000-01-01 00:00:00+00'::timestamptz)"
+ERROR_EVENT_TIME = "coalesce(found.event_time, culprit.event_time, o.created_at)"
+
 TARGETS: dict[str, Target] = {
     "Fases": Target(
         "orders_phase",
@@ -206,9 +211,8 @@ TARGETS: dict[str, Target] = {
             "sequence": _s("FaseOf_Sequencia"),
             # The partition key: end, else start, else the order's creation (else the planned date);
             # a phase of an unknown order with no dates at all lands in the default partition's epoch.
-            "event_time": (
-                f"coalesce({_s('FaseOf_Fim')}, {_s('FaseOf_Inicio')}, o.created_at, {_s('FaseOf_DataPrevista')}, "
-                "'2000-01-01 00:00:00+00'::timestamptz)"
+            "event_time": PHASE_EVENT_TIME.format(
+                ended=_s("FaseOf_Fim"), started=_s("FaseOf_Inicio"), created="o.created_at", planned=_s("FaseOf_DataPrevista")
             ),
             "duration_seconds": f"extract(epoch FROM {_s('FaseOf_Fim')} - {_s('FaseOf_Inicio')})",
             "is_open": f"({_s('FaseOf_Inicio')} IS NOT NULL AND {_s('FaseOf_Fim')} IS NULL)",
@@ -239,7 +243,7 @@ TARGETS: dict[str, Target] = {
             "content_hash": "s._hash",
             "occurrence": "s._occurrence",
             # Errors carry no date: the end of the phase where found, else the culprit phase, else the order.
-            "event_time": "coalesce(found.event_time, culprit.event_time, o.created_at)",
+            "event_time": ERROR_EVENT_TIME,
         },
         ("order_id", "content_hash", "occurrence"),
         # Plain joins, hashed by the planner: a lookup by id alone would probe every monthly partition.
@@ -280,8 +284,12 @@ def vanished_count_sql(spec: SheetSpec) -> str:
     return f"SELECT count(*) FILTER (WHERE {_vanished_where(spec)}), count(*) FROM {table} t"
 
 
-def delete_vanished_sql(spec: SheetSpec) -> str:
-    return f"DELETE FROM {TARGETS[spec.name].table} t WHERE {_vanished_where(spec)}"
+def delete_vanished_sql(spec: SheetSpec, *, touched: str | None = None) -> str:
+    """Delete the stored rows absent from the new file; touched: also record their ids in that table."""
+    delete = f"DELETE FROM {TARGETS[spec.name].table} t WHERE {_vanished_where(spec)}"
+    if touched is None:
+        return delete
+    return f"WITH gone AS ({delete} RETURNING t.{q(identity_columns(spec)[0])}) INSERT INTO {touched} SELECT * FROM gone"
 
 
 def upsert_sql(spec: SheetSpec, *, empty_target: bool = False) -> str:
@@ -380,6 +388,70 @@ def apply_changed_sql(spec: SheetSpec) -> tuple[str | None, str]:
         f"SELECT {', '.join(q(c) for c in columns)} FROM {table} WHERE NOT _stored{order}"
     )
     return update, insert
+
+
+# Ids of orders / order phases whose derived-from values (creation time / event time) may have
+# changed in this run: new, changed or deleted. An unchanged dependent sheet recomputes its
+# derived columns for the rows that refer to them instead of being re-read and re-merged.
+TOUCHED = {"OrdensFabrico": "touched_orders", "FasesOrdemFabrico": "touched_order_phases"}
+
+
+def touched_ddl() -> list[str]:
+    return [
+        statement
+        for table in TOUCHED.values()
+        for statement in (f"DROP TABLE IF EXISTS {table}", f"CREATE TEMP TABLE {table} (id bigint) ON COMMIT DROP")
+    ]
+
+
+def touched_from_load_sql(spec: SheetSpec) -> str:
+    """A first load touches every valid staged row."""
+    return f"INSERT INTO {TOUCHED[spec.name]} SELECT {q(spec.key[0])} FROM {staging_table(spec)} WHERE _reject IS NULL"
+
+
+def touched_from_changes_sql(spec: SheetSpec) -> str:
+    """Changed or new rows of an incremental merge (for order phases: those whose event time differs)."""
+    where = ' WHERE event_time IS DISTINCT FROM "_old_event_time"' if spec.name == "FasesOrdemFabrico" else ""
+    return f"INSERT INTO {TOUCHED[spec.name]} SELECT id FROM {changed_table(spec)}{where}"
+
+
+def derive_phase_event_times_sql() -> list[str]:
+    """Order phases without start or end take their event time from their order's creation: recompute
+    it for the phases of touched orders into derived_order_phases (id, old, new), changed ones only."""
+    new = PHASE_EVENT_TIME.format(ended="t.ended_at", started="t.started_at", created="o.created_at", planned="t.planned_at")
+    return [
+        "DROP TABLE IF EXISTS derived_order_phases",
+        "CREATE TEMP TABLE derived_order_phases ON COMMIT DROP AS SELECT id, old, new FROM ("
+        f"SELECT t.id, t.event_time AS old, {new} AS new FROM orders_orderphase t "
+        "LEFT JOIN orders_manufacturingorder o ON o.id = t.order_id "
+        "WHERE t.ended_at IS NULL AND t.started_at IS NULL AND t.order_id IN (SELECT id FROM touched_orders)) x "
+        "WHERE new IS DISTINCT FROM old",
+        "ANALYZE derived_order_phases",
+    ]
+
+
+def apply_phase_event_times_sql() -> list[str]:
+    """Move the recomputed phases (a partition-key UPDATE re-routes the row); they are touched in turn."""
+    return [
+        "UPDATE orders_orderphase t SET event_time = d.new FROM derived_order_phases d WHERE t.id = d.id AND t.event_time = d.old",
+        "INSERT INTO touched_order_phases SELECT id FROM derived_order_phases",
+    ]
+
+
+def derive_error_event_times_sql() -> str:
+    """Recompute the event time of the quality errors that refer to a touched order or order phase."""
+    return (
+        f"WITH derived AS (SELECT q.id, q.order_id, {ERROR_EVENT_TIME} AS new, q.event_time AS old "
+        "FROM quality_qualityerror q "
+        "LEFT JOIN orders_orderphase found ON found.id = q.found_order_phase_id "
+        "LEFT JOIN orders_orderphase culprit ON culprit.id = q.culprit_order_phase_id "
+        "LEFT JOIN orders_manufacturingorder o ON o.id = q.order_id "
+        "WHERE q.order_id IN (SELECT id FROM touched_orders) "
+        "OR q.found_order_phase_id IN (SELECT id FROM touched_order_phases) "
+        "OR q.culprit_order_phase_id IN (SELECT id FROM touched_order_phases)) "
+        "UPDATE quality_qualityerror q SET event_time = d.new FROM derived d "
+        "WHERE q.id = d.id AND q.order_id = d.order_id AND d.new IS DISTINCT FROM d.old"
+    )
 
 
 def _routing_order(target: Target) -> str:

@@ -23,11 +23,15 @@ from ingestion.merge import (
     ORPHAN_CHECKS,
     PER_KEY_ENTITIES,
     TARGETS,
+    TOUCHED,
     apply_changed_sql,
+    apply_phase_event_times_sql,
     changed_rows_sql,
     copy_columns,
     copy_types,
     delete_vanished_sql,
+    derive_error_event_times_sql,
+    derive_phase_event_times_sql,
     order_phase_ids_sql,
     orphan_keys_sql,
     orphan_summary_sql,
@@ -35,6 +39,9 @@ from ingestion.merge import (
     staging_ddl,
     staging_table,
     target_types_sql,
+    touched_ddl,
+    touched_from_changes_sql,
+    touched_from_load_sql,
     upsert_sql,
     validation_sql,
     vanished_count_sql,
@@ -275,7 +282,7 @@ def _run_pipeline(
             _merge_all(run, sheet_runs, progress, timings, skip)
             step = time.perf_counter()
             run.as_of = _data_as_of()
-            _record_orphans(run)
+            _record_orphans(run, sheet_runs)
             _refresh_aggregates(warm_cache=warm_caches)
             run.data_version = bump_data_version()
             timings["derive_and_refresh"] = round(time.perf_counter() - step, 3)
@@ -334,17 +341,14 @@ def _finish(run: IngestionRun, started: float, timings: dict, progress: _Progres
 PREFETCHED_SHEETS = ("FasesOrdemFabrico", "FuncionariosFaseOrdemFabrico", "OrdemFabricoErros")
 
 # Derived columns cross sheets: an order's creation dates its phases' event time, and phases date
-# errors. A changed sheet therefore re-loads the sheets that derive from it.
+# errors. A changed sheet does not re-load an unchanged sheet deriving from it: the dependent's derived
+# columns are recomputed set-wise, for the rows that refer to a touched order or phase (merge.TOUCHED).
 DERIVED_FROM = {"OrdensFabrico": ("FasesOrdemFabrico", "OrdemFabricoErros"), "FasesOrdemFabrico": ("OrdemFabricoErros",)}
 
 
 def _unchanged_sheets(current: dict[str, str], previous: dict[str, str]) -> set[str]:
-    """Sheets whose content hash equals the last successful run's, minus those whose derivations changed."""
-    unchanged = {name for name, digest in current.items() if digest and previous.get(name) == digest}
-    for source, dependents in DERIVED_FROM.items():
-        if source not in unchanged:
-            unchanged -= set(dependents)
-    return unchanged
+    """Sheets whose content hash equals the last successful run's (not re-read; see DERIVED_FROM)."""
+    return {name for name, digest in current.items() if digest and previous.get(name) == digest}
 
 
 def _stage_all(
@@ -431,19 +435,32 @@ def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Pr
                 f"{settings.INGEST_MAX_SHRINK_FRACTION:.0%} of stored rows — {'; '.join(shrinking)}. Nothing was changed. "
                 "If the export is really complete, run again with --allow-shrink (API: allow_shrink=true)."
             )
-        for spec in changed:
+        derive, touch = _derivation_plan(skip)
+        if touch:
+            for statement in touched_ddl():
+                cursor.execute(statement)
+        for spec in SHEETS:
+            if spec.name in derive:
+                _derive(run, cursor, spec, sheet_runs[spec.name], timings, record_touched=spec.name in touch)
+            if spec.name in skip:
+                continue
             step = time.perf_counter()
             sheet_run = sheet_runs[spec.name]
+            into = TOUCHED[spec.name] if spec.name in touch else None
             if spec.name == "FasesOrdemFabrico":
                 _ensure_partitions(cursor)
             if stored_rows[spec.name] == 0:
                 # A first load: a plain INSERT of every valid row.
                 cursor.execute(upsert_sql(spec, empty_target=True))
                 sheet_run.inserted, sheet_run.updated = cursor.fetchone()[0], 0
+                if into:
+                    cursor.execute(touched_from_load_sql(spec))
             else:
                 sheet_run.inserted, sheet_run.updated = _merge_changed(cursor, spec)
+                if into:
+                    cursor.execute(touched_from_changes_sql(spec))
                 if sheet_run.deleted:  # counted exactly by the shrink guard above; nothing to delete otherwise
-                    cursor.execute(delete_vanished_sql(spec))
+                    cursor.execute(delete_vanished_sql(spec, touched=into))
                     sheet_run.deleted = cursor.rowcount
             _fault_point(f"merge:{spec.name}")
             sheet_run.unchanged = sheet_run.rows_loaded - sheet_run.inserted - sheet_run.updated
@@ -454,6 +471,53 @@ def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Pr
                 run, "merged", sheet=spec.name, inserted=sheet_run.inserted, updated=sheet_run.updated,
                 unchanged=sheet_run.unchanged, deleted=sheet_run.deleted, seconds=timings[f"merge:{spec.name}"],
             )
+
+
+def _derivation_plan(skip: set[str]) -> tuple[set[str], set[str]]:
+    """(unchanged sheets whose derived columns need recomputing, sheets that must record the ids they touch).
+
+    In load order: a merged sheet may touch what its dependents derive from; so may a recomputed one."""
+    touching: set[str] = set()
+    derive: set[str] = set()
+    for spec in SHEETS:
+        if spec.name not in skip:
+            touching.add(spec.name)
+        elif any(spec.name in DERIVED_FROM.get(source, ()) for source in touching):
+            derive.add(spec.name)
+            touching.add(spec.name)
+    touch = {source for source in touching & set(DERIVED_FROM) if derive & set(DERIVED_FROM[source])}
+    return derive, touch
+
+
+def _derive(run: IngestionRun, cursor, spec: SheetSpec, sheet_run: SheetRun, timings: dict, *, record_touched: bool) -> None:
+    """Recompute the cross-sheet derived columns of an unchanged (not re-read) sheet, for the rows that
+    refer to an order or order phase touched by this run; counted as the sheet's updated rows."""
+    step = time.perf_counter()
+    # The partitioned parents carry no statistics (ANALYZE never runs on them by itself), so the planner
+    # may sort half a million phases for a merge join to look up a few hundred: hash joins stay linear.
+    cursor.execute("SELECT current_setting('enable_mergejoin'), set_config('enable_mergejoin', 'off', true)")
+    mergejoin = cursor.fetchone()[0]
+    if spec.name == "FasesOrdemFabrico":
+        for statement in derive_phase_event_times_sql():
+            cursor.execute(statement)
+        cursor.execute("SELECT min(new), max(new) FROM derived_order_phases")
+        first, last = cursor.fetchone()
+        if first is not None:
+            ensure_order_phase_partitions(first, last)
+        update, touch = apply_phase_event_times_sql()
+        cursor.execute(update)
+        sheet_run.updated = cursor.rowcount
+        if record_touched:
+            cursor.execute(touch)
+    elif spec.name == "OrdemFabricoErros":
+        cursor.execute(derive_error_event_times_sql())
+        sheet_run.updated = cursor.rowcount
+    else:
+        raise AssertionError(f"no derivation for {spec.name}")
+    cursor.execute("SELECT set_config('enable_mergejoin', %s, true)", [mergejoin])
+    sheet_run.seconds = round(time.perf_counter() - step, 3)
+    timings[f"derive:{spec.name}"] = sheet_run.seconds
+    _log_step(run, "derived", sheet=spec.name, updated=sheet_run.updated, seconds=sheet_run.seconds)
 
 
 def _merge_changed(cursor, spec: SheetSpec) -> tuple[int, int]:
@@ -506,8 +570,11 @@ def _data_as_of():
         return cursor.fetchone()[0]
 
 
-def _record_orphans(run: IngestionRun) -> None:
-    """Orphan references become data-quality issues with counts; issues not seen again close (reconcile)."""
+def _record_orphans(run: IngestionRun, sheet_runs: dict[str, SheetRun]) -> None:
+    """Orphan references become data-quality issues with counts; issues not seen again close (reconcile).
+
+    Checked on the stored rows, so a sheet not re-read this run is counted too. The counts go on the
+    in-memory sheet runs, which the pipeline saves afterwards (an UPDATE here would be overwritten)."""
     now = timezone.now()
     seen: set[tuple[str, str, str]] = set()
     with connection.cursor() as cursor:
@@ -517,8 +584,8 @@ def _record_orphans(run: IngestionRun) -> None:
             cursor.execute(orphan_summary_sql(table, column, target_table, target_column))
             distinct, matched, orphan_rows, sample = cursor.fetchone()
             sheet = entity.split(".")[0]
-            if sheet in SHEETS_BY_NAME and orphan_rows:
-                SheetRun.objects.filter(run=run, sheet=sheet).update(orphans=orphan_rows)
+            if sheet in sheet_runs and orphan_rows:
+                sheet_runs[sheet].orphans = int(orphan_rows)
             if not distinct or matched == distinct:
                 continue
             rate = matched / distinct

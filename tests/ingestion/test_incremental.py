@@ -85,3 +85,99 @@ def test_incremental_merge_writes_only_changed_rows_and_counts_them(empty_tables
         assert (sheet.inserted, sheet.updated, sheet.deleted) == (0, 0, 0), sheet.sheet
         assert sheet.unchanged == sheet.rows_loaded
     assert {table: _locations(table) for table in before} == before
+
+
+def test_derivation_plan_follows_the_load_order():
+    from ingestion.contract import SHEETS
+    from ingestion.services import _derivation_plan
+
+    every = {spec.name for spec in SHEETS}
+    assert _derivation_plan(set()) == (set(), set())  # nothing skipped: everything is merged
+    assert _derivation_plan(every) == (set(), set())  # nothing changed: nothing to derive
+    # only phases changed: errors are re-derived from the phases it touched
+    assert _derivation_plan(every - {"FasesOrdemFabrico"}) == ({"OrdemFabricoErros"}, {"FasesOrdemFabrico"})
+    # only orders changed: phases re-derived from the orders, errors from both
+    assert _derivation_plan(every - {"OrdensFabrico"}) == (
+        {"FasesOrdemFabrico", "OrdemFabricoErros"}, {"OrdensFabrico", "FasesOrdemFabrico"})
+    # orders and errors changed: errors are merged (reading the new orders), phases re-derived
+    assert _derivation_plan(every - {"OrdensFabrico", "OrdemFabricoErros"}) == ({"FasesOrdemFabrico"}, {"OrdensFabrico"})
+    # only assignments changed: nothing derives from them
+    assert _derivation_plan(every - {"FuncionariosFaseOrdemFabrico"}) == (set(), set())
+
+
+def _event_times() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'phase ' || id, event_time FROM orders_orderphase "
+                       "UNION ALL SELECT 'error ' || description || ' ' || occurrence, event_time FROM quality_qualityerror")
+        return dict(cursor.fetchall())
+
+
+def _assert_same_as_a_full_reload(path) -> None:
+    """A forced run re-reads and re-merges every sheet: it must find every stored row (derived columns included) equal."""
+    forced = ingest_workbook(path=str(path), force=True, profile=False, allow_shrink=True)
+    assert forced.status == "succeeded", forced.error
+    assert {s.sheet: (s.inserted, s.updated, s.deleted) for s in forced.sheets.all() if (s.inserted, s.updated, s.deleted) != (0, 0, 0)} == {}
+
+
+def _rows_with_derivations() -> dict:
+    rows = base_rows()
+    # errors on order 1002: found at its date-less phase 5003; and one referring to no phase at all
+    rows["OrdemFabricoErros"] += [["poro", 1002, 1, 1, 5003, None], ["mancha", 1002, 1, 2, None, None]]
+    return rows
+
+
+def test_changed_phases_rederive_error_times_without_rereading_errors(empty_tables, tmp_path):
+    ingest_workbook(path=str(write_workbook(tmp_path / "a.xlsx", _rows_with_derivations())), profile=False)
+    rows = _rows_with_derivations()
+    rows["FasesOrdemFabrico"][1][3] = datetime(2024, 1, 6, 9)  # phase 5001 (where errors were found) ends a day later
+    path = write_workbook(tmp_path / "b.xlsx", rows)
+    run = ingest_workbook(path=str(path), profile=False)
+    assert run.status == "succeeded", run.error
+    sheets = {s.sheet: s for s in run.sheets.all()}
+    assert {name for name, s in sheets.items() if not s.skipped} == {"FasesOrdemFabrico"}
+    assert sheets["FasesOrdemFabrico"].updated == 1
+    errors = sheets["OrdemFabricoErros"]
+    assert errors.rows_read == 0 and errors.updated == 3  # the three errors found at phase 5001
+    times = _event_times()
+    assert times["error risco 1"] == times["error bolha 1"] == times["phase 5001"] and times["phase 5001"].day == 6
+    _assert_same_as_a_full_reload(path)
+
+
+def test_changed_orders_rederive_phase_and_error_times(empty_tables, tmp_path):
+    ingest_workbook(path=str(write_workbook(tmp_path / "a.xlsx", _rows_with_derivations())), profile=False)
+    rows = _rows_with_derivations()
+    rows["OrdensFabrico"][2][1] = datetime(2024, 4, 2, 8)  # order 1002 created a month later: its date-less phase moves
+    path = write_workbook(tmp_path / "b.xlsx", rows)
+    run = ingest_workbook(path=str(path), profile=False)
+    assert run.status == "succeeded", run.error
+    sheets = {s.sheet: s for s in run.sheets.all()}
+    assert {name for name, s in sheets.items() if not s.skipped} == {"OrdensFabrico"}
+    assert (sheets["FasesOrdemFabrico"].updated, sheets["OrdemFabricoErros"].updated) == (1, 2)
+    times = _event_times()
+    assert times["phase 5003"].month == 4 and times["error poro 1"] == times["phase 5003"]  # via the phase
+    assert times["error mancha 1"] == times["phase 5003"]  # no phase: the order's creation
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableoid::regclass::text FROM orders_orderphase WHERE id = 5003")
+        assert cursor.fetchone()[0].endswith("2024_apr")
+    _assert_same_as_a_full_reload(path)
+
+
+def test_vanished_order_rederives_and_is_reported_as_an_orphan(empty_tables, tmp_path):
+    from ingestion.models import DataQualityIssue
+
+    ingest_workbook(path=str(write_workbook(tmp_path / "a.xlsx", _rows_with_derivations())), profile=False)
+    rows = _rows_with_derivations()
+    del rows["OrdensFabrico"][2]  # order 1002 vanishes: its phase falls back to the planned date, its errors follow
+    path = write_workbook(tmp_path / "b.xlsx", rows)
+    run = ingest_workbook(path=str(path), profile=False, allow_shrink=True)
+    assert run.status == "succeeded", run.error
+    sheets = {s.sheet: s for s in run.sheets.all()}
+    assert sheets["OrdensFabrico"].deleted == 1 and sheets["FasesOrdemFabrico"].skipped
+    times = _event_times()
+    assert (times["phase 5003"].month, times["phase 5003"].day) == (3, 10)  # FaseOf_DataPrevista
+    assert times["error poro 1"] == times["phase 5003"] and times["error mancha 1"] is None
+    # orphan checks read the stored rows: the skipped sheets' orphans are counted and reported
+    assert sheets["FasesOrdemFabrico"].orphans == 1 and sheets["OrdemFabricoErros"].orphans >= 2
+    issue = DataQualityIssue.objects.get(kind="orphan_order", entity="FasesOrdemFabrico.FaseOf_OfId")
+    assert issue.status == "open" and issue.sample == [1002]
+    _assert_same_as_a_full_reload(path)

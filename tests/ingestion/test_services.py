@@ -260,15 +260,14 @@ def test_fault_point_is_inert_without_the_variable():
     assert "PRODPLAN_FAULT_PAUSE" not in os.environ
 
 
-def test_only_changed_sheets_and_their_dependents_are_reloaded(empty_tables, tmp_path):
+def test_only_changed_sheets_are_reloaded_and_dependents_rederived(empty_tables, tmp_path):
     from ingestion.services import _unchanged_sheets
 
     everything = {name: "h" for name in ("Fases", "Modelos", "OrdensFabrico", "FasesOrdemFabrico", "OrdemFabricoErros")}
     assert _unchanged_sheets(everything, everything) == set(everything)
     orders_changed = {**everything, "OrdensFabrico": "new"}
-    assert _unchanged_sheets(orders_changed, everything) == {"Fases", "Modelos"}
-    phases_changed = {**everything, "FasesOrdemFabrico": "new"}
-    assert _unchanged_sheets(phases_changed, everything) == {"Fases", "Modelos", "OrdensFabrico"}
+    # sheets deriving from a changed one are not re-read: their derived columns are recomputed
+    assert _unchanged_sheets(orders_changed, everything) == set(everything) - {"OrdensFabrico"}
 
     ingest_workbook(path=str(write_workbook(tmp_path / "a.xlsx")))
     rows = base_rows()
@@ -276,10 +275,10 @@ def test_only_changed_sheets_and_their_dependents_are_reloaded(empty_tables, tmp
     run = ingest_workbook(path=str(write_workbook(tmp_path / "b.xlsx", rows)))
     assert run.status == "succeeded", run.error
     sheets = {s.sheet: s for s in run.sheets.all()}
-    assert {name for name, s in sheets.items() if not s.skipped} == {"OrdensFabrico", "FasesOrdemFabrico", "OrdemFabricoErros"}
+    assert {name for name, s in sheets.items() if not s.skipped} == {"OrdensFabrico"}
     assert sheets["OrdensFabrico"].updated == 1
-    # phase 5003 has no dates: its event time follows the order's new creation time
-    assert sheets["FasesOrdemFabrico"].updated == 1
+    # phase 5003 has no dates: its event time follows the order's new creation time (recomputed, not re-read)
+    assert sheets["FasesOrdemFabrico"].updated == 1 and sheets["FasesOrdemFabrico"].rows_read == 0
     with connection.cursor() as cursor:
         cursor.execute("SELECT event_time FROM orders_orderphase WHERE id = 5003")
         assert cursor.fetchone()[0].hour == 9
