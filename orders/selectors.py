@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -365,85 +366,125 @@ def classify_route(standard: list[int], executed: list[tuple[int, bool]]) -> dic
     }
 
 
+_ROUTE_EXECUTIONS_SQL = """
+SELECT p.order_id, p.phase_id, p.is_rework
+FROM orders_orderphase p
+WHERE p.order_id = ANY(ARRAY(
+    SELECT o.id FROM orders_manufacturingorder o WHERE o.product_id = %(pid)s AND o.is_open = false
+))
+  AND p.started_at IS NOT NULL AND p.phase_id IS NOT NULL
+ORDER BY p.order_id, p.started_at, p.sequence NULLS LAST, p.id
+"""
+# Every product at once (the post-ingestion warm-up): one pass over the finished orders' phases.
+_ALL_ROUTE_EXECUTIONS_SQL = """
+SELECT o.product_id, p.order_id, p.phase_id, p.is_rework
+FROM orders_orderphase p JOIN orders_manufacturingorder o ON o.id = p.order_id
+WHERE o.is_open = false AND o.product_id IS NOT NULL AND p.started_at IS NOT NULL AND p.phase_id IS NOT NULL
+ORDER BY p.order_id, p.started_at, p.sequence NULLS LAST, p.id
+"""
+
+
 def route(*, product_id: int) -> dict:
     """The product's standard route with observed durations per step, and the conformance of its finished orders."""
 
     def compute() -> dict:
-        names = phase_names()
         product = Product.objects.filter(id=product_id).values("id", "name", "family").first()
-        steps = list(RouteStep.objects.filter(product_id=product_id).order_by("sequence", "phase_id").values(
-            "phase_id", "sequence", "labour_coefficient", "machine_coefficient"))
+        steps = list(RouteStep.objects.filter(product_id=product_id).order_by("sequence", "phase_id").values(*_STEP_FIELDS))
         stats = {s["phase_id"]: s for s in ProductPhaseStat.objects.filter(product_id=product_id).values()}
         # Executed phases of the product's finished orders, in start order. The order ids come first as an
         # array (InitPlan on orders_mo_product_created_idx), so each partition answers from its
         # (order_id, sequence, id) index: 1-25 ms. A join is planned as a hash join over all ~520k phases
         # (80-170 ms at full scale), whatever the product.
-        rows = _fetch(
-            """
-            SELECT p.order_id, p.phase_id, p.is_rework
-            FROM orders_orderphase p
-            WHERE p.order_id = ANY(ARRAY(
-                SELECT o.id FROM orders_manufacturingorder o WHERE o.product_id = %(pid)s AND o.is_open = false
-            ))
-              AND p.started_at IS NOT NULL AND p.phase_id IS NOT NULL
-            ORDER BY p.order_id, p.started_at, p.sequence NULLS LAST, p.id
-            """,
-            {"pid": product_id},
-        )
         by_order: dict[int, list] = defaultdict(list)
-        for r in rows:
+        for r in _fetch(_ROUTE_EXECUTIONS_SQL, {"pid": product_id}):
             by_order[r["order_id"]].append((r["phase_id"], r["is_rework"]))
-        standard = [s["phase_id"] for s in steps]
-        tallies = Counter()
-        deviations = Counter()
-        for executed in by_order.values():
-            result = classify_route(standard, executed)
-            for key in ("conformant", "out_of_order"):
-                tallies[key] += bool(result[key])
-            for key in ("skipped", "extra", "rework"):
-                tallies[key] += bool(result[key])
-                for pid in result[key]:
-                    deviations[(key, pid)] += 1
-            if result["out_of_order"]:
-                deviations[("out_of_order", None)] += 1
-        n_orders = len(by_order)
-
-        def share(key: str) -> dict:
-            return figure(_r(ratio(tallies[key], n_orders)), basis=OBSERVED, coverage=1.0 if n_orders else 0.0, n=tallies[key])
-
-        return {
-            "product": _product_payload(product_id, product and product["name"], product and product["family"]),
-            "steps": [
-                {
-                    "sequence": s["sequence"],
-                    "phase": {"id": s["phase_id"], "name": names.get(s["phase_id"])},
-                    "labour_coefficient": s["labour_coefficient"],
-                    "machine_coefficient": s["machine_coefficient"],
-                    "duration_hours_p50": figure(
-                        _r(stats[s["phase_id"]]["duration_p50_seconds"] / 3600.0) if s["phase_id"] in stats else None,
-                        basis=OBSERVED, coverage=None, n=stats.get(s["phase_id"], {}).get("n", 0)),
-                    "duration_hours_p90": figure(
-                        _r(stats[s["phase_id"]]["duration_p90_seconds"] / 3600.0) if s["phase_id"] in stats else None,
-                        basis=OBSERVED, coverage=None, n=stats.get(s["phase_id"], {}).get("n", 0)),
-                    "n": stats.get(s["phase_id"], {}).get("n", 0),
-                }
-                for s in steps
-            ],
-            "conformance": {
-                "orders": n_orders,
-                "followed_standard": share("conformant"),
-                "skipped_steps": share("skipped"),
-                "out_of_order": share("out_of_order"),
-                "looped_back": share("rework"),
-                "extra_steps": share("extra"),
-                "most_common_deviations": [
-                    {"kind": kind, "phase": None if pid is None else {"id": pid, "name": names.get(pid)}, "orders": count}
-                    for (kind, pid), count in sorted(deviations.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1] or 0))[:10]
-                ],
-            },
-        }
+        return _route_payload(product_id, product, steps, stats, by_order, phase_names())
 
     return cached("orders.route", {"product_id": product_id}, compute)
+
+
+_STEP_FIELDS = ("phase_id", "sequence", "labour_coefficient", "machine_coefficient")
+
+
+def routes_warm() -> int:
+    """Compute and cache route(product_id) for every catalogued product in one pass (after an ingestion).
+
+    Per product the answer costs 1-25 ms of SQL plus the classification of its orders; the first
+    supervisor (or API client) to open each of ~900 products would pay it. Returns the products cached."""
+    from prodplan.cache import cache_key
+
+    names = phase_names()
+    products = {p["id"]: p for p in Product.objects.values("id", "name", "family")}
+    steps: dict[int, list] = defaultdict(list)
+    for step in RouteStep.objects.order_by("product_id", "sequence", "phase_id").values("product_id", *_STEP_FIELDS):
+        steps[step.pop("product_id")].append(step)
+    stats: dict[int, dict] = defaultdict(dict)
+    for row in ProductPhaseStat.objects.values():
+        stats[row["product_id"]][row["phase_id"]] = row
+    executions: dict[int, dict[int, list]] = defaultdict(lambda: defaultdict(list))
+    with connection.cursor() as cursor:
+        cursor.execute(_ALL_ROUTE_EXECUTIONS_SQL)
+        for product_id, order_id, phase_id, is_rework in cursor.fetchall():
+            executions[product_id][order_id].append((phase_id, is_rework))
+    entries = {
+        cache_key("orders.route", {"product_id": pid}): _route_payload(
+            pid, product, steps.get(pid, []), stats.get(pid, {}), executions.get(pid, {}), names)
+        for pid, product in products.items()
+    }
+    cache.set_many(entries, settings.CACHE_TTL_SECONDS)
+    return len(entries)
+
+
+def _route_payload(product_id: int, product: dict | None, steps: list[dict], stats: dict, by_order: dict, names: dict) -> dict:
+    standard = [s["phase_id"] for s in steps]
+    tallies = Counter()
+    deviations = Counter()
+    for executed in by_order.values():
+        result = classify_route(standard, executed)
+        for key in ("conformant", "out_of_order"):
+            tallies[key] += bool(result[key])
+        for key in ("skipped", "extra", "rework"):
+            tallies[key] += bool(result[key])
+            for pid in result[key]:
+                deviations[(key, pid)] += 1
+        if result["out_of_order"]:
+            deviations[("out_of_order", None)] += 1
+    n_orders = len(by_order)
+
+    def share(key: str) -> dict:
+        return figure(_r(ratio(tallies[key], n_orders)), basis=OBSERVED, coverage=1.0 if n_orders else 0.0, n=tallies[key])
+
+    return {
+        "product": _product_payload(product_id, product and product["name"], product and product["family"]),
+        "steps": [
+            {
+                "sequence": s["sequence"],
+                "phase": {"id": s["phase_id"], "name": names.get(s["phase_id"])},
+                "labour_coefficient": s["labour_coefficient"],
+                "machine_coefficient": s["machine_coefficient"],
+                "duration_hours_p50": figure(
+                    _r(stats[s["phase_id"]]["duration_p50_seconds"] / 3600.0) if s["phase_id"] in stats else None,
+                    basis=OBSERVED, coverage=None, n=stats.get(s["phase_id"], {}).get("n", 0)),
+                "duration_hours_p90": figure(
+                    _r(stats[s["phase_id"]]["duration_p90_seconds"] / 3600.0) if s["phase_id"] in stats else None,
+                    basis=OBSERVED, coverage=None, n=stats.get(s["phase_id"], {}).get("n", 0)),
+                "n": stats.get(s["phase_id"], {}).get("n", 0),
+            }
+            for s in steps
+        ],
+        "conformance": {
+            "orders": n_orders,
+            "followed_standard": share("conformant"),
+            "skipped_steps": share("skipped"),
+            "out_of_order": share("out_of_order"),
+            "looped_back": share("rework"),
+            "extra_steps": share("extra"),
+            "most_common_deviations": [
+                {"kind": kind, "phase": None if pid is None else {"id": pid, "name": names.get(pid)}, "orders": count}
+                for (kind, pid), count in sorted(deviations.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1] or 0))[:10]
+            ],
+        },
+    }
 
 
 # --- positions of open orders (WIP) -----------------------------------------------------------------

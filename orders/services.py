@@ -165,7 +165,7 @@ def refresh_aggregates(*, warm_cache: bool = True) -> None:
 
 
 def orders_cache_warm() -> list[str]:
-    """Compute the overview's cached analytics at the data's as-of date (idempotent)."""
+    """Compute the overview's cached analytics at the data's as-of date, and every product's route (idempotent)."""
     from orders import selectors
     from prodplan.asof import data_as_of
 
@@ -176,4 +176,5 @@ def orders_cache_warm() -> list[str]:
     selectors.schedule_current(as_of=as_of)
     selectors.bottlenecks(as_of=as_of)
     selectors.risk_queue(as_of=as_of)
-    return ["kpi_overview", "schedule_current", "bottlenecks", "risk_queue"]
+    selectors.routes_warm()
+    return ["kpi_overview", "schedule_current", "bottlenecks", "risk_queue", "routes"]

@@ -294,3 +294,17 @@ def test_refresh_aggregates_is_idempotent(factory):
     after = (list(LeadTimePercentile.objects.values("scope", "key", "n", "p90")), OrderSummary.objects.count(),
              list(PhaseFlowStat.objects.values()))
     assert before == after
+
+
+def test_routes_warm_caches_for_every_product_what_route_computes(factory, django_assert_num_queries):
+    from django.core.cache import cache
+
+    from orders.models import Product
+
+    product_ids = list(Product.objects.values_list("id", flat=True))
+    expected = {pid: selectors.route(product_id=pid) for pid in product_ids}
+    assert any(e["conformance"]["orders"] for e in expected.values())
+    cache.clear()
+    assert selectors.routes_warm() == len(product_ids)
+    with django_assert_num_queries(0):
+        assert {pid: selectors.route(product_id=pid) for pid in product_ids} == expected
