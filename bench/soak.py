@@ -1,11 +1,13 @@
 """Soak: mixed API load at 16 concurrent clients against gunicorn for 10 minutes, with an ingestion of a changed workbook in the middle.
 
-Usage: DATABASE_URL=... .venv/bin/python bench/soak.py [--duration 600] [--clients 16] [--workers 4]
+Usage: DATABASE_URL=... [REDIS_URL=...] .venv/bin/python bench/soak.py [--duration 600] [--clients 16] [--workers 4]
        [--ingest-at 0.4 (fraction of the run)] [--workbook var/bench/Folha_IA_demo_1.0.xlsx]
 Needs a database loaded with the workbook. Makes (once) a copy with 1% of order-phase end times moved
 (bench/ingest.py's changed_copy) and, at --ingest-at, runs `manage.py ingest` on whichever of the two
 files the database did not load last, so every soak ingests a real change while it serves. The
 clients take the endpoints of bench/api_load.py round-robin with the cache on (the deployed setting).
+With REDIS_URL (as deployed) a Celery worker runs beside gunicorn, so the ingestion's post-commit cache
+warm-ups run where they would in production.
 Writes bench/results/soak.json: errors (goal zero), p95 per endpoint against the API goals (whole run,
 and before / during / after the ingestion), a per-minute timeline, and the RSS of each gunicorn worker
 sampled every --sample-every s (flat = the workers' total grows at most 10% from the first to the
@@ -39,6 +41,7 @@ from api_load import (  # noqa: E402 - bench/ is not a package
     endpoints,
     loadavg,
     pct,
+    post_ingestion_warm_up,
     run_load,
     sample_ids,
     start_gunicorn,
@@ -90,6 +93,18 @@ def ingest_in_background(path: Path, log: Path, outcome: dict) -> threading.Thre
     return thread
 
 
+def start_celery_worker(log: Path) -> subprocess.Popen | None:
+    """With Redis, a Celery worker (solo pool) as deployed: it runs the ingestion's post-commit cache warm-ups."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return None
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "prodplan", "worker", "--loglevel=WARNING", "--pool=solo", "-n", "soak@%h"],
+        cwd=ROOT, env=os.environ.copy(), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
 def rss_summary(samples: list[tuple[float, dict[int, int]]], start: float, end: float) -> dict:
     """Workers' total RSS per sample; growth from the first minute's median to the last minute's median."""
     rows = [(t - start, sum(rss.values()) / 2**20, {str(pid): round(b / 2**20, 1) for pid, b in rss.items()})
@@ -130,12 +145,14 @@ def main() -> None:
     eps = endpoints(*sample_ids())
     names = list(eps)
     server = start_gunicorn(port=args.port, workers=args.workers, cache=True)
+    worker = start_celery_worker(ROOT / "var" / "bench" / "soak_worker.log")
     sampler = ServerSampler(server.pid, APP_NAME, interval=args.sample_every)
     recorder = Recorder()
     ingestion: dict = {"file": to_ingest.name}
     log = ROOT / "var" / "bench" / "soak_ingest.log"
     try:
         wait_ready(f"http://127.0.0.1:{args.port}")
+        post_ingestion_warm_up()
         run_load(f"http://127.0.0.1:{args.port}", eps, args.clients, args.warmup)
         load_before = loadavg()
         sampler.start()
@@ -173,6 +190,8 @@ def main() -> None:
     finally:
         sampler.stop()
         stop_gunicorn(server)
+        if worker is not None:
+            stop_gunicorn(worker)  # same thing: SIGTERM to its process group, then wait
 
     ing_start = ingestion.get("started", end)
     ing_end = ingestion.get("ended", end)
