@@ -454,6 +454,19 @@ def derive_error_event_times_sql() -> str:
     )
 
 
+def secondary_indexes_sql() -> str:
+    """(name, definition) of a table's plain indexes: not the primary key, not unique (those enforce constraints)."""
+    return (
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary ORDER BY 1"
+    )
+
+
+def recreate_index_sql(definition: str) -> str:
+    """A partitioned table's index is defined ON ONLY the parent; re-created on the parent, it cascades to every partition."""
+    return definition.replace(" ON ONLY ", " ON ", 1)
+
+
 def _routing_order(target: Target) -> str:
     """Rows sorted by the partition key reach each monthly partition in one run (tuple routing stays put)."""
     if target.table != "orders_orderphase":

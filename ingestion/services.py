@@ -35,7 +35,9 @@ from ingestion.merge import (
     order_phase_ids_sql,
     orphan_keys_sql,
     orphan_summary_sql,
+    recreate_index_sql,
     reject_insert_sql,
+    secondary_indexes_sql,
     staging_ddl,
     staging_table,
     target_types_sql,
@@ -56,6 +58,7 @@ logger = logging.getLogger("prodplan.ingestion")
 
 ADVISORY_LOCK_KEY = 74_210_001
 PROGRESS_EVERY_ROWS = 20_000
+BULK_INDEX_ROWS = 50_000  # a first load at least this big builds its table's plain indexes after the INSERT
 PENDING_RUN_TIMEOUT_MINUTES = 30  # a queued run older than this is considered lost, not blocking
 AGGREGATE_APPS = ("orders", "quality", "inventory", "mlops")
 
@@ -450,9 +453,10 @@ def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Pr
             if spec.name == "FasesOrdemFabrico":
                 _ensure_partitions(cursor)
             if stored_rows[spec.name] == 0:
-                # A first load: a plain INSERT of every valid row.
-                cursor.execute(upsert_sql(spec, empty_target=True))
-                sheet_run.inserted, sheet_run.updated = cursor.fetchone()[0], 0
+                # A first load: a plain INSERT of every valid row; a big one builds the plain indexes afterwards.
+                with _indexes_built_after(cursor, TARGETS[spec.name].table, big=sheet_run.rows_loaded >= BULK_INDEX_ROWS):
+                    cursor.execute(upsert_sql(spec, empty_target=True))
+                    sheet_run.inserted, sheet_run.updated = cursor.fetchone()[0], 0
                 if into:
                     cursor.execute(touched_from_load_sql(spec))
             else:
@@ -471,6 +475,29 @@ def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Pr
                 run, "merged", sheet=spec.name, inserted=sheet_run.inserted, updated=sheet_run.updated,
                 unchanged=sheet_run.unchanged, deleted=sheet_run.deleted, seconds=timings[f"merge:{spec.name}"],
             )
+
+
+@contextlib.contextmanager
+def _indexes_built_after(cursor, table: str, *, big: bool):
+    """Drop the plain secondary indexes of an empty table, load it, then build them in one sorted pass each.
+
+    Hundreds of thousands of rows inserted one index entry at a time cost more than a CREATE INDEX
+    afterwards. Only for a first load (the table holds nothing) of many rows: the DROP takes an
+    exclusive lock until the commit, so readers of this (still empty) table wait for the load
+    instead of seeing nothing. Inside the run's transaction: a failed or killed run restores them."""
+    if not big:
+        yield
+        return
+    cursor.execute(secondary_indexes_sql(), [table])
+    indexes = cursor.fetchall()
+    for name, _ in indexes:
+        cursor.execute(f"DROP INDEX {name}")
+    yield
+    cursor.execute("SELECT current_setting('maintenance_work_mem'), set_config('maintenance_work_mem', '256MB', true)")
+    previous = cursor.fetchone()[0]
+    for _, definition in indexes:
+        cursor.execute(recreate_index_sql(definition))
+    cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [previous])
 
 
 def _derivation_plan(skip: set[str]) -> tuple[set[str], set[str]]:

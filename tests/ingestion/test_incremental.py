@@ -181,3 +181,35 @@ def test_vanished_order_rederives_and_is_reported_as_an_orphan(empty_tables, tmp
     issue = DataQualityIssue.objects.get(kind="orphan_order", entity="FasesOrdemFabrico.FaseOf_OfId")
     assert issue.status == "open" and issue.sample == [1002]
     _assert_same_as_a_full_reload(path)
+
+
+def _index_definitions() -> list[tuple[str, str, str]]:
+    """Every index of the loaded tables and of their partitions: (table, index definition, valid)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.relname, pg_get_indexdef(i.indexrelid), i.indisvalid::text FROM pg_index i "
+            "JOIN pg_class t ON t.oid = i.indrelid "
+            "WHERE t.relname ~ '^(orders_orderphase|orders_phaseassignment|quality_qualityerror)' ORDER BY 1, 2"
+        )
+        return cursor.fetchall()
+
+
+def test_big_first_load_rebuilds_the_plain_indexes_it_dropped(empty_tables, tmp_path, monkeypatch):
+    from ingestion import services
+
+    parents = ("orders_orderphase", "orders_phaseassignment", "quality_qualityerror")
+    before = [row for row in _index_definitions() if row[0] in parents]
+    assert any("orders_op_phase_event_idx" in definition for _, definition, _ in before)
+    monkeypatch.setattr(services, "BULK_INDEX_ROWS", 1)  # every table of the small workbook counts as big
+    run = ingest_workbook(path=str(write_workbook(tmp_path / "a.xlsx")), profile=False)
+    assert run.status == "succeeded", run.error
+    assert run.sheets.get(sheet="FasesOrdemFabrico").inserted == 4
+    after = _index_definitions()
+    assert [row for row in after if row[0] in parents] == before  # the same parent indexes, by name and definition
+    per_table: dict[str, int] = {}
+    for table, _, valid in after:
+        assert valid == "true"
+        per_table[table] = per_table.get(table, 0) + 1
+    for table, count in per_table.items():  # every partition carries a copy of each of its parent's indexes
+        parent = next(p for p in parents if table.startswith(p))
+        assert count == per_table[parent], table
