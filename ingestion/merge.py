@@ -78,8 +78,11 @@ def validation_sql(spec: SheetSpec) -> list[str]:
     if spec.key:
         keys = ", ".join(q(k) for k in spec.key)
         statements.append(
-            f"WITH ranked AS (SELECT _row, min(_row) OVER w AS first_row, row_number() OVER w AS rn "
-            f"FROM {table} WHERE _reject IS NULL WINDOW w AS (PARTITION BY {keys} ORDER BY _row)) "
+            # A hash aggregate finds the duplicated keys; only their rows are sorted to find each key's first row.
+            f"WITH duplicated AS (SELECT {keys} FROM {table} WHERE _reject IS NULL GROUP BY {keys} HAVING count(*) > 1), "
+            f"ranked AS (SELECT _row, min(_row) OVER w AS first_row, row_number() OVER w AS rn "
+            f"FROM {table} WHERE _reject IS NULL AND ({keys}) IN (SELECT * FROM duplicated) "
+            f"WINDOW w AS (PARTITION BY {keys} ORDER BY _row)) "
             f"UPDATE {table} s SET _reject = 'duplicate_key', _col = '{spec.key[0]}', "
             f"_msg = 'same key ({', '.join(spec.key)}) as row ' || ranked.first_row "
             f"FROM ranked WHERE s._row = ranked._row AND ranked.rn > 1"
@@ -281,7 +284,8 @@ def _vanished_where(spec: SheetSpec) -> str:
 def vanished_count_sql(spec: SheetSpec) -> str:
     """(stored rows absent from the new file, stored rows) of a sheet's table."""
     table = TARGETS[spec.name].table
-    return f"SELECT count(*) FILTER (WHERE {_vanished_where(spec)}), count(*) FROM {table} t"
+    # NOT EXISTS in a WHERE is a hashed anti-join; inside an aggregate FILTER it would be one index probe per stored row.
+    return f"SELECT (SELECT count(*) FROM {table} t WHERE {_vanished_where(spec)}), (SELECT count(*) FROM {table})"
 
 
 def delete_vanished_sql(spec: SheetSpec, *, touched: str | None = None) -> str:
