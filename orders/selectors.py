@@ -53,7 +53,7 @@ from orders.models import (
     ProductPhaseStat,
     RouteStep,
 )
-from prodplan.cache import cached
+from prodplan.cache import cached, cached_in_process
 from prodplan.db import fetch_prepared
 from prodplan.gates import OBSERVED, THEORETICAL, figure, not_supported, ratio
 from prodplan.stats import percentile
@@ -112,7 +112,7 @@ def _product_payload(product_id, name, family) -> dict | None:
 
 
 def phase_names() -> dict[int, str]:
-    return cached("orders.phase_names", {}, lambda: dict(Phase.objects.values_list("id", "name")))
+    return cached_in_process("orders.phase_names", lambda: dict(Phase.objects.values_list("id", "name")))
 
 
 # --- lead-time percentiles and order status ------------------------------------------------------
@@ -138,7 +138,7 @@ def lead_time_percentiles() -> dict:
             result["global"] = {"n": 0, "p50": None, "p75": None, "p90": None, "mean": None}
         return result
 
-    return cached("orders.lead_time_percentiles", {}, compute)
+    return cached_in_process("orders.lead_time_percentiles", compute)
 
 
 def global_threshold() -> dict:
@@ -148,7 +148,7 @@ def global_threshold() -> dict:
         ).first()
         return row or {"n": 0, "p50": None, "p75": None, "p90": None, "at_risk_days": None, "late_days": None}
 
-    return cached("orders.global_threshold", {}, compute)
+    return cached_in_process("orders.global_threshold", compute)
 
 
 def order_queryset(*, as_of: datetime) -> QuerySet:
@@ -703,7 +703,7 @@ def _product_defect_rates() -> dict[int, float]:
         )
         return {r["product_id"]: r["with_errors"] / r["n"] for r in rows if r["n"]}
 
-    return cached("orders.product_defect_rates", {}, compute)
+    return cached_in_process("orders.product_defect_rates", compute)
 
 
 def _risk_rows(*, as_of: datetime) -> list[dict]:

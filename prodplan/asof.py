@@ -10,22 +10,17 @@ from rest_framework.exceptions import ValidationError
 
 
 def data_as_of() -> datetime | None:
-    """The as-of time recorded by the last successful ingestion, cached per data version."""
-    from django.core.cache import cache
+    """The as-of time recorded by the last successful ingestion, cached per data version (and in this process)."""
+    from prodplan.cache import cached_in_process
 
+    return cached_in_process("prodplan.data_as_of", _stored_as_of)
+
+
+def _stored_as_of() -> datetime | None:
     from ingestion.choices import RunStatus
     from ingestion.models import IngestionRun
-    from prodplan.cache import data_version
 
-    key = f"prodplan:v{data_version()}:as_of"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached or None
-    value = (
-        IngestionRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-id").values_list("as_of", flat=True).first()
-    )
-    cache.set(key, value or "", 3600)
-    return value
+    return IngestionRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-id").values_list("as_of", flat=True).first()
 
 
 def parse_as_of(raw: str | None) -> datetime | None:

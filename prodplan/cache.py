@@ -39,8 +39,28 @@ def data_version_memoised() -> int:
 
 
 def forget_data_version() -> None:
-    """Drop this process's memo of the data version (the next request re-reads it)."""
+    """Drop this process's memo of the data version and the values memoised for it (the next request re-reads)."""
     _version_memo["version"] = None
+    _in_process.clear()
+
+
+_in_process: dict[str, tuple[int, Any]] = {}
+
+
+def cached_in_process(name: str, compute: Callable[[], Any]) -> Any:
+    """cached(name, {}, compute), also kept in this process's memory for the current data version.
+
+    For the small reference values read on every request (the data's as-of, thresholds, phase names):
+    a shared-cache round trip and unpickling per request cost more than the lookup they save."""
+    if not getattr(settings, "CACHE_ENABLED", True):
+        return compute()
+    version = data_version_memoised()
+    hit = _in_process.get(name)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    value = cached(name, {}, compute)
+    _in_process[name] = (version, value)
+    return value
 
 
 def _learn_version(version: int) -> None:
@@ -76,7 +96,7 @@ def bump_data_version() -> int:
 
 def cache_key(name: str, params: dict | None = None) -> str:
     digest = hashlib.sha1(json.dumps(params or {}, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return f"prodplan:v{data_version()}:{name}:{digest}"
+    return f"prodplan:v{data_version_memoised()}:{name}:{digest}"
 
 
 def cached(name: str, params: dict | None, compute: Callable[[], Any], ttl: int | None = None) -> Any:
@@ -116,6 +136,7 @@ def warm_cached(jobs: dict[str, tuple[dict, Callable]]) -> list[str]:
     from prodplan.asof import data_as_of
 
     cache.delete(VERSION_KEY)  # re-read the committed data version from the database
+    forget_data_version()
     as_of = data_as_of()
     if as_of is None:
         return []

@@ -20,8 +20,7 @@ from orders.api.serializers import (
 )
 from orders.filtersets import ManufacturingOrderFilterSet
 from orders.models import ManufacturingOrder
-from prodplan.asof import data_as_of
-from prodplan.asof import resolve_as_of as resolve_as_of_uncached
+from prodplan.asof import resolve_as_of
 from prodplan.cache import cached
 
 AS_OF = OpenApiParameter(
@@ -33,14 +32,6 @@ DATE_FROM = OpenApiParameter("date_from", OpenApiTypes.DATE, OpenApiParameter.QU
 DATE_TO = OpenApiParameter("date_to", OpenApiTypes.DATE, OpenApiParameter.QUERY, required=False,
                            description="Last day of the window (inclusive); default the as-of date.")
 TAGS = ["prodplan"]
-
-
-def resolve_as_of(request):
-    """resolve_as_of, with the data's as-of read once per data version (it is a query otherwise)."""
-    if request.query_params.get("as_of"):
-        return resolve_as_of_uncached(request)
-    return cached("prodplan.data_as_of", {}, data_as_of) or resolve_as_of_uncached(request)
-
 KPI_TAGS = ["kpis"]
 
 

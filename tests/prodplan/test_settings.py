@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from prodplan.database import UnsupportedDatabaseError, database_from_url
+from prodplan.database import PREPARE_ONLY_WHEN_ASKED, UnsupportedDatabaseError, database_from_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def test_postgres_url_parsing():
     assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) == (
         "app", "s@cret", "db.example", "6543", "plant",
     )
-    assert config["OPTIONS"] == {"sslmode": "require", "options": "-c jit=off"}
+    assert config["OPTIONS"] == {"sslmode": "require", "options": "-c jit=off", "prepare_threshold": PREPARE_ONLY_WHEN_ASKED}
 
 
 def test_socket_url_from_pgserver():
@@ -46,3 +46,16 @@ def test_locale_and_time_zone():
     assert settings.TIME_ZONE == "Europe/Lisbon" and settings.USE_TZ
     assert settings.LANGUAGE_CODE == "pt-pt"
     assert "en" in dict(settings.LANGUAGES)
+
+
+@pytest.mark.django_db
+def test_prepared_lookups_really_prepare_on_the_server():
+    from django.db import connection
+
+    from prodplan.db import fetch_prepared
+
+    statement = "SELECT %s::int + 1 AS answer"
+    assert fetch_prepared(statement, (41,)) == [{"answer": 42}]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int + 1%%'")
+        assert cursor.fetchone()[0] == 1
