@@ -396,14 +396,11 @@ def _stage_all(
                     progress.update(spec.name, rows_read, reader.sheet_height(spec), step)
         progress.update(spec.name, rows_read, reader.sheet_height(spec), step, stage="validating")
         table = staging_table(spec)
+        # Statistics for the validation and the merge's joins. No index on the staged keys: every later
+        # statement joining them (shrink guard, changed rows, vanished rows) is a hash join over all rows.
         raw_cursor.execute(f"ANALYZE {table}")
         for statement in validation_sql(spec):
             raw_cursor.execute(statement)
-        if spec.key:
-            raw_cursor.execute(f"CREATE INDEX ON {table} ({', '.join(_quote(k) for k in spec.key)})")
-        else:
-            raw_cursor.execute(f'CREATE INDEX ON {table} ("Erro_OfId", _hash, _occurrence)')
-        raw_cursor.execute(f"ANALYZE {table}")
         raw_cursor.execute(reject_insert_sql(spec), [run.pk])
         rejected = raw_cursor.rowcount
         raw_cursor.execute(f"SELECT _reject, count(*) FROM {table} WHERE _reject IS NOT NULL GROUP BY 1")
