@@ -27,6 +27,7 @@ from ingestion.merge import (
     apply_changed_sql,
     apply_phase_event_times_sql,
     changed_rows_sql,
+    changed_table,
     copy_columns,
     copy_types,
     delete_vanished_sql,
@@ -447,10 +448,10 @@ def _merge_all(run: IngestionRun, sheet_runs: dict[str, SheetRun], progress: _Pr
             step = time.perf_counter()
             sheet_run = sheet_runs[spec.name]
             into = TOUCHED[spec.name] if spec.name in touch else None
-            if spec.name == "FasesOrdemFabrico":
-                _ensure_partitions(cursor)
             if stored_rows[spec.name] == 0:
                 # A first load: a plain INSERT of every valid row; a big one builds the plain indexes afterwards.
+                if spec.name == "FasesOrdemFabrico":
+                    _ensure_partitions(cursor)
                 with _indexes_built_after(cursor, TARGETS[spec.name].table, big=sheet_run.rows_loaded >= BULK_INDEX_ROWS):
                     cursor.execute(upsert_sql(spec, empty_target=True))
                     sheet_run.inserted, sheet_run.updated = cursor.fetchone()[0], 0
@@ -554,6 +555,12 @@ def _merge_changed(cursor, spec: SheetSpec) -> tuple[int, int]:
     types = dict(cursor.fetchall())
     for statement in changed_rows_sql(spec, types):
         cursor.execute(statement)
+    if spec.name == "FasesOrdemFabrico":
+        # Only the changed rows can need a partition the stored ones do not already have.
+        cursor.execute(f"SELECT min(event_time), max(event_time) FROM {changed_table(spec)}")
+        first, last = cursor.fetchone()
+        if first is not None:
+            ensure_order_phase_partitions(first, last)
     update, insert = apply_changed_sql(spec)
     updated = 0
     if update:

@@ -56,7 +56,7 @@ def test_incremental_merge_writes_only_changed_rows_and_counts_them(empty_tables
     before = _locations("orders_orderphase")
     rows = base_rows()
     rows["FasesOrdemFabrico"][0][10] = 2  # phase 5000: another shift (same partition)
-    rows["FasesOrdemFabrico"][2][3] = datetime(2024, 3, 3, 12)  # phase 5002 ends a month later: moves partition
+    rows["FasesOrdemFabrico"][2][3] = datetime(2024, 5, 3, 12)  # phase 5002 ends months later: moves to a new partition
     del rows["FasesOrdemFabrico"][1]  # phase 5001 vanishes
     rows["FasesOrdemFabrico"].append([5010, 1002, datetime(2024, 3, 2, 8), None, None, 1, 0, 1, 12, 0, 1, 2])  # new
     run = ingest_workbook(path=str(write_workbook(tmp_path / "b.xlsx", rows)), allow_shrink=True, profile=False)
@@ -74,7 +74,8 @@ def test_incremental_merge_writes_only_changed_rows_and_counts_them(empty_tables
         cursor.execute("SELECT id, shift, event_time, is_open, is_done, duration_seconds FROM orders_orderphase ORDER BY id")
         stored = {row[0]: row[1:] for row in cursor.fetchall()}
     assert stored[5000][0] == 2
-    assert stored[5002][1].month == 3 and stored[5002][2:4] == (False, True) and stored[5002][4] > 0
+    assert stored[5002][1].month == 5 and stored[5002][2:4] == (False, True) and stored[5002][4] > 0
+    assert after["5002"].startswith("orders_orderphase_2024_may")  # its month's partition was created, not the default
     assert stored[5010][2] is True  # started, not ended: open
 
     # The same file again, forced through the pipeline: every row compares equal, nothing is written.
