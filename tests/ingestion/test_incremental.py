@@ -20,8 +20,11 @@ def _warm_callbacks(callbacks) -> set[str]:
     return {getattr(getattr(cb, "__self__", None), "name", "") for cb in callbacks} & WARM_TASKS
 
 
+LOCAL_CACHE = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "warm-up-test"}}
+
+
 def test_warmups_useless_only_for_a_short_lived_eager_process_with_a_local_cache(settings):
-    # The test settings: eager Celery, LocMemCache.
+    settings.CACHES = LOCAL_CACHE  # the test settings run Celery eagerly; CI's cache is Redis
     assert not cache_warmups_useful(process_exits=True)
     assert cache_warmups_useful(process_exits=False)  # ingestion inside the serving process fills its own cache
     settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/15"}}
@@ -37,7 +40,8 @@ def test_ingestion_queues_warmups_unless_told_not_to(empty_tables, tmp_path, dja
     assert run.status == "succeeded" and _warm_callbacks(callbacks) == set()
 
 
-def test_cli_skips_warmups_into_its_own_dying_cache(empty_tables, tmp_path, django_capture_on_commit_callbacks):
+def test_cli_skips_warmups_into_its_own_dying_cache(empty_tables, tmp_path, django_capture_on_commit_callbacks, settings):
+    settings.CACHES = LOCAL_CACHE
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         call_command("ingest", str(write_workbook(tmp_path / "a.xlsx")), "--no-profile")
     assert _warm_callbacks(callbacks) == set()
