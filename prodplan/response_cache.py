@@ -38,12 +38,23 @@ STORED_HEADERS = ("Content-Type", "Vary", "Allow", "X-Frame-Options", "Content-L
 
 
 class _LocalResponses:
-    """Thread-safe LRU of (body, headers) bounded by entry count and total bytes."""
+    """Thread-safe LRU of (body, headers) bounded by entry count and total bytes, for one data version.
+
+    Entries of an older version can never be hit again (the version is in every key): the first
+    lookup under a new version drops them all, instead of letting them age out of the LRU."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.entries: OrderedDict[str, tuple[bytes, tuple]] = OrderedDict()
         self.size = 0
+        self.version: int | None = None
+
+    def follow(self, version: int) -> None:
+        if version != self.version:
+            with self.lock:
+                self.entries.clear()
+                self.size = 0
+                self.version = version
 
     def get(self, key: str):
         with self.lock:
@@ -67,6 +78,7 @@ class _LocalResponses:
         with self.lock:
             self.entries.clear()
             self.size = 0
+            self.version = None
 
 
 LOCAL = _LocalResponses()
@@ -150,7 +162,9 @@ class ResponseCacheMiddleware:
             meta.get("HTTP_ACCEPT", ""), meta.get("HTTP_ACCEPT_LANGUAGE", ""),
         ))
         digest = hashlib.blake2b(raw.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
-        return f"prodplan:v{data_version_memoised()}:response:{digest}"
+        version = data_version_memoised()
+        LOCAL.follow(version)
+        return f"prodplan:v{version}:response:{digest}"
 
     @staticmethod
     def _storable(request, response) -> bool:

@@ -78,3 +78,13 @@ def test_cached_hits_still_count_against_the_per_ip_throttle(client, factory, mo
     codes = [client.get(KPIS).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     assert LOCAL.entries  # the second answer was a hit, and the third was refused all the same
+
+
+def test_a_new_data_version_drops_the_older_rendered_responses_of_this_process(client, factory, django_capture_on_commit_callbacks):
+    client.get(KPIS)
+    client.get("/api/prodplan/orders")
+    assert len(LOCAL.entries) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        bump_data_version()
+    client.get(KPIS)
+    assert len(LOCAL.entries) == 1  # only the new version's answer is kept
