@@ -10,6 +10,7 @@ Two levels: a small LRU of the response bytes in this process (no network), then
 when configured), so one worker's miss is every worker's hit. Requests carrying credentials (X-API-Key,
 Authorization, a session cookie) always take the full path: their answers may depend on who asks. Hits
 still pass the anonymous per-IP throttle; a throttled hit falls through to DRF, which answers the 429.
+Answers say `X-Cache: hit` or `X-Cache: miss` (stored); uncacheable ones carry no such header.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class ResponseCacheMiddleware:
             body, headers = entry
             response = HttpResponse(body if request.method == "GET" else b"", headers=dict(headers))
             response["Content-Length"] = str(len(body))
+            response["X-Cache"] = "hit"
             return response
         response = self.get_response(request)
         if self._storable(request, response):
@@ -141,6 +143,7 @@ class ResponseCacheMiddleware:
             LOCAL.put(key, entry)
             cache.set(key, entry, settings.CACHE_TTL_SECONDS)
             RESPONSE_CACHE_EVENTS.labels(outcome="stored").inc()
+            response["X-Cache"] = "miss"
         else:
             RESPONSE_CACHE_EVENTS.labels(outcome="bypass").inc()
         return response

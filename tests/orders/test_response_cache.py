@@ -30,6 +30,7 @@ def test_a_repeated_anonymous_get_is_answered_from_the_rendered_cache_without_a_
     assert second["X-Frame-Options"] == first["X-Frame-Options"]
     assert int(second["Content-Length"]) == len(first.content)
     assert second["X-Request-Id"] != first["X-Request-Id"]
+    assert (first["X-Cache"], second["X-Cache"]) == ("miss", "hit")
 
 
 def test_the_query_string_order_does_not_matter_but_its_values_do(client, factory):
