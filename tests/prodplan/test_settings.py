@@ -59,3 +59,17 @@ def test_prepared_lookups_really_prepare_on_the_server():
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT $1::int + 1%%'")
         assert cursor.fetchone()[0] == 1
+
+
+@pytest.mark.django_db
+def test_prepared_lookups_are_counted_and_logged_like_any_query(django_assert_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from prodplan.db import fetch_prepared
+
+    with django_assert_num_queries(1):
+        fetch_prepared("SELECT %s::int AS n", (7,))
+    with CaptureQueriesContext(connection) as captured:
+        fetch_prepared("SELECT %(n)s::int AS n", {"n": 8})
+    assert captured.captured_queries[0]["sql"] == "SELECT 8::int AS n"
