@@ -396,10 +396,9 @@ def apply_changed_sql(spec: SheetSpec) -> tuple[str | None, str]:
             [f"t.{q(c)} = c.{q(c)}" for c in identity] + [f"t.{q(c)} = c.{q('_old_' + c)}" for c in target.key if c not in identity]
         )
         update = f"UPDATE {target.table} t SET {assignments} FROM {table} c WHERE c._stored AND {match}"
-    order = " ORDER BY event_time" if target.table == "orders_orderphase" else ""
     insert = (
         f"INSERT INTO {target.table} ({', '.join(q(c) for c in columns)}) "
-        f"SELECT {', '.join(q(c) for c in columns)} FROM {table} WHERE NOT _stored{order}"
+        f"SELECT {', '.join(q(c) for c in columns)} FROM {table} WHERE NOT _stored{_routing_order(target)}"
     )
     return update, insert
 

@@ -491,11 +491,18 @@ def _indexes_built_after(cursor, table: str, *, big: bool):
     for name, _ in indexes:
         cursor.execute(f"DROP INDEX {name}")
     yield
-    cursor.execute("SELECT current_setting('maintenance_work_mem'), set_config('maintenance_work_mem', '256MB', true)")
+    with _local_setting(cursor, "maintenance_work_mem", "256MB"):
+        for _, definition in indexes:
+            cursor.execute(recreate_index_sql(definition))
+
+
+@contextlib.contextmanager
+def _local_setting(cursor, name: str, value: str):
+    """A server setting changed for the statements inside (transaction-local), then put back for the rest of the run."""
+    cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
     previous = cursor.fetchone()[0]
-    for _, definition in indexes:
-        cursor.execute(recreate_index_sql(definition))
-    cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [previous])
+    yield
+    cursor.execute("SELECT set_config(%s, %s, true)", [name, previous])
 
 
 def _derivation_plan(skip: set[str]) -> tuple[set[str], set[str]]:
@@ -520,26 +527,24 @@ def _derive(run: IngestionRun, cursor, spec: SheetSpec, sheet_run: SheetRun, tim
     step = time.perf_counter()
     # The partitioned parents carry no statistics (ANALYZE never runs on them by itself), so the planner
     # may sort half a million phases for a merge join to look up a few hundred: hash joins stay linear.
-    cursor.execute("SELECT current_setting('enable_mergejoin'), set_config('enable_mergejoin', 'off', true)")
-    mergejoin = cursor.fetchone()[0]
-    if spec.name == "FasesOrdemFabrico":
-        for statement in derive_phase_event_times_sql():
-            cursor.execute(statement)
-        cursor.execute("SELECT min(new), max(new) FROM derived_order_phases")
-        first, last = cursor.fetchone()
-        if first is not None:
-            ensure_order_phase_partitions(first, last)
-        update, touch = apply_phase_event_times_sql()
-        cursor.execute(update)
-        sheet_run.updated = cursor.rowcount
-        if record_touched:
-            cursor.execute(touch)
-    elif spec.name == "OrdemFabricoErros":
-        cursor.execute(derive_error_event_times_sql())
-        sheet_run.updated = cursor.rowcount
-    else:
-        raise AssertionError(f"no derivation for {spec.name}")
-    cursor.execute("SELECT set_config('enable_mergejoin', %s, true)", [mergejoin])
+    with _local_setting(cursor, "enable_mergejoin", "off"):
+        if spec.name == "FasesOrdemFabrico":
+            for statement in derive_phase_event_times_sql():
+                cursor.execute(statement)
+            cursor.execute("SELECT min(new), max(new) FROM derived_order_phases")
+            first, last = cursor.fetchone()
+            if first is not None:
+                ensure_order_phase_partitions(first, last)
+            update, touch = apply_phase_event_times_sql()
+            cursor.execute(update)
+            sheet_run.updated = cursor.rowcount
+            if record_touched:
+                cursor.execute(touch)
+        elif spec.name == "OrdemFabricoErros":
+            cursor.execute(derive_error_event_times_sql())
+            sheet_run.updated = cursor.rowcount
+        else:
+            raise AssertionError(f"no derivation for {spec.name}")
     sheet_run.seconds = round(time.perf_counter() - step, 3)
     timings[f"derive:{spec.name}"] = sheet_run.seconds
     _log_step(run, "derived", sheet=spec.name, updated=sheet_run.updated, seconds=sheet_run.seconds)
