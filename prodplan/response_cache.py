@@ -52,10 +52,7 @@ class _LocalResponses:
 
     def follow(self, version: int) -> None:
         if version != self.version:
-            with self.lock:
-                self.entries.clear()
-                self.size = 0
-                self.version = version
+            self._reset(version)
 
     def get(self, key: str):
         with self.lock:
@@ -76,13 +73,18 @@ class _LocalResponses:
                 self.size -= len(dropped[0])
 
     def clear(self) -> None:
+        self._reset(None)
+
+    def _reset(self, version: int | None) -> None:
         with self.lock:
             self.entries.clear()
             self.size = 0
-            self.version = None
+            self.version = version
 
 
 LOCAL = _LocalResponses()
+
+
 class _AnonymousShim:
     """What a DRF throttle reads of a request (META, headers, user, auth), for throttling a hit before DRF exists."""
 
