@@ -1,6 +1,8 @@
 """Admin for the ingestion audit and the steward's reject triage."""
 
 from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from ingestion.choices import REJECT_REASON_HELP, TriageStatus
 from ingestion.contract import SHEETS_BY_NAME
@@ -77,13 +79,12 @@ class RejectAdmin(admin.ModelAdmin):
 
     @admin.display(description="original row")
     def original_row(self, obj):
-        from django.utils.html import format_html, format_html_join
 
         spec = SHEETS_BY_NAME.get(obj.sheet)
         headers = spec.headers if spec else list(obj.original)
         rows = format_html_join(
             "", "<tr><th>{}</th><td{}>{}</td></tr>",
-            ((h, format_html(' style="background:#fde2e1"') if h == obj.column else "", "" if obj.original.get(h) is None else obj.original.get(h)) for h in headers),
+            ((h, mark_safe(' style="background:#fde2e1"') if h == obj.column else "", "" if obj.original.get(h) is None else obj.original.get(h)) for h in headers),
         )
         return format_html("<table>{}</table>", rows)
 
