@@ -59,7 +59,7 @@ def loaded(transactional_db, demo_workbook) -> dict:
 
 
 class Page:
-    """A browser page bound to the live server that records JavaScript errors and saves screenshots."""
+    """A browser page bound to the live server that records JavaScript and console errors and saves screenshots."""
 
     def __init__(self, page, base_url: str, name: str):
         self.page = page
@@ -67,6 +67,8 @@ class Page:
         self.name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
         self.js_errors: list[str] = []
         page.on("pageerror", lambda exc: self.js_errors.append(f"{page.url}: {exc}"))
+        # Console errors include resources that failed to load (a missing script, style or icon).
+        page.on("console", lambda message: self.js_errors.append(f"{page.url}: {message.text}") if message.type == "error" else None)
 
     def goto(self, path: str):
         response = self.page.goto(self.base_url + path)

@@ -1,4 +1,4 @@
-"""/api/health, /metrics, the admin login page and API-key authentication."""
+"""/api/health, /metrics, the admin login page, the favicon and API-key authentication."""
 
 import pytest
 from django.urls import path
@@ -29,6 +29,16 @@ def test_metrics_exposed(client):
 def test_admin_login_page(client):
     response = client.get("/admin/login/")
     assert response.status_code == 200
+
+
+def test_favicon_served_for_every_page(client):
+    from django.contrib.staticfiles import finders
+
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"].endswith("/img/favicon.svg")
+    assert finders.find("img/favicon.svg")
+    assert b'rel="icon"' in client.get("/accounts/login/").content
 
 
 class _Protected(APIView):
