@@ -257,24 +257,40 @@ def predict_eta(*, order_id: int | None = None, features: dict | None = None) ->
     return answer
 
 
+_BASELINE_METHODS = {
+    ModelName.ETA: ("baseline: the answer is the median remaining time of the order's family after the phase it "
+                    "finished last (else its family's, else the global one); no other feature is used"),
+}
+_BASELINE_METHOD = ("baseline: the answer is the product's historical value (else its family's, else the global "
+                    "one); no other feature is used")
+
+
 def explain(*, name: str, order_id: int | None = None) -> dict | None:
-    """Global permutation importance of the answering model; with order_id, that prediction's contributions."""
+    """Global permutation importance of the answering model; with order_id, that prediction's contributions.
+
+    None: no such order (for ETA: no open order with that id, since only open orders have a remaining time)."""
     predictor = active_predictor(name)
     answer = {"name": str(name), "model": predictor.describe()}
     if predictor.is_baseline:
         answer["global_importance"] = []
-        answer["method"] = ("baseline: the answer is the product's historical value (else its family's, else "
-                            "the global one); no other feature is used")
+        answer["method"] = _BASELINE_METHODS.get(name, _BASELINE_METHOD)
     else:
         answer["global_importance"] = predictor.version.importance
         answer["global_method"] = ("permutation importance on the validation split: mean drop of the score "
-                                   "(-MAE for lead time, ROC AUC for risk) over 3 shuffles of the feature")
+                                   "(-MAE for lead time and remaining time, ROC AUC for risk) over 3 shuffles "
+                                   "of the feature")
     if order_id is None:
         return answer
-    frame = order_feature_frame(order_id)
+    if name == ModelName.ETA:
+        as_of = data_as_of()
+        frame = eta_open_features(as_of=as_of, ids=[int(order_id)]) if as_of is not None else pd.DataFrame()
+    else:
+        frame = order_feature_frame(order_id)
     if frame.empty:
         return None
     answer["order_id"] = order_id
+    if name == ModelName.ETA:
+        answer["as_of"] = as_of.isoformat()
     if predictor.is_baseline:
         answer["prediction"] = float(predictor.predict(frame)[0])
         answer["baseline_level"] = predictor.model.source(frame)[0]

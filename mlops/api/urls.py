@@ -15,4 +15,5 @@ urlpatterns = [
     path("ml/predict/eta", views.PredictView.as_view(model_name=ModelName.ETA), name="ml-predict-eta"),
     path("ml/explain/leadtime", views.ExplainView.as_view(model_name=ModelName.LEAD_TIME), name="ml-explain-leadtime"),
     path("ml/explain/risk", views.ExplainView.as_view(model_name=ModelName.RISK), name="ml-explain-risk"),
+    path("ml/explain/eta", views.ExplainView.as_view(model_name=ModelName.ETA), name="ml-explain-eta"),
 ]

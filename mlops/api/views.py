@@ -65,6 +65,8 @@ class PredictView(APIView):
         if answer is None:
             if self.model_name == ModelName.ETA:
                 raise NotFound("No open order with that id (created by the data's as-of date).")
+            if self.model_name == ModelName.ETA:
+                raise NotFound("No open order with that id: only open orders have a remaining time.")
             raise NotFound("No order with that id (or it has no creation date).")
         return Response(answer)
 
@@ -84,5 +86,7 @@ class ExplainView(APIView):
             raise ValidationError({"of_id": "must be an integer"}) from exc
         answer = selectors.explain(name=self.model_name, order_id=order_id)
         if answer is None:
+            if self.model_name == ModelName.ETA:
+                raise NotFound("No open order with that id: only open orders have a remaining time.")
             raise NotFound("No order with that id (or it has no creation date).")
         return Response(answer)

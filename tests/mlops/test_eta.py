@@ -13,7 +13,7 @@ from mlops import services
 from mlops.choices import Algorithm
 from mlops.datasets import ETA_NUMERIC, data_as_of, eta_dataset, eta_features, eta_open_features
 from mlops.models import ModelVersion, Prediction
-from mlops.selectors import predict
+from mlops.selectors import explain, predict
 from orders.models import ManufacturingOrder, OrderPhase, Phase, Product, RouteStep
 from tests.mlops.builders import empty_domain_tables
 from tests.mlops.conftest import FAST
@@ -172,6 +172,16 @@ def test_train_promote_predict_store_and_fall_back(factory, keyed_client, api_cl
     finished_id = int(eta_features()["order_id"].iloc[0])
     assert api_client.post("/api/ml/predict/eta", {"order_id": finished_id}, format="json").status_code == 404
 
+    glob = api_client.get("/api/ml/explain/eta").json()
+    assert glob["global_importance"] == hgb.importance and glob["model"]["label"] == hgb.label
+    local = api_client.get("/api/ml/explain/eta", {"of_id": order_id}).json()
+    assert local["prediction"] == pytest.approx(answer["remaining_days"], abs=1e-3)
+    total = sum(c["contribution"] for c in local["contributions"])
+    assert total == pytest.approx(local["prediction"] - local["reference_prediction"], abs=1e-3)
+    assert {c["feature"] for c in local["contributions"]} == set(hgb.features) and local["as_of"] == answer["as_of"]
+    missing = api_client.get("/api/ml/explain/eta", {"of_id": finished_id})
+    assert missing.status_code == 404 and "open order" in missing.json()["detail"]
+
     stored = services.predictions_store_open_orders(as_of=as_of)
     assert stored["stored"]["eta"] == len(open_ids)
     row = Prediction.objects.get(name="eta", order_id=order_id)
@@ -186,3 +196,5 @@ def test_train_promote_predict_store_and_fall_back(factory, keyed_client, api_cl
     expected = baseline.params["family_phase"].get(key, baseline.params["family"].get(f["family"],
                                                                                       baseline.params["global"]))
     assert fallback["remaining_days"] == pytest.approx(expected, abs=1e-4)
+    explained = explain(name="eta", order_id=order_id)
+    assert explained["prediction"] == pytest.approx(expected, abs=1e-4) and "finished last" in explained["method"]
