@@ -52,8 +52,9 @@ class SheetRunAdmin(admin.ModelAdmin):
 class RejectAdmin(admin.ModelAdmin):
     """The steward's triage queue: filter, read the original row, acknowledge / ignore / export / re-validate."""
 
-    list_display = ["id", "run", "sheet", "row_number", "reason", "column", "message", "status"]
-    list_filter = ["run", "sheet", "reason", "status"]
+    list_display = ["id", "run_number", "sheet", "row_number", "reason", "message", "status"]  # the message names the column
+    # Only runs that have rejects (a no-op or clean run would be an empty choice).
+    list_filter = [("run", admin.RelatedOnlyFieldListFilter), "sheet", "reason", "status"]
     search_fields = ["message", "original__icontains"]
     list_select_related = ["run"]
     readonly_fields = ["run", "sheet", "row_number", "reason", "reason_help", "column", "message", "original_row", "status", "triaged_at", "triaged_by"]
@@ -63,6 +64,11 @@ class RejectAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="run", ordering="run_id")
+    def run_number(self, obj):
+        # A short column: the full run label (status, file name) is one click away and in the filter.
+        return f"#{obj.run_id}"
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term:

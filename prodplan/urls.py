@@ -13,6 +13,8 @@ admin.site.site_header = "PRODPLAN administration"
 admin.site.site_title = "PRODPLAN admin"
 admin.site.index_title = "Data stewardship"
 admin.site.site_url = "/"
+# The triage changelists are wide (sheet, row, reason, message, status): they get the full width.
+admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
     path("api/health", health.health_view, name="health"),

@@ -93,6 +93,8 @@ def test_admin_reject_changelist_counts_and_readable_row(steward_client, rejecte
     assert response.status_code == 200
     body = response.content.decode()
     assert "bad_severity" in body and 'href="/ingestion/"' in body
+    assert f"<td class=\"field-run_number\">#{rejected_run.pk}</td>" in body  # short run column, message shown
+    assert Reject.objects.get(run=rejected_run, reason="bad_severity").message in body
     reject = Reject.objects.get(run=rejected_run, reason="bad_date")
     detail = steward_client.get(f"/admin/ingestion/reject/{reject.pk}/change/").content.decode()
     assert "not a date" in detail and "Of_DataCriacao" in detail and "is not a date" in detail
