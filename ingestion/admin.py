@@ -160,10 +160,21 @@ class RejectAdmin(admin.ModelAdmin):
 
 @admin.register(DataQualityIssue)
 class DataQualityIssueAdmin(admin.ModelAdmin):
-    list_display = ["kind", "entity", "key", "row_count", "measured", "status", "first_seen_run", "last_seen_run"]
+    list_display = ["kind", "entity", "key", "row_count", "match_rate", "status", "first_seen", "last_seen"]
     list_filter = ["status", "kind", "entity"]
     search_fields = ["key", "detail"]
-    list_select_related = ["first_seen_run", "last_seen_run"]
+
+    @admin.display(description="match rate", ordering="measured")
+    def match_rate(self, obj):
+        return "" if obj.measured is None else f"{obj.measured:.1%}"
+
+    @admin.display(description="first seen (run)", ordering="first_seen_run_id")
+    def first_seen(self, obj):
+        return f"#{obj.first_seen_run_id}"
+
+    @admin.display(description="last seen (run)", ordering="last_seen_run_id")
+    def last_seen(self, obj):
+        return f"#{obj.last_seen_run_id}"
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in DataQualityIssue._meta.fields]

@@ -100,6 +100,16 @@ def test_admin_reject_changelist_counts_and_readable_row(steward_client, rejecte
     assert "not a date" in detail and "Of_DataCriacao" in detail and "is not a date" in detail
 
 
+def test_admin_data_quality_list_reads_as_rates_and_runs(steward_client, rejected_run):
+    from ingestion.models import DataQualityIssue
+
+    rated = DataQualityIssue.objects.filter(measured__isnull=False).first()
+    assert rated is not None, "the fixture's workbook names unknown products: a match-rate issue"
+    body = steward_client.get("/admin/ingestion/dataqualityissue/?status__exact=open").content.decode()
+    assert f'<td class="field-match_rate">{rated.measured:.1%}</td>' in body
+    assert f'<td class="field-first_seen">#{rejected_run.pk}</td>' in body
+
+
 def test_admin_acknowledge_needs_confirmation_and_counts(steward_client, rejected_run):
     ids = list(Reject.objects.filter(run=rejected_run).values_list("pk", flat=True))
     url = "/admin/ingestion/reject/"
