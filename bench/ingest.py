@@ -18,6 +18,16 @@ PY = sys.executable
 GOALS = {"cold_seconds": 25.0, "cold_peak_rss_mb": 1024.0, "noop_seconds": 2.0, "one_percent_seconds": 10.0, "speedup_vs_naive": 5.0}
 
 
+def cpu_calibration_seconds() -> float:
+    """Seconds for a fixed pure-Python loop (20 M additions): compares machines (the same code ran 2.4x slower
+    on one session's machine than on the next), not a goal."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(20_000_000):
+        total += number
+    return round(time.perf_counter() - started, 2)
+
+
 def run(args: list[str], env: dict) -> dict:
     result = subprocess.run([PY, *args], cwd=ROOT, env=env, capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
@@ -85,7 +95,8 @@ def main() -> None:
     workbook = Path(args.workbook) if args.workbook else ROOT / "var" / "bench" / f"Folha_IA_demo_{args.scale}.xlsx"
     env_base = {**os.environ, "DATABASE_URL": base_url}
     env_base.pop("REDIS_URL", None)
-    figures: dict = {"scale": args.scale, "workbook": str(workbook), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "cpu_calibration_seconds": cpu_calibration_seconds()}
+    figures: dict = {"scale": args.scale, "workbook": str(workbook), "machine": machine}
     if not workbook.exists():
         workbook.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
