@@ -19,7 +19,7 @@ GOALS = {"cold_seconds": 25.0, "cold_peak_rss_mb": 1024.0, "noop_seconds": 2.0, 
 
 
 def cpu_calibration_seconds() -> float:
-    """Seconds for a fixed pure-Python loop (20 M additions): compares machines (the same code ran 2.4x slower
+    """Seconds for a fixed pure-Python loop (20 M additions): compares machines (the same cold load took 2.7x longer
     on one session's machine than on the next), not a goal."""
     started = time.perf_counter()
     total = 0
