@@ -75,6 +75,21 @@ def test_health_503_when_database_is_down():
     assert result.stdout.strip().splitlines()[-1] == '503 ["database"]', result.stderr[-2000:]
 
 
+def test_commands_on_an_unreachable_database_say_why_in_one_line(tmp_path):
+    env = {**os.environ, "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/prodplan_no_such_database",
+           "PRODPLAN_RELEASE_BLOCKED_PATH": str(tmp_path / "RELEASE_BLOCKED.md"), "PRODPLAN_VAR_DIR": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+    ingest = subprocess.run([sys.executable, "manage.py", "ingest", str(tmp_path / "any.xlsx")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert ingest.returncode == 1 and "Traceback" not in ingest.stderr, ingest.stderr[-2000:]
+    assert "database unavailable" in ingest.stderr and "prodplan_no_such_database" in ingest.stderr
+    gate = subprocess.run([sys.executable, "manage.py", "release_gate"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert gate.returncode == 1 and "Traceback" not in gate.stderr, gate.stderr[-2000:]
+    blocked = (tmp_path / "RELEASE_BLOCKED.md").read_text()
+    assert "prodplan.E001" in blocked and blocked.count("- **") == 1  # the one reason: every other check needs it
+
+
 def test_production_settings_pass_check_deploy():
     env = {
         **os.environ,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from django.core.management import BaseCommand, CommandError
+from django.core.management import CommandError
 
 from ingestion.choices import RunStatus, RunTrigger
 from ingestion.services import AlreadyRunning, cache_warmups_useful, ingest_workbook
+from prodplan.commands import DatabaseCommand
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Ingest a Folha_IA workbook (idempotent; one run at a time). Exit code 1 on failure, with the reason."
 
     def add_arguments(self, parser):

@@ -2,14 +2,15 @@
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management import BaseCommand, CommandError
+from django.core.management import CommandError
 
+from prodplan.commands import DatabaseCommand
 from prodplan.roles import ensure_role_groups
 
 DEMO_PASSWORD = "demo-pass-2025"
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Create demo users supervisor, steward and admin (password demo-pass-2025). Refused unless DEBUG."
 
     def handle(self, *args, **options):

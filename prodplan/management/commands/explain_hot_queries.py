@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management import BaseCommand, CommandError
+from django.core.management import CommandError
 from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
+
+from prodplan.commands import DatabaseCommand
 
 HOT_ENDPOINTS = {
     "orders_list": "/api/prodplan/orders",
@@ -20,7 +22,7 @@ HOT_ENDPOINTS = {
 SKIP = ("SAVEPOINT", "RELEASE", "django_session", "prodplan_apikey", "prodplan_dataversion", "ingestion_ingestionrun")
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Capture the queries each hot endpoint runs (cache off) and write their plans to docs/perf/<endpoint>.txt."
 
     def add_arguments(self, parser):

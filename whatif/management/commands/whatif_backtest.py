@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management import CommandError
 
 from prodplan.asof import data_as_of, parse_as_of
+from prodplan.commands import DatabaseCommand
 from whatif.services import default_backtest_start, whatif_backtest_run
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Backtest the what-if baseline: WIP of a past date + real arrivals, N weeks, weekly completions vs reality."
 
     def add_arguments(self, parser):

@@ -1,0 +1,27 @@
+"""Management-command base: a database that cannot be reached is a one-line error naming why, not a traceback."""
+
+from __future__ import annotations
+
+from django.core.management import BaseCommand, CommandError
+from django.db import InterfaceError, OperationalError
+
+
+def database_unreachable_message(exc: Exception) -> str | None:
+    """The operator's one line for a failed connection (host, port, database; never a password), else None."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, OperationalError | InterfaceError) and "connection" in text.lower():
+        return f"database unavailable: {text} (check DATABASE_URL and that PostgreSQL is running)"
+    return None
+
+
+class DatabaseCommand(BaseCommand):
+    """A command that needs PostgreSQL: exit 1 with the reason when it cannot connect."""
+
+    def execute(self, *args, **options):
+        try:
+            return super().execute(*args, **options)
+        except (OperationalError, InterfaceError) as exc:
+            message = database_unreachable_message(exc)
+            if message is None:
+                raise
+            raise CommandError(message) from exc
