@@ -54,6 +54,7 @@ from ingestion.reader import COERCERS, CellError, WorkbookError, WorkbookReader,
 from prodplan import metrics
 from prodplan.cache import bump_data_version
 from prodplan.partitioning import ensure_order_phase_partitions
+from prodplan.task_queue import QueueUnavailable, enqueue
 
 logger = logging.getLogger("prodplan.ingestion")
 
@@ -136,6 +137,19 @@ def ingestion_request(*, path: str, trigger: str = RunTrigger.CLI, allow_shrink:
         return IngestionRun.objects.create(
             file_name=source.name, file_path=str(source), trigger=trigger, allow_shrink=allow_shrink, status=RunStatus.PENDING
         )
+
+
+def ingestion_enqueue(*, run_id: int) -> None:
+    """Queue a pending run for the worker; when the broker cannot take it, the run fails with that reason
+    (a pending run that nothing will execute would answer "already running" to every request for 30 minutes)."""
+    from ingestion.tasks import ingest_run_task
+
+    try:
+        enqueue(ingest_run_task, run_id)
+    except QueueUnavailable as exc:
+        IngestionRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
+            status=RunStatus.FAILED, error=str(exc), finished_at=timezone.now())
+        raise QueueUnavailable(str(exc), run_id=run_id) from exc
 
 
 def ingest_workbook(

@@ -17,10 +17,11 @@ from ingestion.choices import RunStatus, RunTrigger
 from ingestion.contract import SHEETS
 from ingestion.models import IngestionRun
 from ingestion.selectors import run_report
-from ingestion.services import AlreadyRunning, ingestion_request, run_progress
+from ingestion.services import AlreadyRunning, ingestion_enqueue, ingestion_request, run_progress
 from ingestion.tasks import ingest_run_task
 from ingestion.uploads import UploadRejected, store_upload
 from orders.views import _freshness, can_ingest
+from prodplan.task_queue import QueueUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,11 @@ def _run_eagerly_in_background(run_id: int) -> None:
 def start_run(run_id: int) -> None:
     if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
         _run_eagerly_in_background(run_id)
-    else:
-        ingest_run_task.delay(run_id)
+        return
+    try:
+        ingestion_enqueue(run_id=run_id)
+    except QueueUnavailable:
+        pass  # the run is now failed with the reason, which its progress panel shows
 
 
 def _progress_rows(run: IngestionRun) -> list[dict]:

@@ -17,6 +17,21 @@ def _eager_celery():
     yield
 
 
+@pytest.fixture
+def broker_down():
+    """Tasks are published (not eager) to a Redis address where nothing listens: a real connection refusal."""
+    from prodplan.celery import app
+
+    saved = (app.conf.task_always_eager, app.conf.broker_url, app._pool, app.amqp._producer_pool)
+    app.conf.task_always_eager = False
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    app._pool = app.amqp._producer_pool = None
+    yield
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app.conf.task_always_eager, app.conf.broker_url, app._pool, app.amqp._producer_pool = saved
+
+
 @pytest.fixture(autouse=True)
 def _isolated_domain_data(request):
     """A database test that does not ask for the session's ingested workbook starts from empty domain tables.

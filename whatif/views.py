@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from orders.choices import ProductFamily
 from orders.views import _phase_choices, can_run_whatif, chart
 from prodplan.asof import data_as_of
+from prodplan.task_queue import QueueUnavailable
 from whatif.api.serializers import ScenarioSerializer
 from whatif.choices import PriorityRule, RunStatus
 from whatif.models import WhatIfRun
@@ -132,7 +133,11 @@ def whatif_run(request):
     data = dict(serializer.validated_data)
     data.pop("run_async", None)
     as_of = data.pop("as_of", None) or data_as_of() or timezone.now()
-    run, _computed = whatif_run_request(inputs=canonical_inputs(validated=data, as_of=as_of))
+    try:
+        run, _computed = whatif_run_request(inputs=canonical_inputs(validated=data, as_of=as_of))
+    except QueueUnavailable as exc:
+        # a long scenario could not be queued: its run is failed with the reason, which the result panel shows
+        run = get_object_or_404(WhatIfRun, pk=exc.run_id)
     context = {**_run_context(run), **_backtest_context()}
     if request.htmx:
         return render(request, "whatif/partials/_result.html", context)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -15,8 +14,7 @@ from ingestion.api.serializers import IngestionRequestSerializer, RunStatusSeria
 from ingestion.choices import RunTrigger
 from ingestion.models import IngestionRun
 from ingestion.selectors import run_report
-from ingestion.services import AlreadyRunning, ingestion_request
-from ingestion.tasks import ingest_run_task
+from ingestion.services import AlreadyRunning, ingestion_enqueue, ingestion_request
 from ingestion.uploads import UploadRejected, inbox_path, store_upload
 from prodplan.api_keys import HasApiKeyOrStaff
 
@@ -27,7 +25,7 @@ class IngestionRunView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": IngestionRequestSerializer, "application/json": IngestionRequestSerializer},
-        responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+        responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
         summary="Upload a workbook (or name one in the inbox) and ingest it as a background task",
     )
     def post(self, request):
@@ -48,7 +46,7 @@ class IngestionRunView(APIView):
         except AlreadyRunning as exc:
             return Response({"detail": str(exc), "run_id": exc.run_id}, status=status.HTTP_409_CONFLICT)
         IngestionRun.objects.filter(pk=run.pk).update(file_name=display_name)
-        transaction.on_commit(lambda: ingest_run_task.delay(run.pk))
+        ingestion_enqueue(run_id=run.pk)  # the run is committed; a broker outage fails it and answers 503
         return Response(
             {"run_id": run.pk, "status": "pending", "status_url": f"/api/ingestion/status/{run.pk}", "report_url": f"/api/ingestion/report/{run.pk}"},
             status=status.HTTP_202_ACCEPTED,

@@ -13,6 +13,7 @@ from mlops.api.serializers import ModelVersionSerializer, PredictRequestSerializ
 from mlops.choices import ModelName
 from mlops.tasks import train_model_task
 from prodplan.api_keys import HasApiKeyOrStaff
+from prodplan.task_queue import enqueue
 
 
 class TrainView(APIView):
@@ -21,11 +22,11 @@ class TrainView(APIView):
     permission_classes = [HasApiKeyOrStaff]
     model_name = ModelName.LEAD_TIME
 
-    @extend_schema(request=TrainRequestSerializer, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(request=TrainRequestSerializer, responses={202: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
     def post(self, request):
         payload = TrainRequestSerializer(data=request.data or {})
         payload.is_valid(raise_exception=True)
-        result = train_model_task.delay(str(self.model_name), payload.validated_data["seed"])
+        result = enqueue(train_model_task, str(self.model_name), payload.validated_data["seed"])  # 503 if no broker
         body = {"task_id": result.id, "name": str(self.model_name), "state": result.state}
         if result.ready():  # eager mode (no Redis): the task already ran in this process
             body["result"] = result.result

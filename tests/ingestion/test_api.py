@@ -59,6 +59,18 @@ def test_second_request_while_one_is_pending_is_told_already_running(keyed_clien
     assert response.json()["detail"] == f"already running: run {pending.pk}"
 
 
+def test_broker_down_answers_503_and_fails_the_run_instead_of_leaving_it_pending(keyed_client, empty_tables, tmp_path,
+                                                                                  broker_down):
+    response = _upload(keyed_client, write_workbook(tmp_path / "wb.xlsx"))
+    assert response.status_code == 503 and response.json()["component"] == "task queue", response.content
+    assert "nothing was queued" in response.json()["detail"]
+    run = IngestionRun.objects.get()
+    assert run.status == "failed" and run.error.startswith("task queue unavailable") and run.finished_at
+    again = _upload(keyed_client, write_workbook(tmp_path / "wb.xlsx"))
+    assert again.status_code == 503  # not "409 already running" for a run that nothing will ever execute
+    assert IngestionRun.objects.filter(status="pending").count() == 0
+
+
 def test_inbox_name_must_be_inside_the_inbox(keyed_client, empty_tables, settings, tmp_path):
     settings.INBOX_DIR = tmp_path
     response = keyed_client.post("/api/ingestion/run", {"inbox_name": "../../etc/passwd"}, format="json")

@@ -82,3 +82,15 @@ def test_upload_polls_until_done(steward_client, ingested, django_capture_on_com
     assert done.status_code == 286
     body = done.content.decode()
     assert 'id="run-done"' in body and "hx-trigger" not in body
+
+
+def test_upload_with_the_broker_down_shows_the_run_failed_with_the_reason(steward_client, ingested, settings,
+                                                                          broker_down, django_capture_on_commit_callbacks):
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # a deployment with Redis: the worker would run it
+    upload = SimpleUploadedFile("Folha_IA.xlsx", ingested["path"].read_bytes())
+    with django_capture_on_commit_callbacks(execute=True):
+        steward_client.post("/ingestion/", {"workbook": upload}, **HX)
+    run = IngestionRun.objects.order_by("-id").first()
+    assert run.status == "failed" and run.error.startswith("task queue unavailable")
+    polled = steward_client.get(f"/ingestion/runs/{run.pk}/?poll=1", **HX)
+    assert polled.status_code == 286 and "task queue unavailable" in polled.content.decode()

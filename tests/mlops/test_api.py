@@ -31,6 +31,14 @@ def test_train_needs_an_api_key_and_answers_202(factory, keyed_client, monkeypat
 
 
 @pytest.mark.django_db
+def test_train_with_the_broker_down_is_a_503_naming_it(keyed_client, broker_down):
+    response = keyed_client.post("/api/ml/train/leadtime", {}, format="json")
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response.json()["component"] == "task queue" and "task queue unavailable" in response.json()["detail"]
+    assert ModelVersion.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_predict_and_explain(trained, api_client, django_assert_max_num_queries):
     active = ModelVersion.objects.get(name="leadtime", active=True)
     order_id = int(lead_time_dataset().splits["test"]["order_id"].iloc[-1])

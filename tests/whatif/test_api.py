@@ -108,6 +108,22 @@ def test_async_run_is_accepted_then_executed(keyed_client, django_capture_on_com
     assert got.json()["outputs"]["baseline"]["orders_in"]["wip"] == 4
 
 
+def test_async_run_with_the_broker_down_fails_with_the_reason_and_a_retry_recomputes(
+        keyed_client, django_capture_on_commit_callbacks, broker_down):
+    from prodplan.task_queue import QueueUnavailable
+
+    build()
+    # The test's transaction defers the queueing to its commit; in autocommit it happens inside the request,
+    # whose answer is then the API's 503 for QueueUnavailable (asserted in the ingestion API tests).
+    with pytest.raises(QueueUnavailable) as raised, django_capture_on_commit_callbacks(execute=True):
+        keyed_client.post(URL, scenario(run_async=True), format="json")
+    run = WhatIfRun.objects.get()
+    assert raised.value.run_id == run.pk
+    assert run.status == "failed" and run.error.startswith("task queue unavailable")
+    again = keyed_client.post(URL, scenario(), format="json")  # same scenario, synchronous: computed, not reused
+    assert again.status_code == 201 and again.json()["status"] == "succeeded" and again.json()["id"] == run.pk
+
+
 def test_result_shows_the_latest_backtest(keyed_client, api_client):
     build()
     run_id = keyed_client.post(URL, scenario(), format="json").json()["id"]

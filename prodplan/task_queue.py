@@ -1,0 +1,29 @@
+"""Handing work to Celery: a broker that cannot take a task raises QueueUnavailable, naming why."""
+
+from __future__ import annotations
+
+import logging
+
+from kombu.exceptions import OperationalError as BrokerError
+
+logger = logging.getLogger("prodplan.tasks")
+
+
+class QueueUnavailable(Exception):
+    """The task broker (Redis) could not take the task; nothing was queued. run_id: the job it was for, if any."""
+
+    def __init__(self, message: str, *, run_id: int | None = None):
+        super().__init__(message)
+        self.run_id = run_id
+
+
+def enqueue(task, *args, **kwargs):
+    """task.delay(*args, **kwargs), or QueueUnavailable when the broker cannot be reached.
+
+    Callers that recorded a pending job mark it failed with this reason, so that nothing waits for a task that
+    was never queued."""
+    try:
+        return task.delay(*args, **kwargs)
+    except (BrokerError, ConnectionError, OSError) as exc:
+        logger.error("task queue unavailable", extra={"task": task.name, "error": str(exc)})
+        raise QueueUnavailable(f"task queue unavailable: {exc}") from exc
