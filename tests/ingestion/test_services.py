@@ -282,3 +282,9 @@ def test_only_changed_sheets_are_reloaded_and_dependents_rederived(empty_tables,
     with connection.cursor() as cursor:
         cursor.execute("SELECT event_time FROM orders_orderphase WHERE id = 5003")
         assert cursor.fetchone()[0].hour == 9
+
+
+def test_a_committed_run_stays_succeeded_when_its_profile_cannot_be_queued(empty_tables, tmp_path, broker_down):
+    run = ingest_workbook(path=str(write_workbook(tmp_path / "wb.xlsx")), profile=True)
+    assert run.status == "succeeded" and run.error == "" and run.profile in (None, {})
+    assert IngestionRun.objects.get(pk=run.pk).status == "succeeded"
