@@ -31,6 +31,9 @@ def _check_cache() -> dict:
     try:
         cache.set("prodplan:health", 1, 5)
         ok = cache.get("prodplan:health") == 1
+        if getattr(cache, "redis_down", False):
+            # Redis failed: answers still come, cached in each process's memory until Redis is back.
+            return {"ok": False, "backend": "redis", "fallback": "process-local memory while Redis is unreachable"}
         return {"ok": ok, "backend": "redis" if settings.REDIS_URL else "local-memory"}
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "backend": "redis", "error": type(exc).__name__}

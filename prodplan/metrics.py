@@ -9,6 +9,7 @@ INGESTION_DURATION = Histogram(
 )
 REJECTS = Counter("prodplan_rejects_total", "Rejected workbook rows by sheet and reason", ["sheet", "reason"])
 CACHE_EVENTS = Counter("prodplan_cache_events_total", "Versioned cache lookups", ["name", "outcome"])
+CACHE_FALLBACKS = Counter("prodplan_cache_fallbacks_total", "Times Redis failed and this process cached locally for a while")
 WHATIF_RUNS = Counter("prodplan_whatif_runs_total", "What-if simulations", ["outcome"])
 WHATIF_DURATION = Histogram("prodplan_whatif_duration_seconds", "What-if simulation wall time")
 MODEL_INFERENCE = Histogram(

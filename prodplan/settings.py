@@ -107,7 +107,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            # Redis down: each process caches in its own memory until Redis answers again (prodplan.cache_backend);
+            # /api/health reports the cache as failing.
+            "BACKEND": "prodplan.cache_backend.RedisWithLocalFallback",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "prodplan"),
             "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},

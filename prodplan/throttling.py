@@ -9,6 +9,7 @@ across a window boundary.
 
 from __future__ import annotations
 
+from redis.exceptions import RedisError
 from rest_framework import throttling
 
 from prodplan.models import ApiKey
@@ -41,9 +42,12 @@ class FixedWindowMixin:
         if redis is not None:
             # A plain INCR (django-redis's incr() runs a Lua script to keep the TTL); the window's first sets it.
             key = self.cache.make_and_validate_key(counter)
-            count = redis.incr(key)
-            if count == 1:
-                redis.expire(key, self.duration + 1)
+            try:
+                count = redis.incr(key)
+                if count == 1:
+                    redis.expire(key, self.duration + 1)
+            except RedisError:
+                return 0  # the counter store is down: throttling fails open, the request is served
             return count
         try:
             return self.cache.incr(counter)
