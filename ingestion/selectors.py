@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ingestion.choices import RunStatus
 from ingestion.models import IngestionRun
 
@@ -9,6 +11,37 @@ from ingestion.models import IngestionRun
 def last_successful_run() -> IngestionRun | None:
     """The newest run that stored data (succeeded), ignoring no-op and failed runs."""
     return IngestionRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-id").first()
+
+
+def inbox_decision(*, inbox: Path, now: float, settle_seconds: float, retry_failed_after_seconds: float) -> dict:
+    """What the inbox watch should do with the newest workbook there: {"status": "ingest", "path": ...} or why not.
+
+    Not yet: a file written less than settle_seconds ago (it may still be being copied in). Not again: the
+    content of the last successful run, or content whose last run failed less than retry_failed_after_seconds
+    ago (a broken export in the inbox would otherwise fail every poll)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ingestion.reader import file_sha256
+
+    workbooks = sorted(inbox.glob("*.xlsx"), key=lambda p: p.stat().st_mtime) if inbox.is_dir() else []
+    if not workbooks:
+        return {"status": "empty inbox"}
+    newest = workbooks[-1]
+    age = now - newest.stat().st_mtime
+    if age < settle_seconds:
+        return {"status": "settling", "file": newest.name, "seconds_since_write": round(age, 1)}
+    digest = file_sha256(newest)
+    last = last_successful_run()
+    if last is not None and last.file_sha256 == digest:
+        return {"status": "unchanged", "file": newest.name}
+    latest_of_file = IngestionRun.objects.filter(file_sha256=digest).order_by("-id").first()
+    if (latest_of_file is not None and latest_of_file.status == RunStatus.FAILED and latest_of_file.finished_at
+            and timezone.now() - latest_of_file.finished_at < timedelta(seconds=retry_failed_after_seconds)):
+        return {"status": "failed recently", "file": newest.name, "run_id": latest_of_file.pk,
+                "error": latest_of_file.error}
+    return {"status": "ingest", "path": newest, "file": newest.name}
 
 
 def run_report(run: IngestionRun) -> dict:

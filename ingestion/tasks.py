@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from celery import shared_task
 from django.conf import settings
 
 from ingestion.choices import RunTrigger
-from ingestion.reader import file_sha256
 from ingestion.services import AlreadyRunning, ingest_run, ingest_workbook, ingestion_run_attach_profile
 from prodplan.task_guard import single_instance
 
@@ -29,19 +29,17 @@ def ingest_run_task(run_id: int) -> dict:
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3)
 @single_instance
 def ingest_inbox_task() -> dict:
-    """Ingest the newest workbook in the inbox when its content differs from the last successful run."""
-    from ingestion.selectors import last_successful_run
+    """Ingest the newest workbook in the inbox once it has settled, unless it is known (see inbox_decision)."""
+    from ingestion.selectors import inbox_decision
 
-    inbox = Path(settings.INBOX_DIR)
-    workbooks = sorted(inbox.glob("*.xlsx"), key=lambda p: p.stat().st_mtime) if inbox.is_dir() else []
-    if not workbooks:
-        return {"status": "empty inbox"}
-    newest = workbooks[-1]
-    last = last_successful_run()
-    if last is not None and last.file_sha256 == file_sha256(newest):
-        return {"status": "unchanged", "file": newest.name}
+    decision = inbox_decision(
+        inbox=Path(settings.INBOX_DIR), now=time.time(), settle_seconds=settings.INBOX_SETTLE_SECONDS,
+        retry_failed_after_seconds=settings.INBOX_RETRY_FAILED_AFTER_SECONDS,
+    )
+    if decision["status"] != "ingest":
+        return decision
     try:
-        run = ingest_workbook(path=str(newest), trigger=RunTrigger.BEAT)
+        run = ingest_workbook(path=str(decision["path"]), trigger=RunTrigger.BEAT)
     except AlreadyRunning as exc:
         return {"status": "skipped", "detail": str(exc)}
     return {"status": run.status, "run_id": run.pk}

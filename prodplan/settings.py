@@ -164,6 +164,10 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_ROOT = VAR_DIR / "media"
 UPLOAD_DIR = VAR_DIR / "uploads"
 INBOX_DIR = Path(os.environ.get("PRODPLAN_INBOX_DIR", VAR_DIR / "inbox"))
+# A file written less than this ago may still be being copied into the inbox: the watch waits for it.
+INBOX_SETTLE_SECONDS = float(os.environ.get("INBOX_SETTLE_SECONDS", "30"))
+# A workbook whose run failed is tried again only after this long (a broken export would fail every poll).
+INBOX_RETRY_FAILED_AFTER_SECONDS = float(os.environ.get("INBOX_RETRY_FAILED_AFTER_SECONDS", "3600"))
 MODEL_ARTIFACT_DIR = Path(os.environ.get("PRODPLAN_MODEL_DIR", VAR_DIR / "models"))
 MAX_UPLOAD_BYTES = int(os.environ.get("PRODPLAN_MAX_UPLOAD_BYTES", str(200 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

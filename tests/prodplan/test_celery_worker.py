@@ -48,6 +48,7 @@ def worker_env(tmp_path):
         "PRODPLAN_INBOX_DIR": str(inbox),
         "PRODPLAN_VAR_DIR": str(tmp_path / "var"),
         "INBOX_POLL_SECONDS": "1",
+        "INBOX_SETTLE_SECONDS": "2",  # the file is written before beat starts; a real drop waits 30 s
     }
     with connection.cursor() as cursor:
         from tests.conftest import DOMAIN_TABLES
