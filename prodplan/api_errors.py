@@ -1,6 +1,8 @@
-"""API error envelope: DRF's handler, with database and task-queue outages answered as 503."""
+"""API error envelope: DRF's handler, with database and task-queue outages answered as 503; JSON 404/500 under /api/."""
 
 from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -28,3 +30,17 @@ def exception_handler(exc, context):
             headers={"Retry-After": "5"},
         )
     return drf_exception_handler(exc, context)
+
+
+def page_not_found(request, exception):
+    """handler404: JSON for the API (its clients parse JSON), the site's page for people."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"Not found: no API endpoint at {request.path} (see /api/docs/)."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: JSON for the API, a static page for people (templates/500.html, no database needed)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error; it is logged with this response's X-Request-Id."}, status=500)
+    return defaults.server_error(request)
