@@ -160,9 +160,15 @@ class RejectAdmin(admin.ModelAdmin):
 
 @admin.register(DataQualityIssue)
 class DataQualityIssueAdmin(admin.ModelAdmin):
-    list_display = ["kind", "entity", "key", "row_count", "match_rate", "status", "first_seen", "last_seen"]
+    list_display = ["kind", "sheet_column", "key", "row_count", "match_rate", "status", "first_seen", "last_seen"]
     list_filter = ["status", "kind", "entity"]
     search_fields = ["key", "detail"]
+
+    @admin.display(description="entity (sheet.column)", ordering="entity")
+    def sheet_column(self, obj):
+        sheet, _, column = obj.entity.partition(".")
+        # A break opportunity after the sheet: the long sheet.column names otherwise widen the table off screen.
+        return format_html("{}.<wbr>{}", sheet, column) if column else obj.entity
 
     @admin.display(description="match rate", ordering="measured")
     def match_rate(self, obj):

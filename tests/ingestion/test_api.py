@@ -120,6 +120,8 @@ def test_admin_data_quality_list_reads_as_rates_and_runs(steward_client, rejecte
     body = steward_client.get("/admin/ingestion/dataqualityissue/?status__exact=open").content.decode()
     assert f'<td class="field-match_rate">{rated.measured:.1%}</td>' in body
     assert f'<td class="field-first_seen">#{rejected_run.pk}</td>' in body
+    sheet, column = rated.entity.split(".")
+    assert f'<td class="field-sheet_column">{sheet}.<wbr>{column}</td>' in body
 
 
 def test_admin_acknowledge_needs_confirmation_and_counts(steward_client, rejected_run):
