@@ -54,7 +54,7 @@ from ingestion.reader import COERCERS, CellError, WorkbookError, WorkbookReader,
 from prodplan import metrics
 from prodplan.cache import bump_data_version
 from prodplan.partitioning import ensure_order_phase_partitions
-from prodplan.task_queue import QueueUnavailable, enqueue
+from prodplan.task_queue import QueueUnavailable, enqueue, enqueue_run
 
 logger = logging.getLogger("prodplan.ingestion")
 
@@ -144,12 +144,7 @@ def ingestion_enqueue(*, run_id: int) -> None:
     (a pending run that nothing will execute would answer "already running" to every request for 30 minutes)."""
     from ingestion.tasks import ingest_run_task
 
-    try:
-        enqueue(ingest_run_task, run_id)
-    except QueueUnavailable as exc:
-        IngestionRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
-            status=RunStatus.FAILED, error=str(exc), finished_at=timezone.now())
-        raise QueueUnavailable(str(exc), run_id=run_id) from exc
+    enqueue_run(ingest_run_task, runs=IngestionRun.objects, run_id=run_id)
 
 
 def ingest_workbook(

@@ -27,3 +27,17 @@ def enqueue(task, *args, **kwargs):
     except (BrokerError, ConnectionError, OSError) as exc:
         logger.error("task queue unavailable", extra={"task": task.name, "error": str(exc)})
         raise QueueUnavailable(f"task queue unavailable: {exc}") from exc
+
+
+def enqueue_run(task, *, runs, run_id: int) -> None:
+    """Queue task(run_id) for a run recorded as pending; when the broker cannot take it, the run (if still
+    pending) is marked failed with the reason, and QueueUnavailable carrying run_id goes on up.
+
+    runs: the run's queryset or manager, whose rows have status ("pending" / "failed"), error and finished_at."""
+    from django.utils import timezone
+
+    try:
+        enqueue(task, run_id)
+    except QueueUnavailable as exc:
+        runs.filter(pk=run_id, status="pending").update(status="failed", error=str(exc), finished_at=timezone.now())
+        raise QueueUnavailable(str(exc), run_id=run_id) from exc

@@ -14,7 +14,7 @@ from django.utils import timezone
 from prodplan.cache import data_version
 from prodplan.gates import THEORETICAL
 from prodplan.metrics import WHATIF_DURATION, WHATIF_RUNS
-from prodplan.task_queue import QueueUnavailable, enqueue
+from prodplan.task_queue import enqueue_run
 from whatif import engine
 from whatif.choices import RunStatus
 from whatif.models import WhatIfBacktest, WhatIfRun
@@ -77,21 +77,11 @@ def whatif_run_request(*, inputs: dict, run_async: bool = False) -> tuple[WhatIf
         from whatif.tasks import whatif_run_task
 
         WhatIfRun.objects.filter(pk=run.pk).update(status=RunStatus.PENDING, error="")
-        transaction.on_commit(lambda: _enqueue_run(whatif_run_task, run.pk))
+        # A broker outage fails the run (an identical request then computes it again) and answers 503.
+        transaction.on_commit(lambda: enqueue_run(whatif_run_task, runs=WhatIfRun.objects, run_id=run.pk))
         run.refresh_from_db()
         return run, True
     return whatif_run_execute(run_id=run.pk), True
-
-
-def _enqueue_run(task, run_id: int) -> None:
-    """Queue a pending run; when the broker cannot take it, the run fails with that reason (an identical request
-    then computes it again instead of reusing a run nothing will execute) and QueueUnavailable goes on up."""
-    try:
-        enqueue(task, run_id)
-    except QueueUnavailable as exc:
-        WhatIfRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
-            status=RunStatus.FAILED, error=str(exc), finished_at=timezone.now())
-        raise QueueUnavailable(str(exc), run_id=run_id) from exc
 
 
 def whatif_run_execute(*, run_id: int) -> WhatIfRun:
