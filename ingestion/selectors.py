@@ -25,7 +25,9 @@ def inbox_decision(*, inbox: Path, now: float, settle_seconds: float, retry_fail
 
     from ingestion.reader import file_sha256
 
-    workbooks = sorted(inbox.glob("*.xlsx"), key=lambda p: p.stat().st_mtime) if inbox.is_dir() else []
+    # Excel's lock files (~$name.xlsx, next to a workbook open on a share) and hidden files are not exports.
+    candidates = [p for p in inbox.glob("*.xlsx") if not p.name.startswith(("~$", "."))] if inbox.is_dir() else []
+    workbooks = sorted(candidates, key=lambda p: p.stat().st_mtime)
     if not workbooks:
         return {"status": "empty inbox"}
     newest = workbooks[-1]

@@ -30,6 +30,9 @@ def test_a_file_still_being_written_waits_then_is_ingested_once(empty_tables, tm
     settings.INBOX_DIR = tmp_path
     settings.INBOX_SETTLE_SECONDS, settings.INBOX_RETRY_FAILED_AFTER_SECONDS = 30, 3600
     assert _decide(tmp_path)["status"] == "empty inbox"
+    (tmp_path / "~$Folha_IA.xlsx").write_bytes(b"lock")  # Excel's lock file of a workbook open on the share
+    _age(tmp_path / "~$Folha_IA.xlsx", 120)
+    assert _decide(tmp_path)["status"] == "empty inbox"
     workbook = write_workbook(tmp_path / "Folha_IA.xlsx")
     waiting = ingest_inbox_task.delay().get()
     assert waiting["status"] == "settling" and waiting["seconds_since_write"] < 30
