@@ -66,8 +66,6 @@ class PredictView(APIView):
         if answer is None:
             if self.model_name == ModelName.ETA:
                 raise NotFound("No open order with that id (created by the data's as-of date).")
-            if self.model_name == ModelName.ETA:
-                raise NotFound("No open order with that id: only open orders have a remaining time.")
             raise NotFound("No order with that id (or it has no creation date).")
         return Response(answer)
 
