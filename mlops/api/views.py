@@ -86,6 +86,6 @@ class ExplainView(APIView):
         answer = selectors.explain(name=self.model_name, order_id=order_id)
         if answer is None:
             if self.model_name == ModelName.ETA:
-                raise NotFound("No open order with that id: only open orders have a remaining time.")
+                raise NotFound("No open order with that id (created by the data's as-of date).")
             raise NotFound("No order with that id (or it has no creation date).")
         return Response(answer)
