@@ -7,7 +7,13 @@ from django.utils.safestring import mark_safe
 from ingestion.choices import REJECT_REASON_HELP, TriageStatus
 from ingestion.contract import SHEETS_BY_NAME
 from ingestion.models import DataQualityIssue, IngestionRun, Reject, SheetRun
-from ingestion.services import rejects_export_xlsx, rejects_revalidate, rejects_set_status
+from ingestion.services import (
+    CorrectionsRejected,
+    rejects_export_xlsx,
+    rejects_import_corrections,
+    rejects_revalidate,
+    rejects_set_status,
+)
 
 
 class SheetRunInline(admin.TabularInline):
@@ -48,6 +54,18 @@ class SheetRunAdmin(admin.ModelAdmin):
         return False
 
 
+def _cells_table(reject, cells: dict):
+    """A row's cells by header, the failing column highlighted."""
+    spec = SHEETS_BY_NAME.get(reject.sheet)
+    headers = spec.headers if spec else list(cells)
+    rows = format_html_join(
+        "", "<tr><th>{}</th><td{}>{}</td></tr>",
+        ((h, mark_safe(' style="background:#fde2e1"') if h == reject.column else "", "" if cells.get(h) is None else cells.get(h))
+         for h in headers),
+    )
+    return format_html("<table>{}</table>", rows)
+
+
 @admin.register(Reject)
 class RejectAdmin(admin.ModelAdmin):
     """The steward's triage queue: filter, read the original row, acknowledge / ignore / export / re-validate."""
@@ -57,8 +75,9 @@ class RejectAdmin(admin.ModelAdmin):
     list_filter = [("run", admin.RelatedOnlyFieldListFilter), "sheet", "reason", "status"]
     search_fields = ["message", "original__icontains"]
     list_select_related = ["run"]
-    readonly_fields = ["run", "sheet", "row_number", "reason", "reason_help", "column", "message", "original_row", "status", "triaged_at", "triaged_by"]
-    exclude = ["original"]
+    readonly_fields = ["run", "sheet", "row_number", "reason", "reason_help", "column", "message", "original_row",
+                       "corrected_row", "status", "triaged_at", "triaged_by"]
+    exclude = ["original", "corrected"]
     actions = ["acknowledge", "ignore", "export_xlsx", "revalidate"]
     show_full_result_count = False
 
@@ -85,14 +104,51 @@ class RejectAdmin(admin.ModelAdmin):
 
     @admin.display(description="original row")
     def original_row(self, obj):
+        return _cells_table(obj, obj.original)
 
-        spec = SHEETS_BY_NAME.get(obj.sheet)
-        headers = spec.headers if spec else list(obj.original)
-        rows = format_html_join(
-            "", "<tr><th>{}</th><td{}>{}</td></tr>",
-            ((h, mark_safe(' style="background:#fde2e1"') if h == obj.column else "", "" if obj.original.get(h) is None else obj.original.get(h)) for h in headers),
-        )
-        return format_html("<table>{}</table>", rows)
+    @admin.display(description="corrected row (last import)")
+    def corrected_row(self, obj):
+        return _cells_table(obj, obj.corrected) if obj.corrected else "—"
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [path("import-corrections/", self.admin_site.admin_view(self.import_corrections_view),
+                     name="ingestion_reject_import_corrections"), *super().get_urls()]
+
+    def import_corrections_view(self, request):
+        """Upload an export the steward fixed in Excel; rows that now pass are stored and their rejects resolved."""
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import redirect
+        from django.template.response import TemplateResponse
+
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        error = None
+        if request.method == "POST":
+            upload = request.FILES.get("corrections")
+            if upload is None:
+                error = "Choose the corrected .xlsx (a rejects export with its cells fixed)."
+            else:
+                try:
+                    result = rejects_import_corrections(stream=upload, user=request.user)
+                except CorrectionsRejected as exc:
+                    error = f"Nothing was imported: {exc}."
+                else:
+                    self.message_user(request, (
+                        f"{result['resolved']} corrected row(s) stored and their rejects resolved; "
+                        f"{len(result['still_rejected'])} still fail; {len(result['skipped'])} skipped."), messages.SUCCESS)
+                    for row in result["still_rejected"][:20]:
+                        self.message_user(request, f"{row['sheet']} file row {row['file_row']} (reject {row['reject_id']}): "
+                                                   f"still {row['reason']}", messages.WARNING)
+                    for row in result["skipped"][:20]:
+                        self.message_user(request, f"{row['sheet']} file row {row['file_row']}: skipped, {row['why']}",
+                                          messages.WARNING)
+                    return redirect("admin:ingestion_reject_changelist")
+        return TemplateResponse(request, "admin/ingestion/reject/import_corrections.html", {
+            **self.admin_site.each_context(request), "title": "Import corrected rejects", "error": error,
+            "opts": self.model._meta,
+        }, status=400 if error else 200)
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context=extra_context)

@@ -80,6 +80,8 @@ class Reject(models.Model):
     column = models.CharField(max_length=64, blank=True, default="")
     message = models.TextField()
     original = models.JSONField(help_text="The row's original cell values, by header.")
+    corrected = models.JSONField(
+        null=True, blank=True, help_text="The values a steward last imported to fix the row (the original stays as read).")
     status = models.CharField(max_length=16, choices=TriageStatus.choices, default=TriageStatus.OPEN, db_index=True)
     triaged_at = models.DateTimeField(null=True, blank=True)
     triaged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

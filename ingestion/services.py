@@ -50,7 +50,17 @@ from ingestion.merge import (
     vanished_count_sql,
 )
 from ingestion.models import DataQualityIssue, IngestionRun, Reject, SheetRun
-from ingestion.reader import COERCERS, CellError, WorkbookError, WorkbookReader, coerce_text, file_sha256
+from ingestion.reader import (
+    COERCERS,
+    CellError,
+    WorkbookError,
+    WorkbookReader,
+    coerce_id,
+    coerce_text,
+    file_sha256,
+    jsonable,
+    normalise_header,
+)
 from prodplan import metrics
 from prodplan.cache import bump_data_version
 from prodplan.partitioning import ensure_order_phase_partitions
@@ -718,8 +728,18 @@ def rejects_set_status(*, reject_ids: list[int], status: str, user=None) -> int:
     )
 
 
+# After a sheet's own headers: where the row came from and why it failed; _reject_id brings a fixed row back.
+EXPORT_EXTRA_COLUMNS = ("_excel_row", "_reason", "_message", "_reject_id")
+
+
+class CorrectionsRejected(Exception):
+    """The corrections file cannot be imported at all (not a workbook, a sheet or header missing); nothing changed."""
+
+
 def rejects_export_xlsx(*, reject_ids: list[int], stream) -> int:
-    """Write the rejects to an .xlsx, one sheet per workbook sheet with its original headers (+ row and reason)."""
+    """Write the rejects to an .xlsx, one sheet per workbook sheet with its original headers (+ row, reason, id).
+
+    The steward fixes the cells in Excel and imports the file back (rejects_import_corrections)."""
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
@@ -731,8 +751,9 @@ def rejects_export_xlsx(*, reject_ids: list[int], stream) -> int:
         headers = spec.headers if spec else sorted(reject.original)
         if reject.sheet not in sheets:
             sheets[reject.sheet] = workbook.create_sheet(reject.sheet[:31])
-            sheets[reject.sheet].append([*headers, "_excel_row", "_reason", "_message"])
-        sheets[reject.sheet].append([reject.original.get(h) for h in headers] + [reject.row_number, reject.reason, reject.message])
+            sheets[reject.sheet].append([*headers, *EXPORT_EXTRA_COLUMNS])
+        values = reject.corrected or reject.original  # a row already corrected once goes out as corrected
+        sheets[reject.sheet].append([values.get(h) for h in headers] + [reject.row_number, reject.reason, reject.message, reject.pk])
         count += 1
     workbook.save(stream)
     return count
@@ -747,7 +768,7 @@ def rejects_revalidate(*, reject_ids: list[int], user=None) -> dict:
             if spec is None:
                 still += 1
                 continue
-            reason = _store_if_valid(spec, reject)
+            reason = _store_if_valid(spec, reject.original, reject.row_number)
             if reason is None:
                 reject.status, reject.triaged_at = TriageStatus.RESOLVED, timezone.now()
                 reject.triaged_by = user if getattr(user, "pk", None) else None
@@ -761,13 +782,68 @@ def rejects_revalidate(*, reject_ids: list[int], user=None) -> dict:
     return {"resolved": resolved, "still_rejected": still}
 
 
-def _store_if_valid(spec: SheetSpec, reject: Reject) -> str | None:
-    """Coerce and validate one original row exactly as the pipeline would; store it if it passes."""
+def rejects_import_corrections(*, stream, user=None) -> dict:
+    """Import a rejects export the steward fixed in Excel: each row whose corrected cells now pass is stored
+    and its reject resolved; the others keep their status, with the corrected values and the new reason.
+
+    One transaction: a file that cannot be read, or a sheet without its headers, changes nothing
+    (CorrectionsRejected). Returns counts and, per row that still fails or was skipped, why."""
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(stream, read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises several types for a file that is not a workbook
+        raise CorrectionsRejected(f"not an .xlsx workbook: {type(exc).__name__}: {exc}") from exc
+    resolved, still, skipped = 0, [], []
+    now = timezone.now()
+    who = user if getattr(user, "pk", None) else None
+    with transaction.atomic():
+        for sheet in workbook.worksheets:
+            spec = SHEETS_BY_NAME.get(sheet.title.strip())
+            if spec is None:
+                raise CorrectionsRejected(f"sheet {sheet.title!r} is not a sheet of the workbook contract")
+            rows = sheet.iter_rows(values_only=True)
+            headers = [normalise_header(h) for h in next(rows, ())]
+            absent = [h for h in (*spec.headers, "_reject_id") if h not in headers]
+            if absent:
+                raise CorrectionsRejected(f"sheet {spec.name}: missing header(s) {', '.join(absent)}")
+            at = {h: headers.index(h) for h in (*spec.headers, "_reject_id")}
+            for excel_row, row in enumerate(rows, start=2):
+                if not any(cell is not None and cell != "" for cell in row):
+                    continue
+                row = list(row) + [None] * (len(headers) - len(row))
+                try:
+                    reject_id = coerce_id(row[at["_reject_id"]])
+                except CellError:
+                    reject_id = None
+                reject = (Reject.objects.select_for_update().filter(pk=reject_id, sheet=spec.name).first()
+                          if reject_id is not None else None)
+                if reject is None or reject.status == TriageStatus.RESOLVED:
+                    why = "no such reject of this sheet" if reject is None else "already resolved"
+                    skipped.append({"sheet": spec.name, "file_row": excel_row, "reject_id": reject_id, "why": why})
+                    continue
+                reject.corrected = {h: jsonable(row[at[h]]) for h in spec.headers}
+                reason = _store_if_valid(spec, reject.corrected, reject.row_number)
+                if reason is None:
+                    reject.status, reject.triaged_at, reject.triaged_by = TriageStatus.RESOLVED, now, who
+                    reject.message = f"{reject.message} — resolved: corrected values imported and stored"
+                    resolved += 1
+                else:
+                    still.append({"sheet": spec.name, "file_row": excel_row, "reject_id": reject.pk, "reason": reason})
+                reject.save()
+        if resolved:
+            bump_data_version()
+    return {"resolved": resolved, "still_rejected": still, "skipped": skipped}
+
+
+def _store_if_valid(spec: SheetSpec, cells: dict, row_number: int) -> str | None:
+    """Coerce and validate one row (cells by header) exactly as the pipeline would; store it if it passes.
+    Returns None when stored, else the reject reason."""
     values = []
     for header, kind in spec.columns.items():
         coercer = COERCERS.get(kind)
         try:
-            values.append(coercer(reject.original.get(header)) if coercer else coerce_text(reject.original.get(header), header))
+            values.append(coercer(cells.get(header)) if coercer else coerce_text(cells.get(header), header))
         except CellError as exc:
             return exc.reason
     target = TARGETS[spec.name]
@@ -775,7 +851,7 @@ def _store_if_valid(spec: SheetSpec, reject: Reject) -> str | None:
         cursor.execute(f"DROP TABLE IF EXISTS {staging_table(spec)}")
         cursor.execute(staging_ddl(spec).replace(" ON COMMIT DROP", ""))
         columns = copy_columns(spec)
-        record = [reject.row_number, None, None, None, None, *values]
+        record = [row_number, None, None, None, None, *values]
         if not spec.key:
             record.append(hashlib.sha256(repr(values).encode()).hexdigest())
         placeholders = ", ".join(["%s"] * len(record))

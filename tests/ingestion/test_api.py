@@ -143,7 +143,67 @@ def test_admin_export_keeps_original_headers(steward_client, rejected_run):
     sheet = workbook["OrdensFabrico"]
     header, row = [c.value for c in sheet[1]], [c.value for c in sheet[2]]
     assert header[:6] == ["Of_Id", "Of_DataCriacao", "Of_DataAcabamento", "Of_ProdutoId", "Of_FaseId", "Of_DataTransporte"]
-    assert row[0] == 1003 and row[1] == "not a date" and row[-2] == "bad_date"
+    assert header[-4:] == ["_excel_row", "_reason", "_message", "_reject_id"]
+    reject = Reject.objects.get(run=rejected_run, sheet="OrdensFabrico", reason="bad_date")
+    assert row[0] == 1003 and row[1] == "not a date" and row[-3] == "bad_date" and row[-1] == reject.pk
+
+
+def _exported(steward_client, ids) -> io.BytesIO:
+    response = steward_client.post("/admin/ingestion/reject/", {"action": "export_xlsx", "_selected_action": ids})
+    return io.BytesIO(response.content)
+
+
+def _import(steward_client, workbook, **extra):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    stream = io.BytesIO()
+    workbook.save(stream)
+    upload = SimpleUploadedFile("fixed.xlsx", stream.getvalue())
+    return steward_client.post("/admin/ingestion/reject/import-corrections/", {"corrections": upload}, follow=True, **extra)
+
+
+def test_fixed_in_excel_and_imported_back_stores_the_rows_that_now_pass(steward_client, rejected_run):
+    from orders.models import ManufacturingOrder
+
+    bad_date = Reject.objects.get(run=rejected_run, sheet="OrdensFabrico", reason="bad_date")
+    severity = Reject.objects.get(run=rejected_run, reason="bad_severity")
+    workbook = load_workbook(_exported(steward_client, [bad_date.pk, severity.pk]))
+    orders = workbook["OrdensFabrico"]
+    assert orders.cell(2, 1).value == 1003
+    orders.cell(2, 2).value = "2025-03-04 10:30:00"  # the steward types the right creation date
+    errors = workbook["OrdemFabricoErros"]
+    errors.cell(2, 1).value = "Bolha no gelcoat"  # edits the description, leaves the severity (9) wrong
+    assert not ManufacturingOrder.objects.filter(pk=1003).exists()
+
+    page = _import(steward_client, workbook).content.decode()
+    assert "1 corrected row(s) stored and their rejects resolved; 1 still fail; 0 skipped." in page
+    assert f"(reject {severity.pk}): still bad_severity" in page
+    stored = ManufacturingOrder.objects.get(pk=1003)
+    assert stored.created_at.isoformat().startswith("2025-03-04T10:30:00")  # Lisbon local time, as read
+    bad_date.refresh_from_db()
+    severity.refresh_from_db()
+    assert bad_date.status == "resolved" and bad_date.corrected["Of_DataCriacao"] == "2025-03-04 10:30:00"
+    assert bad_date.original["Of_DataCriacao"] == "not a date"  # what the workbook held stays as read
+    assert severity.status == "open" and severity.corrected["Erro_Descricao"] == "Bolha no gelcoat"
+    again = _import(steward_client, workbook).content.decode()  # the same file twice: nothing new
+    assert "0 corrected row(s) stored" in again and "skipped, already resolved" in again
+    assert ManufacturingOrder.objects.filter(pk=1003).count() == 1
+
+
+def test_a_corrections_file_without_its_headers_changes_nothing(steward_client, rejected_run):
+    bad_date = Reject.objects.get(run=rejected_run, sheet="OrdensFabrico", reason="bad_date")
+    workbook = load_workbook(_exported(steward_client, [bad_date.pk]))
+    sheet = workbook["OrdensFabrico"]
+    sheet.cell(2, 2).value = "2025-03-04 10:30:00"
+    sheet.delete_cols(sheet.max_column)  # _reject_id gone
+    response = _import(steward_client, workbook)
+    assert response.status_code == 400
+    assert "Nothing was imported: sheet OrdensFabrico: missing header(s) _reject_id." in response.content.decode()
+    bad_date.refresh_from_db()
+    assert bad_date.status == "open" and bad_date.corrected is None
+    not_xlsx = steward_client.post("/admin/ingestion/reject/import-corrections/",
+                                   {"corrections": SimpleUploadedFile("notes.xlsx", b"hello")})
+    assert not_xlsx.status_code == 400 and "not an .xlsx workbook" in not_xlsx.content.decode()
 
 
 def test_revalidate_stores_rows_that_now_pass(steward_client, rejected_run):
