@@ -46,7 +46,7 @@ class TriageStatus(models.TextChoices):
     OPEN = "open", "Open"
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
     IGNORED = "ignored", "Ignored"
-    RESOLVED = "resolved", "Resolved (stored after re-validation)"
+    RESOLVED = "resolved", "Resolved (row stored after re-validation or a corrected import)"
 
 
 class IssueKind(models.TextChoices):
