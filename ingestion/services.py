@@ -808,6 +808,7 @@ def rejects_import_corrections(*, stream, user=None) -> dict:
             if absent:
                 raise CorrectionsRejected(f"sheet {spec.name}: missing header(s) {', '.join(absent)}")
             at = {h: headers.index(h) for h in (*spec.headers, "_reject_id")}
+            fixed = []  # (file row, reject id, cells)
             for excel_row, row in enumerate(rows, start=2):
                 if not any(cell is not None and cell != "" for cell in row):
                     continue
@@ -816,8 +817,11 @@ def rejects_import_corrections(*, stream, user=None) -> dict:
                     reject_id = coerce_id(row[at["_reject_id"]])
                 except CellError:
                     reject_id = None
-                reject = (Reject.objects.select_for_update().filter(pk=reject_id, sheet=spec.name).first()
-                          if reject_id is not None else None)
+                fixed.append((excel_row, reject_id, row))
+            # One locking read for the sheet's rejects, not one per row.
+            known = Reject.objects.select_for_update().filter(sheet=spec.name).in_bulk([i for _, i, _ in fixed if i])
+            for excel_row, reject_id, row in fixed:
+                reject = known.get(reject_id)
                 if reject is None or reject.status == TriageStatus.RESOLVED:
                     why = "no such reject of this sheet" if reject is None else "already resolved"
                     skipped.append({"sheet": spec.name, "file_row": excel_row, "reject_id": reject_id, "why": why})
