@@ -14,6 +14,7 @@ import redis
 
 from prodplan import metrics
 from prodplan.cache_backend import RETRY_REDIS_AFTER_SECONDS, RedisWithLocalFallback
+from tests.ingestion.test_reliability import _database_url
 
 REDIS_URL = os.environ.get("CACHE_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,17 +68,12 @@ def test_reachable_redis_is_shared_and_used_again_after_an_outage_window():
     assert raw.dbsize() == 0
 
 
-def test_api_serves_from_process_memory_when_redis_is_down(django_db_setup):
-    # Not a django_db test: a test transaction's TRUNCATE would lock the subprocess out of the same tables.
-    from urllib.parse import quote
-
-    from django.db import connection
-
-    db = connection.settings_dict  # the test database (its tables exist), over TCP or the embedded server's socket
-    location = f"{db['HOST']}:{db['PORT'] or 5432}" if not db["HOST"].startswith("/") else ""
-    query = f"?host={quote(db['HOST'])}&port={db['PORT'] or 5432}" if not location else ""
+@pytest.mark.django_db(transaction=True)
+def test_api_serves_from_process_memory_when_redis_is_down():
+    # Transactional (run last, as pytest-django orders them): no open test transaction whose TRUNCATE would
+    # lock the subprocess out of the same tables.
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "prodplan.settings", "REDIS_URL": "redis://127.0.0.1:1/0",
-           "DATABASE_URL": f"postgresql://{db['USER']}@{location}/{db['NAME']}{query}"}
+           "DATABASE_URL": _database_url()}  # the test database: its tables exist
     code = (
         "import django, json; django.setup(); from django.test import Client; c = Client(); "
         "h = c.get('/api/health'); a = c.get('/api/prodplan/orders'); b = c.get('/api/prodplan/orders'); "
