@@ -717,6 +717,17 @@ def _quote(name: str) -> str:
 # Steward triage
 
 
+def _steward(user):
+    """The user to record as triaging (None for anonymous or system callers)."""
+    return user if getattr(user, "pk", None) else None
+
+
+def _resolve(reject: Reject, *, user, how: str) -> None:
+    """Mark a reject resolved because its row is now stored (the caller saves it)."""
+    reject.status, reject.triaged_at, reject.triaged_by = TriageStatus.RESOLVED, timezone.now(), _steward(user)
+    reject.message = f"{reject.message} — resolved: {how}"
+
+
 def rejects_set_status(*, reject_ids: list[int], status: str, user=None) -> int:
     """Acknowledge or ignore rejects; returns how many changed."""
     if status not in (TriageStatus.ACKNOWLEDGED, TriageStatus.IGNORED, TriageStatus.OPEN):
@@ -724,7 +735,7 @@ def rejects_set_status(*, reject_ids: list[int], status: str, user=None) -> int:
     return (
         Reject.objects.filter(pk__in=reject_ids)
         .exclude(status=status)
-        .update(status=status, triaged_at=timezone.now(), triaged_by=user if getattr(user, "pk", None) else None)
+        .update(status=status, triaged_at=timezone.now(), triaged_by=_steward(user))
     )
 
 
@@ -770,9 +781,7 @@ def rejects_revalidate(*, reject_ids: list[int], user=None) -> dict:
                 continue
             reason = _store_if_valid(spec, reject.original, reject.row_number)
             if reason is None:
-                reject.status, reject.triaged_at = TriageStatus.RESOLVED, timezone.now()
-                reject.triaged_by = user if getattr(user, "pk", None) else None
-                reject.message = f"{reject.message} — resolved: stored after re-validation"
+                _resolve(reject, user=user, how="stored after re-validation")
                 reject.save()
                 resolved += 1
             else:
@@ -795,8 +804,6 @@ def rejects_import_corrections(*, stream, user=None) -> dict:
     except Exception as exc:  # noqa: BLE001 - openpyxl raises several types for a file that is not a workbook
         raise CorrectionsRejected(f"not an .xlsx workbook: {type(exc).__name__}: {exc}") from exc
     resolved, still, skipped = 0, [], []
-    now = timezone.now()
-    who = user if getattr(user, "pk", None) else None
     with transaction.atomic():
         for sheet in workbook.worksheets:
             spec = SHEETS_BY_NAME.get(sheet.title.strip())
@@ -829,8 +836,7 @@ def rejects_import_corrections(*, stream, user=None) -> dict:
                 reject.corrected = {h: jsonable(row[at[h]]) for h in spec.headers}
                 reason = _store_if_valid(spec, reject.corrected, reject.row_number)
                 if reason is None:
-                    reject.status, reject.triaged_at, reject.triaged_by = TriageStatus.RESOLVED, now, who
-                    reject.message = f"{reject.message} — resolved: corrected values imported and stored"
+                    _resolve(reject, user=user, how="corrected values imported and stored")
                     resolved += 1
                 else:
                     still.append({"sheet": spec.name, "file_row": excel_row, "reject_id": reject.pk, "reason": reason})
