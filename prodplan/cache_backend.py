@@ -22,7 +22,7 @@ LOCAL_MAX_ENTRIES = 2000
 
 
 class RedisWithLocalFallback(RedisCache):
-    """django-redis; while Redis is unreachable, a per-process LocMemCache answers instead.
+    """django-redis; while Redis is unreachable, a per-process LocMemCache answers instead (throttle counters too).
 
     Cache keys carry the data version (read from PostgreSQL when the cache has none), so a local entry is
     as correct as a shared one, only not shared: answers stay right and fast after the first request per
@@ -41,15 +41,19 @@ class RedisWithLocalFallback(RedisCache):
     def redis_down(self) -> bool:
         return time.monotonic() < self._redis_down_until
 
+    def redis_failed(self, exc: Exception) -> None:
+        """Redis just failed (here or for a caller using the raw client): go local for a while."""
+        logger.error("redis unreachable: caching in this process for %ss", RETRY_REDIS_AFTER_SECONDS,
+                     extra={"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+        metrics.CACHE_FALLBACKS.inc()
+        self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER_SECONDS
+
     def _either(self, name: str, *args, **kwargs):
         if not self.redis_down:
             try:
                 return getattr(super(), name)(*args, **kwargs)
             except (ConnectionInterrupted, RedisError) as exc:
-                logger.error("redis unreachable: caching in this process for %ss", RETRY_REDIS_AFTER_SECONDS,
-                             extra={"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
-                metrics.CACHE_FALLBACKS.inc()
-                self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER_SECONDS
+                self.redis_failed(exc)
         return getattr(self.local, name)(*args, **kwargs)
 
     def get(self, key, default=None, version=None, **kwargs):

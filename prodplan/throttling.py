@@ -38,7 +38,9 @@ class FixedWindowMixin:
         return count <= self.num_requests
 
     def _increment(self, counter: str) -> int:
-        redis = _redis_client(self.cache)
+        # While the cache backend knows Redis is down, it counts in this process's memory (below) and the raw
+        # client is not tried again on every request.
+        redis = None if getattr(self.cache, "redis_down", False) else _redis_client(self.cache)
         if redis is not None:
             # A plain INCR (django-redis's incr() runs a Lua script to keep the TTL); the window's first sets it.
             key = self.cache.make_and_validate_key(counter)
@@ -46,9 +48,11 @@ class FixedWindowMixin:
                 count = redis.incr(key)
                 if count == 1:
                     redis.expire(key, self.duration + 1)
-            except RedisError:
-                return 0  # the counter store is down: throttling fails open, the request is served
-            return count
+                return count
+            except RedisError as exc:
+                if not hasattr(self.cache, "redis_failed"):
+                    return 0  # no fallback behind this cache: throttling fails open, the request is served
+                self.cache.redis_failed(exc)
         try:
             return self.cache.incr(counter)
         except ValueError:  # first request of the window (or the counter expired)
