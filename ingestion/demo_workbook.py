@@ -899,6 +899,10 @@ class Planted:
     reason: str
     column: str
     cells: list[Any]
+    source: int = -1  # the valid row it was copied from
+    k: int = 0  # its rank among the rows planted for its reason
+    fresh_id: int | None = None  # the new key it carries, if any
+    shift: int = 0  # end_before_start: minutes Fim is moved before Inicio
 
 
 def _restyle(value: Any, code: int) -> Any:
@@ -1068,44 +1072,59 @@ def _plant(rng, spec: contract.SheetSpec, cols: dict[str, Col], sources: dict[st
         pool = sources.get(reason, sources["any"])
         picks = rng.choice(pool, size=PLANTED_PER_REASON, replace=False)
         for k, i in enumerate(picks):
-            cells = _native_row(cols, headers, int(i))
             anchor = int(rng.integers(-1, n_valid))
-            key = spec.key[0] if spec.key else None
+            fresh = None
             if reason == "duplicate_key":
-                # A later row repeating the key (written in another id form); the first one is kept.
-                anchor = int(min(n_valid - 1, i + rng.integers(1, 500)))
-                j = headers.index(key)
-                cells[j] = float(cells[j]) if k % 2 == 0 else str(cells[j])
-                column = key
-                _mutate_duplicate(spec, headers, cells)
+                anchor = int(min(n_valid - 1, i + rng.integers(1, 500)))  # after the row it repeats
             elif spec.name in (contract.ORDERS.name, contract.ORDER_PHASES.name) and reason != "missing_key":
-                cells[headers.index(key)] = next_id  # a fresh row nobody points at
+                fresh = next_id  # a fresh row nobody points at
                 next_id += 1
-            if reason == "missing_key":
-                column = key
-                cells[headers.index(key)] = None
-            elif reason == "bad_id":
-                column = {
-                    contract.ORDERS.name: "Of_FaseId",
-                    contract.ORDER_PHASES.name: "FaseOf_FaseId",
-                    contract.ASSIGNMENTS.name: "FuncionarioFaseOf_FuncionarioId",
-                    contract.ERRORS.name: "Erro_FaseAvaliacao",
-                }[spec.name]
-                cells[headers.index(column)] = BAD_IDS[k]
-            elif reason == "bad_date":
-                column = "Of_DataCriacao" if spec.name == contract.ORDERS.name else "FaseOf_Inicio"
-                cells[headers.index(column)] = BAD_DATES[k]
-                if spec.name == contract.ORDER_PHASES.name:
-                    cells[headers.index("FaseOf_Fim")] = None  # no end to compare: only the date is wrong
-            elif reason == "end_before_start":
-                column = "FaseOf_Fim"
-                begin = cells[headers.index("FaseOf_Inicio")]
-                cells[headers.index("FaseOf_Fim")] = begin - timedelta(minutes=int(rng.integers(30, 600)))
-            elif reason == "bad_severity":
-                column = "OFCH_GRAVIDADE"
-                cells[headers.index(column)] = BAD_SEVERITIES[k]
-            planted.append(Planted(anchor, reason, column, cells))
+            shift = int(rng.integers(30, 600)) if reason == "end_before_start" else 0
+            plant = Planted(anchor, reason, "", [], source=int(i), k=k, fresh_id=fresh, shift=shift)
+            _fill_planted(spec, cols, plant)
+            planted.append(plant)
     return planted
+
+
+def _fill_planted(spec: contract.SheetSpec, cols: dict[str, Col], plant: Planted) -> None:
+    """The planted row's cells: a copy of its source row, wrong in the one way its reason says."""
+    headers = spec.headers
+    cells = _native_row(cols, headers, plant.source)
+    reason, k = plant.reason, plant.k
+    key = spec.key[0] if spec.key else None
+    column = ""
+    if reason == "duplicate_key":
+        # A later row repeating the key (written in another id form); the first one is kept.
+        j = headers.index(key)
+        cells[j] = float(cells[j]) if k % 2 == 0 else str(cells[j])
+        column = key
+        _mutate_duplicate(spec, headers, cells)
+    elif plant.fresh_id is not None:
+        cells[headers.index(key)] = plant.fresh_id
+    if reason == "missing_key":
+        column = key
+        cells[headers.index(key)] = None
+    elif reason == "bad_id":
+        column = {
+            contract.ORDERS.name: "Of_FaseId",
+            contract.ORDER_PHASES.name: "FaseOf_FaseId",
+            contract.ASSIGNMENTS.name: "FuncionarioFaseOf_FuncionarioId",
+            contract.ERRORS.name: "Erro_FaseAvaliacao",
+        }[spec.name]
+        cells[headers.index(column)] = BAD_IDS[k]
+    elif reason == "bad_date":
+        column = "Of_DataCriacao" if spec.name == contract.ORDERS.name else "FaseOf_Inicio"
+        cells[headers.index(column)] = BAD_DATES[k]
+        if spec.name == contract.ORDER_PHASES.name:
+            cells[headers.index("FaseOf_Fim")] = None  # no end to compare: only the date is wrong
+    elif reason == "end_before_start":
+        column = "FaseOf_Fim"
+        begin = cells[headers.index("FaseOf_Inicio")]
+        cells[headers.index("FaseOf_Fim")] = begin - timedelta(minutes=plant.shift)
+    elif reason == "bad_severity":
+        column = "OFCH_GRAVIDADE"
+        cells[headers.index(column)] = BAD_SEVERITIES[k]
+    plant.column, plant.cells = column, cells
 
 
 def _mutate_duplicate(spec: contract.SheetSpec, headers: list[str], cells: list[Any]) -> None:
@@ -1156,8 +1175,13 @@ def order_history(*, scale: float = 1.0, seed: int = 42, as_of: str | datetime =
 
 
 def generate_demo_workbook(out_path: str | Path, *, scale: float = 1.0, seed: int = 42,
-                           as_of: str | datetime = "2025-12-15") -> dict[str, Any]:
-    """Write the demo workbook and its manifest; returns the manifest."""
+                           as_of: str | datetime = "2025-12-15", started_phase_rows_only: bool = False) -> dict[str, Any]:
+    """Write the demo workbook and its manifest; returns the manifest.
+
+    started_phase_rows_only: the other export shape the contract allows, where the ERP creates a phase row
+    only when work on it starts: FasesOrdemFabrico holds no row with both FaseOf_Inicio and FaseOf_Fim empty.
+    The rows kept are the default file's rows (the same random draws; rows are dropped after them).
+    """
     out_path = Path(out_path)
     as_of_dt, as_of_min, start_min, sizes, streams = _setup(scale, seed, as_of)
     rng_cat, rng_emp, rng_orders, rng_assign, rng_errors, rng_style, rng_plant, _spare = streams
@@ -1175,6 +1199,8 @@ def generate_demo_workbook(out_path: str | Path, *, scale: float = 1.0, seed: in
 
     sheets = _columns(rng_style, cat, emp, orders, rows, assign, errors, sizes, as_of_min)
     plants = _planted_rows(rng_plant, sheets, rows, errors, orders, planted_culprits)
+    if started_phase_rows_only:  # after every random draw: the default file is unchanged by the option
+        dropped_phase_rows = _keep_started_phase_rows(sheets, plants, rows)
 
     wanted = {
         contract.ORDERS.name: {"Of_ProdutoId": True},
@@ -1246,6 +1272,12 @@ def generate_demo_workbook(out_path: str | Path, *, scale: float = 1.0, seed: in
         "planted_rates": rates,
         "open_orders": int((orders["finish"] < 0).sum()),
     }
+    if started_phase_rows_only:  # only then: the default manifest keeps its bytes
+        manifest["args"]["started_phase_rows_only"] = True
+        manifest["started_phase_rows_only"] = True
+        manifest["not_started_phase_rows_dropped"] = dropped_phase_rows
+        with_rows = np.bincount(rows["order"][rows["started"]], minlength=len(orders["ids"])) > 0
+        manifest["open_orders_without_phase_rows"] = int(((orders["finish"] < 0) & ~with_rows).sum())
     manifest_path(out_path).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return manifest
 
@@ -1368,6 +1400,50 @@ def _columns(rng, cat, emp, orders, rows, assign, errors, sizes: Sizes, as_of_mi
                                   .astype(np.int8)),
     }
     return sheets
+
+
+def _keep_started_phase_rows(sheets: dict[str, dict[str, Col]], plants: dict[str, list[Planted]], rows: dict) -> int:
+    """Drop the phase rows not started by the snapshot (both Inicio and Fim empty); returns how many.
+
+    Nothing else points at a dropped row, so no other sheet loses rows and every planted rate keeps its
+    meaning: errors are found at started phases and blamed on earlier phases of the same order (started
+    before them), matched assignments name started production phases, and legacy assignment ids lie below
+    every exported phase id. A planted reject copied from a not-started row is copied instead from the
+    nearest earlier started, unplanned row (so it still holds its one defect, and a duplicate key still
+    repeats a row that is written before it); its anchor moves to the last kept row at or before it.
+    """
+    started = rows["started"]
+    dropped_ids = rows["ids"][~started]
+    for sheet, column in ((contract.ASSIGNMENTS.name, "FuncionarioFaseOf_FaseOfId"),
+                          (contract.ERRORS.name, "Erro_FaseOfAvaliacao"), (contract.ERRORS.name, "Erro_FaseOfCulpada")):
+        col = sheets[sheet][column]
+        named = col.values if col.empty is None else col.values[~col.empty]
+        if np.isin(named, dropped_ids).any():  # pragma: no cover - a guard on the generator's own invariants
+            raise RuntimeError(f"{sheet}.{column} points at a not-started phase row")
+
+    phases = sheets[contract.ORDER_PHASES.name]
+    planted = plants[contract.ORDER_PHASES.name]
+    candidates = np.flatnonzero(started & phases["FaseOf_DataPrevista"].empty)
+    used = {p.source for p in planted if started[p.source]}
+    for plant in planted:
+        if started[plant.source]:
+            continue
+        free = candidates[~np.isin(candidates, np.fromiter(used, dtype=np.int64, count=len(used)))]
+        earlier = free[free <= plant.source]
+        plant.source = int(earlier[-1] if len(earlier) else free[0])
+        used.add(plant.source)
+        if plant.reason == "duplicate_key":
+            plant.anchor = max(plant.anchor, plant.source)
+        _fill_planted(contract.ORDER_PHASES, phases, plant)
+    last_kept = np.cumsum(started) - 1  # new index of the last kept row at or before each row (-1: none)
+    for plant in planted:
+        plant.anchor = int(last_kept[plant.anchor]) if plant.anchor >= 0 else -1
+    sheets[contract.ORDER_PHASES.name] = {
+        header: Col(col.values[started], None if col.empty is None else col.empty[started],
+                    None if col.style is None else col.style[started], col.decimals)
+        for header, col in phases.items()
+    }
+    return int((~started).sum())
 
 
 def _planted_rows(rng, sheets, rows, errors, orders, planted_culprits: int) -> dict[str, list[Planted]]:

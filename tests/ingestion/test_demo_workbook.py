@@ -6,9 +6,12 @@ import hashlib
 import json
 import zipfile
 from datetime import date, datetime
+from io import StringIO
 
 import numpy as np
 import pytest
+from django.core.management import call_command
+from django.db import connection
 from python_calamine import CalamineWorkbook
 
 from ingestion import contract
@@ -284,6 +287,155 @@ def test_same_seed_same_bytes(demo, tmp_path):
     with zipfile.ZipFile(again) as archive:
         assert {info.date_time for info in archive.infolist()} == {(2025, 12, 15, 23, 59, 58)}
         assert b"2025-12-15T23:59:59Z" in archive.read("docProps/core.xml")
+
+
+# ----------------------------------------------------------------------------------------------
+# The other export shape: a phase row only once work on it has started (--started-phase-rows-only).
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def started_only(tmp_path_factory):
+    """The demo workbook of the same arguments, written by the command with --started-phase-rows-only."""
+    path = tmp_path_factory.mktemp("started_only") / "started.xlsx"
+    out = StringIO()
+    call_command("make_demo_workbook", str(path), "--scale", str(SCALE), "--seed", str(SEED), "--as-of", AS_OF,
+                 "--started-phase-rows-only", stdout=out)
+    manifest = json.loads(manifest_path(path).read_text(encoding="utf-8"))
+    return {"path": path, "manifest": manifest, "sheets": read_workbook(path), "stdout": out.getvalue()}
+
+
+def _planted_rows(manifest: dict, sheet: str) -> set[int]:
+    return {row for rows in manifest["sheets"][sheet]["planted_rejects"].values() for row in rows}
+
+
+def _not_started(headers: list, row: list) -> bool:
+    return is_null(row[headers.index("FaseOf_Inicio")]) and is_null(row[headers.index("FaseOf_Fim")])
+
+
+def test_started_only_manifest_records_the_option_and_stays_true(demo, started_only):
+    manifest = started_only["manifest"]
+    assert manifest["started_phase_rows_only"] is True
+    assert manifest["args"] == {"scale": SCALE, "seed": SEED, "as_of": AS_OF, "started_phase_rows_only": True}
+    assert "started_phase_rows_only" not in demo["manifest"] and "started_phase_rows_only" not in demo["manifest"]["args"]
+    assert "not-started phase rows left out" in started_only["stdout"]
+    dropped = manifest["not_started_phase_rows_dropped"]
+    assert dropped > 0
+    for sheet, rows in started_only["sheets"].items():
+        assert manifest["sheets"][sheet]["rows"] == len(rows) - 1, sheet
+        expected = demo["manifest"]["sheets"][sheet]["rows"] - (dropped if sheet == "FasesOrdemFabrico" else 0)
+        assert manifest["sheets"][sheet]["rows"] == expected, sheet
+    assert manifest["planted_reject_counts"] == demo["manifest"]["planted_reject_counts"]
+    assert manifest["open_orders"] == demo["manifest"]["open_orders"]
+
+
+def test_started_only_has_no_not_started_phase_row(demo, started_only):
+    phases = started_only["sheets"]["FasesOrdemFabrico"]
+    assert not [row for row in phases[1:] if _not_started(phases[0], row)]  # planted rejects included
+    default = demo["sheets"]["FasesOrdemFabrico"]
+    not_started = [n for n, row in enumerate(default[1:], start=2) if _not_started(default[0], row)]
+    # The default file holds them, planted rejects copied from such a row included (seed 42: one bad_id).
+    assert len(set(not_started) - _planted_rows(demo["manifest"], "FasesOrdemFabrico")) \
+        == started_only["manifest"]["not_started_phase_rows_dropped"]
+    assert set(not_started) & _planted_rows(demo["manifest"], "FasesOrdemFabrico")
+
+
+def test_started_only_keeps_every_other_row_of_the_default_file(demo, started_only):
+    """Rows are left out after every random draw: the valid rows are the default file's started ones."""
+    for sheet, rows in started_only["sheets"].items():
+        if sheet != "FasesOrdemFabrico":
+            assert rows == demo["sheets"][sheet], sheet
+    default, flagged = demo["sheets"]["FasesOrdemFabrico"], started_only["sheets"]["FasesOrdemFabrico"]
+    default_planted = _planted_rows(demo["manifest"], "FasesOrdemFabrico")
+    flagged_planted = _planted_rows(started_only["manifest"], "FasesOrdemFabrico")
+    kept = [row for n, row in enumerate(default[1:], start=2)
+            if n not in default_planted and not _not_started(default[0], row)]
+    assert [row for n, row in enumerate(flagged[1:], start=2) if n not in flagged_planted] == kept
+
+
+def test_started_only_planted_rejects_are_exact(started_only):
+    for spec in contract.SHEETS:
+        found = reject_reasons(spec, started_only["sheets"][spec.name])
+        planted = started_only["manifest"]["sheets"][spec.name]["planted_rejects"]
+        assert found == {row: {reason} for reason, rows in planted.items() for row in rows}, spec.name
+        assert {reason: len(rows) for reason, rows in planted.items()} == dict.fromkeys(PLANTED.get(spec.name, ()),
+                                                                                          PLANTED_PER_REASON)
+
+
+def test_started_only_references_and_rates_stay_coherent(demo, started_only):
+    """Errors and matched assignments name started phases only: none loses its phase row."""
+    sheets = started_only["sheets"]
+    order_phase = _distinct_ids(sheets["FasesOrdemFabrico"], "FaseOf_Id")
+    assert _distinct_ids(sheets["OrdemFabricoErros"], "Erro_FaseOfAvaliacao") <= order_phase
+    assert _distinct_ids(sheets["OrdemFabricoErros"], "Erro_FaseOfCulpada") <= order_phase
+    assignment = _distinct_ids(sheets["FuncionariosFaseOrdemFabrico"], "FuncionarioFaseOf_FaseOfId")
+    default_phase = _distinct_ids(demo["sheets"]["FasesOrdemFabrico"], "FaseOf_Id")
+    assert assignment & order_phase == assignment & default_phase
+    rates = {name.split(" ")[0]: figure for name, figure in started_only["manifest"]["planted_rates"].items()}
+    assert rates["FuncionariosFaseOrdemFabrico.FuncionarioFaseOf_FaseOfId"]["matched"] == len(assignment & order_phase)
+    assert rates["FasesOrdemFabrico.FaseOf_DataPrevista"]["rows"] == len(sheets["FasesOrdemFabrico"]) - 1
+    assert rates["FasesOrdemFabrico.FaseOf_DataPrevista"]["achieved"] == pytest.approx(
+        _fill_rate(sheets["FasesOrdemFabrico"], "FaseOf_DataPrevista"), abs=1e-5)
+    assert rates["FasesOrdemFabrico.FaseOf_DataPrevista"]["achieved"] == pytest.approx(0.048, abs=0.02)
+
+
+def test_started_only_still_has_open_orders_whose_route_is_partly_started(demo, started_only):
+    def phase_rows_by_order(sheets, manifest) -> dict[int, int]:
+        rows, planted = sheets["FasesOrdemFabrico"], _planted_rows(manifest, "FasesOrdemFabrico")
+        j = rows[0].index("FaseOf_OfId")
+        counts: dict[int, int] = {}
+        for n, row in enumerate(rows[1:], start=2):
+            if n not in planted:
+                counts[parse_id(row[j])] = counts.get(parse_id(row[j]), 0) + 1
+        return counts
+
+    orders = started_only["sheets"]["OrdensFabrico"]
+    planted = _planted_rows(started_only["manifest"], "OrdensFabrico")
+    open_ids = {parse_id(row[0]) for n, row in enumerate(orders[1:], start=2)
+                if n not in planted and is_null(row[orders[0].index("Of_DataAcabamento")])}
+    assert len(open_ids) == started_only["manifest"]["open_orders"] >= 1
+    flagged = phase_rows_by_order(started_only["sheets"], started_only["manifest"])
+    default = phase_rows_by_order(demo["sheets"], demo["manifest"])
+    partly = [o for o in open_ids if 0 < flagged.get(o, 0) < default[o]]
+    assert partly, "an open order keeps its started phase rows and loses the not-started ones"
+    assert sum(1 for o in open_ids if o not in flagged) == started_only["manifest"]["open_orders_without_phase_rows"]
+    assert sum(default[o] - flagged.get(o, 0) for o in open_ids) == started_only["manifest"]["not_started_phase_rows_dropped"]
+
+
+def test_started_only_duplicate_key_copied_from_a_not_started_row_still_repeats_an_earlier_row(tmp_path):
+    """Seed 88: a planted duplicate key repeats a not-started row; it repeats a started row written before it."""
+    path = tmp_path / "seed88.xlsx"
+    default = generate_demo_workbook(tmp_path / "default88.xlsx", scale=SCALE, seed=88, as_of=AS_OF)
+    manifest = generate_demo_workbook(path, scale=SCALE, seed=88, as_of=AS_OF, started_phase_rows_only=True)
+    default_phases = read_workbook(tmp_path / "default88.xlsx")["FasesOrdemFabrico"]
+    assert any(_not_started(default_phases[0], default_phases[n - 1])
+               for n in default["sheets"]["FasesOrdemFabrico"]["planted_rejects"]["duplicate_key"])
+    phases = read_workbook(path)["FasesOrdemFabrico"]
+    assert not [row for row in phases[1:] if _not_started(phases[0], row)]
+    planted = manifest["sheets"]["FasesOrdemFabrico"]["planted_rejects"]
+    assert reject_reasons(contract.ORDER_PHASES, phases) == {row: {reason} for reason, rows in planted.items()
+                                                             for row in rows}
+
+
+@pytest.mark.django_db
+def test_started_only_ingests_to_exactly_the_manifest_counts(started_only, empty_tables):
+    from ingestion.merge import TARGETS
+    from ingestion.models import Reject, SheetRun
+    from ingestion.services import ingest_workbook
+
+    run = ingest_workbook(path=str(started_only["path"]))
+    assert run.status == "succeeded", run.error
+    manifest = started_only["manifest"]
+    expected_rejects = set()
+    for sheet, facts in manifest["sheets"].items():
+        planted = sum(len(rows) for rows in facts["planted_rejects"].values())
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {TARGETS[sheet].table}")
+            assert cursor.fetchone()[0] == facts["rows"] - planted, sheet
+        sheet_run = SheetRun.objects.get(run=run, sheet=sheet)
+        assert (sheet_run.rows_read, sheet_run.rows_rejected, sheet_run.reconciled) == (facts["rows"], planted, True)
+        expected_rejects |= {(sheet, row, reason) for reason, rows in facts["planted_rejects"].items() for row in rows}
+    assert set(Reject.objects.filter(run=run).values_list("sheet", "row_number", "reason")) == expected_rejects
 
 
 @pytest.fixture(scope="module")

@@ -19,19 +19,26 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=42)
         parser.add_argument("--as-of", dest="as_of", default="2025-12-15",
                             help="Snapshot date or datetime (a date means the end of that day)")
+        parser.add_argument("--started-phase-rows-only", dest="started_phase_rows_only", action="store_true",
+                            help="The other export shape: FasesOrdemFabrico holds a phase row only once work on it "
+                                 "has started (no row with both FaseOf_Inicio and FaseOf_Fim empty)")
 
-    def handle(self, *args, out, scale, seed, as_of, **options):
+    def handle(self, *args, out, scale, seed, as_of, started_phase_rows_only=False, **options):
         if not out.lower().endswith(".xlsx"):
             raise CommandError("OUT must be an .xlsx path")
         began = time.perf_counter()
         try:
-            manifest = generate_demo_workbook(out, scale=scale, seed=seed, as_of=as_of)
+            manifest = generate_demo_workbook(out, scale=scale, seed=seed, as_of=as_of,
+                                              started_phase_rows_only=started_phase_rows_only)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         seconds = time.perf_counter() - began
         for sheet, info in manifest["sheets"].items():
             planted = sum(len(rows) for rows in info["planted_rejects"].values())
             self.stdout.write(f"{sheet:32} {info['rows']:>9,} rows  {planted} planted rejects")
+        if started_phase_rows_only:
+            self.stdout.write(f"Started phase rows only: {manifest['not_started_phase_rows_dropped']:,} not-started "
+                              "phase rows left out")
         for name, figure in manifest["planted_rates"].items():
             self.stdout.write(f"{name}: {figure['achieved']:.3f} (target {figure['target']:.3f})")
         digest = hashlib.sha256()
