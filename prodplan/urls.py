@@ -16,6 +16,7 @@ admin.site.site_url = "/"
 # The triage changelists are wide (sheet, row, reason, message, status): they get the full width.
 admin.site.enable_nav_sidebar = False
 
+handler400 = "prodplan.api_errors.bad_request"
 handler404 = "prodplan.api_errors.page_not_found"
 handler500 = "prodplan.api_errors.server_error"
 

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from prodplan.api_keys import HasApiKeyOrStaff
-from prodplan.asof import data_as_of
+from prodplan.asof import data_as_of, parse_as_of
 from whatif.api.serializers import RunListSerializer, RunSerializer, ScenarioSerializer
 from whatif.choices import RunStatus
 from whatif.models import WhatIfRun
@@ -35,6 +35,8 @@ class SimulateView(APIView):
                     "run_async is set or the horizon is long. Figures are theoretical (a simulation).",
     )
     def post(self, request):
+        # the one as_of rule first (400 naming the accepted range); a body that is not an object is the serializer's
+        parse_as_of(request.data.get("as_of") if hasattr(request.data, "get") else None)
         ser = ScenarioSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         data = dict(ser.validated_data)

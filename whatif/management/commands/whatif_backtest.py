@@ -6,7 +6,7 @@ import json
 
 from django.core.management import CommandError
 
-from prodplan.asof import data_as_of, parse_as_of
+from prodplan.asof import InvalidAsOf, as_of_from, data_as_of
 from prodplan.commands import DatabaseCommand
 from whatif.services import default_backtest_start, whatif_backtest_run
 
@@ -23,7 +23,10 @@ class Command(DatabaseCommand):
         if weeks < 1:
             raise CommandError("--weeks must be at least 1")
         if start:
-            start_at = parse_as_of(start)
+            try:
+                start_at = as_of_from(start)
+            except InvalidAsOf as exc:
+                raise CommandError(f"--start: {exc.message()}") from exc
             start_at = start_at.replace(hour=0, minute=0, second=0) if len(start) == 10 else start_at
         else:
             as_of = data_as_of()
