@@ -1,11 +1,14 @@
 """Admin for the catalogue and orders: read-only (the workbook is the source), no per-row queries."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
+from orders import services
 from orders.models import (
     Employee,
     EmployeeSkill,
     ManufacturingOrder,
+    OrderAbandonment,
     OrderPhaseRecord,
     Phase,
     PhaseAssignmentRecord,
@@ -67,6 +70,61 @@ class ManufacturingOrderAdmin(IngestedReadOnlyAdmin):
     list_filter = ["is_open"]
     search_fields = ["=id", "=product_id"]
     date_hierarchy = "created_at"
+    actions = ["mark_abandoned"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not request.user.has_perm("orders.add_orderabandonment"):
+            actions.pop("mark_abandoned", None)
+        return actions
+
+    @admin.action(description=_("Mark as abandoned (kept in the data, hidden from planning)"))
+    def mark_abandoned(self, request, queryset):
+        marked, refused = 0, []
+        for order_id in queryset.values_list("id", flat=True):
+            try:
+                services.order_abandon(order_id=order_id, marked_by=request.user.get_username(),
+                                       reason=str(_("marked from the order list")))
+                marked += 1
+            except services.OrderNotAbandonable as exc:
+                refused.append(str(exc))
+        if marked:
+            self.message_user(request, _("%(n)d order(s) marked as abandoned.") % {"n": marked}, messages.SUCCESS)
+        for reason in refused[:10]:
+            self.message_user(request, reason, messages.WARNING)
+
+
+@admin.register(OrderAbandonment)
+class OrderAbandonmentAdmin(admin.ModelAdmin):
+    """A steward marks an order abandoned (or takes the mark off); the order stays in the data."""
+
+    list_display = ["order_id", "marked_by", "marked_at", "reason"]
+    search_fields = ["=order_id", "reason"]
+    fields = ["order_id", "reason", "marked_by", "marked_at"]
+    readonly_fields = ["marked_by", "marked_at"]
+    actions = ["unmark"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["order_id", *self.readonly_fields] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        try:
+            saved = services.order_abandon(order_id=obj.order_id, marked_by=request.user.get_username(), reason=obj.reason)
+        except services.OrderNotAbandonable as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        obj.marked_by, obj.marked_at = saved.marked_by, saved.marked_at
+
+    def delete_model(self, request, obj):
+        services.order_unabandon(order_ids=[obj.order_id])
+
+    def delete_queryset(self, request, queryset):
+        services.order_unabandon(order_ids=list(queryset.values_list("order_id", flat=True)))
+
+    @admin.action(description=_("Return to planning (remove the abandonment mark)"), permissions=["delete"])
+    def unmark(self, request, queryset):
+        n = services.order_unabandon(order_ids=list(queryset.values_list("order_id", flat=True)))
+        self.message_user(request, _("%(n)d order(s) returned to planning.") % {"n": n}, messages.SUCCESS)
 
 
 @admin.register(OrderPhaseRecord)

@@ -5,23 +5,30 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q
 
-from orders.choices import OrderStatus, ProductFamily
+from orders.choices import OrderState, OrderStatus, ProductFamily
 from orders.models import ManufacturingOrder, Product
-from orders.selectors import annotate_id_text, order_ids_matching
+from orders.selectors import annotate_id_text, order_ids_matching, order_ids_where
 
 
 class ManufacturingOrderFilterSet(django_filters.FilterSet):
-    """Filters of the order list; expects the queryset of orders.selectors.order_queryset (status annotated)."""
+    """Filters of the order list over orders.selectors.order_queryset(as_of); state, status and phase are the
+    order state at as_of (pass as_of=; default the data's as-of)."""
 
     status = django_filters.MultipleChoiceFilter(
-        choices=OrderStatus.choices, help_text="Order status at the as-of time (repeatable)."
+        choices=OrderStatus.choices, method="filter_state_column",
+        help_text="Order status at the as-of time (repeatable).",
+    )
+    state = django_filters.MultipleChoiceFilter(
+        choices=OrderState.choices, method="filter_state_column",
+        help_text="Order state at the as-of time (repeatable): not_started, waiting, in_progress, stalled, abandoned, finished.",
     )
     product = django_filters.NumberFilter(field_name="product_id", help_text="Product id (Of_ProdutoId).")
     family = django_filters.ChoiceFilter(
         choices=ProductFamily.choices, method="filter_family",
         help_text="Product family; UNKNOWN selects orders whose product is not in the catalogue.",
     )
-    current_phase = django_filters.NumberFilter(field_name="current_phase_id", help_text="Current phase id (Of_FaseId).")
+    current_phase = django_filters.NumberFilter(
+        method="filter_state_column", help_text="Phase id where the order is (in progress) or waits, at the as-of time.")
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     finished_after = django_filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="gte")
@@ -30,7 +37,20 @@ class ManufacturingOrderFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = ManufacturingOrder
-        fields = ["status", "product", "family", "current_phase"]
+        fields = ["status", "state", "product", "family", "current_phase"]
+
+    def __init__(self, *args, as_of=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        from prodplan.asof import data_as_of
+
+        self.as_of = as_of or data_as_of()
+
+    def filter_state_column(self, queryset, name, value):
+        if value in (None, "", []):
+            return queryset
+        column = {"status": "status", "state": "state", "current_phase": "phase_id"}[name]
+        values = [int(value)] if name == "current_phase" else list(value)
+        return queryset.filter(id__in=order_ids_where(as_of=self.as_of, column=column, values=values))
 
     def filter_family(self, queryset, name, value):
         known = Product.objects.values("id")

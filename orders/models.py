@@ -259,53 +259,6 @@ class PhaseAssignmentRecord(PhaseAssignmentColumns):
 # --- Aggregates (precomputed by orders.services.refresh_aggregates after every ingestion) ---------
 
 
-class LeadTimePercentile(models.Model):
-    """Historical lead-time percentiles of finished orders, per product id, per family and global."""
-
-    class Scope(models.TextChoices):
-        PRODUCT = "product", "Product"
-        FAMILY = "family", "Family"
-        GLOBAL = "global", "Global"
-
-    scope = models.CharField(max_length=8, choices=Scope.choices)
-    key = models.CharField(max_length=32, help_text="Product id, family code, or 'all'.")
-    n = models.IntegerField(help_text="Finished orders with a lead time.")
-    p50 = models.FloatField(null=True)
-    p75 = models.FloatField(null=True)
-    p90 = models.FloatField(null=True)
-    mean = models.FloatField(null=True)
-    at_risk_days = models.FloatField(null=True, help_text="Percentile settings.ORDER_AT_RISK_PERCENTILE, in days.")
-    late_days = models.FloatField(null=True, help_text="Percentile settings.ORDER_LATE_PERCENTILE, in days.")
-
-    class Meta:
-        verbose_name = "lead-time percentile (aggregate)"
-        ordering = ["scope", "key"]
-        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="orders_leadtimepercentile_key")]
-
-    def __str__(self) -> str:
-        return f"{self.scope} {self.key}: p50={self.p50}"
-
-
-class LeadTimeThreshold(models.Model):
-    """The resolved status thresholds of one product id: its own percentiles, else family, else global."""
-
-    product_id = models.BigIntegerField(primary_key=True)
-    scope = models.CharField(max_length=8, choices=LeadTimePercentile.Scope.choices)
-    n = models.IntegerField()
-    p50 = models.FloatField(null=True)
-    p75 = models.FloatField(null=True)
-    p90 = models.FloatField(null=True)
-    at_risk_days = models.FloatField(null=True)
-    late_days = models.FloatField(null=True)
-
-    class Meta:
-        verbose_name = "lead-time threshold (aggregate)"
-        ordering = ["product_id"]
-
-    def __str__(self) -> str:
-        return f"Product {self.product_id}: {self.scope}"
-
-
 class OrderSummary(models.Model):
     """Per-order counts and first start, so list and detail pages need no scan of the phase table."""
 
@@ -344,21 +297,46 @@ class ProductPhaseStat(models.Model):
         return f"Product {self.product_id} phase {self.phase_id}"
 
 
-class PhaseFlowStat(models.Model):
-    """Historical queue time (previous phase's end → start) and touch time (start → end) per phase."""
+class OrderAbandonment(models.Model):
+    """A data steward's mark that an open order was abandoned: kept in the data, hidden from planning.
 
-    phase_id = models.BigIntegerField(primary_key=True)
-    touch_n = models.IntegerField(default=0)
-    touch_p50_seconds = models.FloatField(null=True)
-    touch_p90_seconds = models.FloatField(null=True)
-    queue_n = models.IntegerField(default=0)
-    queue_p50_seconds = models.FloatField(null=True)
-    queue_p90_seconds = models.FloatField(null=True)
-    executions = models.IntegerField(default=0, help_text="All order phases of this phase.")
+    A row of its own (not a column of ManufacturingOrder), so a re-ingestion of the workbook never undoes it."""
+
+    order_id = models.BigIntegerField(primary_key=True, verbose_name="order (Of_Id)")
+    reason = models.TextField(blank=True)
+    marked_by = models.CharField(max_length=150, blank=True, help_text="Username of the steward who marked it.")
+    marked_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        verbose_name = "phase flow statistics (aggregate)"
-        ordering = ["phase_id"]
+        verbose_name = "abandoned order"
+        verbose_name_plural = "abandoned orders"
+        ordering = ["-marked_at", "-order_id"]
 
     def __str__(self) -> str:
-        return f"Phase {self.phase_id} flow"
+        return f"OF {self.order_id} abandoned"
+
+
+class BottleneckBacktest(models.Model):
+    """One replay of the bottleneck ranking at weekly past dates, scored against the queue measured next.
+
+    Written by `manage.py bottleneck_backtest`; the ranking's page and API show the latest score."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    start = models.DateTimeField(help_text="The first ranked date.")
+    weeks = models.IntegerField()
+    horizon_days = models.IntegerField(help_text="How far ahead the measured queue decides the right #1.")
+    scored_weeks = models.IntegerField(help_text="Weeks with a ranking and with queue measured next.")
+    hits = models.IntegerField(help_text="Weeks whose #1 was the phase with the most measured queue next.")
+    data_as_of = models.DateTimeField(null=True, help_text="The data's as-of time when the backtest ran.")
+    weekly = models.JSONField(default=list, help_text="Per week: date, predicted #1, actual #1, hit.")
+
+    class Meta:
+        verbose_name = "bottleneck backtest"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(hits__lte=models.F("scored_weeks")),
+                                   name="%(app_label)s_%(class)s_hits_within_weeks"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Bottleneck backtest {self.id}: {self.hits}/{self.scored_weeks}"

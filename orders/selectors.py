@@ -23,39 +23,30 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import (
-    BooleanField,
-    Case,
-    CharField,
-    DateTimeField,
-    F,
-    FloatField,
-    Func,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-    When,
-)
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import CharField, FloatField, Func, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast
 
-from orders.choices import OrderStatus
+from orders.choices import OrderState, PlacementBasis
 from orders.models import (
     Employee,
-    LeadTimePercentile,
-    LeadTimeThreshold,
     ManufacturingOrder,
-    OrderSummary,
     Phase,
-    PhaseFlowStat,
     Product,
     ProductPhaseStat,
     RouteStep,
 )
 from prodplan.cache import cached, cached_in_process
 from prodplan.db import fetch_prepared
-from prodplan.gates import OBSERVED, THEORETICAL, figure, not_supported, ratio
+from prodplan.gates import (
+    MATCH_RATE_RULE,
+    OBSERVED,
+    THEORETICAL,
+    figure,
+    not_supported,
+    ratio,
+    reference_match_sql,
+)
 from prodplan.stats import percentile
 
 DAY = 86400.0
@@ -115,154 +106,382 @@ def phase_names() -> dict[int, str]:
     return cached_in_process("orders.phase_names", lambda: dict(Phase.objects.values_list("id", "name")))
 
 
-# --- lead-time percentiles and order status ------------------------------------------------------
+# --- the order state: where every order is at an as-of time (the one definition) ------------------
+
+ORDER_STATE_RULE = (
+    "At as_of, every order created by then is in exactly one state, from what was known at as_of only (orders "
+    "created, phase starts and ends at or before as_of; a phase that ended later is in progress): finished "
+    "(finished by as_of); abandoned (marked by a data steward); stalled (open, and no event (creation, a phase "
+    "start or end) for longer than its position's stall threshold); in_progress at the phase started and not "
+    "ended (the latest start wins); not_started (no phase started); else waiting before its next phase. The "
+    "phase is placed, strongest basis first, by: the phase in progress; the first phase row not started after "
+    "the furthest row reached (by sequence); the next step of the product's standard route after the furthest "
+    "step reached; the phase that most often followed the last finished one (or came first) in the phases seen "
+    "in the 180 days before as_of; the ERP's current phase (Of_FaseId, only when as_of is at or after the snapshot); else "
+    "unknown. Time in state ('since'): the phase's start (in progress), the last phase end (waiting), the "
+    "creation (not started), the last event (stalled)."
+)
+STALL_RULE = (
+    "stalled when the time since the order's last event exceeds max(floor, p{pct} of the event-free gaps "
+    "measured at that phase (the wait before it: its start minus the previous phase's end or the order's "
+    "creation; and its duration) over the {window} days before as_of), using all phases' gaps when a phase has "
+    "fewer than {min_n}"
+)
+OPEN_STATES = (OrderState.NOT_STARTED, OrderState.WAITING, OrderState.IN_PROGRESS, OrderState.STALLED)
+# The orders a supervisor plans: open, neither stalled nor abandoned (WIP, flow KPIs, bottlenecks, risk).
+ACTIVE_STATES = (OrderState.NOT_STARTED, OrderState.WAITING, OrderState.IN_PROGRESS)
+STALL_PERCENTILE = 0.99
+STALL_WINDOW_DAYS = 180
+STALL_MIN_GAPS = 30
+
+# The function is created by migration orders.0004_order_state; every reader calls it through here.
+ORDER_STATE_CALL = "orders_order_state(%(as_of)s, %(snapshot_at)s, %(stall)s, %(lead)s, %(order_ids)s)"
+
+# Gaps with no event of an order, per phase it was at, measured over the window before as_of (partitions
+# pruned on event_time): the wait before a phase (its start minus the previous phase's end, or the order's
+# creation for an order's first phase in the window when the order was created inside it) and its duration.
+_STALL_GAPS_SQL = """
+WITH r AS (
+    SELECT p.phase_id, p.started_at, p.ended_at,
+           CASE WHEN row_number() OVER w = 1 THEN CASE WHEN o.created_at > %(start)s THEN o.created_at END
+                ELSE lag(CASE WHEN p.ended_at <= %(as_of)s THEN p.ended_at END) OVER w END AS previous_end,
+           CASE WHEN row_number() OVER w = 1 THEN CASE WHEN o.created_at > %(start)s THEN 'start' END
+                ELSE (lag(p.phase_id) OVER w)::text END AS previous_phase
+    FROM orders_orderphase p JOIN orders_manufacturingorder o ON o.id = p.order_id
+    -- no upper bound on event_time (an end after as_of): a phase started by as_of and ended later was in
+    -- progress then, and the wait before it was known (its end is cut above and below)
+    WHERE p.event_time > %(start)s
+      AND p.started_at <= %(as_of)s AND p.phase_id IS NOT NULL
+    WINDOW w AS (PARTITION BY p.order_id ORDER BY p.started_at, p.sequence, p.id)
+), gaps AS (
+    SELECT phase_id, extract(epoch FROM started_at - previous_end) AS gap FROM r WHERE previous_end <= started_at
+    UNION ALL
+    SELECT phase_id, extract(epoch FROM ended_at - started_at) FROM r WHERE ended_at <= %(as_of)s
+)
+SELECT 'gap' AS kind, phase_id, NULL AS previous_phase, count(*) AS n,
+       percentile_cont(%(pct)s) WITHIN GROUP (ORDER BY gap) AS threshold
+FROM gaps GROUP BY ROLLUP (phase_id)
+UNION ALL
+SELECT 'next', phase_id, previous_phase, count(*), NULL FROM r WHERE previous_phase IS NOT NULL
+GROUP BY previous_phase, phase_id
+"""
 
 
-def lead_time_percentiles() -> dict:
-    """Historical lead-time percentiles (days) of finished orders: p50/p75/p90/mean and n.
-
-    {"product": {product_id: {...}}, "family": {family: {...}}, "global": {...}}; read from the
-    aggregate table refreshed after every ingestion."""
+def stall_thresholds(*, as_of: datetime) -> dict:
+    """The stall threshold (seconds) per phase at as_of, learnt from gaps measured before as_of (cached)."""
 
     def compute() -> dict:
-        result: dict = {"product": {}, "family": {}, "global": None}
-        for row in LeadTimePercentile.objects.values("scope", "key", "n", "p50", "p75", "p90", "mean"):
-            stats = {k: row[k] for k in ("n", "p50", "p75", "p90", "mean")}
-            if row["scope"] == "product":
-                result["product"][int(row["key"])] = stats
-            elif row["scope"] == "family":
-                result["family"][row["key"]] = stats
-            else:
-                result["global"] = stats
-        if result["global"] is None:
-            result["global"] = {"n": 0, "p50": None, "p75": None, "p90": None, "mean": None}
+        floor = settings.ORDER_STALLED_FLOOR_DAYS * DAY
+        start = as_of - timedelta(days=STALL_WINDOW_DAYS)
+        found = _fetch(_STALL_GAPS_SQL, {"as_of": as_of, "start": start, "pct": STALL_PERCENTILE})
+        rows = [r for r in found if r["kind"] == "gap"]
+        # The phase that most often came next after each phase (or first: 'start'), ties to the lowest id.
+        successors: dict[str, tuple[int, int]] = {}
+        for r in found:
+            if r["kind"] == "next":
+                best = successors.get(r["previous_phase"])
+                if best is None or (r["n"], -r["phase_id"]) > (best[1], -best[0]):
+                    successors[r["previous_phase"]] = (int(r["phase_id"]), r["n"])
+        overall = next((r for r in rows if r["phase_id"] is None), None)
+        default = max(floor, float(overall["threshold"])) if overall and overall["n"] else floor
+        per_phase = {int(r["phase_id"]): max(floor, float(r["threshold"]))
+                     for r in rows if r["phase_id"] is not None and r["n"] >= STALL_MIN_GAPS}
+        return {
+            "default_seconds": default,
+            "phase_seconds": per_phase,
+            "next_phase": {previous: phase for previous, (phase, _) in sorted(successors.items())},
+            "floor_days": settings.ORDER_STALLED_FLOOR_DAYS,
+            "percentile": STALL_PERCENTILE,
+            "window_days": STALL_WINDOW_DAYS,
+            "min_gaps": STALL_MIN_GAPS,
+            "gaps_measured": overall["n"] if overall else 0,
+            "rule": STALL_RULE.format(pct=int(STALL_PERCENTILE * 100), window=STALL_WINDOW_DAYS, min_n=STALL_MIN_GAPS),
+        }
+
+    return cached("orders.stall_thresholds", {"as_of": as_of}, compute)
+
+
+# Lead-time percentiles (days) of the orders finished by as_of, per product, per family and over all.
+_LEAD_TIME_AT_SQL = """
+SELECT o.product_id, p.family, GROUPING(o.product_id, p.family) AS level, count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY o.lead_time_days) AS p50,
+       percentile_cont(0.75) WITHIN GROUP (ORDER BY o.lead_time_days) AS p75,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY o.lead_time_days) AS p90,
+       avg(o.lead_time_days) AS mean,
+       percentile_cont(%(risk)s) WITHIN GROUP (ORDER BY o.lead_time_days) AS at_risk_days,
+       percentile_cont(%(late)s) WITHIN GROUP (ORDER BY o.lead_time_days) AS late_days
+FROM orders_manufacturingorder o LEFT JOIN orders_product p ON p.id = o.product_id
+WHERE o.finished_at <= %(as_of)s AND o.lead_time_days >= 0
+GROUP BY GROUPING SETS ((o.product_id, p.family), (p.family), ())
+"""
+
+
+def lead_time_thresholds(*, as_of: datetime) -> dict:
+    """Status thresholds at as_of from the orders finished by then (no hindsight), cached per as_of.
+
+    {"global": {...}, "family": {family: {...}}, "product": {product_id: {...}}}: a product gets its own
+    percentiles with at least MIN_HISTORY_FOR_PRODUCT_PERCENTILE finished orders, else its family's (when
+    that has enough), else the global ones; each entry carries its scope, n, p50, p75, p90, mean,
+    at_risk_days and late_days."""
+
+    def compute() -> dict:
+        rows = _fetch(_LEAD_TIME_AT_SQL, {"as_of": as_of, "risk": settings.ORDER_AT_RISK_PERCENTILE,
+                                          "late": settings.ORDER_LATE_PERCENTILE})
+        keys = ("n", "p50", "p75", "p90", "mean", "at_risk_days", "late_days")
+        empty = {"scope": "global", **{k: None for k in keys}, "n": 0}
+        result: dict = {"global": empty, "family": {}, "product": {}}
+        own: dict = {}
+        for r in rows:
+            stats = {k: (float(r[k]) if r[k] is not None and k != "n" else r[k]) for k in keys}
+            if r["level"] == 3:
+                result["global"] = {"scope": "global", **stats}
+            elif r["level"] == 2 and r["family"] is not None:  # GROUPING: product_id (high bit) left out
+                result["family"][r["family"]] = {"scope": "family", **stats}
+            elif r["level"] == 0 and r["product_id"] is not None:
+                own[int(r["product_id"])] = (r["family"], {"scope": "product", **stats})
+        minimum = settings.MIN_HISTORY_FOR_PRODUCT_PERCENTILE
+        for product_id, family in Product.objects.values_list("id", "family"):
+            own.setdefault(product_id, (family, None))
+        for product_id, (family, stats) in own.items():
+            if stats is not None and stats["n"] >= minimum:
+                result["product"][product_id] = stats
+            elif family in result["family"] and result["family"][family]["n"] >= minimum:
+                result["product"][product_id] = result["family"][family]
         return result
 
-    return cached_in_process("orders.lead_time_percentiles", compute)
+    return cached("orders.lead_time_thresholds", {"as_of": as_of}, compute)
 
 
-def global_threshold() -> dict:
+def _lead_param(thresholds: dict) -> dict:
+    """The thresholds as the SQL function reads them (product entries only where they differ from global)."""
+    fields = ("scope", "at_risk_days", "late_days", "p75")
+    glob = {k: thresholds["global"][k] for k in fields}
+    return {"global": glob, "product": {str(pid): {k: t[k] for k in fields} for pid, t in thresholds["product"].items()}}
+
+
+def order_state_params(*, as_of: datetime, order_ids: list[int] | None = None) -> dict:
+    """The parameters of ORDER_STATE_CALL at as_of (thresholds computed once per as_of and cached)."""
+    from psycopg.types.json import Jsonb
+
+    from prodplan.asof import data_as_of
+
+    stall = stall_thresholds(as_of=as_of)
+    return {
+        "as_of": as_of,
+        "snapshot_at": data_as_of() or datetime.max.replace(tzinfo=as_of.tzinfo),
+        "stall": Jsonb({"default": stall["default_seconds"], "phase": {str(k): v for k, v in stall["phase_seconds"].items()},
+                        "next": stall["next_phase"]}),
+        "lead": Jsonb(_lead_param(lead_time_thresholds(as_of=as_of))),
+        "order_ids": None if order_ids is None else [int(i) for i in order_ids],
+    }
+
+
+_STATE_COLUMNS = (
+    "order_id, product_id, created_at, finished_at, state, flow_state, phase_id, placement_basis, since, "
+    "last_event_at, reworks, stall_threshold_seconds, age_days, status, threshold_scope, at_risk_days, late_days, "
+    "p75_days"
+)
+
+
+def order_states(*, as_of: datetime, order_ids: list[int]) -> dict[int, dict]:
+    """The state rows of these orders at as_of (those created by then), by order id; one query."""
+    if not order_ids:
+        return {}
+    sql = f"SELECT {_STATE_COLUMNS} FROM {ORDER_STATE_CALL}"  # noqa: S608 - constant text
+    return {r["order_id"]: r for r in _fetch(sql, order_state_params(as_of=as_of, order_ids=order_ids))}
+
+
+def open_orders_at(*, as_of: datetime) -> list[dict]:
+    """The state rows of every order open at as_of (not finished; stalled and abandoned included), cached per as_of.
+
+    One query; expected plan: the orders created by as_of (seq scan, 27k rows), the phase rows of the open
+    ones by order id (orders_op_order_seq_idx in each partition), one aggregate per order."""
+
+    def compute() -> list[dict]:
+        sql = f"SELECT {_STATE_COLUMNS} FROM {ORDER_STATE_CALL} WHERE state <> 'finished' ORDER BY order_id"  # noqa: S608
+        return _fetch(sql, order_state_params(as_of=as_of))
+
+    return cached("orders.open_orders_at", {"as_of": as_of}, compute)
+
+
+def active_orders_at(*, as_of: datetime) -> list[dict]:
+    """The open orders a supervisor plans at as_of: neither stalled nor abandoned."""
+    return [r for r in open_orders_at(as_of=as_of) if r["state"] in ACTIVE_STATES]
+
+
+def order_ids_where(*, as_of: datetime, column: str, values: list) -> RawSQL:
+    """A subquery of the ids of orders whose state row at as_of has column IN values (for list filters)."""
+    if column not in {"state", "status", "phase_id"}:
+        raise ValueError(column)
+    sql = f"SELECT order_id FROM {ORDER_STATE_CALL} WHERE {column} = ANY(%(values)s)"  # noqa: S608 - checked column
+    params = {**order_state_params(as_of=as_of), "values": list(values)}
+    # RawSQL takes positional parameters: compile the named ones in order.
+    names = ["as_of", "snapshot_at", "stall", "lead", "order_ids", "values"]
+    positional = sql
+    for name in names:
+        positional = positional.replace(f"%({name})s", "%s")
+    return RawSQL(positional, [params[n] for n in names])
+
+
+def state_summary(*, as_of: datetime) -> dict:
+    """Counts of orders per state at as_of, the placement bases of open orders and the coverage (cached)."""
+
     def compute() -> dict:
-        row = LeadTimePercentile.objects.filter(scope="global").values(
-            "n", "p50", "p75", "p90", "at_risk_days", "late_days"
-        ).first()
-        return row or {"n": 0, "p50": None, "p75": None, "p90": None, "at_risk_days": None, "late_days": None}
+        rows = open_orders_at(as_of=as_of)
+        finished = _fetch(
+            f"SELECT count(*) AS n FROM {ORDER_STATE_CALL} WHERE state = 'finished'",  # noqa: S608
+            order_state_params(as_of=as_of))[0]["n"]
+        states = Counter(r["state"] for r in rows)
+        bases = Counter(r["placement_basis"] for r in rows)
+        placed = sum(n for basis, n in bases.items() if basis != PlacementBasis.UNKNOWN)
+        stall = stall_thresholds(as_of=as_of)
+        return {
+            "as_of": as_of,
+            "rule": ORDER_STATE_RULE,
+            "states": {state: (finished if state == OrderState.FINISHED else states.get(state, 0))
+                       for state in OrderState.values},
+            "open_orders": len(rows),
+            "placement": figure({basis: bases.get(basis, 0) for basis in PlacementBasis.values if basis != "none"},
+                                basis=OBSERVED, coverage=_r(ratio(placed, len(rows)), 4), placed=placed),
+            "stall_threshold": {
+                "floor_days": stall["floor_days"], "default_days": _r(stall["default_seconds"] / DAY, 3),
+                "by_phase_days": {pid: _r(s / DAY, 3) for pid, s in sorted(stall["phase_seconds"].items())},
+                "percentile": stall["percentile"], "window_days": stall["window_days"],
+                "gaps_measured": stall["gaps_measured"], "rule": stall["rule"],
+            },
+        }
 
-    return cached_in_process("orders.global_threshold", compute)
+    return cached("orders.state_summary", {"as_of": as_of}, compute)
+
+
+def stalled_orders(*, as_of: datetime, limit: int | None = None) -> list[dict]:
+    """Stalled orders at as_of, longest-idle first, with the phase where they stopped and days since their last event."""
+    names = phase_names()
+    rows = sorted((r for r in open_orders_at(as_of=as_of) if r["state"] == OrderState.STALLED),
+                  key=lambda r: (r["last_event_at"], r["order_id"]))
+    return [
+        {
+            "order_id": r["order_id"],
+            "product_id": r["product_id"],
+            "phase": None if r["phase_id"] is None else {"id": r["phase_id"], "name": names.get(r["phase_id"])},
+            "stalled_while": r["flow_state"],
+            "placement_basis": r["placement_basis"],
+            "last_event_at": r["last_event_at"],
+            "idle_days": _r((as_of - r["last_event_at"]).total_seconds() / DAY, 3),
+            "threshold_days": _r(r["stall_threshold_seconds"] / DAY, 3),
+            "age_days": _r(r["age_days"], 3),
+        }
+        for r in rows[:limit]
+    ]
+
+
+def state_payload(row: dict, *, as_of: datetime) -> dict:
+    """The API shape of one order's state at as_of (a row of ORDER_STATE_CALL)."""
+    names = phase_names()
+    finished = row["state"] == OrderState.FINISHED
+    return {
+        "state": row["state"],
+        "phase": None if finished or row["phase_id"] is None else {"id": row["phase_id"], "name": names.get(row["phase_id"])},
+        "placement_basis": row["placement_basis"],
+        "since": row["since"],
+        "in_state_days": None if row["since"] is None else _r((as_of - row["since"]).total_seconds() / DAY, 3),
+        "last_event_at": row["last_event_at"],
+        "stall_threshold_days": None if row["stall_threshold_seconds"] is None else _r(row["stall_threshold_seconds"] / DAY, 3),
+        "stalled_while": row["flow_state"] if row["state"] in (OrderState.STALLED, OrderState.ABANDONED) else None,
+    }
+
+
+# --- the order list and detail --------------------------------------------------------------------
 
 
 def order_queryset(*, as_of: datetime) -> QuerySet:
-    """Orders that exist at as_of, annotated with product, current phase, thresholds, age and status.
+    """Orders that exist at as_of (created by then, or undated), with their product; newest first.
 
-    One SQL statement: correlated subqueries on primary keys (product, phase, threshold, summary)."""
-    glob = global_threshold()
-    as_of_value = Value(as_of, output_field=DateTimeField())
+    State, status and position come from order_states() for the rows shown, and the list filters on them
+    through order_ids_where() (both the one SQL definition)."""
     product = Product.objects.filter(id=OuterRef("product_id"))
-    threshold = LeadTimeThreshold.objects.filter(product_id=OuterRef("product_id"))
-    summary = OrderSummary.objects.filter(order_id=OuterRef("id"))
-    phase = Phase.objects.filter(id=OuterRef("current_phase_id"))
-    done = Q(finished_at__isnull=False, finished_at__lte=as_of)
     return (
         ManufacturingOrder.objects.filter(Q(created_at__lte=as_of) | Q(created_at__isnull=True))
-        .annotate(
-            product_name=Subquery(product.values("name")[:1]),
-            product_family=Subquery(product.values("family")[:1]),
-            current_phase_name=Subquery(phase.values("name")[:1]),
-            at_risk_days=Coalesce(Subquery(threshold.values("at_risk_days")[:1]), Value(glob["at_risk_days"], FloatField())),
-            late_days=Coalesce(Subquery(threshold.values("late_days")[:1]), Value(glob["late_days"], FloatField())),
-            threshold_scope=Coalesce(Subquery(threshold.values("scope")[:1]), Value("global"), output_field=CharField()),
-            first_started_at=Subquery(summary.values("first_started_at")[:1]),
-            is_done_at=Case(When(done, then=Value(True)), default=Value(False), output_field=BooleanField()),
-            age_days=EpochSeconds(as_of_value - F("created_at")) / DAY,
-        )
-        .annotate(
-            status=Case(
-                When(done, then=Value(OrderStatus.DONE)),
-                When(age_days__gt=F("late_days"), then=Value(OrderStatus.LATE)),
-                When(age_days__gt=F("at_risk_days"), then=Value(OrderStatus.AT_RISK)),
-                When(Q(first_started_at__isnull=True) | Q(first_started_at__gt=as_of), then=Value(OrderStatus.CREATED)),
-                default=Value(OrderStatus.IN_PROGRESS),
-                output_field=CharField(),
-            )
-        )
+        .annotate(product_name=Subquery(product.values("name")[:1]), product_family=Subquery(product.values("family")[:1]))
         .order_by("-id")
     )
 
 
-ORDER_FIELDS = (
-    "id", "product_id", "product_name", "product_family", "created_at", "finished_at", "shipped_at",
-    "current_phase_id", "current_phase_name", "status", "is_done_at", "age_days", "lead_time_days",
-    "at_risk_days", "late_days", "threshold_scope",
-)
+ORDER_FIELDS = ("id", "product_id", "product_name", "product_family", "created_at", "finished_at", "lead_time_days")
 
 
-def order_row_payload(row: dict) -> dict:
-    """The API shape of one annotated order row (a dict of ORDER_FIELDS)."""
-    done = row["is_done_at"]
+def order_rows(*, as_of: datetime, rows: list[dict]) -> list[dict]:
+    """The API shape of order rows (dicts of ORDER_FIELDS) at as_of: one query for their states."""
+    states = order_states(as_of=as_of, order_ids=[r["id"] for r in rows])
+    return [order_row_payload(r, states.get(r["id"]), as_of=as_of) for r in rows]
+
+
+def order_row_payload(row: dict, state: dict | None, *, as_of: datetime) -> dict:
+    """One order at as_of: its base columns (ORDER_FIELDS) and its state row."""
+    state = state or {"state": None, "status": None, "phase_id": None, "placement_basis": None, "since": None,
+                      "last_event_at": None, "stall_threshold_seconds": None, "flow_state": None, "age_days": None,
+                      "threshold_scope": None, "at_risk_days": None, "late_days": None}
+    done = state["state"] == OrderState.FINISHED
+    position = state_payload(state, as_of=as_of) if state["state"] else None
     return {
         "id": row["id"],
         "product": _product_payload(row["product_id"], row["product_name"], row["product_family"]),
         "created": row["created_at"],
         "finished": row["finished_at"] if done else None,
-        "status": row["status"],
-        "current_phase": None if done or row["current_phase_id"] is None else {
-            "id": row["current_phase_id"], "name": row["current_phase_name"],
-        },
-        "age_days": None if done or row["age_days"] is None else round(row["age_days"], 3),
+        "status": state["status"],
+        "state": state["state"],
+        "current_phase": position and position["phase"],
+        "position": position,
+        "age_days": _r(state["age_days"], 3),
         "lead_time_days": _r(row["lead_time_days"], 3) if done else None,
         "status_basis": {
             "basis": THEORETICAL,
-            "threshold_scope": row["threshold_scope"],
-            "at_risk_days": _r(row["at_risk_days"], 3),
-            "late_days": _r(row["late_days"], 3),
+            "threshold_scope": state["threshold_scope"],
+            "at_risk_days": _r(state["at_risk_days"], 3),
+            "late_days": _r(state["late_days"], 3),
+            "history": "orders finished by as_of",
         },
     }
 
 
-# Compiled statements of order_queryset(...).filter(id=?) per (as_of, global thresholds): building and
-# compiling that annotated queryset costs 5-8 ms of CPU per call, four times the query itself (~1.5 ms,
-# primary-key lookups only), and it is the same statement for every order id.
-_ORDER_ROW_SQL: dict[tuple, tuple[str, tuple, int]] = {}
-_ORDER_ROW_SQL_MAX = 64
-_ID_PLACEHOLDER = -7_316_209_153  # never an order id: marks the id's parameter slot in the compiled statement
+_ORDER_SQL = """
+SELECT o.id, o.product_id, p.name AS product_name, p.family AS product_family, o.created_at, o.finished_at,
+       o.lead_time_days
+FROM orders_manufacturingorder o LEFT JOIN orders_product p ON p.id = o.product_id
+WHERE o.id = %s AND (o.created_at <= %s OR o.created_at IS NULL)
+"""
 
-
-def _order_row(*, order_id: int, as_of: datetime) -> dict | None:
-    """order_queryset(as_of).filter(id=order_id).values(*ORDER_FIELDS).first(), from a memoized compiled statement."""
-    glob = global_threshold()
-    key = (as_of, glob["at_risk_days"], glob["late_days"])
-    compiled = _ORDER_ROW_SQL.get(key)
-    if compiled is None:
-        queryset = order_queryset(as_of=as_of).filter(id=_ID_PLACEHOLDER).values(*ORDER_FIELDS)[:1]
-        sql, params = queryset.query.sql_with_params()
-        compiled = (sql, tuple(params), list(params).index(_ID_PLACEHOLDER))
-        if len(_ORDER_ROW_SQL) >= _ORDER_ROW_SQL_MAX:
-            _ORDER_ROW_SQL.clear()
-        _ORDER_ROW_SQL[key] = compiled
-    sql, params, slot = compiled
-    rows = fetch_prepared(sql, params[:slot] + (order_id,) + params[slot + 1:])
-    return rows[0] if rows else None
+# Counts of one order's phase rows as known at as_of (orders_op_order_seq_idx in each partition).
+_ORDER_COUNTS_SQL = """
+SELECT count(*) AS phases,
+       count(*) FILTER (WHERE started_at <= %(as_of)s) AS phases_started,
+       count(*) FILTER (WHERE ended_at <= %(as_of)s) AS phases_done,
+       count(*) FILTER (WHERE is_rework AND started_at <= %(as_of)s) AS reworks,
+       min(started_at) FILTER (WHERE started_at <= %(as_of)s) AS first_phase_started,
+       max(ended_at) FILTER (WHERE ended_at <= %(as_of)s) AS last_phase_ended,
+       (SELECT count(*) FROM quality_qualityerror e WHERE e.order_id = %(order_id)s) AS errors
+FROM orders_orderphase WHERE order_id = %(order_id)s
+"""
 
 
 def order_detail(*, order_id: int, as_of: datetime) -> dict | None:
-    """One order with status, thresholds and counts of phases, reworks and errors (2 queries)."""
-    row = _order_row(order_id=order_id, as_of=as_of)
-    if row is None:
+    """One order at as_of: state and position, status thresholds, counts of phases, reworks and errors (3 queries)."""
+    found = fetch_prepared(_ORDER_SQL, (order_id, as_of))
+    if not found:
         return None
-    payload = order_row_payload(row)
-    summaries = fetch_prepared("SELECT * FROM orders_ordersummary WHERE order_id = %s", (order_id,))
-    summary = summaries[0] if summaries else {}
+    row = found[0]
+    state = order_states(as_of=as_of, order_ids=[order_id]).get(order_id)
+    payload = order_row_payload(row, state, as_of=as_of)
+    counts = _fetch(_ORDER_COUNTS_SQL, {"order_id": order_id, "as_of": as_of})[0]
     payload["counts"] = {
-        "phases": summary.get("phase_count", 0),
-        "phases_started": summary.get("started_count", 0),
-        "phases_done": summary.get("done_count", 0),
-        "reworks": summary.get("rework_count", 0),
-        "errors": summary.get("error_count", 0),
+        "phases": counts["phases"], "phases_started": counts["phases_started"], "phases_done": counts["phases_done"],
+        "reworks": counts["reworks"], "errors": counts["errors"],
     }
-    payload["first_phase_started"] = summary.get("first_started_at")
-    payload["last_phase_ended"] = summary.get("last_ended_at")
-    late = row["late_days"]
-    reference = row["lead_time_days"] if row["is_done_at"] else row["age_days"]
+    payload["first_phase_started"] = counts["first_phase_started"]
+    payload["last_phase_ended"] = counts["last_phase_ended"]
+    done = payload["state"] == OrderState.FINISHED
+    late = state and state["late_days"]
+    reference = row["lead_time_days"] if done else (state and state["age_days"])
     payload["age_vs_late_threshold"] = figure(
         _r(reference / late, 4) if reference is not None and late else None, basis=THEORETICAL, coverage=1.0 if late else 0.0
     )
@@ -272,8 +491,10 @@ def order_detail(*, order_id: int, as_of: datetime) -> dict | None:
 # --- timeline and routes ---------------------------------------------------------------------------
 
 
-def order_phases(*, order_id: int) -> dict | None:
-    """The order's timeline (phases with names, team size where assignments match) and route comparison.
+def order_phases(*, order_id: int, as_of: datetime) -> dict | None:
+    """The order's timeline as known at as_of (phases with names, team size where assignments match) and route comparison.
+
+    A start or end after as_of is not known then: the phase shows as not started or in progress.
 
     3 queries: the order, its phases (index orders_op_order_seq_idx in every partition), and the
     product's standard route. The assignments are looked up by the order's phase ids as an array
@@ -286,8 +507,11 @@ def order_phases(*, order_id: int) -> dict | None:
     order = found[0]
     phases = fetch_prepared(
         """
-        SELECT p.id, p.phase_id, ph.name AS phase_name, p.sequence, p.started_at, p.ended_at, p.planned_at,
-               p.duration_seconds, p.shift, p.is_rework, p.is_open, p.is_done, t.team_size, t.leaders
+        SELECT p.id, p.phase_id, ph.name AS phase_name, p.sequence,
+               CASE WHEN p.started_at <= %(as_of)s THEN p.started_at END AS started_at,
+               CASE WHEN p.ended_at <= %(as_of)s THEN p.ended_at END AS ended_at, p.planned_at,
+               CASE WHEN p.ended_at <= %(as_of)s THEN p.duration_seconds END AS duration_seconds,
+               p.shift, p.is_rework, t.team_size, t.leaders
         FROM orders_orderphase p
         LEFT JOIN orders_phase ph ON ph.id = p.phase_id
         LEFT JOIN (
@@ -299,7 +523,7 @@ def order_phases(*, order_id: int) -> dict | None:
         WHERE p.order_id = %(order_id)s
         ORDER BY p.sequence NULLS LAST, p.id
         """,
-        {"order_id": order_id},
+        {"order_id": order_id, "as_of": as_of},
     )
     route = fetch_prepared(
         "SELECT phase_id, sequence FROM orders_routestep WHERE product_id = %s ORDER BY sequence, phase_id",
@@ -307,7 +531,7 @@ def order_phases(*, order_id: int) -> dict | None:
     ) if order["product_id"] is not None else []
     names = phase_names()
     standard_ids = [step["phase_id"] for step in route]
-    observed_ids = {p["phase_id"] for p in phases}
+    observed_ids = {p["phase_id"] for p in phases if p["started_at"] or p["ended_at"]}
     missing = [step for step in route if step["phase_id"] not in observed_ids]
     extra_ids = sorted({pid for pid in observed_ids if pid is not None and pid not in set(standard_ids)})
     matched = sum(1 for p in phases if p["team_size"])
@@ -324,7 +548,7 @@ def order_phases(*, order_id: int) -> dict | None:
                 "duration_hours": _r(p["duration_seconds"] / 3600.0 if p["duration_seconds"] is not None else None, 4),
                 "shift": p["shift"],
                 "is_rework": p["is_rework"],
-                "state": "done" if p["is_done"] else ("in_progress" if p["is_open"] else "not_started"),
+                "state": "done" if p["ended_at"] else ("in_progress" if p["started_at"] else "not_started"),
                 "planned": p["planned_at"],
                 "team_size": p["team_size"],
                 "team_leaders": p["leaders"],
@@ -487,201 +711,311 @@ def _route_payload(product_id: int, product: dict | None, steps: list[dict], sta
     }
 
 
-# --- positions of open orders (WIP) -----------------------------------------------------------------
-
-# Open orders at each snapshot (created <= t < finished) joined to their phases; the window max
-# gives the last phase end before t; DISTINCT ON picks the in-progress phase (latest start) else
-# the first not-started phase. Expected plan: hash/nested join of the few open orders per
-# snapshot to orders_op_order_seq_idx in each partition.
-_POSITIONS_SQL = """
-WITH snaps AS (SELECT unnest(%(snaps)s::timestamptz[]) AS t),
-open_orders AS (
-    SELECT s.t, o.id AS order_id, o.created_at, o.product_id
-    FROM snaps s JOIN orders_manufacturingorder o
-      ON o.created_at <= s.t AND (o.finished_at IS NULL OR o.finished_at > s.t)
-),
-ph AS (
-    SELECT oo.t, oo.order_id, oo.created_at, oo.product_id, p.phase_id, p.sequence, p.id, p.started_at,
-           (p.started_at <= oo.t AND (p.ended_at IS NULL OR p.ended_at > oo.t)) AS in_progress,
-           (p.started_at IS NULL OR p.started_at > oo.t) AS not_started,
-           max(CASE WHEN p.ended_at <= oo.t THEN p.ended_at END) OVER w AS last_end,
-           count(*) FILTER (WHERE p.is_rework AND p.started_at <= oo.t) OVER w AS reworks
-    FROM open_orders oo JOIN orders_orderphase p ON p.order_id = oo.order_id
-    WINDOW w AS (PARTITION BY oo.t, oo.order_id)
-)
-SELECT DISTINCT ON (t, order_id) t, order_id, created_at, product_id, phase_id, in_progress, reworks,
-       CASE WHEN in_progress THEN started_at ELSE coalesce(last_end, created_at) END AS entered_at
-FROM ph
-WHERE (in_progress OR not_started) AND phase_id IS NOT NULL
-ORDER BY t, order_id, in_progress DESC, CASE WHEN in_progress THEN started_at END DESC NULLS LAST,
-         sequence NULLS LAST, id
-"""
-
-_THROUGHPUT_SQL = """
-SELECT s.t, p.phase_id, count(*) AS done
-FROM (SELECT unnest(%(snaps)s::timestamptz[]) AS t) s
-JOIN orders_orderphase p
-  ON p.ended_at > s.t - make_interval(days => %(days)s) AND p.ended_at <= s.t
- AND p.event_time > s.t - make_interval(days => %(days)s) AND p.event_time <= s.t
-WHERE p.phase_id IS NOT NULL
-GROUP BY s.t, p.phase_id
-"""
+# --- WIP and the schedule at as_of (from the order state) -------------------------------------------
 
 
-def positions(*, snapshots: list[datetime]) -> dict[datetime, list[dict]]:
-    """Where every open order stands at each snapshot (see the module docstring), one query."""
-    out: dict[datetime, list[dict]] = {t: [] for t in snapshots}
-    rows = _fetch(_POSITIONS_SQL, {"snaps": list(snapshots)})
-    index = {t: t for t in snapshots}
-    for row in rows:
-        t = index.get(row["t"], row["t"])
-        out.setdefault(t, []).append(row)
-    return out
+def _ages(items: list[dict], as_of: datetime) -> list[float]:
+    return [(as_of - r["created_at"]).total_seconds() / DAY for r in items if r["created_at"] is not None]
 
 
-def throughput(*, snapshots: list[datetime], days: int = THROUGHPUT_WINDOW_DAYS) -> dict[datetime, dict[int, int]]:
-    """Phases ended in (t - days, t] per phase, per snapshot; one query (event_time = end for ended phases)."""
-    out: dict[datetime, dict[int, int]] = {t: {} for t in snapshots}
-    for row in _fetch(_THROUGHPUT_SQL, {"snaps": list(snapshots), "days": days}):
-        out.setdefault(row["t"], {})[row["phase_id"]] = row["done"]
-    return out
-
-
-def open_order_count(*, as_of: datetime) -> int:
-    return ManufacturingOrder.objects.filter(created_at__lte=as_of).filter(
-        Q(finished_at__isnull=True) | Q(finished_at__gt=as_of)).count()
+def _age_buckets(ages: list[float]) -> dict:
+    buckets = {label: 0 for _, _, label in AGE_BUCKETS}
+    for age in ages:
+        for low, high, label in AGE_BUCKETS:
+            if low <= age < high:
+                buckets[label] += 1
+                break
+    return buckets
 
 
 def schedule_current(*, as_of: datetime) -> dict:
-    """WIP at as_of per phase: waiting vs in progress, the orders' age distribution, the oldest orders."""
+    """WIP at as_of per phase from the order state: not started, waiting, in progress; stalled orders apart."""
 
     def compute() -> dict:
         names = phase_names()
-        pos = positions(snapshots=[as_of])[as_of]
-        open_total = open_order_count(as_of=as_of)
-        per_phase: dict[int, list] = defaultdict(list)
-        for p in pos:
-            per_phase[p["phase_id"]].append(p)
+        summary = state_summary(as_of=as_of)
+        rows = open_orders_at(as_of=as_of)
+        active = [r for r in rows if r["state"] in ACTIVE_STATES]
+        per_phase: dict = defaultdict(list)
+        for r in active:
+            per_phase[r["phase_id"]].append(r)
+        stalled_per_phase = Counter(r["phase_id"] for r in rows if r["state"] == OrderState.STALLED)
         phases = []
         for phase_id, items in per_phase.items():
-            ages = [(as_of - p["created_at"]).total_seconds() / DAY for p in items]
-            buckets = {label: 0 for _, _, label in AGE_BUCKETS}
-            for age in ages:
-                for low, high, label in AGE_BUCKETS:
-                    if low <= age < high:
-                        buckets[label] += 1
-                        break
-            oldest = sorted(items, key=lambda p: (p["created_at"], p["order_id"]))[:5]
+            ages = _ages(items, as_of)
+            oldest = sorted(items, key=lambda r: (r["created_at"] is None, r["created_at"], r["order_id"]))[:5]
             phases.append({
-                "phase": {"id": phase_id, "name": names.get(phase_id)},
+                "phase": None if phase_id is None else {"id": phase_id, "name": names.get(phase_id)},
                 "wip": len(items),
-                "waiting": sum(1 for p in items if not p["in_progress"]),
-                "in_progress": sum(1 for p in items if p["in_progress"]),
+                "not_started": sum(1 for r in items if r["state"] == OrderState.NOT_STARTED),
+                "waiting": sum(1 for r in items if r["state"] == OrderState.WAITING),
+                "in_progress": sum(1 for r in items if r["state"] == OrderState.IN_PROGRESS),
+                "stalled": stalled_per_phase.get(phase_id, 0),
                 "age_days": {
                     "p50": _r(percentile(ages, 0.5), 3), "p90": _r(percentile(ages, 0.9), 3),
-                    "max": _r(max(ages), 3), "buckets": buckets,
+                    "max": _r(max(ages), 3) if ages else None, "buckets": _age_buckets(ages),
                 },
                 "oldest_orders": [
-                    {"order_id": p["order_id"], "age_days": _r((as_of - p["created_at"]).total_seconds() / DAY, 3),
-                     "state": "in_progress" if p["in_progress"] else "waiting",
-                     "in_state_days": _r((as_of - p["entered_at"]).total_seconds() / DAY, 3)}
-                    for p in oldest
+                    {"order_id": r["order_id"], "age_days": _r(r["age_days"], 3), "state": r["state"],
+                     "in_state_days": _r((as_of - r["since"]).total_seconds() / DAY, 3) if r["since"] else None}
+                    for r in oldest
                 ],
             })
-        phases.sort(key=lambda x: (-x["wip"], x["phase"]["id"]))
+        phases.sort(key=lambda x: (-x["wip"], x["phase"] is None, (x["phase"] or {}).get("id") or 0))
+        placed = sum(1 for r in active if r["placement_basis"] != PlacementBasis.UNKNOWN)
         return {
             "as_of": as_of,
-            "open_orders": open_total,
-            "positioned_orders": len(pos),
-            "coverage": _r(ratio(len(pos), open_total), 4),
+            "rule": ORDER_STATE_RULE,
+            "states": summary["states"],
+            "open_orders": len(rows),
+            "active_orders": len(active),
+            "positioned_orders": placed,
+            "coverage": _r(ratio(placed, len(active)), 4),
+            "placement": summary["placement"],
             "basis": OBSERVED,
             "phases": phases,
+            "stalled": {"count": summary["states"][OrderState.STALLED], "threshold": summary["stall_threshold"],
+                        "orders": stalled_orders(as_of=as_of, limit=20)},
+            "abandoned": summary["states"][OrderState.ABANDONED],
         }
 
     return cached("orders.schedule_current", {"as_of": as_of}, compute)
 
 
-def _rank_phases(pos: list[dict], done: dict[int, int], t: datetime) -> list[dict]:
-    """Per-phase WIP, time in state and Little's-law wait at t, ranked (longest expected wait first)."""
-    per_phase: dict[int, list] = defaultdict(list)
-    for p in pos:
-        per_phase[p["phase_id"]].append(p)
+# --- bottlenecks from measured flow ---------------------------------------------------------------------
+
+BOTTLENECK_WINDOW_DAYS = 14
+BOTTLENECK_MIN_QUEUE_EVENTS = 5
+BOTTLENECK_BACKTEST_HORIZON_DAYS = 28
+BOTTLENECK_RULE = (
+    "Phases ranked by the queue time measured before them in the {window} days before as_of: the hours orders "
+    "spent waiting for the phase inside the window (a wait runs from the previous phase's end, or the order's "
+    "creation for its first phase, to the phase's start; orders still waiting at as_of count up to as_of). A phase "
+    "needs at least {min_n} waits in the window to rank among the phases that have them (one order cannot make a "
+    "phase #1). Shown beside: utilisation (busy time over the window times the most orders seen in the phase at "
+    "once), work waiting now, throughput."
+)
+
+# Per phase, over the window (t - days, t]: the waits measured before the phases started in it (previous end
+# by start order; the order's creation for the first phase of an order created in the lookback), the phases
+# ended in it, and the busy time clipped to the window. Partitions are pruned on event_time: a phase's
+# event_time is its end (else its start), so the lookback (window + LOOKBACK) covers the previous phases.
+_FLOW_SQL = """
+WITH snaps AS (SELECT unnest(%(snaps)s::timestamptz[]) AS t),
+r AS (
+    SELECT s.t, p.order_id, p.phase_id, p.started_at,
+           CASE WHEN p.ended_at <= s.t THEN p.ended_at END AS ended_at,
+           CASE WHEN row_number() OVER w = 1
+                THEN CASE WHEN o.created_at > s.t - make_interval(days => %(lookback)s) THEN o.created_at END
+                ELSE lag(CASE WHEN p.ended_at <= s.t THEN p.ended_at END) OVER w END AS previous_end
+    FROM snaps s
+    JOIN orders_orderphase p
+      ON p.event_time > s.t - make_interval(days => %(lookback)s) AND p.started_at <= s.t
+    JOIN orders_manufacturingorder o ON o.id = p.order_id
+    WHERE p.phase_id IS NOT NULL
+    WINDOW w AS (PARTITION BY s.t, p.order_id ORDER BY p.started_at, p.sequence, p.id)
+)
+SELECT t, phase_id,
+       count(*) FILTER (WHERE started_at > t - make_interval(days => %(days)s) AND previous_end <= started_at) AS queue_n,
+       coalesce(sum(extract(epoch FROM started_at - previous_end))
+           FILTER (WHERE started_at > t - make_interval(days => %(days)s) AND previous_end <= started_at), 0) AS queue_seconds,
+       count(*) FILTER (WHERE ended_at > t - make_interval(days => %(days)s)) AS done,
+       coalesce(sum(extract(epoch FROM least(coalesce(ended_at, t), t)
+                                   - greatest(started_at, t - make_interval(days => %(days)s))))
+           FILTER (WHERE coalesce(ended_at, t) > t - make_interval(days => %(days)s)), 0) AS busy_seconds,
+       coalesce(sum(extract(epoch FROM started_at - greatest(previous_end, t - make_interval(days => %(days)s))))
+           FILTER (WHERE started_at > t - make_interval(days => %(days)s) AND previous_end <= started_at), 0)
+           AS queue_overlap_seconds,
+       max(started_at) AS last_start
+FROM r GROUP BY t, phase_id
+"""
+FLOW_LOOKBACK_DAYS = 120
+
+
+def measured_flow(*, snapshots: list[datetime], days: int = BOTTLENECK_WINDOW_DAYS) -> dict[datetime, dict[int, dict]]:
+    """Per snapshot t and phase: waits measured before the phase (n, seconds), phases ended, busy seconds over (t - days, t].
+
+    One query for all snapshots; only rows known at t (started by t; ends after t are unknown then)."""
+    out: dict[datetime, dict[int, dict]] = {t: {} for t in snapshots}
+    rows = _fetch(_FLOW_SQL, {"snaps": list(snapshots), "days": days, "lookback": days + FLOW_LOOKBACK_DAYS})
+    for row in rows:
+        out.setdefault(row["t"], {})[row["phase_id"]] = row
+    return out
+
+
+def _peak_concurrency(*, as_of: datetime, days: int) -> dict[int, int]:
+    """The most order phases of each phase in progress at once over the window (observed capacity)."""
+    rows = _fetch(
+        """
+        WITH spans AS (
+            SELECT phase_id, greatest(started_at, %(start)s) AS s, least(coalesce(ended_at, %(as_of)s), %(as_of)s) AS e
+            FROM orders_orderphase
+            WHERE event_time > %(start)s AND started_at <= %(as_of)s AND phase_id IS NOT NULL
+              AND coalesce(ended_at, %(as_of)s) > %(start)s
+        ), edges AS (
+            SELECT phase_id, s AS at, 1 AS delta FROM spans UNION ALL SELECT phase_id, e, -1 FROM spans
+        )
+        SELECT phase_id, max(running) AS peak FROM (
+            SELECT phase_id, sum(delta) OVER (PARTITION BY phase_id ORDER BY at, delta ROWS UNBOUNDED PRECEDING) AS running
+            FROM edges) x
+        GROUP BY phase_id
+        """,
+        {"as_of": as_of, "start": as_of - timedelta(days=days)},
+    )
+    return {r["phase_id"]: int(r["peak"]) for r in rows}
+
+
+def rank_bottlenecks(*, flow: dict[int, dict], active: list[dict], as_of: datetime,
+                     peaks: dict[int, int] | None = None, days: int = BOTTLENECK_WINDOW_DAYS) -> list[dict]:
+    """Phases ranked by measured queue time at as_of (BOTTLENECK_RULE); flow from measured_flow, active orders
+    from active_orders_at. Pure: the backtest ranks past dates with the same code."""
+    window_start = as_of - timedelta(days=days)
+    waiting: dict = defaultdict(list)
+    in_progress: Counter = Counter()
+    for r in active:
+        if r["phase_id"] is None:
+            continue
+        if r["state"] == OrderState.IN_PROGRESS:
+            in_progress[r["phase_id"]] += 1
+        elif r["since"] is not None:  # waiting or not started: its wait so far, the part inside the window
+            waiting[r["phase_id"]].append((as_of - max(r["since"], window_start)).total_seconds())
     table = []
-    for phase_id in set(per_phase) | set(done):
-        items = per_phase.get(phase_id, [])
-        ages = [(t - p["entered_at"]).total_seconds() / DAY for p in items if p["entered_at"] is not None]
-        rate = done.get(phase_id, 0) / THROUGHPUT_WINDOW_DAYS
-        wip = len(items)
+    for phase_id in set(flow) | set(waiting) | set(in_progress):
+        f = flow.get(phase_id, {})
+        queue_n = int(f.get("queue_n") or 0) + len(waiting.get(phase_id, []))
+        measured = float(f.get("queue_overlap_seconds") or 0.0)
+        waiting_now = sum(waiting.get(phase_id, []))
+        peak = (peaks or {}).get(phase_id)
+        busy = float(f.get("busy_seconds") or 0.0)
         table.append({
             "phase_id": phase_id,
-            "queue": sum(1 for p in items if not p["in_progress"]),
-            "in_progress": sum(1 for p in items if p["in_progress"]),
-            "wip": wip,
-            "wip_age_p50_days": percentile(ages, 0.5),
-            "wip_age_p90_days": percentile(ages, 0.9),
-            "throughput_per_day": rate,
-            "expected_wait_days": wip / rate if rate else None,
-            "stalled": bool(wip and not rate),
+            "queue_events": queue_n,
+            "measured_queue_seconds": measured,
+            "waiting_orders": len(waiting.get(phase_id, [])),
+            "waiting_seconds": waiting_now,
+            "queue_score_hours": (measured + waiting_now) / 3600.0,
+            "mean_wait_hours": float(f["queue_seconds"]) / f["queue_n"] / 3600.0 if f.get("queue_n") else None,
+            "in_progress": in_progress.get(phase_id, 0),
+            "throughput_per_day": int(f.get("done") or 0) / days,
+            "utilisation": busy / (days * DAY * peak) if peak else None,
+            "peak_concurrency": peak,
+            "enough_volume": queue_n >= BOTTLENECK_MIN_QUEUE_EVENTS,
         })
-    # Stalled phases (WIP, nothing finished in the window) first: their wait is unbounded.
-    table.sort(key=lambda r: (not r["stalled"], -(r["expected_wait_days"] or 0), -r["wip"], r["phase_id"]))
+    table.sort(key=lambda r: (not r["enough_volume"], -r["queue_score_hours"], r["phase_id"]))
     for rank, row in enumerate(table, start=1):
         row["rank"] = rank
     return table
 
 
 def bottleneck_table(*, as_of: datetime) -> list[dict]:
-    """Phases ranked by bottleneck severity at as_of (numbers only; cached)."""
-    return cached("orders.bottleneck_table", {"as_of": as_of}, lambda: _rank_phases(
-        positions(snapshots=[as_of])[as_of], throughput(snapshots=[as_of])[as_of], as_of))
+    """Phases ranked by measured queue time at as_of (numbers only; cached)."""
+
+    def compute() -> list[dict]:
+        flow = measured_flow(snapshots=[as_of])[as_of]
+        return rank_bottlenecks(flow=flow, active=active_orders_at(as_of=as_of), as_of=as_of,
+                                peaks=_peak_concurrency(as_of=as_of, days=BOTTLENECK_WINDOW_DAYS))
+
+    return cached("orders.bottleneck_table", {"as_of": as_of}, compute)
+
+
+def bottleneck_backtest(*, start: datetime, weeks: int, horizon_days: int = BOTTLENECK_BACKTEST_HORIZON_DAYS) -> list[dict]:
+    """Rank the bottlenecks at start + k weeks (k < weeks) with only what was known then, and find the phase with
+    the most queue time measured over the next horizon_days (waits of the phases started in it): one row per week.
+
+    Weeks whose horizon passes the data's last event cannot be scored (actual None). Two flow queries in all."""
+    names = phase_names()
+    dates = [start + timedelta(days=7 * k) for k in range(weeks)]
+    flows = measured_flow(snapshots=dates)
+    ahead = measured_flow(snapshots=[t + timedelta(days=horizon_days) for t in dates], days=horizon_days)
+    naive_flows = measured_flow(snapshots=dates, days=horizon_days)
+    from prodplan.asof import data_as_of
+
+    last = data_as_of()
+    out = []
+    for t in dates:
+        ranked = rank_bottlenecks(flow=flows.get(t, {}), active=active_orders_at(as_of=t), as_of=t)
+        top = ranked[0]["phase_id"] if ranked and ranked[0]["queue_score_hours"] > 0 else None
+        end = t + timedelta(days=horizon_days)
+        # The truth: the queue measured over the next horizon_days, by the same measure, from the data at t + horizon.
+        measured = sorted(rank_bottlenecks(flow=ahead.get(end, {}), active=active_orders_at(as_of=end), as_of=end,
+                                           days=horizon_days), key=lambda r: (-r["queue_score_hours"], r["phase_id"]))
+        scorable = (last is None or end <= last) and measured and measured[0]["queue_score_hours"] > 0
+        actual = measured[0]["phase_id"] if scorable else None
+        # Naive forecast: the phase whose phases started in the last horizon_days waited longest in total.
+        window = naive_flows.get(t, {})
+        naive = max(window, key=lambda p: (float(window[p]["queue_seconds"]), -p)) if window else None
+        out.append({
+            "date": t, "predicted": top, "predicted_name": names.get(top), "actual": actual,
+            "actual_name": names.get(actual), "hit": None if actual is None or top is None else top == actual,
+            "naive_last_window": naive, "naive_hit": None if actual is None or naive is None else naive == actual,
+            "actual_queue_hours": _r(measured[0]["queue_score_hours"], 2) if actual is not None else None,
+            "predicted_queue_hours_next": next((_r(r["queue_score_hours"], 2) for r in measured if r["phase_id"] == top), None),
+        })
+    return out
+
+
+def bottleneck_backtest_score() -> dict | None:
+    """The latest stored bottleneck backtest: how often #1 was the phase with the most measured queue next."""
+    from orders.models import BottleneckBacktest
+
+    latest = BottleneckBacktest.objects.order_by("-created_at", "-id").first()
+    if latest is None:
+        return None
+    return {"id": latest.id, "created_at": latest.created_at, "start": latest.start, "weeks": latest.weeks,
+            "scored_weeks": latest.scored_weeks, "hits": latest.hits,
+            "hit_rate": _r(ratio(latest.hits, latest.scored_weeks), 4),
+            "horizon_days": latest.horizon_days, "data_as_of": latest.data_as_of}
 
 
 def bottlenecks(*, as_of: datetime) -> dict:
-    """Per phase: queue, WIP age, historical queue/touch times, 28-day throughput, Little's-law wait, rank; weekly trend."""
+    """Phases ranked by measured queue time with their components; the #1 phase week by week (12 weeks)."""
 
     def compute() -> dict:
         names = phase_names()
         table = bottleneck_table(as_of=as_of)
-        flows = {f["phase_id"]: f for f in PhaseFlowStat.objects.values()}
         weeks = [as_of - timedelta(days=7 * k) for k in range(TREND_WEEKS - 1, -1, -1)]
-        pos = positions(snapshots=weeks)
-        done = throughput(snapshots=weeks)
+        flows = measured_flow(snapshots=weeks)
         trend = []
         for t in weeks:
-            ranked = _rank_phases(pos.get(t, []), done.get(t, {}), t)
-            top = ranked[0] if ranked and ranked[0]["wip"] else None
+            ranked = rank_bottlenecks(flow=flows.get(t, {}), active=active_orders_at(as_of=t), as_of=t)
+            top = ranked[0] if ranked and ranked[0]["queue_score_hours"] > 0 else None
             trend.append({
                 "week_ending": t,
                 "top_phase": None if top is None else {"id": top["phase_id"], "name": names.get(top["phase_id"])},
-                "wip": top and top["wip"],
-                "expected_wait_days": _r(top and top["expected_wait_days"], 3),
-                "stalled": bool(top and top["stalled"]),
+                "queue_hours": _r(top and top["queue_score_hours"], 2),
             })
-        phases = []
-        for row in table:
-            flow = flows.get(row["phase_id"], {})
-            executions = flow.get("executions") or 0
-            phases.append({
-                "rank": row["rank"],
-                "phase": {"id": row["phase_id"], "name": names.get(row["phase_id"])},
-                "queue_size": row["queue"],
-                "in_progress": row["in_progress"],
-                "wip": row["wip"],
-                "wip_age_days": figure({"p50": _r(row["wip_age_p50_days"], 3), "p90": _r(row["wip_age_p90_days"], 3)},
-                                       basis=OBSERVED, coverage=1.0 if row["wip"] else None),
-                "queue_time_hours": figure(
-                    {"p50": _hours(flow.get("queue_p50_seconds")), "p90": _hours(flow.get("queue_p90_seconds"))},
-                    basis=OBSERVED, coverage=ratio(flow.get("queue_n", 0), executions), n=flow.get("queue_n", 0)),
-                "touch_time_hours": figure(
-                    {"p50": _hours(flow.get("touch_p50_seconds")), "p90": _hours(flow.get("touch_p90_seconds"))},
-                    basis=OBSERVED, coverage=ratio(flow.get("touch_n", 0), executions), n=flow.get("touch_n", 0)),
-                "throughput_per_day": figure(_r(row["throughput_per_day"], 4), basis=OBSERVED, coverage=1.0,
-                                             window_days=THROUGHPUT_WINDOW_DAYS),
-                "expected_wait_days": figure(_r(row["expected_wait_days"], 3), basis=THEORETICAL,
-                                             coverage=1.0 if row["throughput_per_day"] else 0.0, method="little_law"),
-                "stalled": row["stalled"],
-            })
-        return {"as_of": as_of, "phases": phases, "top_bottleneck_by_week": trend}
+        summary = state_summary(as_of=as_of)
+        active_n = sum(summary["states"][s] for s in ACTIVE_STATES)
+        placed_active = sum(1 for r in active_orders_at(as_of=as_of) if r["phase_id"] is not None)
+        phases = [{
+            "rank": row["rank"],
+            "phase": {"id": row["phase_id"], "name": names.get(row["phase_id"])},
+            "queue_time_hours": figure(
+                {"total": _r(row["queue_score_hours"], 3), "measured_in_window": _r(row["measured_queue_seconds"] / 3600.0, 3),
+                 "waiting_now": _r(row["waiting_seconds"] / 3600.0, 3), "mean_wait": _r(row["mean_wait_hours"], 3)},
+                basis=OBSERVED, coverage=1.0, n=row["queue_events"], window_days=BOTTLENECK_WINDOW_DAYS),
+            "queue_size": row["waiting_orders"],
+            "in_progress": row["in_progress"],
+            "throughput_per_day": figure(_r(row["throughput_per_day"], 4), basis=OBSERVED, coverage=1.0,
+                                         window_days=BOTTLENECK_WINDOW_DAYS),
+            "utilisation": figure(_r(row["utilisation"], 4), basis=OBSERVED,
+                                  coverage=1.0 if row["peak_concurrency"] else 0.0,
+                                  capacity_observed=row["peak_concurrency"],
+                                  note="busy time over the window times the most orders seen in the phase at once"),
+            "enough_volume": row["enough_volume"],
+        } for row in table]
+        return {
+            "as_of": as_of,
+            "rule": BOTTLENECK_RULE.format(window=BOTTLENECK_WINDOW_DAYS, min_n=BOTTLENECK_MIN_QUEUE_EVENTS),
+            "basis": OBSERVED,
+            "coverage": _r(ratio(placed_active, active_n), 4),
+            "active_orders": active_n,
+            "stalled_orders": summary["states"][OrderState.STALLED],
+            "placement": summary["placement"],
+            "phases": phases,
+            "top_bottleneck_by_week": trend,
+            "backtest": bottleneck_backtest_score(),
+        }
 
     return cached("orders.bottlenecks", {"as_of": as_of}, compute)
 
@@ -689,69 +1023,61 @@ def bottlenecks(*, as_of: datetime) -> dict:
 # --- risk ------------------------------------------------------------------------------------------------
 
 
-def _product_defect_rates() -> dict[int, float]:
-    """Share of each product's finished orders with at least one quality error (historical)."""
+def _product_defect_rates(*, as_of: datetime) -> dict[int, float]:
+    """Share of each product's orders finished by as_of with at least one quality error."""
 
     def compute() -> dict[int, float]:
         rows = _fetch(
             """
             SELECT o.product_id, count(*) AS n, count(*) FILTER (WHERE s.error_count > 0) AS with_errors
             FROM orders_manufacturingorder o JOIN orders_ordersummary s ON s.order_id = o.id
-            WHERE o.is_open = false AND o.product_id IS NOT NULL
+            WHERE o.finished_at <= %(as_of)s AND o.product_id IS NOT NULL
             GROUP BY o.product_id
-            """
+            """, {"as_of": as_of}
         )
         return {r["product_id"]: r["with_errors"] / r["n"] for r in rows if r["n"]}
 
-    return cached_in_process("orders.product_defect_rates", compute)
+    return cached("orders.product_defect_rates", {"as_of": as_of}, compute)
 
 
 def _risk_rows(*, as_of: datetime) -> list[dict]:
-    """Every open order at as_of with its risk components, score and reasons (see risk_queue)."""
+    """Every active order at as_of (not stalled, not abandoned) with its risk components, score and reasons."""
     names = phase_names()
-    glob = global_threshold()
-    orders = _fetch(
-        """
-        SELECT o.id, o.product_id, o.created_at, o.current_phase_id,
-               coalesce(t.late_days, %(glate)s) AS late_days, coalesce(t.p75, %(gp75)s) AS p75,
-               coalesce(t.scope, 'global') AS scope
-        FROM orders_manufacturingorder o
-        LEFT JOIN orders_leadtimethreshold t ON t.product_id = o.product_id
-        WHERE o.created_at <= %(as_of)s AND (o.finished_at IS NULL OR o.finished_at > %(as_of)s)
-        """,
-        {"as_of": as_of, "glate": glob["late_days"], "gp75": glob["p75"]},
-    )
-    pos = {p["order_id"]: p for p in positions(snapshots=[as_of])[as_of]}
-    ranks = {row["phase_id"]: row["rank"] for row in bottleneck_table(as_of=as_of) if row["wip"]}
-    defects = _product_defect_rates()
+    ranks = {row["phase_id"]: row["rank"] for row in bottleneck_table(as_of=as_of)
+             if row["enough_volume"] and row["queue_score_hours"] > 0}
+    defects = _product_defect_rates(as_of=as_of)
     out = []
-    for o in orders:
-        age = (as_of - o["created_at"]).total_seconds() / DAY
-        p = pos.get(o["id"])
-        age_c = min(1.0, age / o["late_days"]) if o["late_days"] else 0.0
-        rank = ranks.get(p["phase_id"]) if p else None
+    for o in active_orders_at(as_of=as_of):
+        age = o["age_days"] or 0.0
+        late, p75 = o["late_days"], o["p75_days"]
+        age_c = min(1.0, age / late) if late else 0.0
+        rank = ranks.get(o["phase_id"])
         bottleneck_c = BOTTLENECK_RANK_SCORE.get(rank, 0.0)
-        reworks = p["reworks"] if p else 0
+        reworks = o["reworks"]
         rework_c = min(1.0, reworks / REWORK_SATURATION)
         defect_c = defects.get(o["product_id"], 0.0)
         score = (RISK_WEIGHTS["age"] * age_c + RISK_WEIGHTS["bottleneck"] * bottleneck_c
                  + RISK_WEIGHTS["rework"] * rework_c + RISK_WEIGHTS["defects"] * defect_c)
         reasons = []
-        if o["late_days"] and age > o["late_days"]:
-            reasons.append(f"older than the p90 lead time ({age:.1f} > {o['late_days']:.1f} days, {o['scope']} history)")
-        elif o["p75"] and age > o["p75"]:
-            reasons.append(f"older than the p75 lead time ({age:.1f} > {o['p75']:.1f} days, {o['scope']} history)")
+        if late and age > late:
+            reasons.append({"code": "older_than_p90", "age_days": round(age, 1), "threshold_days": round(late, 1),
+                            "scope": o["threshold_scope"]})
+        elif p75 and age > p75:
+            reasons.append({"code": "older_than_p75", "age_days": round(age, 1), "threshold_days": round(p75, 1),
+                            "scope": o["threshold_scope"]})
         if bottleneck_c:
-            reasons.append(f"{'waiting' if not p['in_progress'] else 'in progress'} at bottleneck #{rank} "
-                           f"({names.get(p['phase_id'], p['phase_id'])})")
+            reasons.append({"code": "at_bottleneck", "rank": rank, "state": o["state"],
+                            "phase": names.get(o["phase_id"], o["phase_id"])})
         if reworks:
-            reasons.append(f"{reworks} rework pass(es) so far")
+            reasons.append({"code": "reworks", "count": reworks})
         if defect_c >= 0.5:
-            reasons.append(f"product has defects on {defect_c:.0%} of its finished orders")
+            reasons.append({"code": "product_defects", "share": round(defect_c, 2)})
         out.append({
-            "order_id": o["id"], "product_id": o["product_id"], "age_days": round(age, 3),
-            "phase": None if not p else {"id": p["phase_id"], "name": names.get(p["phase_id"]),
-                                         "state": "in_progress" if p["in_progress"] else "waiting"},
+            "order_id": o["order_id"], "product_id": o["product_id"], "age_days": round(age, 3),
+            "state": o["state"],
+            "phase": None if o["phase_id"] is None else {"id": o["phase_id"], "name": names.get(o["phase_id"]),
+                                                         "state": o["state"]},
+            "placement_basis": o["placement_basis"],
             "score": round(score, 4),
             "components": {"age": round(age_c, 4), "bottleneck": round(bottleneck_c, 4),
                            "rework": round(rework_c, 4), "defects": round(defect_c, 4)},
@@ -762,70 +1088,70 @@ def _risk_rows(*, as_of: datetime) -> list[dict]:
 
 
 def risk_scores(*, as_of: datetime) -> dict[int, float]:
-    """Open order id → risk score in [0, 1] at as_of (the risk queue's score)."""
+    """Active order id → risk score in [0, 1] at as_of (the risk queue's score)."""
     return {row["order_id"]: row["score"] for row in cached("orders.risk_rows", {"as_of": as_of}, lambda: _risk_rows(as_of=as_of))}
 
 
 RISK_METHOD = (
-    "score = 0.40*age + 0.25*bottleneck + 0.15*rework + 0.20*defects, each in [0, 1]: age = min(1, age / the "
-    "product's ORDER_LATE_PERCENTILE lead time (product, else family, else global history)); bottleneck = 1, 2/3, "
-    "1/3 when the order waits or works at the #1, #2, #3 bottleneck phase (Little's-law ranking), else 0; "
-    "rework = min(1, rework passes started so far / 2); defects = share of the product's finished orders with "
-    "at least one quality error."
+    "Active orders only (stalled and abandoned orders are listed apart). score = 0.40*age + 0.25*bottleneck + "
+    "0.15*rework + 0.20*defects, each in [0, 1]: age = min(1, age / the product's ORDER_LATE_PERCENTILE lead time "
+    "(product, else family, else global history of orders finished by as_of)); bottleneck = 1, 2/3, 1/3 when the "
+    "order waits or works at the #1, #2, #3 bottleneck phase (measured queue time), else 0; rework = min(1, rework "
+    "passes started so far / 2); defects = share of the product's orders finished by as_of with a quality error."
 )
 
 
 def risk_queue(*, as_of: datetime, limit: int = 100) -> dict:
     rows = cached("orders.risk_rows", {"as_of": as_of}, lambda: _risk_rows(as_of=as_of))
+    summary = state_summary(as_of=as_of)
     return {"as_of": as_of, "method": RISK_METHOD, "weights": RISK_WEIGHTS, "basis": THEORETICAL,
-            "open_orders": len(rows), "orders": rows[:limit]}
+            "open_orders": summary["open_orders"], "active_orders": len(rows), "orders": rows[:limit],
+            "stalled": {"count": summary["states"][OrderState.STALLED], "threshold": summary["stall_threshold"],
+                        "orders": stalled_orders(as_of=as_of, limit=limit)}}
 
 
 # --- KPIs ------------------------------------------------------------------------------------------------
 
 
-def _finished_rows(*, start: datetime, end: datetime) -> list[dict]:
-    """Orders finished in [start, end) with lead time, p75 threshold and rework flag (one query)."""
-    glob = global_threshold()
-    return _fetch(
+def _finished_rows(*, start: datetime, end: datetime, as_of: datetime) -> list[dict]:
+    """Orders finished in [start, min(end, as_of)] with lead time, the p75 known at as_of, and rework flag (one query)."""
+    thresholds = lead_time_thresholds(as_of=as_of)
+    rows = _fetch(
         """
-        SELECT o.id, o.product_id, o.lead_time_days, coalesce(t.p75, %(gp75)s) AS p75,
-               coalesce(s.rework_count, 0) > 0 AS reworked
+        SELECT o.id, o.product_id, o.lead_time_days, coalesce(s.rework_count, 0) > 0 AS reworked
         FROM orders_manufacturingorder o
-        LEFT JOIN orders_leadtimethreshold t ON t.product_id = o.product_id
         LEFT JOIN orders_ordersummary s ON s.order_id = o.id
-        WHERE o.finished_at >= %(start)s AND o.finished_at < %(end)s
+        WHERE o.finished_at >= %(start)s AND o.finished_at < %(end)s AND o.finished_at <= %(as_of)s
         """,
-        {"start": start, "end": end, "gp75": glob["p75"]},
+        {"start": start, "end": end, "as_of": as_of},
     )
+    glob = thresholds["global"]
+    for r in rows:
+        r["p75"] = thresholds["product"].get(r["product_id"], glob)["p75"]
+    return rows
 
 
 def _wip_rows(*, t: datetime) -> list[dict]:
-    return _fetch(
-        """
-        SELECT o.id, o.product_id, extract(epoch FROM %(t)s - o.created_at) / 86400.0 AS age_days
-        FROM orders_manufacturingorder o
-        WHERE o.created_at <= %(t)s AND (o.finished_at IS NULL OR o.finished_at > %(t)s)
-        """,
-        {"t": t},
-    )
+    """The active orders at t (the order state: stalled and abandoned orders are not WIP)."""
+    return active_orders_at(as_of=t)
 
 
-def _kpi_block(finished: list[dict], wip: list[dict], weeks: float) -> dict:
+def _kpi_block(finished: list[dict], wip: list[dict], weeks: float, stalled: int) -> dict:
     valid = [r["lead_time_days"] for r in finished if r["lead_time_days"] is not None and r["lead_time_days"] >= 0]
     judged = [r for r in finished if r["p75"] is not None and r["lead_time_days"] is not None and r["lead_time_days"] >= 0]
-    ages = [float(r["age_days"]) for r in wip]
+    ages = [float(r["age_days"]) for r in wip if r["age_days"] is not None]
     n = len(finished)
     return {
         "finished_orders": n,
         "lead_time_days": figure({"p50": _r(percentile(valid, 0.5)), "p90": _r(percentile(valid, 0.9)), "mean": _r(_mean(valid))},
                                  basis=OBSERVED, coverage=ratio(len(valid), n), n=len(valid)),
         "throughput_per_week": figure(_r(n / weeks) if weeks else None, basis=OBSERVED, coverage=1.0),
-        "wip": figure({"count": len(ages), "age_days_p50": _r(percentile(ages, 0.5)), "age_days_p90": _r(percentile(ages, 0.9)),
-                       "age_days_mean": _r(_mean(ages))}, basis=OBSERVED, coverage=1.0),
+        "wip": figure({"count": len(wip), "age_days_p50": _r(percentile(ages, 0.5)), "age_days_p90": _r(percentile(ages, 0.9)),
+                       "age_days_mean": _r(_mean(ages))}, basis=OBSERVED, coverage=1.0, stalled_orders_excluded=stalled,
+                      note="active orders (the order state): stalled and abandoned orders are not WIP"),
         "on_time_rate": figure(_r(ratio(sum(1 for r in judged if r["lead_time_days"] <= r["p75"]), len(judged))),
                                basis=THEORETICAL, coverage=ratio(len(judged), n),
-                               note="against the product's historical p75 lead time (no due date in the data)"),
+                               note="against the product's p75 lead time of the orders finished by as_of (no due date in the data)"),
         "rework_rate": figure(_r(ratio(sum(1 for r in finished if r["reworked"]), n)), basis=OBSERVED, coverage=1.0 if n else None,
                               note="share of finished orders with at least one rework pass"),
     }
@@ -849,7 +1175,9 @@ def kpi_overview(*, date_from=None, date_to=None, as_of: datetime) -> dict:
     wip_at = min(end, as_of)
 
     def compute() -> dict:
-        return {"from": start, "to": end, "wip_at": wip_at, **_kpi_block(_finished_rows(start=start, end=end), _wip_rows(t=wip_at), weeks)}
+        stalled = state_summary(as_of=wip_at)["states"][OrderState.STALLED]
+        return {"from": start, "to": end, "wip_at": wip_at,
+                **_kpi_block(_finished_rows(start=start, end=end, as_of=as_of), _wip_rows(t=wip_at), weeks, stalled)}
 
     return cached("orders.kpi_overview", {"start": start, "end": end, "as_of": as_of}, compute)
 
@@ -861,17 +1189,18 @@ def kpi_by_product(*, date_from=None, date_to=None, as_of: datetime) -> dict:
     def compute() -> dict:
         finished = defaultdict(list)
         wip = defaultdict(list)
-        for r in _finished_rows(start=start, end=end):
+        for r in _finished_rows(start=start, end=end, as_of=as_of):
             finished[r["product_id"]].append(r)
         for r in _wip_rows(t=wip_at):
             wip[r["product_id"]].append(r)
+        stalled = Counter(r["product_id"] for r in open_orders_at(as_of=wip_at) if r["state"] == OrderState.STALLED)
         products = {p["id"]: p for p in Product.objects.filter(id__in=[k for k in set(finished) | set(wip) if k is not None])
                     .values("id", "name", "family")}
         rows = []
         for pid in sorted(set(finished) | set(wip), key=lambda k: (k is None, k or 0)):
             prod = products.get(pid)
             rows.append({"product": _product_payload(pid, prod and prod["name"], prod and prod["family"]),
-                         **_kpi_block(finished.get(pid, []), wip.get(pid, []), weeks)})
+                         **_kpi_block(finished.get(pid, []), wip.get(pid, []), weeks, stalled.get(pid, 0))})
         rows.sort(key=lambda r: -r["finished_orders"])
         return {"from": start, "to": end, "wip_at": wip_at, "products": rows}
 
@@ -895,12 +1224,13 @@ def kpi_by_phase(*, date_from=None, date_to=None, as_of: datetime) -> dict:
                    count(*) FILTER (WHERE is_rework) AS reworks
             FROM orders_orderphase
             WHERE ended_at >= %(start)s AND ended_at < %(end)s AND event_time >= %(start)s AND event_time < %(end)s
-              AND phase_id IS NOT NULL
+              AND ended_at <= %(as_of)s AND started_at <= %(as_of)s AND phase_id IS NOT NULL
             GROUP BY phase_id
-            """, {"start": start, "end": end})}
+            """, {"start": start, "end": end, "as_of": as_of})}
         per_phase: dict[int, list] = defaultdict(list)
-        for p in positions(snapshots=[wip_at])[wip_at]:
-            per_phase[p["phase_id"]].append((wip_at - p["entered_at"]).total_seconds() / DAY)
+        for r in _wip_rows(t=wip_at):
+            if r["phase_id"] is not None and r["since"] is not None:
+                per_phase[r["phase_id"]].append((wip_at - r["since"]).total_seconds() / DAY)
         rows = []
         for pid in sorted(set(stats) | set(per_phase)):
             s = stats.get(pid, {"n": 0, "timed": 0, "p50": None, "p90": None, "mean": None, "reworks": 0})
@@ -928,17 +1258,18 @@ def kpi_by_phase(*, date_from=None, date_to=None, as_of: datetime) -> dict:
 
 
 def employee_match_rate() -> dict:
-    """Share of phase assignments whose order phase exists (hash semi-join over the distinct phase ids)."""
+    """The assignment → order-phase match rate (prodplan.gates.MATCH_RATE_RULE), the one every gate and page uses."""
 
     def compute() -> dict:
-        row = _fetch(
-            """
-            SELECT count(*) AS n, count(p.id) AS matched
-            FROM orders_phaseassignment a
-            LEFT JOIN (SELECT DISTINCT id FROM orders_orderphase) p ON p.id = a.order_phase_id
-            """
-        )[0]
-        return {"assignments": row["n"], "matched": row["matched"], "rate": ratio(row["matched"], row["n"])}
+        with connection.cursor() as cursor:
+            cursor.execute(reference_match_sql(table="orders_phaseassignment", column="order_phase_id",
+                                               known_values_sql="SELECT DISTINCT id AS value FROM orders_orderphase"))
+            distinct, matched, orphan_rows, _, rows = cursor.fetchone()
+        rows, orphan_rows = int(rows), int(orphan_rows)
+        return {"values": distinct, "matched_values": matched, "rows": rows, "matched_rows": rows - orphan_rows,
+                "rate": ratio(matched, distinct), "definition": MATCH_RATE_RULE,
+                # the former names, kept for the API's clients
+                "assignments": rows, "matched": rows - orphan_rows}
 
     return cached("orders.employee_match_rate", {}, compute)
 
@@ -953,9 +1284,10 @@ def kpi_by_employee(*, include_names: bool) -> dict:
     if rate < gate:
         return not_supported(
             feature="kpis.by_employee",
-            reason=(f"Only {rate:.1%} of employee assignments point at a known order phase "
+            reason=(f"Only {rate:.1%} of the order-phase ids named by employee assignments exist "
                     f"(gate {gate:.0%}): per-employee figures would describe a biased minority."),
             measured=rate, threshold=gate, assignments=match["assignments"], matched=match["matched"],
+            match_rate_definition=MATCH_RATE_RULE, values=match["values"], matched_values=match["matched_values"],
         )
 
     def compute() -> list[dict]:
@@ -975,7 +1307,9 @@ def kpi_by_employee(*, include_names: bool) -> dict:
     names = dict(Employee.objects.values_list("id", "name")) if include_names else {}
     return {
         "status": "OK",
-        "match_rate": figure(_r(rate), basis=OBSERVED, coverage=1.0, threshold=gate),
+        "match_rate": figure(_r(rate), basis=OBSERVED, coverage=1.0, threshold=gate, definition=MATCH_RATE_RULE,
+                             values=match["values"], matched_values=match["matched_values"], rows=match["rows"],
+                             matched_rows=match["matched_rows"]),
         "employees": [
             {
                 "employee_id": r["employee_id"],

@@ -5,80 +5,17 @@ from __future__ import annotations
 import logging
 import time
 
-from django.conf import settings
 from django.db import connection, transaction
 
+from orders.models import BottleneckBacktest, ManufacturingOrder, OrderAbandonment
 from prodplan.cache import bump_data_version
 
 logger = logging.getLogger(__name__)
 
 AGGREGATE_TABLES = (
-    "orders_leadtimepercentile",
-    "orders_leadtimethreshold",
     "orders_ordersummary",
     "orders_productphasestat",
-    "orders_phaseflowstat",
 )
-
-# Lead time of a finished order = ManufacturingOrder.lead_time_days; negative values (finish before
-# creation) are data errors and are left out of every percentile.
-_LEAD_TIME_SQL = """
-INSERT INTO orders_leadtimepercentile (scope, key, n, p50, p75, p90, mean, at_risk_days, late_days)
-SELECT 'product', o.product_id::text, count(*),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY o.lead_time_days),
-       percentile_cont(0.75) WITHIN GROUP (ORDER BY o.lead_time_days),
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY o.lead_time_days),
-       avg(o.lead_time_days),
-       percentile_cont(%(risk)s) WITHIN GROUP (ORDER BY o.lead_time_days),
-       percentile_cont(%(late)s) WITHIN GROUP (ORDER BY o.lead_time_days)
-FROM orders_manufacturingorder o
-WHERE o.lead_time_days >= 0 AND o.product_id IS NOT NULL
-GROUP BY o.product_id
-UNION ALL
-SELECT 'family', p.family, count(*),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY o.lead_time_days),
-       percentile_cont(0.75) WITHIN GROUP (ORDER BY o.lead_time_days),
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY o.lead_time_days),
-       avg(o.lead_time_days),
-       percentile_cont(%(risk)s) WITHIN GROUP (ORDER BY o.lead_time_days),
-       percentile_cont(%(late)s) WITHIN GROUP (ORDER BY o.lead_time_days)
-FROM orders_manufacturingorder o JOIN orders_product p ON p.id = o.product_id
-WHERE o.lead_time_days >= 0
-GROUP BY p.family
-UNION ALL
-SELECT 'global', 'all', count(*),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY o.lead_time_days),
-       percentile_cont(0.75) WITHIN GROUP (ORDER BY o.lead_time_days),
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY o.lead_time_days),
-       avg(o.lead_time_days),
-       percentile_cont(%(risk)s) WITHIN GROUP (ORDER BY o.lead_time_days),
-       percentile_cont(%(late)s) WITHIN GROUP (ORDER BY o.lead_time_days)
-FROM orders_manufacturingorder o
-WHERE o.lead_time_days >= 0
-"""
-
-# Every product id that orders name (orphans included) or the catalogue holds gets the
-# percentiles of its own history when it has enough, else its family's, else the global ones.
-_THRESHOLD_SQL = """
-INSERT INTO orders_leadtimethreshold (product_id, scope, n, p50, p75, p90, at_risk_days, late_days)
-SELECT ids.product_id, chosen.scope, chosen.n, chosen.p50, chosen.p75, chosen.p90, chosen.at_risk_days, chosen.late_days
-FROM (SELECT product_id FROM orders_manufacturingorder WHERE product_id IS NOT NULL
-      UNION SELECT id FROM orders_product) ids
-LEFT JOIN orders_product p ON p.id = ids.product_id
-LEFT JOIN orders_leadtimepercentile lp ON lp.scope = 'product' AND lp.key = ids.product_id::text
-LEFT JOIN orders_leadtimepercentile lf ON lf.scope = 'family' AND lf.key = p.family
-CROSS JOIN orders_leadtimepercentile lg
-CROSS JOIN LATERAL (
-    SELECT * FROM (VALUES
-        (1, 'product', lp.n, lp.p50, lp.p75, lp.p90, lp.at_risk_days, lp.late_days),
-        (2, 'family', lf.n, lf.p50, lf.p75, lf.p90, lf.at_risk_days, lf.late_days),
-        (3, 'global', lg.n, lg.p50, lg.p75, lg.p90, lg.at_risk_days, lg.late_days)
-    ) AS c(rank, scope, n, p50, p75, p90, at_risk_days, late_days)
-    WHERE c.rank = 3 OR c.n >= %(min_n)s
-    ORDER BY c.rank LIMIT 1
-) chosen
-WHERE lg.scope = 'global'
-"""
 
 _ORDER_SUMMARY_SQL = """
 INSERT INTO orders_ordersummary
@@ -105,54 +42,18 @@ WHERE p.duration_seconds IS NOT NULL AND p.phase_id IS NOT NULL AND o.product_id
 GROUP BY o.product_id, p.phase_id
 """
 
-# Queue time: the previous phase of the same order (by sequence, then id) ended → this one
-# started, floored at 0 (overlapping phases queue for nothing). Touch time: start → end.
-_PHASE_FLOW_SQL = """
-INSERT INTO orders_phaseflowstat
-    (phase_id, touch_n, touch_p50_seconds, touch_p90_seconds, queue_n, queue_p50_seconds, queue_p90_seconds, executions)
-SELECT phase_id,
-       count(duration_seconds),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_seconds),
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_seconds),
-       count(queue_seconds),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY queue_seconds),
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY queue_seconds),
-       count(*)
-FROM (
-    SELECT phase_id, duration_seconds,
-           CASE WHEN started_at IS NOT NULL AND prev_end IS NOT NULL
-                THEN greatest(0, extract(epoch FROM started_at - prev_end)) END AS queue_seconds
-    FROM (
-        SELECT phase_id, duration_seconds, started_at,
-               lag(ended_at) OVER (PARTITION BY order_id ORDER BY sequence NULLS LAST, id) AS prev_end
-        FROM orders_orderphase
-    ) ordered
-) flows
-WHERE phase_id IS NOT NULL
-GROUP BY phase_id
-"""
-
-
 @transaction.atomic
 def refresh_aggregates(*, warm_cache: bool = True) -> None:
     """Rebuild every orders aggregate table from the stored rows (idempotent; one transaction).
 
     warm_cache=False skips the post-commit cache warm-up (the caller knows nobody would read it)."""
     started = time.monotonic()
-    params = {
-        "risk": settings.ORDER_AT_RISK_PERCENTILE,
-        "late": settings.ORDER_LATE_PERCENTILE,
-        "min_n": settings.MIN_HISTORY_FOR_PRODUCT_PERCENTILE,
-    }
     with connection.cursor() as cursor:
         # DELETE, not TRUNCATE: readers keep seeing the old rows until this transaction commits.
         for table in AGGREGATE_TABLES:
             cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - our own table names
-        cursor.execute(_LEAD_TIME_SQL, params)
-        cursor.execute(_THRESHOLD_SQL, params)
         cursor.execute(_ORDER_SUMMARY_SQL)
         cursor.execute(_PRODUCT_PHASE_SQL)
-        cursor.execute(_PHASE_FLOW_SQL)
         for table in AGGREGATE_TABLES:
             cursor.execute(f"ANALYZE {table}")
     bump_data_version()
@@ -178,3 +79,49 @@ def orders_cache_warm() -> list[str]:
     selectors.risk_queue(as_of=as_of)
     selectors.routes_warm()
     return ["kpi_overview", "schedule_current", "bottlenecks", "risk_queue", "routes"]
+
+
+class OrderNotAbandonable(ValueError):
+    """The order cannot be marked abandoned (unknown, or finished in the data)."""
+
+
+@transaction.atomic
+def order_abandon(*, order_id: int, marked_by: str, reason: str = "") -> OrderAbandonment:
+    """Mark an open order as abandoned: kept in the data, hidden from planning (its state becomes 'abandoned')."""
+    order = ManufacturingOrder.objects.filter(id=order_id).values("finished_at").first()
+    if order is None:
+        raise OrderNotAbandonable(f"order {order_id} is not in the data")
+    if order["finished_at"] is not None:
+        raise OrderNotAbandonable(f"order {order_id} is finished: only open orders can be abandoned")
+    mark, _ = OrderAbandonment.objects.update_or_create(
+        order_id=order_id, defaults={"marked_by": marked_by, "reason": reason})
+    bump_data_version()  # every cached state, WIP and ranking changes with it
+    logger.info("order marked abandoned", extra={"order_id": order_id})
+    return mark
+
+
+@transaction.atomic
+def order_unabandon(*, order_ids: list[int]) -> int:
+    """Take the abandonment mark off these orders (they return to planning); returns how many were marked."""
+    deleted, _ = OrderAbandonment.objects.filter(order_id__in=order_ids).delete()
+    if deleted:
+        bump_data_version()
+    return deleted
+
+
+@transaction.atomic
+def bottleneck_backtest_record(*, start, weeks: int, horizon_days: int | None = None) -> BottleneckBacktest:
+    """Replay the bottleneck ranking at weekly dates from start and store how often #1 was right."""
+    from orders import selectors
+    from prodplan.asof import data_as_of
+
+    horizon = horizon_days or selectors.BOTTLENECK_BACKTEST_HORIZON_DAYS
+    weekly = selectors.bottleneck_backtest(start=start, weeks=weeks, horizon_days=horizon)
+    scored = [w for w in weekly if w["hit"] is not None]
+    result = BottleneckBacktest.objects.create(
+        start=start, weeks=weeks, horizon_days=horizon, scored_weeks=len(scored),
+        hits=sum(1 for w in scored if w["hit"]), data_as_of=data_as_of(),
+        weekly=[{**w, "date": w["date"].isoformat()} for w in weekly],
+    )
+    bump_data_version()  # the ranking's pages and API show the latest score
+    return result

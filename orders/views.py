@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from orders import selectors
-from orders.choices import OrderStatus, ProductFamily
+from orders.choices import OrderState, OrderStatus, ProductFamily
 from orders.filtersets import ManufacturingOrderFilterSet
 from orders.models import Phase
 from prodplan.cache import cached
@@ -27,22 +27,24 @@ logger = logging.getLogger(__name__)
 ORDER_PAGE_SIZE = 50
 RISK_TOP = 10
 BOTTLENECK_TOP = 5
-EXPORT_COLUMNS = ("id", "product_id", "product_name", "product_family", "status", "created_at", "finished_at",
-                  "current_phase_id", "current_phase_name", "age_days", "lead_time_days", "threshold_scope")
+EXPORT_COLUMNS = ("id", "product_id", "product_name", "product_family", "status", "state", "phase_id", "phase_name",
+                  "placement_basis", "in_state_days", "created_at", "finished_at", "age_days", "lead_time_days",
+                  "threshold_scope")
+EXPORT_CHUNK = 2000
 
 
 # --- shared page helpers (used by every page app's views) ---------------------------------------------
 
 
 def page_as_of(request) -> datetime:
-    """'Now' of a page: ?as_of= when valid, else the data's as-of (last successful ingestion), else the clock."""
-    from prodplan.asof import data_as_of, parse_as_of
+    """'Now' of a page: ?as_of= when given, else the data's as-of (last successful ingestion), else the clock.
 
-    try:
-        explicit = parse_as_of(request.GET.get("as_of"))
-    except Exception:  # an invalid ?as_of= on a page falls back to the data's as-of
-        explicit = None
-    return explicit or data_as_of() or timezone.now()
+    An invalid ?as_of= raises InvalidAsOf (a BadRequest): the answer is a 400 page naming the parameter and
+    the accepted range (prodplan.api_errors.bad_request), never a silent fallback. Called before any widget
+    is computed, so render_widget's error box does not swallow it."""
+    from prodplan.asof import as_of_from, data_as_of
+
+    return as_of_from(request.GET.get("as_of")) or data_as_of() or timezone.now()
 
 
 def in_group(user, name: str) -> bool:
@@ -121,8 +123,9 @@ def _kpis(*, as_of: datetime) -> dict:
 def _wip_chart(*, as_of: datetime) -> dict:
     schedule = selectors.schedule_current(as_of=as_of)
     phases = sorted(schedule["phases"], key=lambda p: -p["wip"])
-    labels = [p["phase"]["name"] or f"#{p['phase']['id']}" for p in phases]
+    labels = [(p["phase"] or {}).get("name") or (f"#{p['phase']['id']}" if p["phase"] else _("phase unknown")) for p in phases]
     config = chart("bar", labels, [
+        {"label": _("Not started"), "data": [p["not_started"] for p in phases], "backgroundColor": "#9aa5b1", "stack": "wip"},
         {"label": _("Waiting"), "data": [p["waiting"] for p in phases], "backgroundColor": "#f0a020", "stack": "wip"},
         {"label": _("In progress"), "data": [p["in_progress"] for p in phases], "backgroundColor": "#4a7fc1", "stack": "wip"},
     ], indexAxis="y", scales={"x": {"stacked": True, "title": {"display": True, "text": _("orders")}}, "y": {"stacked": True}})
@@ -131,8 +134,9 @@ def _wip_chart(*, as_of: datetime) -> dict:
 
 def _bottlenecks(*, as_of: datetime) -> dict:
     names = selectors.phase_names()
-    rows = [dict(r, name=names.get(r["phase_id"])) for r in selectors.bottleneck_table(as_of=as_of) if r["wip"]]
-    return {"rows": rows[:BOTTLENECK_TOP], "as_of": as_of}
+    rows = [dict(r, name=names.get(r["phase_id"])) for r in selectors.bottleneck_table(as_of=as_of) if r["queue_score_hours"]]
+    return {"rows": rows[:BOTTLENECK_TOP], "as_of": as_of, "backtest": selectors.bottleneck_backtest_score(),
+            "min_volume": selectors.BOTTLENECK_MIN_QUEUE_EVENTS}
 
 
 def _risk(*, as_of: datetime) -> dict:
@@ -159,7 +163,7 @@ def overview(request):
 def _filterset(request, as_of: datetime) -> ManufacturingOrderFilterSet:
     data = request.GET.copy()
     data.pop("after", None)
-    return ManufacturingOrderFilterSet(data, queryset=selectors.order_queryset(as_of=as_of))
+    return ManufacturingOrderFilterSet(data, queryset=selectors.order_queryset(as_of=as_of), as_of=as_of)
 
 
 def _filter_query(request) -> str:
@@ -171,7 +175,7 @@ def _filter_query(request) -> str:
 
 
 def _order_page(request, as_of: datetime) -> dict:
-    """One keyset page (id < after, newest first): page_size + 1 rows tell whether there is more (1 query)."""
+    """One keyset page (id < after, newest first): page_size + 1 rows tell whether there is more; their states (2 queries)."""
     filterset = _filterset(request, as_of)
     queryset = filterset.qs if filterset.is_valid() else filterset.queryset.none()
     after = request.GET.get("after")
@@ -179,7 +183,7 @@ def _order_page(request, as_of: datetime) -> dict:
         queryset = queryset.filter(id__lt=int(after))
     rows = list(queryset.values(*selectors.ORDER_FIELDS)[: ORDER_PAGE_SIZE + 1])
     more = len(rows) > ORDER_PAGE_SIZE
-    orders = [selectors.order_row_payload(r) for r in rows[:ORDER_PAGE_SIZE]]
+    orders = selectors.order_rows(as_of=as_of, rows=rows[:ORDER_PAGE_SIZE])
     query = _filter_query(request)
     next_url = None
     if more:
@@ -203,6 +207,8 @@ def order_list(request):
         return render(request, "orders/partials/_order_table.html", context)
     context.update({
         "statuses": OrderStatus.choices,
+        "states": OrderState.choices,
+        "selected_states": request.GET.getlist("state"),
         "families": ProductFamily.choices,
         "phases": _phase_choices(),
         "selected_statuses": request.GET.getlist("status"),
@@ -227,24 +233,37 @@ def order_export(request):
     sheet.append([*EXPORT_COLUMNS, "as_of"])
     stamp = timezone.localtime(as_of).replace(tzinfo=None)
     count = 0
-    for row in queryset.values(*selectors.ORDER_FIELDS).iterator(chunk_size=2000):
-        done = row["is_done_at"]
-        values = []
-        for column in EXPORT_COLUMNS:
-            value = row.get(column)
-            if column == "finished_at" and not done:
-                value = None
-            if column == "age_days" and done:
-                value = None
-            if column == "lead_time_days" and not done:
-                value = None
-            if isinstance(value, datetime):
-                value = timezone.localtime(value).replace(tzinfo=None)
-            if isinstance(value, float):
-                value = round(value, 3)
-            values.append(value)
-        sheet.append([*values, stamp])
+    chunk: list[dict] = []
+
+    def flush() -> None:
+        for order in selectors.order_rows(as_of=as_of, rows=chunk):
+            position = order["position"] or {}
+            values = {
+                "id": order["id"], "product_id": (order["product"] or {}).get("id"),
+                "product_name": (order["product"] or {}).get("name"), "product_family": (order["product"] or {}).get("family"),
+                "status": order["status"], "state": order["state"], "phase_id": (position.get("phase") or {}).get("id"),
+                "phase_name": (position.get("phase") or {}).get("name"), "placement_basis": position.get("placement_basis"),
+                "in_state_days": position.get("in_state_days") if order["state"] != OrderState.FINISHED else None,
+                "created_at": order["created"], "finished_at": order["finished"], "age_days": order["age_days"],
+                "lead_time_days": order["lead_time_days"], "threshold_scope": order["status_basis"]["threshold_scope"],
+            }
+            row = []
+            for column in EXPORT_COLUMNS:
+                value = values[column]
+                if isinstance(value, datetime):
+                    value = timezone.localtime(value).replace(tzinfo=None)
+                if isinstance(value, float):
+                    value = round(value, 3)
+                row.append(value)
+            sheet.append([*row, stamp])
+        chunk.clear()
+
+    for row in queryset.values(*selectors.ORDER_FIELDS).iterator(chunk_size=EXPORT_CHUNK):
+        chunk.append(row)
         count += 1
+        if len(chunk) >= EXPORT_CHUNK:
+            flush()
+    flush()
     buffer = BytesIO()
     workbook.save(buffer)
     response = HttpResponse(buffer.getvalue(),
@@ -350,7 +369,7 @@ def order_detail(request, order_id: int):
     order = selectors.order_detail(order_id=order_id, as_of=as_of)
     if order is None:
         raise Http404(_("No such order."))
-    timeline = selectors.order_phases(order_id=order_id)
+    timeline = selectors.order_phases(order_id=order_id, as_of=as_of)
     return render(request, "orders/order_detail.html", {
         "as_of": as_of,
         "order": order,

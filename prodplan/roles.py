@@ -25,6 +25,10 @@ STEWARD_PERMISSIONS = SUPERVISOR_PERMISSIONS + [
     ("orders", "view_routestep"),
     ("orders", "view_employee"),
     ("orders", "view_employeeskill"),
+    ("orders", "view_orderabandonment"),
+    ("orders", "add_orderabandonment"),
+    ("orders", "change_orderabandonment"),
+    ("orders", "delete_orderabandonment"),
 ]
 
 

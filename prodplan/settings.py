@@ -214,6 +214,8 @@ CORS_ALLOW_HEADERS = ("accept", "content-type", "authorization", "x-api-key", "x
 ORDER_AT_RISK_PERCENTILE = float(os.environ.get("ORDER_AT_RISK_PERCENTILE", "0.75"))
 ORDER_LATE_PERCENTILE = float(os.environ.get("ORDER_LATE_PERCENTILE", "0.90"))
 MIN_HISTORY_FOR_PRODUCT_PERCENTILE = int(os.environ.get("MIN_HISTORY_FOR_PRODUCT_PERCENTILE", "10"))
+# An open order with no event for longer than max(this floor, p99 of the gaps at its phase) is stalled.
+ORDER_STALLED_FLOOR_DAYS = float(os.environ.get("ORDER_STALLED_FLOOR_DAYS", "7"))
 EMPLOYEE_MATCH_RATE_GATE = float(os.environ.get("EMPLOYEE_MATCH_RATE_GATE", "0.90"))
 BENCH_RESULTS_DIR = Path(os.environ.get("PRODPLAN_BENCH_RESULTS", BASE_DIR / "bench" / "results"))
 RELEASE_BLOCKED_PATH = Path(os.environ.get("PRODPLAN_RELEASE_BLOCKED_PATH", BASE_DIR / "docs" / "RELEASE_BLOCKED.md"))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from orders.choices import OrderStatus, ProductFamily
+from orders.choices import OrderState, OrderStatus, PlacementBasis, ProductFamily
 
 STATUS_HELP = (
-    "Status at the as-of time: DONE (finished), LATE (open and older than the product's historical "
-    "ORDER_LATE_PERCENTILE lead time, default p90), AT_RISK (older than the ORDER_AT_RISK_PERCENTILE one, "
-    "default p75), CREATED (no phase started), IN_PROGRESS. Percentiles are the product's own when it has at "
-    "least MIN_HISTORY_FOR_PRODUCT_PERCENTILE finished orders, else its family's, else global. Basis: theoretical "
-    "(the data has no due dates)."
+    "Status at the as-of time: DONE (finished), ABANDONED (marked by a data steward), STALLED (see state), LATE "
+    "(active and older than the product's ORDER_LATE_PERCENTILE lead time, default p90), AT_RISK (older than the "
+    "ORDER_AT_RISK_PERCENTILE one, default p75), CREATED (no phase started), IN_PROGRESS. Percentiles are of the "
+    "orders finished by as_of: the product's own when it has at least MIN_HISTORY_FOR_PRODUCT_PERCENTILE, else "
+    "its family's, else global. Basis: theoretical (the data has no due dates)."
 )
+STATE_HELP = "Where the order is at the as-of time (orders.selectors.ORDER_STATE_RULE)."
 
 
 class ProductRefSerializer(serializers.Serializer):
@@ -32,6 +33,18 @@ class StatusBasisSerializer(serializers.Serializer):
     threshold_scope = serializers.ChoiceField(choices=["product", "family", "global"])
     at_risk_days = serializers.FloatField(allow_null=True)
     late_days = serializers.FloatField(allow_null=True)
+    history = serializers.CharField(help_text="Which orders the percentiles come from.")
+
+
+class PositionSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=OrderState.choices, help_text=STATE_HELP)
+    phase = PhaseRefSerializer(allow_null=True, help_text="The phase the order is at (in progress) or waits for.")
+    placement_basis = serializers.ChoiceField(choices=PlacementBasis.choices, help_text="What the phase stands on.")
+    since = serializers.DateTimeField(allow_null=True, help_text="When the order entered its state.")
+    in_state_days = serializers.FloatField(allow_null=True)
+    last_event_at = serializers.DateTimeField(allow_null=True, help_text="Creation, or the last phase start or end.")
+    stall_threshold_days = serializers.FloatField(allow_null=True, help_text="Idle longer than this: stalled.")
+    stalled_while = serializers.CharField(allow_null=True, help_text="Stalled or abandoned: the state it stopped in.")
 
 
 class OrderSerializer(serializers.Serializer):
@@ -40,7 +53,9 @@ class OrderSerializer(serializers.Serializer):
     created = serializers.DateTimeField(allow_null=True)
     finished = serializers.DateTimeField(allow_null=True, help_text="Null while open at the as-of time.")
     status = serializers.ChoiceField(choices=OrderStatus.choices, help_text=STATUS_HELP)
-    current_phase = PhaseRefSerializer(allow_null=True, help_text="Of_FaseId while the order is open.")
+    state = serializers.ChoiceField(choices=OrderState.choices, help_text=STATE_HELP)
+    current_phase = PhaseRefSerializer(allow_null=True, help_text="The order state's phase at the as-of time.")
+    position = PositionSerializer(help_text="The order state at the as-of time.")
     age_days = serializers.FloatField(allow_null=True, help_text="Open orders: as-of minus creation, in days.")
     lead_time_days = serializers.FloatField(allow_null=True, help_text="Done orders: finish minus creation, in days.")
     status_basis = StatusBasisSerializer()

@@ -8,6 +8,8 @@ app_name = "orders-api"
 
 urlpatterns = [
     path("prodplan/orders", views.OrderListView.as_view(), name="order-list"),
+    path("prodplan/orders/states", views.OrderStatesView.as_view(), name="order-states"),
+    path("prodplan/orders/stalled", views.StalledOrdersView.as_view(), name="stalled-orders"),
     path("prodplan/orders/<int:of_id>", views.OrderDetailView.as_view(), name="order-detail"),
     path("prodplan/orders/<int:of_id>/phases", views.OrderPhasesView.as_view(), name="order-phases"),
     path("prodplan/routes/<int:produto_id>", views.RouteView.as_view(), name="route"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
@@ -20,12 +21,14 @@ from orders.api.serializers import (
 )
 from orders.filtersets import ManufacturingOrderFilterSet
 from orders.models import ManufacturingOrder
-from prodplan.asof import resolve_as_of
+from prodplan.asof import AS_OF_RANGE, resolve_as_of
 from prodplan.cache import cached
 
 AS_OF = OpenApiParameter(
     "as_of", OpenApiTypes.STR, OpenApiParameter.QUERY, required=False,
-    description="'Now' for ages, WIP and status (YYYY-MM-DD or ISO datetime); default: the data's as-of time.",
+    description="'Now' for ages, WIP and status: a date (YYYY-MM-DD) or ISO 8601 datetime (Lisbon time when naive) "
+                f"in the accepted range {AS_OF_RANGE}; default: the data's as-of time. Anything else (text, "
+                "an impossible date, a date out of range) is a 400 naming as_of and the range.",
 )
 DATE_FROM = OpenApiParameter("date_from", OpenApiTypes.DATE, OpenApiParameter.QUERY, required=False,
                              description="First day of the window (inclusive); default 12 weeks before date_to.")
@@ -51,6 +54,13 @@ def _serialized(serializer_class, payload: dict | None) -> dict:
     return dict(serializer.to_representation(payload))
 
 
+class AsOfFilterBackend(DjangoFilterBackend):
+    """django-filter's backend, giving the FilterSet the view's as-of (state, status and phase filters need it)."""
+
+    def get_filterset_kwargs(self, request, queryset, view):
+        return {**super().get_filterset_kwargs(request, queryset, view), "as_of": getattr(view, "as_of", None)}
+
+
 class OrderCursorPagination(CursorPagination):
     """Keyset pagination on the order id (newest first): no OFFSET, stable under inserts."""
 
@@ -65,6 +75,7 @@ class OrderCursorPagination(CursorPagination):
 class OrderListView(generics.ListAPIView):
     response_cache = True  # prodplan.response_cache: the answer depends on the request line and data version only
     pagination_class = OrderCursorPagination
+    filter_backends = [AsOfFilterBackend]
     filterset_class = ManufacturingOrderFilterSet
     serializer_class = OrderSerializer
 
@@ -82,7 +93,7 @@ class OrderListView(generics.ListAPIView):
     def _page(self) -> dict:
         queryset = self.filter_queryset(self.get_queryset()).values(*selectors.ORDER_FIELDS)
         rows = self.paginate_queryset(queryset)
-        data = OrderSerializer([selectors.order_row_payload(r) for r in rows], many=True).data
+        data = OrderSerializer(selectors.order_rows(as_of=self.as_of, rows=list(rows)), many=True).data
         return self.get_paginated_response(data).data
 
 
@@ -101,13 +112,13 @@ class OrderDetailView(APIView):
         return Response(payload)
 
 
-@extend_schema(tags=TAGS, responses=OrderTimelineSerializer,
+@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OrderTimelineSerializer,
                summary="The order's phase timeline and its comparison with the product's standard route.")
 class OrderPhasesView(APIView):
     response_cache = True
 
     def get(self, request, of_id: int):
-        payload = _serialized(OrderTimelineSerializer, selectors.order_phases(order_id=of_id))
+        payload = _serialized(OrderTimelineSerializer, selectors.order_phases(order_id=of_id, as_of=resolve_as_of(request)))
         if not payload:
             raise Http404("No such order.")
         return Response(payload)
@@ -126,9 +137,33 @@ class RouteView(APIView):
 
 
 @extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
-               summary="WIP at the as-of time per phase: waiting vs in progress, order ages, oldest orders.",
-               description="An open order is in the phase it has started and not ended, else waits for the first "
-               "phase (by sequence) not started yet. Ages are as-of minus creation, in days.")
+               summary="How many orders are in each state at the as-of time, how open orders are placed, stall thresholds.",
+               description=selectors.ORDER_STATE_RULE)
+class OrderStatesView(APIView):
+    response_cache = True
+
+    def get(self, request):
+        return Response(selectors.state_summary(as_of=resolve_as_of(request)))
+
+
+@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
+               summary="Stalled orders at the as-of time, longest idle first.",
+               description="Open orders with no event for longer than their position's stall threshold (learnt from "
+               "the gaps measured before as-of, floor in the response); out of WIP, flow KPIs and the risk queue.")
+class StalledOrdersView(APIView):
+    response_cache = True
+
+    def get(self, request):
+        as_of = resolve_as_of(request)
+        summary = selectors.state_summary(as_of=as_of)
+        return Response({"as_of": as_of, "count": summary["states"]["stalled"], "threshold": summary["stall_threshold"],
+                         "orders": selectors.stalled_orders(as_of=as_of)})
+
+
+@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
+               summary="WIP at the as-of time per phase from the order state; stalled orders apart.",
+               description=selectors.ORDER_STATE_RULE + " WIP counts active orders (not stalled, not abandoned). "
+               "Ages are as-of minus creation, in days.")
 class ScheduleCurrentView(APIView):
     response_cache = True
 
@@ -137,11 +172,10 @@ class ScheduleCurrentView(APIView):
 
 
 @extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
-               summary="Bottleneck phases ranked, from real timestamps; top bottleneck week by week (12 weeks).",
-               description="Per phase: queue size (waiting), WIP and its time-in-state p50/p90, historical queue time "
-               "(previous phase's end → start) and touch time (start → end) p50/p90, throughput per day over the 28 "
-               "days before as-of, expected wait = WIP / throughput (Little's law). Phases with WIP and no throughput "
-               "are 'stalled' and rank first.")
+               summary="Bottleneck phases ranked by measured queue time; top bottleneck week by week (12 weeks).",
+               description=selectors.BOTTLENECK_RULE.format(window=selectors.BOTTLENECK_WINDOW_DAYS,
+                                                            min_n=selectors.BOTTLENECK_MIN_QUEUE_EVENTS)
+               + " 'backtest' is the latest `manage.py bottleneck_backtest` score.")
 class BottlenecksView(APIView):
     response_cache = True
 
