@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ingestion.contract import BOOL, DATETIME, FLOAT, ID, INT, SHEETS_BY_NAME, TEXT, SheetSpec
+from prodplan.gates import reference_match_sql
 
 # Staging keeps datetimes as naive Lisbon local time ("timestamp"); the merge applies the zone set-wise
 # (AT TIME ZONE in _staged), which is ~3 µs per cell cheaper than localising 1.5 M values in Python.
@@ -527,15 +528,8 @@ def _known_values(target_table: str, target_column: str) -> str:
 
 
 def orphan_summary_sql(table: str, column: str, target_table: str, target_column: str) -> str:
-    """Distinct values, matched distinct values, orphan rows and a sample of orphans, in one statement."""
-    return (
-        f"WITH v AS (SELECT {column} AS value, count(*) AS n FROM {table} WHERE {column} IS NOT NULL GROUP BY {column}), "
-        f"x AS ({_known_values(target_table, target_column)}), "
-        "m AS (SELECT v.*, (x.value IS NOT NULL) AS matched FROM v LEFT JOIN x ON x.value = v.value) "
-        "SELECT count(*), count(*) FILTER (WHERE matched), coalesce(sum(n) FILTER (WHERE NOT matched), 0), "
-        "(SELECT coalesce(array_agg(value ORDER BY n DESC, value), '{}') FROM (SELECT value, n FROM m WHERE NOT matched ORDER BY n DESC, value LIMIT 20) t) "
-        "FROM m"
-    )
+    """Distinct values, matched distinct values, orphan rows, a sample of orphans and rows (prodplan.gates.MATCH_RATE_RULE)."""
+    return reference_match_sql(table=table, column=column, known_values_sql=_known_values(target_table, target_column))
 
 
 def orphan_keys_sql(table: str, column: str, target_table: str, target_column: str) -> str:

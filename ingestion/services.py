@@ -639,7 +639,7 @@ def _record_orphans(run: IngestionRun, sheet_runs: dict[str, SheetRun]) -> None:
             cursor.execute(statement)
         for kind, entity, table, column, target_table, target_column in ORPHAN_CHECKS:
             cursor.execute(orphan_summary_sql(table, column, target_table, target_column))
-            distinct, matched, orphan_rows, sample = cursor.fetchone()
+            distinct, matched, orphan_rows, sample, _rows = cursor.fetchone()
             sheet = entity.split(".")[0]
             if sheet in sheet_runs and orphan_rows:
                 sheet_runs[sheet].orphans = int(orphan_rows)

@@ -80,11 +80,11 @@ def check_last_ingestion(app_configs=None, **kwargs):
 @release_checks.register(TAG)
 def check_feature_gates(app_configs=None, **kwargs):
     """Which data-dependent features the current data supports (information, never a blocker)."""
-    from ingestion.models import DataQualityIssue
+    from orders.selectors import employee_match_rate
 
     messages = []
-    issue = DataQualityIssue.objects.filter(entity="FuncionariosFaseOrdemFabrico.FuncionarioFaseOf_FaseOfId", key="*").first()
-    rate = 1.0 if issue is None or issue.status == "closed" else (issue.measured or 0.0)
+    rate = employee_match_rate()["rate"]
+    rate = 1.0 if rate is None else rate  # no assignments: nothing unmatched
     gate = settings.EMPLOYEE_MATCH_RATE_GATE
     state = "supported" if rate >= gate else "NOT_SUPPORTED_BY_DATA"
     messages.append(Info(f"per-employee KPIs: {state} (assignment→phase match {rate:.1%}, gate {gate:.0%})", id="prodplan.I040"))

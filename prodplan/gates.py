@@ -28,3 +28,24 @@ def not_supported(*, feature: str, reason: str, measured: float | None, threshol
 
 def ratio(numerator: float, denominator: float) -> float | None:
     return None if not denominator else numerator / denominator
+
+
+MATCH_RATE_RULE = (
+    "match rate = the share of the distinct non-empty values of the referencing column that name an existing row "
+    "of the target (the data contract's 'values match'); the rows that carry the matched values are reported "
+    "beside it as matched_rows / rows"
+)
+
+
+def reference_match_sql(*, table: str, column: str, known_values_sql: str) -> str:
+    """The one match-rate statement (MATCH_RATE_RULE): distinct values, matched distinct values, rows, orphan rows
+    and a sample of orphan values of table.column against known_values_sql (a SELECT of one column named value)."""
+    return (
+        f"WITH v AS (SELECT {column} AS value, count(*) AS n FROM {table} WHERE {column} IS NOT NULL GROUP BY {column}), "
+        f"x AS ({known_values_sql}), "
+        "m AS (SELECT v.*, (x.value IS NOT NULL) AS matched FROM v LEFT JOIN x ON x.value = v.value) "
+        "SELECT count(*), count(*) FILTER (WHERE matched), coalesce(sum(n) FILTER (WHERE NOT matched), 0), "
+        "(SELECT coalesce(array_agg(value ORDER BY n DESC, value), '{}') FROM (SELECT value, n FROM m WHERE NOT matched ORDER BY n DESC, value LIMIT 20) t), "
+        "coalesce(sum(n), 0) "
+        "FROM m"
+    )
