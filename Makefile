@@ -9,7 +9,7 @@ DEMO_WORKBOOK ?= var/demo/Folha_IA_demo_$(SCALE).xlsx
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: setup browser demo test run serve migrate lint e2e bench-ingest bench-api bench-whatif bench-ml bench-soak bench-full clean
+.PHONY: setup browser demo test run serve migrate lint e2e bench-ingest bench-api bench-whatif bench-ml bench-order-state bench-soak bench-full clean
 
 setup: $(VENV)/.installed
 
@@ -70,7 +70,11 @@ bench-whatif: setup
 bench-ml: setup
 	$(PY) bench/ml.py
 
-bench-full: bench-ingest bench-api bench-whatif bench-ml
+# The order-state query at one as_of against the previous schedule/current query (same run; the ratio is the figure).
+bench-order-state: setup
+	$(PY) bench/order_state.py
+
+bench-full: bench-ingest bench-api bench-whatif bench-ml bench-order-state
 
 clean:
 	rm -rf var/demo var/uploads test-artifacts
