@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class ProductFamily(models.TextChoices):
@@ -33,7 +34,7 @@ class OrderState(models.TextChoices):
     IN_PROGRESS = "in_progress", _("In progress")
     STALLED = "stalled", _("Stalled")
     ABANDONED = "abandoned", _("Abandoned")
-    FINISHED = "finished", _("Finished")
+    FINISHED = "finished", pgettext_lazy("order state", "Finished")
 
 
 class PlacementBasis(models.TextChoices):
