@@ -147,11 +147,10 @@ WITH r AS (
                 ELSE lag(CASE WHEN p.ended_at <= %(as_of)s THEN p.ended_at END) OVER w END AS previous_end,
            CASE WHEN row_number() OVER w = 1 THEN CASE WHEN o.created_at > %(start)s THEN 'start' END
                 ELSE (lag(p.phase_id) OVER w)::text END AS previous_phase
-    FROM orders_orderphase p JOIN orders_manufacturingorder o ON o.id = p.order_id
+    FROM {phases} p JOIN orders_manufacturingorder o ON o.id = p.order_id
     -- no upper bound on event_time (an end after as_of): a phase started by as_of and ended later was in
     -- progress then, and the wait before it was known (its end is cut above and below)
-    WHERE p.event_time > %(start)s
-      AND p.started_at <= %(as_of)s AND p.phase_id IS NOT NULL
+    WHERE p.started_at <= %(as_of)s AND p.phase_id IS NOT NULL
     WINDOW w AS (PARTITION BY p.order_id ORDER BY p.started_at, p.sequence, p.id)
 ), gaps AS (
     SELECT phase_id, extract(epoch FROM started_at - previous_end) AS gap FROM r WHERE previous_end <= started_at
@@ -167,13 +166,25 @@ GROUP BY previous_phase, phase_id
 """
 
 
+def phases_since(start: str) -> str:
+    """The order phases a window starting at `start` (a SQL parameter or expression) can need, partitions pruned.
+
+    event_time is a phase's end when it has one, so a phase that started before the window and was still open
+    at as_of has event_time = its end (later data) or its start (a snapshot taken at as_of, where it has no end
+    yet). Both must give the same rows: the phases with event_time after the start, plus every phase still open
+    in the data (partial index orders_op_open_phase_idx)."""
+    return (f"(SELECT * FROM orders_orderphase WHERE event_time > {start} "
+            f"UNION ALL SELECT * FROM orders_orderphase WHERE is_open AND event_time <= {start})")
+
+
 def stall_thresholds(*, as_of: datetime) -> dict:
     """The stall threshold (seconds) per phase at as_of, learnt from gaps measured before as_of (cached)."""
 
     def compute() -> dict:
         floor = settings.ORDER_STALLED_FLOOR_DAYS * DAY
         start = as_of - timedelta(days=STALL_WINDOW_DAYS)
-        found = _fetch(_STALL_GAPS_SQL, {"as_of": as_of, "start": start, "pct": STALL_PERCENTILE})
+        found = _fetch(_STALL_GAPS_SQL.format(phases=phases_since("%(start)s")),
+                       {"as_of": as_of, "start": start, "pct": STALL_PERCENTILE})
         rows = [r for r in found if r["kind"] == "gap"]
         # The phase that most often came next after each phase (or first: 'start'), ties to the lowest id.
         successors: dict[str, tuple[int, int]] = {}
@@ -259,6 +270,15 @@ def _lead_param(thresholds: dict) -> dict:
     return {"global": glob, "product": {str(pid): {k: t[k] for k in fields} for pid, t in thresholds["product"].items()}}
 
 
+def export_has_unstarted_rows() -> bool:
+    """Whether the ERP export writes phase rows before work on them starts (rows with neither start nor end).
+
+    An export that writes a row only once work starts had, at a past as_of, no row for a phase started later;
+    the order state must then not see one (no hindsight). Cached per data version."""
+    return cached("orders.export_has_unstarted_rows", {}, lambda: _fetch(
+        "SELECT EXISTS (SELECT 1 FROM orders_orderphase WHERE started_at IS NULL AND ended_at IS NULL) AS found")[0]["found"])
+
+
 def order_state_params(*, as_of: datetime, order_ids: list[int] | None = None) -> dict:
     """The parameters of ORDER_STATE_CALL at as_of (thresholds computed once per as_of and cached)."""
     from psycopg.types.json import Jsonb
@@ -269,8 +289,9 @@ def order_state_params(*, as_of: datetime, order_ids: list[int] | None = None) -
     return {
         "as_of": as_of,
         "snapshot_at": data_as_of() or datetime.max.replace(tzinfo=as_of.tzinfo),
+        # What the function needs to know besides the rows: the stall thresholds, the usual next phases, the shape.
         "stall": Jsonb({"default": stall["default_seconds"], "phase": {str(k): v for k, v in stall["phase_seconds"].items()},
-                        "next": stall["next_phase"]}),
+                        "next": stall["next_phase"], "unstarted_rows": export_has_unstarted_rows()}),
         "lead": Jsonb(_lead_param(lead_time_thresholds(as_of=as_of))),
         "order_ids": None if order_ids is None else [int(i) for i in order_ids],
     }
@@ -501,7 +522,9 @@ def order_phases(*, order_id: int, as_of: datetime) -> dict | None:
     (an InitPlan): the primary-key index of each hash partition, ~2 ms. A plain IN (subquery) is
     planned as a hash join over every assignment (the planner expects ~2,700 phases per order from
     the sum of 57 partition estimates): 75-110 ms at full scale."""
-    found = fetch_prepared("SELECT id, product_id FROM orders_manufacturingorder WHERE id = %s", (order_id,))
+    found = fetch_prepared(  # an order created after as_of was not known then (as order_detail)
+        "SELECT id, product_id FROM orders_manufacturingorder WHERE id = %s AND (created_at <= %s OR created_at IS NULL)",
+        (order_id, as_of))
     if not found:
         return None
     order = found[0]
@@ -809,8 +832,8 @@ r AS (
                 THEN CASE WHEN o.created_at > s.t - make_interval(days => %(lookback)s) THEN o.created_at END
                 ELSE lag(CASE WHEN p.ended_at <= s.t THEN p.ended_at END) OVER w END AS previous_end
     FROM snaps s
-    JOIN orders_orderphase p
-      ON p.event_time > s.t - make_interval(days => %(lookback)s) AND p.started_at <= s.t
+    JOIN {phases} p
+      ON (p.event_time > s.t - make_interval(days => %(lookback)s) OR p.is_open) AND p.started_at <= s.t
     JOIN orders_manufacturingorder o ON o.id = p.order_id
     WHERE p.phase_id IS NOT NULL
     WINDOW w AS (PARTITION BY s.t, p.order_id ORDER BY p.started_at, p.sequence, p.id)
@@ -837,7 +860,10 @@ def measured_flow(*, snapshots: list[datetime], days: int = BOTTLENECK_WINDOW_DA
 
     One query for all snapshots; only rows known at t (started by t; ends after t are unknown then)."""
     out: dict[datetime, dict[int, dict]] = {t: {} for t in snapshots}
-    rows = _fetch(_FLOW_SQL, {"snaps": list(snapshots), "days": days, "lookback": days + FLOW_LOOKBACK_DAYS})
+    lookback = days + FLOW_LOOKBACK_DAYS
+    sql = _FLOW_SQL.format(phases=phases_since("%(earliest)s"))
+    rows = _fetch(sql, {"snaps": list(snapshots), "days": days, "lookback": lookback,
+                        "earliest": min(snapshots) - timedelta(days=lookback)}) if snapshots else []
     for row in rows:
         out.setdefault(row["t"], {})[row["phase_id"]] = row
     return out
@@ -849,8 +875,8 @@ def _peak_concurrency(*, as_of: datetime, days: int) -> dict[int, int]:
         """
         WITH spans AS (
             SELECT phase_id, greatest(started_at, %(start)s) AS s, least(coalesce(ended_at, %(as_of)s), %(as_of)s) AS e
-            FROM orders_orderphase
-            WHERE event_time > %(start)s AND started_at <= %(as_of)s AND phase_id IS NOT NULL
+            FROM {phases} p
+            WHERE started_at <= %(as_of)s AND phase_id IS NOT NULL
               AND coalesce(ended_at, %(as_of)s) > %(start)s
         ), edges AS (
             SELECT phase_id, s AS at, 1 AS delta FROM spans UNION ALL SELECT phase_id, e, -1 FROM spans
@@ -859,7 +885,7 @@ def _peak_concurrency(*, as_of: datetime, days: int) -> dict[int, int]:
             SELECT phase_id, sum(delta) OVER (PARTITION BY phase_id ORDER BY at, delta ROWS UNBOUNDED PRECEDING) AS running
             FROM edges) x
         GROUP BY phase_id
-        """,
+        """.format(phases=phases_since("%(start)s")),
         {"as_of": as_of, "start": as_of - timedelta(days=days)},
     )
     return {r["phase_id"]: int(r["peak"]) for r in rows}
@@ -1027,12 +1053,23 @@ def _product_defect_rates(*, as_of: datetime) -> dict[int, float]:
     """Share of each product's orders finished by as_of with at least one quality error."""
 
     def compute() -> dict[int, float]:
+        # An error is known at as_of when the order phase where it was found had started by then (errors carry no
+        # date of their own), or, found at no known order phase, when its order had finished by then.
         rows = _fetch(
             """
-            SELECT o.product_id, count(*) AS n, count(*) FILTER (WHERE s.error_count > 0) AS with_errors
-            FROM orders_manufacturingorder o JOIN orders_ordersummary s ON s.order_id = o.id
-            WHERE o.finished_at <= %(as_of)s AND o.product_id IS NOT NULL
-            GROUP BY o.product_id
+            WITH finished AS MATERIALIZED (
+                SELECT id, product_id FROM orders_manufacturingorder
+                WHERE finished_at <= %(as_of)s AND product_id IS NOT NULL
+            ), known_errors AS (
+                SELECT DISTINCT e.order_id
+                FROM quality_qualityerror e
+                JOIN finished f ON f.id = e.order_id
+                LEFT JOIN orders_orderphase p ON p.id = e.found_order_phase_id AND p.order_id = e.order_id
+                WHERE p.started_at <= %(as_of)s OR p.id IS NULL  -- found at no known phase of the order
+            )
+            SELECT f.product_id, count(*) AS n, count(k.order_id) AS with_errors
+            FROM finished f LEFT JOIN known_errors k ON k.order_id = f.id
+            GROUP BY f.product_id
             """, {"as_of": as_of}
         )
         return {r["product_id"]: r["with_errors"] / r["n"] for r in rows if r["n"]}
@@ -1118,10 +1155,15 @@ def _finished_rows(*, start: datetime, end: datetime, as_of: datetime) -> list[d
     thresholds = lead_time_thresholds(as_of=as_of)
     rows = _fetch(
         """
-        SELECT o.id, o.product_id, o.lead_time_days, coalesce(s.rework_count, 0) > 0 AS reworked
-        FROM orders_manufacturingorder o
-        LEFT JOIN orders_ordersummary s ON s.order_id = o.id
-        WHERE o.finished_at >= %(start)s AND o.finished_at < %(end)s AND o.finished_at <= %(as_of)s
+        WITH finished AS MATERIALIZED (
+            SELECT o.id, o.product_id, o.lead_time_days FROM orders_manufacturingorder o
+            WHERE o.finished_at >= %(start)s AND o.finished_at < %(end)s AND o.finished_at <= %(as_of)s
+        )
+        SELECT f.id, f.product_id, f.lead_time_days, EXISTS (
+            -- a rework pass started by as_of (orders_op_order_seq_idx in each partition)
+            SELECT 1 FROM orders_orderphase p WHERE p.order_id = f.id AND p.is_rework AND p.started_at <= %(as_of)s
+        ) AS reworked
+        FROM finished f
         """,
         {"start": start, "end": end, "as_of": as_of},
     )

@@ -348,14 +348,22 @@ def _order_errors(order_id: int) -> list[dict]:
     return rows
 
 
-def _prediction(*, order_id: int) -> dict:
-    """Lead-time prediction from mlops (the active model, else its baseline), when that app can answer."""
+def _prediction(*, order_id: int, as_of: datetime) -> dict:
+    """Lead-time prediction from mlops (the active model, else its baseline), when that app can answer.
+
+    A stalled, abandoned or finished order gets no predicted finish: its state says why."""
+    state = selectors.order_states(as_of=as_of, order_ids=[order_id]).get(order_id)
+    if state and state["state"] in (OrderState.STALLED, OrderState.ABANDONED, OrderState.FINISHED):
+        idle = (as_of - state["last_event_at"]).total_seconds() / 86400.0 if state["last_event_at"] else None
+        return {"prediction": None, "state": state["state"], "idle_days": idle, "unavailable": None}
     try:
         from mlops.choices import ModelName
         from mlops.selectors import predict
     except ImportError:
         return {"prediction": None, "unavailable": _("the model registry is not installed yet")}
     prediction = cached("ui.order_prediction", {"order_id": order_id}, lambda: predict(name=ModelName.LEAD_TIME, order_id=order_id))
+    if prediction and prediction.get("predicted_finish") and str(prediction["predicted_finish"]) < as_of.isoformat():
+        prediction = {**prediction, "predicted_finish_past": True}
     return {"prediction": prediction, "unavailable": None if prediction else _("no features for this order")}
 
 
@@ -365,7 +373,8 @@ def order_detail(request, order_id: int):
     """One order: status, Gantt of real phases against the standard route, errors, team sizes, prediction."""
     as_of = page_as_of(request)
     if request.htmx and request.GET.get("widget") == "prediction":
-        return render_widget(request, "orders/partials/_order_prediction.html", _prediction, order_id=order_id)
+        return render_widget(request, "orders/partials/_order_prediction.html", _prediction, order_id=order_id,
+                             as_of=as_of)
     order = selectors.order_detail(order_id=order_id, as_of=as_of)
     if order is None:
         raise Http404(_("No such order."))

@@ -30,6 +30,10 @@ rows_at AS MATERIALIZED (
     FROM orders_orderphase p
     WHERE p.order_id = ANY (ARRAY(SELECT k.id FROM known k WHERE NOT k.is_finished))
       AND p.phase_id IS NOT NULL
+      -- An export that writes a phase row only once work starts (p_stall ->> 'unstarted_rows' false) had no
+      -- row at p_as_of for a phase started later: such a row is not known then.
+      AND (coalesce((p_stall ->> 'unstarted_rows')::boolean, true)
+           OR p.started_at <= p_as_of OR p.ended_at <= p_as_of)
 ),
 progress AS (
     SELECT r.order_id,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django import template
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from orders.choices import OrderState, OrderStatus, PlacementBasis
 
 register = template.Library()
 
-_SCOPES = {"product": "the product's history", "family": "the family's history", "global": "all orders' history"}
+_SCOPES = {"product": gettext_noop("the product's history"), "family": gettext_noop("the family's history"),
+           "global": gettext_noop("all orders' history")}
 
 
 @register.filter
