@@ -122,3 +122,62 @@ def _add_errors(rng: random.Random, orders, phases) -> None:
                                            found_order_phase_id=ph.id, content_hash=f"{o.id}-{k}", occurrence=1,
                                            event_time=ph.event_time))
     QualityError.objects.bulk_create(errors)
+
+
+# Hand-made orders at as_of, one per state and placement basis the random factory rarely shows: id -> what
+# ORDER_STATE_RULE says of each at as_of (the ERP's phase counts only with the snapshot taken at as_of).
+STATE_EXAMPLES = {
+    9001: {"state": "not_started", "phase_id": 1, "placement_basis": "next_phase_row"},
+    9002: {"state": "in_progress", "phase_id": 2, "placement_basis": "phase_in_progress"},
+    9003: {"state": "waiting", "phase_id": 3, "placement_basis": "route_next_step"},
+    9004: {"state": "waiting", "phase_id": 5, "placement_basis": "erp_current_phase"},
+    9008: {"state": "waiting", "placement_basis": "observed_next_phase"},
+    9005: {"state": "abandoned", "phase_id": 2, "placement_basis": "phase_in_progress"},
+    9007: {"state": "in_progress", "phase_id": 1, "placement_basis": "phase_in_progress"},
+}
+CREATED_AFTER_AS_OF = 9006
+PACKING = 7  # a phase outside every route, that only order 9004 reaches
+
+
+def add_state_examples(*, as_of: datetime = AS_OF, snapshot: bool = True) -> dict:
+    """Add the STATE_EXAMPLES orders (and one created after as_of), mark 9005 abandoned, and record an ingestion
+    snapshot at as_of when asked; then refresh the aggregates."""
+    from ingestion.models import IngestionRun
+    from orders.services import order_abandon, refresh_aggregates
+
+    h = timedelta(hours=1)
+    d = timedelta(days=1)
+    later = as_of + 2 * h
+    orders = [  # id, product, created, finished, ERP current phase
+        (9001, 101, as_of - 2 * d, None, 1), (9002, 101, as_of - 3 * d, None, 2), (9003, 101, as_of - 2 * d, None, 3),
+        (9004, ORPHAN_PRODUCT, as_of - 2 * d, None, 5), (9005, 102, as_of - 3 * d, None, 2),
+        (9006, 101, as_of + d, None, None), (9007, 104, as_of - 3 * d, later, None),
+        (9008, ORPHAN_PRODUCT, as_of - 2 * d, None, 5),
+    ]
+    rows = [  # id, order, phase, sequence, start, end (an end after as_of was not known at as_of)
+        (9901, 9001, 1, 1, None, None), (9902, 9001, 2, 2, None, None), (9903, 9001, 3, 3, None, None),
+        (9911, 9002, 1, 1, as_of - 3 * d + h, as_of - 2 * d), (9912, 9002, 2, 2, as_of - d, None),
+        (9913, 9002, 3, 3, None, None),
+        (9921, 9003, 1, 1, as_of - 2 * d + h, as_of - 2 * d + 3 * h), (9922, 9003, 2, 2, as_of - 2 * d + 5 * h, as_of - d),
+        (9931, 9004, PACKING, 1, as_of - 2 * d + h, as_of - d),  # no order ever went on after this phase
+        (9981, 9008, 1, 1, as_of - 2 * d + h, as_of - d),  # no route: what most often followed phase 1
+        (9941, 9005, 1, 1, as_of - 3 * d + h, as_of - 2 * d), (9942, 9005, 2, 2, as_of - d, None),
+        (9951, 9006, 1, 1, None, None),
+        (9971, 9007, 1, 1, as_of - 2 * d, as_of + h), (9972, 9007, 3, 2, None, None),
+    ]
+    Phase.objects.create(id=PACKING, name="Packing", sequence=PACKING)
+    created = {oid: c for oid, _, c, _, _ in orders}
+    ManufacturingOrder.objects.bulk_create([
+        ManufacturingOrder(id=oid, product_id=pid, created_at=c, finished_at=f, current_phase_id=cur, is_open=f is None,
+                           lead_time_days=(f - c).total_seconds() / 86400 if f else None)
+        for oid, pid, c, f, cur in orders])
+    OrderPhase.objects.bulk_create([
+        OrderPhase(id=rid, order_id=oid, phase_id=ph, sequence=seq, started_at=s, ended_at=e, is_rework=False, shift=1,
+                   event_time=e or s or created[oid], duration_seconds=(e - s).total_seconds() if s and e else None,
+                   is_open=bool(s and not e), is_done=bool(e))
+        for rid, oid, ph, seq, s, e in rows])
+    if snapshot:
+        IngestionRun.objects.create(file_name="synthetic.xlsx", status="succeeded", as_of=as_of)
+    order_abandon(order_id=9005, marked_by="steward", reason="customer cancelled")
+    refresh_aggregates(warm_cache=False)
+    return {"abandoned": {9005}, "snapshot_at": as_of if snapshot else None}
