@@ -1,8 +1,8 @@
 """SmartInventory reads: WIP by phase and product, theoretical WIP mass and gelcoat use, unsupported features.
 
-Each read is one SQL statement over orders, order phases and the catalogue (plus one catalogue read to
-identify phases by name). "Now" is the as-of moment: an order is in WIP when created at or before it and
-not finished by then.
+The WIP is the orders app's: the active orders at as_of (orders.selectors.active_orders_at, the one order
+state; stalled and abandoned orders are not WIP), each at its state's phase. What inventory adds to them
+(catalogue data, the demoulding flag) is one SQL statement keyed by their ids.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from inventory.phases import catalogue_phases, match_phases
+from orders.choices import OrderState, PlacementBasis
+from orders.selectors import ORDER_STATE_RULE, active_orders_at, open_orders_at
 from prodplan.gates import OBSERVED, THEORETICAL, figure, not_supported, ratio
 
 ORPHAN_LIST_LIMIT = 200
@@ -26,50 +28,60 @@ def _fetch_all(sql: str, params: dict) -> list[tuple]:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
+
 WIP_RULE = (
-    "an order is in WIP at as_of when created at or before as_of (or undated) and not finished by then; "
-    "its phase is the order phase it started last at or before as_of (by start, then sequence, then id): "
-    "in_progress when that phase had not ended by as_of, else waiting for the next phase; "
-    "orders with no phase started are 'not started' (phase_id null)"
+    "WIP at as_of = the active orders of the order state (orders.selectors.ORDER_STATE_RULE): open, neither "
+    "stalled nor abandoned (those are counted apart: stalled_orders_excluded, abandoned_orders_excluded); each "
+    "order is at its state's phase: in_progress, waiting before it, or not_started (its first phase ahead); "
+    "phase_id null = no phase could be placed (see order_state_rule)"
 )
 
-# One row per WIP order: its last-started phase at as_of and whether it passed a demoulding phase.
-WIP_SQL = """
-WITH wip AS MATERIALIZED (
-    -- open at as_of; uses orders_mo_created_idx / a seq scan of the orders table (27k rows)
-    SELECT mo.id, mo.product_id FROM orders_manufacturingorder mo
-    WHERE (mo.created_at IS NULL OR mo.created_at <= %(as_of)s)
-      AND (mo.finished_at IS NULL OR mo.finished_at > %(as_of)s)
-),
-last_started AS (
-    -- order phases of WIP orders only (orders_op_order_seq_idx on each partition)
-    SELECT DISTINCT ON (op.order_id) op.order_id, op.phase_id,
-           (op.ended_at IS NULL OR op.ended_at > %(as_of)s) AS in_progress
-    FROM orders_orderphase op JOIN wip ON wip.id = op.order_id
-    WHERE op.started_at <= %(as_of)s
-    ORDER BY op.order_id, op.started_at DESC, op.sequence DESC NULLS LAST, op.id DESC
-),
-demoulded AS (
-    SELECT DISTINCT op.order_id FROM orders_orderphase op JOIN wip ON wip.id = op.order_id
-    WHERE op.phase_id = ANY(%(demould_ids)s) AND op.ended_at <= %(as_of)s
-)
-SELECT wip.id, wip.product_id, p.id IS NOT NULL AS known, p.name, p.family,
-       ls.phase_id, ph.name, ph.sequence, COALESCE(ls.in_progress, false),
-       d.order_id IS NOT NULL AS demoulded, p.demould_weight_kg, p.finished_weight_kg
-FROM wip
-LEFT JOIN last_started ls ON ls.order_id = wip.id
-LEFT JOIN orders_phase ph ON ph.id = ls.phase_id
-LEFT JOIN orders_product p ON p.id = wip.product_id
-LEFT JOIN demoulded d ON d.order_id = wip.id
-ORDER BY wip.id
+# Catalogue data of the WIP orders (ids and state phases as parallel arrays): product, phase name and
+# sequence, and whether the order ended a demoulding phase by as_of. Expected plan: the ids unnested, the
+# orders by primary key, products and phases hashed, one orders_op_order_seq_idx probe per order for the flag
+# (skipped when there are no demoulding phases).
+WIP_CATALOGUE_SQL = """
+SELECT w.order_id, mo.product_id, p.id IS NOT NULL AS known, p.name, p.family, ph.name, ph.sequence,
+       cardinality(%(demould_ids)s::bigint[]) > 0 AND EXISTS (
+           SELECT 1 FROM orders_orderphase op
+           WHERE op.order_id = w.order_id AND op.phase_id = ANY(%(demould_ids)s::bigint[])
+             AND op.ended_at <= %(as_of)s) AS demoulded,
+       p.demould_weight_kg, p.finished_weight_kg
+FROM unnest(%(ids)s::bigint[], %(phases)s::bigint[]) AS w(order_id, phase_id)
+JOIN orders_manufacturingorder mo ON mo.id = w.order_id
+LEFT JOIN orders_product p ON p.id = mo.product_id
+LEFT JOIN orders_phase ph ON ph.id = w.phase_id
+ORDER BY w.order_id
 """
 
 
+def _excluded(as_of: datetime) -> dict:
+    """Open orders at as_of left out of the WIP by the order state, and the placement bases of the WIP."""
+    states = Counter(r["state"] for r in open_orders_at(as_of=as_of))  # both cached per as_of
+    bases = Counter(r["placement_basis"] for r in active_orders_at(as_of=as_of))
+    return {
+        "stalled_orders_excluded": states.get(OrderState.STALLED, 0),
+        "abandoned_orders_excluded": states.get(OrderState.ABANDONED, 0),
+        "placement": {basis: bases.get(basis, 0) for basis in PlacementBasis.values if basis != PlacementBasis.NONE},
+    }
+
+
 def _wip_rows(as_of: datetime, demould_ids: list[int]) -> list[dict]:
-    keys = ("order_id", "product_id", "known", "product_name", "family", "phase_id", "phase_name",
-            "phase_sequence", "in_progress", "demoulded", "demould_weight_kg", "finished_weight_kg")
-    rows = _fetch_all(WIP_SQL, {"as_of": as_of, "demould_ids": demould_ids})
-    return [dict(zip(keys, row, strict=True)) for row in rows]
+    """The WIP orders at as_of (active_orders_at) with their state and catalogue data; one query for the latter."""
+    states = {r["order_id"]: r for r in active_orders_at(as_of=as_of)}
+    if not states:
+        return []
+    keys = ("order_id", "product_id", "known", "product_name", "family", "phase_name", "phase_sequence",
+            "demoulded", "demould_weight_kg", "finished_weight_kg")
+    ids = sorted(states)
+    with connection.cursor() as cursor:
+        cursor.execute(WIP_CATALOGUE_SQL, {"ids": ids, "phases": [states[i]["phase_id"] for i in ids],
+                                           "demould_ids": [int(i) for i in demould_ids], "as_of": as_of})
+        rows = [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
+    for r in rows:
+        state = states[r["order_id"]]
+        r.update(phase_id=state["phase_id"], state=state["state"], in_progress=state["state"] == OrderState.IN_PROGRESS)
+    return rows
 
 
 def _phase_key(row: dict) -> tuple:
@@ -77,26 +89,31 @@ def _phase_key(row: dict) -> tuple:
 
 
 def wip(*, as_of: datetime) -> dict:
-    """WIP order counts at as_of, by phase and by product / family."""
+    """WIP order counts at as_of (the active orders of the order state), by phase and by product / family."""
     rows = _wip_rows(as_of, [])
     total = len(rows)
     known = sum(r["known"] for r in rows)
     phases: dict = {}
     for r in sorted(rows, key=_phase_key):
-        entry = phases.setdefault(r["phase_id"], {"phase_id": r["phase_id"], "name": r["phase_name"],
-                                                  "orders": 0, "in_progress": 0, "waiting": 0})
+        entry = phases.setdefault(r["phase_id"], {"phase_id": r["phase_id"], "name": r["phase_name"], "orders": 0,
+                                                  "in_progress": 0, "waiting": 0, "not_started": 0})
         entry["orders"] += 1
-        entry["in_progress" if r["in_progress"] else "waiting"] += 1
+        entry[r["state"]] += 1
     products = Counter((r["product_id"], r["product_name"], r["family"] if r["known"] else "UNKNOWN", r["known"])
                        for r in rows)
     families = Counter(r["family"] if r["known"] else "UNKNOWN" for r in rows)
+    excluded = _excluded(as_of)
     return {
         "as_of": as_of.isoformat(),
         "rule": WIP_RULE,
-        "total_orders": figure(total, basis=OBSERVED, coverage=1.0 if total else None),
+        "order_state_rule": ORDER_STATE_RULE,
+        "total_orders": figure(total, basis=OBSERVED, coverage=1.0 if total else None,
+                               stalled_orders_excluded=excluded["stalled_orders_excluded"],
+                               abandoned_orders_excluded=excluded["abandoned_orders_excluded"]),
         "by_phase": figure(list(phases.values()), basis=OBSERVED,
                            coverage=ratio(sum(1 for r in rows if r["phase_id"] is not None), total),
-                           note="coverage = share of WIP orders with a phase started"),
+                           placement=excluded["placement"],
+                           note="coverage = share of WIP orders placed at a phase (placement = their bases)"),
         "by_product": figure(
             [{"product_id": pid, "name": name, "family": fam, "known_product": kn, "orders": n}
              for (pid, name, fam, kn), n in sorted(products.items(), key=lambda kv: (-kv[1], kv[0][0] or 0))],
@@ -105,6 +122,7 @@ def wip(*, as_of: datetime) -> dict:
         ),
         "by_family": figure([{"family": f, "orders": n} for f, n in sorted(families.items())],
                             basis=OBSERVED, coverage=ratio(known, total)),
+        **excluded,
     }
 
 
@@ -154,6 +172,7 @@ def wip_mass(*, as_of: datetime) -> dict:
             weighed += 1
             mass += weight
     orphan_products = Counter(r["product_id"] for r in orphans)
+    excluded = _excluded(as_of)
     for acc in (*by_phase.values(), *by_family.values()):
         acc["mass_kg"] = round(acc["mass_kg"], 3)
     return {
@@ -163,12 +182,15 @@ def wip_mass(*, as_of: datetime) -> dict:
             "it has ended a demoulding phase at or before as_of, and its finished weight (Produto_PesoAcabamento) "
             "after; a missing weight counts nothing (see weighed). " + WIP_RULE
         ),
+        "order_state_rule": ORDER_STATE_RULE,
         "demoulding_phases": match.rule(),
         "total_mass_kg": figure(
             round(mass, 3), basis=THEORETICAL, coverage=ratio(len(known), total),
             wip_orders=total, known_product_orders=len(known), weighed_orders=weighed,
             weight_coverage=None if not total else round(weighed / total, 4),
             orders_before_demoulding=before, orders_after_demoulding=after,
+            stalled_orders_excluded=excluded["stalled_orders_excluded"],
+            abandoned_orders_excluded=excluded["abandoned_orders_excluded"],
             note="coverage = share of WIP orders whose product is in the catalogue",
         ),
         "by_phase": figure(list(by_phase.values()), basis=THEORETICAL, coverage=ratio(len(known), total)),

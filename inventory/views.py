@@ -22,7 +22,7 @@ def _mass(*, as_of: datetime) -> dict:
     if payload.get("status") == NOT_SUPPORTED:
         return {"unsupported": payload}
     phases = sorted(payload["by_phase"]["value"], key=lambda p: -p["mass_kg"])
-    config = chart("bar", [p["name"] or _("not started") for p in phases], [
+    config = chart("bar", [p["name"] or _("phase unknown") for p in phases], [
         {"label": _("Theoretical mass (kg)"), "data": [p["mass_kg"] for p in phases], "backgroundColor": "#f0a020"},
     ], indexAxis="y", scales={"x": {"title": {"display": True, "text": "kg"}}})
     return {"mass": payload, "phases": phases, "config": config}

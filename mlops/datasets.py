@@ -9,7 +9,11 @@ Every feature of an order X is computed "as of X's creation time t" with strict 
 - family / product history: orders finished strictly before t (lead times), and order outcomes
   (at least one severity >= 2 error) known strictly before t, where an outcome is known at the
   later of the order's finish and its last severe error.
-So an order finished after t can never change X's features (tests/mlops/test_datasets.py).
+So an order finished after t can never change X's features (tests/mlops/test_datasets.py). No snapshot-time
+flag (is_open) is read for a past time: a phase is open at t when started before t and not ended before t.
+
+Which orders are open at a prediction time (what is predicted, and what gets an ETA) is the orders app's
+order state (orders.selectors: ORDER_STATE_CALL, open_orders_at); stalled orders get no ETA.
 
 Two implementations compute the same features: `_BULK_SQL` (window functions over event
 streams, for whole datasets) and `_POINT_SQL` (correlated index look-ups, for a handful of orders
@@ -26,6 +30,8 @@ import pandas as pd
 from django.db import connection, transaction
 
 from mlops.choices import ModelName
+from orders.choices import OrderState
+from orders.selectors import ACTIVE_STATES, OPEN_STATES, ORDER_STATE_CALL, open_orders_at, order_state_params
 
 TRAIN_SHARE = 0.70
 VALIDATION_SHARE = 0.15
@@ -40,9 +46,9 @@ LEAD_TIME_NUMERIC = [
 RISK_NUMERIC = LEAD_TIME_NUMERIC + ["prod_hist_orders", "prod_hist_bad_rate", "fam_hist_orders", "fam_hist_bad_rate"]
 
 # The rows whose features are wanted ("targets"); chosen from this fixed set, never from user input.
+# (which="open" is turned into ids: the orders open at a time are the order state's, order_ids_open_at().)
 _TARGET_FILTERS = {
     "finished": "b.lead_time_days IS NOT NULL",
-    "open": "b.finished_at IS NULL",
     "ids": "b.id = ANY(%(ids)s)",
 }
 
@@ -230,7 +236,7 @@ SELECT tg.id AS order_id, tg.created_at, tg.finished_at, tg.lead_time_days, tg.p
         AND op.started_at < tg.created_at AND op.ended_at >= op.started_at)
   + (SELECT count(*) FROM orders_orderphase op
       WHERE op.phase_id IN (SELECT r.phase_id FROM orders_routestep r WHERE r.product_id = tg.product_id)
-        AND op.is_open AND op.started_at < tg.created_at) AS route_wip,  -- is_open: partial index
+        AND op.started_at < tg.created_at AND op.ended_at IS NULL) AS route_wip,
     (SELECT avg(pa.lt) FROM past pa WHERE pa.family = tg.family AND pa.finished_at < tg.created_at
         AND pa.finished_at >= tg.created_at - interval '{recent_days} days') AS fam_recent_lt,
     (SELECT count(*) FROM past pa WHERE pa.family = tg.family AND pa.finished_at < tg.created_at
@@ -270,8 +276,13 @@ def _fetch(sql: str, params: dict, dates: tuple[str, ...] = ("created_at", "fini
     return frame
 
 
-def order_features(*, which: str = "finished", ids: list[int] | None = None) -> pd.DataFrame:
-    """Features of orders at their creation time, one bulk SQL query (which: finished | open | ids)."""
+def order_features(*, which: str = "finished", ids: list[int] | None = None,
+                   as_of: datetime | None = None) -> pd.DataFrame:
+    """Features of orders at their creation time, one bulk SQL query (which: finished | ids | open: the orders
+    open at as_of, by default the data's as-of, by the order state (order_ids_open_at))."""
+    if which == "open":
+        as_of = as_of or data_as_of()
+        which, ids = "ids", [] if as_of is None else order_ids_open_at(as_of=as_of)
     sql = _BULK_SQL.format(target_filter=_TARGET_FILTERS[which], recent_days=RECENT_DAYS)
     return _fetch(sql, {"ids": list(ids or [])})
 
@@ -473,16 +484,26 @@ LEFT JOIN lt_hist lh ON lh.probe = p.probe
 ORDER BY f.created_at, f.id, p.k
 """
 
-# Open orders in their current state at `as_of` (prediction time): done phases ended by as_of, the
-# load and the family's recent lead times at as_of. Plan: the open orders (a few, or all of them)
-# and their order phases by the (order_id, sequence, id) index; the load is one uncorrelated count
-# and the family history one grouped scan of orders finished in the RECENT_DAYS before as_of.
+# The orders open at `as_of` in their state then (prediction time), from the order state (orders.selectors.
+# ORDER_STATE_CALL: created by as_of, not finished by then, only rows known at as_of): the active ones, plus
+# the stalled ones when asked (flagged, never predicted). Done phases ended by as_of, the load and the family's
+# recent lead times at as_of. Plan: the state function over the orders (a few ids, or all of them), their order
+# phases by the (order_id, sequence, id) index; the load is one uncorrelated count and the family history one
+# grouped scan of orders finished in the RECENT_DAYS before as_of.
 _ETA_OPEN_SQL = """
-WITH tg AS (
+WITH st AS (
+    SELECT s.order_id, s.state, s.last_event_at, s.stall_threshold_seconds
+    FROM {order_state_call} s WHERE s.state = ANY(%(states)s)
+),
+tg AS (
     SELECT o.id, o.created_at, o.finished_at, COALESCE(o.product_id, -1) AS product_id,
-           (p.id IS NOT NULL)::int AS product_known, COALESCE(p.family, 'UNKNOWN') AS family
-    FROM orders_manufacturingorder o LEFT JOIN orders_product p ON p.id = o.product_id
-    WHERE o.finished_at IS NULL AND o.created_at IS NOT NULL AND o.created_at <= %(as_of)s {id_filter}
+           (p.id IS NOT NULL)::int AS product_known, COALESCE(p.family, 'UNKNOWN') AS family,
+           (st.state = 'stalled')::int AS stalled,
+           EXTRACT(EPOCH FROM %(as_of)s - st.last_event_at) / 86400.0 AS idle_days,
+           st.stall_threshold_seconds / 86400.0 AS stall_threshold_days
+    FROM st JOIN orders_manufacturingorder o ON o.id = st.order_id
+    LEFT JOIN orders_product p ON p.id = o.product_id
+    WHERE o.created_at IS NOT NULL
 ),
 done AS (
     SELECT DISTINCT ON (op.order_id) op.order_id, op.phase_id, count(*) OVER (PARTITION BY op.order_id) AS k
@@ -503,18 +524,22 @@ fam AS (
     GROUP BY 1
 ),
 load AS (
+    -- the model's load feature, defined as in training (_ETA_BULK_SQL): orders open at as_of and created in
+    -- the RECENT_DAYS before it
     SELECT count(*) AS active_orders FROM orders_manufacturingorder m
     WHERE m.created_at < %(as_of)s AND m.created_at >= %(as_of)s - interval '{recent_days} days'
       AND (m.finished_at IS NULL OR m.finished_at >= %(as_of)s)
       AND (m.finished_at IS NULL OR m.finished_at >= m.created_at)
 )
-SELECT tg.id AS order_id, tg.created_at, tg.finished_at, NULL::float AS lead_time_days, tg.product_id, tg.family,
+SELECT tg.id AS order_id, tg.created_at, NULL::timestamptz AS finished_at, NULL::float AS lead_time_days,
+    tg.product_id, tg.family,
     tg.product_known, COALESCE(rt.route_steps, 0) AS route_steps,
     LEAST(COALESCE(d.k, 0), {max_boundaries}) AS done_phases,
     LEAST(COALESCE(d.k, 0), {max_boundaries})::float / NULLIF(rt.route_steps, 0) AS route_share_done,
     COALESCE(d.phase_id, -1) AS last_phase_id, %(as_of)s AS boundary_at,
     EXTRACT(EPOCH FROM %(as_of)s - tg.created_at) / 86400.0 AS elapsed_days, NULL::float AS remaining_days,
-    ld.active_orders, fm.fam_recent_lt, COALESCE(fm.fam_recent_n, 0) AS fam_recent_n
+    ld.active_orders, fm.fam_recent_lt, COALESCE(fm.fam_recent_n, 0) AS fam_recent_n,
+    tg.stalled, tg.idle_days, tg.stall_threshold_days
 FROM tg CROSS JOIN load ld
 LEFT JOIN done d ON d.order_id = tg.id
 LEFT JOIN route rt ON rt.product_id = tg.product_id
@@ -531,11 +556,23 @@ def eta_features() -> pd.DataFrame:
     return _fetch(sql, {}, _ETA_DATES)
 
 
-def eta_open_features(*, as_of: datetime, ids: list[int] | None = None) -> pd.DataFrame:
-    """Open orders (all, or these ids) in their state at `as_of`, with the ETA features (one SQL query)."""
-    id_filter = "" if ids is None else "AND o.id = ANY(%(ids)s)"
-    sql = _ETA_OPEN_SQL.format(id_filter=id_filter, max_boundaries=MAX_BOUNDARIES, recent_days=RECENT_DAYS)
-    return _fetch(sql, {"as_of": as_of, "ids": [int(i) for i in ids or []]}, _ETA_DATES)
+def eta_open_features(*, as_of: datetime, ids: list[int] | None = None, with_stalled: bool = False) -> pd.DataFrame:
+    """The orders open at `as_of` (all, or these ids) that a remaining time is predicted for, in their state at
+    `as_of`, with the ETA features (one SQL query). Open = the order state's active orders (orders.selectors:
+    created by as_of, not finished by then, neither stalled nor abandoned). with_stalled adds the stalled ones,
+    flagged stalled = 1 with idle_days and stall_threshold_days: the caller answers "stalled", never an ETA."""
+    states = [str(s) for s in ACTIVE_STATES] + ([str(OrderState.STALLED)] if with_stalled else [])
+    sql = _ETA_OPEN_SQL.format(order_state_call=ORDER_STATE_CALL, max_boundaries=MAX_BOUNDARIES,
+                               recent_days=RECENT_DAYS)
+    params = {**order_state_params(as_of=as_of, order_ids=None if ids is None else [int(i) for i in ids]),
+              "states": states}
+    return _fetch(sql, params, _ETA_DATES)
+
+
+def order_ids_open_at(*, as_of: datetime) -> list[int]:
+    """The orders open at as_of by the order state (created by then, not finished by then, not abandoned;
+    stalled ones included): what lead time and risk are predicted for."""
+    return [r["order_id"] for r in open_orders_at(as_of=as_of) if r["state"] in OPEN_STATES]
 
 
 def eta_dataset(frame: pd.DataFrame | None = None) -> Dataset:

@@ -228,16 +228,39 @@ def predict(*, name: str, order_id: int | None = None, features: dict | None = N
     return answer
 
 
+def _eta_frame(order_id: int, as_of) -> pd.DataFrame:
+    """The ETA features of one order open at as_of (active or stalled; empty when not open then)."""
+    if as_of is None:
+        return pd.DataFrame()
+    return eta_open_features(as_of=as_of, ids=[int(order_id)], with_stalled=True)
+
+
+def stalled_answer(*, order_id: int, frame: pd.DataFrame, as_of) -> dict | None:
+    """The answer for a stalled order instead of a remaining time (None when the order is not stalled)."""
+    if frame.empty or not frame["stalled"].iloc[0]:
+        return None
+    idle, threshold = float(frame["idle_days"].iloc[0]), float(frame["stall_threshold_days"].iloc[0])
+    return {
+        "name": str(ModelName.ETA), "order_id": order_id, "status": "stalled", "as_of": as_of.isoformat(),
+        "idle_days": round(idle, 3), "stall_threshold_days": round(threshold, 3), "remaining_days": None,
+        "reason": (f"no event for {idle:.1f} days, longer than the stall threshold of {threshold:.1f} days at its "
+                   "phase: the order is stalled (orders.selectors.ORDER_STATE_RULE), not moving, so no remaining "
+                   "time is predicted"),
+    }
+
+
 def predict_eta(*, order_id: int | None = None, features: dict | None = None) -> dict | None:
     """Remaining days of an open order from its state at the data's as-of date (done phases, time spent, load),
-    or of a feature payload. None: no open order with that id."""
+    or of a feature payload. A stalled order gets {"status": "stalled", "idle_days", ...} instead of a remaining
+    time. None: no open order with that id."""
     as_of = data_as_of()
     if order_id is not None:
-        if as_of is None:
-            return None
-        frame = eta_open_features(as_of=as_of, ids=[int(order_id)])
+        frame = _eta_frame(order_id, as_of)
         if frame.empty:
             return None
+        stalled = stalled_answer(order_id=order_id, frame=frame, as_of=as_of)
+        if stalled:
+            return stalled
     else:
         frame = features_from_payload(ModelName.ETA, features or {})
     predictor = active_predictor(ModelName.ETA)
@@ -283,7 +306,10 @@ def explain(*, name: str, order_id: int | None = None) -> dict | None:
         return answer
     if name == ModelName.ETA:
         as_of = data_as_of()
-        frame = eta_open_features(as_of=as_of, ids=[int(order_id)]) if as_of is not None else pd.DataFrame()
+        frame = _eta_frame(order_id, as_of)
+        stalled = stalled_answer(order_id=order_id, frame=frame, as_of=as_of)
+        if stalled:
+            return {**answer, **stalled}
     else:
         frame = order_feature_frame(order_id)
     if frame.empty:

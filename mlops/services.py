@@ -217,13 +217,14 @@ def _promote_best(name: str, candidates: list[ModelVersion]) -> ModelVersion | N
 
 @transaction.atomic
 def predictions_store_open_orders(*, as_of=None) -> dict:
-    """Predict lead time, risk and remaining time (ETA, from the order's state at as_of) for every open
-    order and replace the stored predictions (idempotent)."""
+    """Predict lead time and risk for every order open at as_of (the order state: not finished by then, not
+    abandoned), and the remaining time (ETA, from the order's state at as_of) for the active ones (stalled
+    orders get none), and replace the stored predictions (idempotent)."""
     from mlops.datasets import data_as_of
     from mlops.selectors import active_predictor
 
     as_of = as_of or data_as_of() or timezone.now()
-    frame = order_features(which="open")
+    frame = order_features(which="open", as_of=as_of)
     _warm_feature_cache(frame)
     counts = {"eta": _store_eta_predictions(as_of)}
     for name in (ModelName.LEAD_TIME, ModelName.RISK):
@@ -248,7 +249,8 @@ def predictions_store_open_orders(*, as_of=None) -> dict:
 
 
 def _store_eta_predictions(as_of) -> int:
-    """Remaining days of every open order from its state at as_of; predicted finish = as_of + remaining."""
+    """Remaining days of every active order (eta_open_features: open at as_of, not stalled) from its state at
+    as_of; predicted finish = as_of + remaining."""
     from mlops.selectors import active_predictor
 
     frame = eta_open_features(as_of=as_of)

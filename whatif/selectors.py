@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 
+from orders.choices import OrderState
+from orders.selectors import active_orders_at, open_orders_at
 from whatif.engine import ArrivalMix, SimInput, SimOrder
 from whatif.models import WhatIfRun
 
@@ -170,37 +172,47 @@ def observed_family_routes(*, as_of: datetime, window_days: int = ROUTE_WINDOW_D
     return out
 
 
-def wip_rows(*, as_of: datetime) -> list[tuple]:
-    """Orders open at as-of (created by then, not finished by then) and their progress then.
+# Family and phases reached by as_of (started or ended by then) of the WIP orders, keyed by their ids.
+# Expected plan: the ids unnested, the orders by primary key, products hashed, the order phases of each order by
+# orders_op_order_seq_idx in every partition.
+_WIP_PROGRESS_SQL = """
+SELECT w.id, coalesce(p.family, 'UNKNOWN'),
+       coalesce(array_agg(DISTINCT op.phase_id) FILTER (WHERE op.phase_id IS NOT NULL), '{}')
+FROM unnest(%(ids)s::bigint[]) AS w(id)
+JOIN orders_manufacturingorder mo ON mo.id = w.id
+LEFT JOIN orders_product p ON p.id = mo.product_id
+LEFT JOIN orders_orderphase op ON op.order_id = w.id AND op.phase_id IS NOT NULL
+     AND (op.started_at <= %(as_of)s OR op.ended_at <= %(as_of)s)
+GROUP BY w.id, p.family
+"""
 
-    Returns (order id, product id, family, created day relative to as-of, started phase ids,
-    phase in service at as-of, its elapsed days, days since the last phase ended or the creation). One query; expected plan: the open-at-as-of orders
-    (index on created_at) hash-joined to their phases started by as-of."""
-    return _rows(
-        """
-        WITH wip AS (
-            SELECT mo.id, mo.product_id, coalesce(p.family, 'UNKNOWN') AS family, mo.created_at
-            FROM orders_manufacturingorder mo
-            LEFT JOIN orders_product p ON p.id = mo.product_id
-            WHERE mo.created_at <= %(as_of)s AND (mo.finished_at IS NULL OR mo.finished_at > %(as_of)s)
-        )
-        SELECT w.id, w.product_id, w.family, extract(epoch FROM w.created_at - %(as_of)s) / 86400.0,
-               array_remove(array_agg(DISTINCT op.phase_id), NULL),
-               (array_agg(op.phase_id ORDER BY op.started_at DESC, op.id DESC)
-                    FILTER (WHERE op.ended_at IS NULL OR op.ended_at > %(as_of)s))[1],
-               (array_agg(extract(epoch FROM %(as_of)s - op.started_at) / 86400.0
-                          ORDER BY op.started_at DESC, op.id DESC)
-                    FILTER (WHERE op.ended_at IS NULL OR op.ended_at > %(as_of)s))[1],
-               extract(epoch FROM %(as_of)s - coalesce(max(op.ended_at) FILTER (WHERE op.ended_at <= %(as_of)s),
-                                                      w.created_at)) / 86400.0
-        FROM wip w
-        LEFT JOIN orders_orderphase op ON op.order_id = w.id AND op.started_at <= %(as_of)s
-             AND op.phase_id IS NOT NULL
-        GROUP BY w.id, w.product_id, w.family, w.created_at
-        ORDER BY w.id
-        """,
-        {"as_of": as_of},
-    )
+
+def wip_rows(*, as_of: datetime) -> list[dict]:
+    """The WIP at as_of from the order state: the active orders (orders.selectors.active_orders_at: open,
+    neither stalled nor abandoned), each with its state row (state, phase_id, since, placement_basis,
+    created_at...) plus its family and the phases it reached by as_of ('reached'; one query keyed by the ids)."""
+    states = active_orders_at(as_of=as_of)
+    if not states:
+        return []
+    progress = {oid: (family, tuple(reached)) for oid, family, reached in
+                _rows(_WIP_PROGRESS_SQL, {"ids": [r["order_id"] for r in states], "as_of": as_of})}
+    return [{**r, "family": progress[r["order_id"]][0], "reached": progress[r["order_id"]][1]} for r in states]
+
+
+def remaining_route(route: tuple[int, ...], reached: tuple[int, ...], phase_id: int | None) -> tuple[int, ...]:
+    """What is left of a route for an order at phase_id (its state's phase) having reached these phases.
+
+    From the position phase onward: route[i:] for its first occurrence i at or after the furthest step
+    reached; a position phase elsewhere (a rework, a phase off the route) goes first, then the steps after the
+    furthest reached; no position phase: the steps after the furthest reached."""
+    done = set(reached)
+    pos = max((i for i, p in enumerate(route) if p in done), default=-1)
+    if phase_id is None:
+        return tuple(route[pos + 1:])
+    at = next((i for i in range(max(pos, 0), len(route)) if route[i] == phase_id), None)
+    if at is not None:
+        return tuple(route[at:])
+    return (phase_id, *route[pos + 1:])
 
 
 def orders_created_between(*, start: datetime, end: datetime) -> list[tuple]:
@@ -278,23 +290,26 @@ def gather_sim_input(
 
     orders: list[SimOrder] = []
     route_basis: Counter = Counter()
-    located = in_service = 0
-    for oid, product_id, family, created_day, started, service_phase, elapsed, waited in wip_rows(as_of=as_of):
+    placement: Counter = Counter()
+    in_service = placed = undated = 0
+    for r in wip_rows(as_of=as_of):
+        oid, product_id, family = r["order_id"], r["product_id"], r["family"]
         route, basis = _route_for(product_id, family, routes, family_routes)
         route_basis[basis] += 1
-        done = set(started or ())
-        pos = max((i for i, p in enumerate(route) if p in done), default=-1)
-        located += pos >= 0 or not done
-        if service_phase is not None and pos >= 0 and route[pos] == service_phase:
-            remaining, el = route[pos:], float(elapsed)
-        elif service_phase is not None:
-            remaining, el = (service_phase, *route[pos + 1:]), float(elapsed)
-        else:
-            remaining, el = route[pos + 1:], None
-        in_service += el is not None
-        orders.append(SimOrder(key=f"wip:{oid}", order_id=oid, product_id=product_id, family=family,
-                               route=tuple(remaining), created_day=float(created_day), in_service_elapsed=el,
-                               waiting_elapsed=None if el is not None else max(0.0, float(waited))))
+        placement[r["placement_basis"]] += 1
+        placed += r["phase_id"] is not None
+        in_state = None if r["since"] is None else max(0.0, (as_of - r["since"]).total_seconds() / DAY)
+        serving = r["state"] == OrderState.IN_PROGRESS and r["phase_id"] is not None
+        in_service += serving
+        if r["created_at"] is None:
+            undated += 1
+        orders.append(SimOrder(
+            key=f"wip:{oid}", order_id=oid, product_id=product_id, family=family,
+            route=remaining_route(route, r["reached"], r["phase_id"]),
+            created_day=0.0 if r["created_at"] is None else (r["created_at"] - as_of).total_seconds() / DAY,
+            in_service_elapsed=(in_state or 0.0) if serving else None,
+            waiting_elapsed=None if serving else in_state))
+    excluded = Counter(r["state"] for r in open_orders_at(as_of=as_of))  # cached: the rows wip_rows stands on
 
     risk_basis = None
     if with_risk:
@@ -332,9 +347,18 @@ def gather_sim_input(
         meta={
             "as_of": as_of.isoformat(),
             "wip_orders": n,
+            "wip_rule": "the active orders of the order state at as_of (orders.selectors.ORDER_STATE_RULE): open, "
+                        "neither stalled nor abandoned; each starts at its state's phase, in service there "
+                        "(in_progress, elapsed = as_of - since) or waiting before it (waited = as_of - since), "
+                        "and follows its route (the product's standard route, else its family's observed one) "
+                        "from that phase on",
             "wip_in_service": in_service,
+            "wip_undated": undated,
+            "stalled_orders_excluded": excluded[OrderState.STALLED],
+            "abandoned_orders_excluded": excluded[OrderState.ABANDONED],
+            "placement_basis": dict(placement),
             "route_basis": dict(route_basis),
-            "progress_located_coverage": round(located / n, 4) if n else None,
+            "progress_located_coverage": round(placed / n, 4) if n else None,
             "capacity": {str(p): c for p, c in sorted(capacity.items())},
             "capacity_rule": f"servers = round(p{int(CAPACITY_PERCENTILE * 100)} of concurrently open order phases, "
                              f"sampled every {CAPACITY_SAMPLE_HOURS} h over the {CAPACITY_WINDOW_DAYS} days "

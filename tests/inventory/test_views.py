@@ -44,6 +44,13 @@ def test_wip_mass_and_gelcoat_widgets(sclient, ingested, django_assert_max_num_q
                    if (o["created_at"] is None or o["created_at"] <= as_of) and (o["finished_at"] is None or o["finished_at"] > as_of)]
     assert 0 < payload["total_mass_kg"]["value"] <= sum(weights.get(o["product_id"], 0) for o in open_orders) + 1e-6
     assert "basis-theoretical" in mass
+    # the WIP is the order state's active orders; the stalled and abandoned ones are named as left out
+    from orders.selectors import active_orders_at, open_orders_at
+
+    assert payload["total_mass_kg"]["wip_orders"] == len(active_orders_at(as_of=as_of))
+    states = [r["state"] for r in open_orders_at(as_of=as_of)]
+    excluded = re.search(r'id="wip-mass-excluded">(.*?)</p>', mass, re.S).group(1)
+    assert re.findall(r"\d+", excluded) == [str(states.count("stalled")), str(states.count("abandoned"))]
 
     gel = sclient.get("/inventory/?widget=gelcoat", **HX).content.decode()
     series = gelcoat_theoretical_usage(as_of=as_of, period="month")

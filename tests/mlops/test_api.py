@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.datasets import lead_time_dataset, order_features
+from mlops.datasets import data_as_of, eta_open_features, lead_time_dataset, order_features, order_ids_open_at
 from mlops.models import ModelVersion, Prediction
+from orders.models import ManufacturingOrder
 from tests.mlops.conftest import FAST
 
 
@@ -76,8 +77,13 @@ def test_nightly_task_stores_predictions_for_open_orders_and_is_idempotent(facto
     monkeypatch.setattr(services, "DEFAULT_HGB_PARAMS", {**services.DEFAULT_HGB_PARAMS, **FAST["hgb"]})
     first = train_all_models_task.delay().get()
     assert first["leadtime"]["status"] == "trained" and first["risk"]["status"] == "trained"
-    open_ids = set(order_features(which="open")["order_id"])
-    assert open_ids
+    as_of = data_as_of()
+    open_ids = set(order_ids_open_at(as_of=as_of))  # the order state: open at as_of, not abandoned
+    assert open_ids == {o.id for o in ManufacturingOrder.objects.all()
+                        if o.created_at <= as_of and (o.finished_at is None or o.finished_at > as_of)}
+    assert set(order_features(which="open")["order_id"]) == open_ids  # by default at the data's as-of
+    eta_ids = set(eta_open_features(as_of=as_of)["order_id"])  # active ones: stalled orders get no ETA
+    assert eta_ids and eta_ids <= open_ids
     stored = Prediction.objects.filter(name="leadtime")
     assert set(stored.values_list("order_id", flat=True)) == open_ids
     assert Prediction.objects.filter(name="risk").count() == len(open_ids)
@@ -88,4 +94,5 @@ def test_nightly_task_stores_predictions_for_open_orders_and_is_idempotent(facto
     second = train_all_models_task.delay().get()
     assert second["leadtime"]["status"] == "skipped" and ModelVersion.objects.count() == versions
     assert second["eta"]["status"] == "skipped"
-    assert Prediction.objects.count() == 3 * len(open_ids)  # lead time, risk and ETA
+    assert set(Prediction.objects.filter(name="eta").values_list("order_id", flat=True)) == eta_ids
+    assert Prediction.objects.count() == 2 * len(open_ids) + len(eta_ids)  # lead time, risk and ETA

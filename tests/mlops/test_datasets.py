@@ -76,6 +76,17 @@ def test_constructed_case_features_known_at_creation():
 
 
 @pytest.mark.django_db
+def test_route_wip_reads_times_not_the_snapshot_open_flag():
+    """route_wip at X's creation T counts its route's phases started before T and not ended before T, from the
+    phase times; the is_open flag (a snapshot-time fact) is not read, so a wrong or later flag changes nothing."""
+    _constructed_case()
+    OrderPhase.objects.filter(id=101).update(is_open=False)  # open at T (no end): the flag says otherwise
+    OrderPhase.objects.filter(id=102).update(is_open=True)  # ended before T
+    for frame in (order_features(which="ids", ids=[1]), order_features_point(ids=[1])):
+        assert _x_features(frame)["route_wip"] == 2  # phases 100 (ends after T) and 101 (no end)
+
+
+@pytest.mark.django_db
 def test_orders_finished_after_creation_do_not_change_features():
     """An order finished after X's creation must not enter X's recent lead times, history or load."""
     _constructed_case()

@@ -11,10 +11,18 @@ import pytest
 
 from mlops import services
 from mlops.choices import Algorithm
-from mlops.datasets import ETA_NUMERIC, data_as_of, eta_dataset, eta_features, eta_open_features
+from mlops.datasets import (
+    ETA_NUMERIC,
+    data_as_of,
+    eta_dataset,
+    eta_features,
+    eta_open_features,
+    order_features,
+)
 from mlops.models import ModelVersion, Prediction
 from mlops.selectors import explain, predict
 from orders.models import ManufacturingOrder, OrderPhase, Phase, Product, RouteStep
+from tests.conftest import clear_caches
 from tests.mlops.builders import empty_domain_tables
 from tests.mlops.conftest import FAST
 
@@ -96,18 +104,56 @@ def test_boundary_features_use_only_what_is_known_at_the_boundary():
 
 @pytest.mark.django_db
 def test_open_order_state_at_as_of():
+    from orders.selectors import active_orders_at
+
     _constructed_case()
     as_of = T + 3 * D
     frame = eta_open_features(as_of=as_of)
-    assert list(frame["order_id"]) == [5]
-    ManufacturingOrder.objects.bulk_create([_order(9, T - 200 * D, None)])  # abandoned: open, not active load
+    # open at as_of: created by then and not finished by then, whatever happened after (X finishes at T+5d,
+    # order 6 at T+4d); order 4 finished at T+2d
+    assert list(frame["order_id"]) == [5, 1, 6]
+    assert set(frame["order_id"]) == {r["order_id"] for r in active_orders_at(as_of=as_of)}
+    assert frame["finished_at"].isna().all()  # no hindsight: the later finish is not a feature
+    x = frame.set_index("order_id").loc[1]
+    # X: phases 10 and 20 ended by as_of (20 exactly at it), phase 30 started at as_of
+    assert (x["done_phases"], x["last_phase_id"], x["elapsed_days"]) == (2, 20, pytest.approx(3.0))
+    assert x["route_share_done"] == pytest.approx(0.5)
+    ManufacturingOrder.objects.bulk_create([_order(9, T - 200 * D, None)])  # open, idle for 203 days: stalled
+    clear_caches()  # rows added without an ingestion (which would bump the data version of the cached states)
     frame = eta_open_features(as_of=as_of, ids=[5])
     row = frame.iloc[0]
     # order 5: one phase ended (10) before as_of, one in progress; created T-1d
     assert (row["done_phases"], row["last_phase_id"], row["elapsed_days"]) == (1, 10, pytest.approx(4.0))
     assert row["active_orders"] == 3  # X, 5 and 6 (order 4 finished at T+2d)
     assert (row["fam_recent_n"], row["fam_recent_lt"]) == (3, pytest.approx(19 / 3))  # orders 2, 3 and 4
-    assert eta_open_features(as_of=as_of, ids=[1]).empty  # finished orders have no ETA
+    assert eta_open_features(as_of=as_of, ids=[4]).empty  # finished by as_of: no ETA
+    assert list(eta_open_features(as_of=T - 0.5 * D, ids=[1, 4, 5])["order_id"]) == [4, 5]  # X not created yet
+    # stalled: no ETA; asked for, it comes flagged with its idle time
+    assert 9 not in set(eta_open_features(as_of=as_of)["order_id"])
+    stalled = eta_open_features(as_of=as_of, ids=[9, 5], with_stalled=True).set_index("order_id")
+    assert list(stalled["stalled"]) == [1, 0]
+    assert stalled.loc[9, "idle_days"] == pytest.approx(203.0)
+    # lead time and risk are predicted for every order open at as_of, stalled ones included
+    assert sorted(order_features(which="open", as_of=as_of)["order_id"]) == [1, 5, 6, 9]
+
+
+@pytest.mark.django_db
+def test_a_stalled_order_gets_a_stalled_answer_not_an_eta(api_client):
+    _constructed_case(later_orders=[_order(9, T - 200 * D, None)])
+    as_of = data_as_of()  # the latest timestamp of the data: X's finish at T+5d
+    assert as_of == T + 5 * D
+    response = api_client.post("/api/ml/predict/eta", {"order_id": 9}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["order_id"], body["status"], body["remaining_days"]) == (9, "stalled", None)
+    assert body["idle_days"] == pytest.approx(205.0) and body["idle_days"] > body["stall_threshold_days"] >= 7
+    assert "predicted_finish" not in body and "stalled" in body["reason"]
+    explained = api_client.get("/api/ml/explain/eta", {"of_id": 9}).json()
+    assert explained["status"] == "stalled" and "contributions" not in explained
+    # an active order still gets its remaining time; a finished one is not found
+    active = api_client.post("/api/ml/predict/eta", {"order_id": 5}, format="json").json()
+    assert active["remaining_days"] >= 0 and "status" not in active
+    assert api_client.post("/api/ml/predict/eta", {"order_id": 1}, format="json").status_code == 404
 
 
 @pytest.mark.django_db

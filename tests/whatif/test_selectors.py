@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from orders.models import ManufacturingOrder, OrderPhase
@@ -12,14 +14,19 @@ pytestmark = pytest.mark.django_db
 
 
 def test_wip_routes_and_progress_at_as_of():
+    from orders.selectors import order_states
+
     build()
     si = gather_sim_input(as_of=AS_OF, arrival_weeks=8)
     got = {o.order_id: (o.route, o.family, None if o.in_service_elapsed is None else round(o.in_service_elapsed, 6),
                         round(o.created_day, 6)) for o in si.orders}
+    # 5003 (orphan product, phase 1 done, no phase row or route step ahead) waits where the order state places
+    # it, if anywhere, then follows the route observed for its family (1, 3, 4) after phase 1
+    placed = order_states(as_of=AS_OF, order_ids=[5003])[5003]["phase_id"]
     assert got == {
         5001: ((2, 3, 4), "K1", 0.5, -5.0),  # standard route, phase 2 in service for half a day
         5002: ((1, 2, 4), "K2", None, -1.0),  # nothing started: the whole standard route
-        5003: ((3, 4), "UNKNOWN", None, -3.0),  # orphan product: the route observed for its family
+        5003: ((3, 4) if placed in (None, 3) else (placed, 3, 4), "UNKNOWN", None, -3.0),
         5004: ((4,), "K1", None, -4.0),  # finished after as-of: open then, its last phase still ahead
     }
     assert si.meta["route_basis"] == {"standard": 3, "family_observed": 1}
@@ -102,3 +109,66 @@ def test_risk_first_uses_the_risk_queue_scores():
     assert si.meta["risk_basis"] == "orders.selectors.risk_scores"
     scores = risk_scores(as_of=AS_OF)
     assert {o.order_id: o.risk for o in si.orders} == {oid: scores.get(oid, 0.0) for oid in (5001, 5002, 5003, 5004)}
+
+
+def test_initial_state_is_the_order_state_without_stalled_or_abandoned_orders():
+    from orders.models import OrderAbandonment
+    from orders.selectors import active_orders_at, open_orders_at
+
+    build()
+    # 5006: K1, its phase 1 ended 39 days ago and nothing since: stalled (threshold: the 7-day floor here).
+    # 5007: K2, created two days ago, marked abandoned by a steward.
+    ManufacturingOrder.objects.bulk_create([order(5006, 100, AS_OF - 40 * D), order(5007, 200, AS_OF - 2 * D)])
+    OrderPhase.objects.bulk_create([phase_row(9010, 5006, 1, 1, AS_OF - 40 * D, AS_OF - 39 * D),
+                                    phase_row(9011, 5006, 2, 2, None, None, created=AS_OF - 40 * D)])
+    OrderAbandonment.objects.create(order_id=5007, reason="cancelled by the customer")
+    si = gather_sim_input(as_of=AS_OF)
+    active = {r["order_id"]: r for r in active_orders_at(as_of=AS_OF)}
+    states = {r["order_id"]: r["state"] for r in open_orders_at(as_of=AS_OF)}
+    assert (states[5006], states[5007]) == ("stalled", "abandoned")
+    assert {o.order_id for o in si.orders} == set(active) == {5001, 5002, 5003, 5004}
+    assert si.meta["wip_orders"] == len(active) == 4
+    assert (si.meta["stalled_orders_excluded"], si.meta["abandoned_orders_excluded"]) == (1, 1)
+    # 5001 in progress; 5002 and 5004 before their next phase row; 5003 (no route step or row ahead) as placed
+    assert si.meta["placement_basis"] == dict(Counter(r["placement_basis"] for r in active.values()))
+    assert {k: active[k]["placement_basis"] for k in (5001, 5002, 5004)} == {
+        5001: "phase_in_progress", 5002: "next_phase_row", 5004: "next_phase_row"}
+    assert si.meta["progress_located_coverage"] == sum(r["phase_id"] is not None for r in active.values()) / 4
+    for o in si.orders:
+        state = active[o.order_id]
+        in_state = (AS_OF - state["since"]).total_seconds() / 86400
+        if state["phase_id"] is not None:
+            assert o.route[0] == state["phase_id"]  # the simulation starts where the order state places it
+        if state["state"] == "in_progress":
+            assert (o.in_service_elapsed, o.waiting_elapsed) == (pytest.approx(in_state), None)
+        else:
+            assert (o.in_service_elapsed, o.waiting_elapsed) == (None, pytest.approx(in_state))
+    assert si.meta["wip_in_service"] == sum(r["state"] == "in_progress" for r in active.values()) == 1
+
+
+def test_wip_follows_the_order_state_at_a_past_as_of():
+    from orders.selectors import active_orders_at
+
+    build()
+    # at -2.75 days: 5001 waits for phase 2 (phase 1 ended at -3d), 5002 does not exist yet, 5003 has not
+    # started phase 1 (created -3d), 5004 is in phase 2 (started -3d; it ended at -2.5d, after that as-of)
+    past = AS_OF - 2.75 * D
+    si = gather_sim_input(as_of=past)
+    active = {r["order_id"]: r for r in active_orders_at(as_of=past)}
+    assert {o.order_id for o in si.orders} == set(active) == {5001, 5003, 5004}
+    got = {o.order_id: (o.route, o.in_service_elapsed is not None, round(o.waiting_elapsed or o.in_service_elapsed, 6))
+           for o in si.orders}
+    assert got == {5001: ((2, 3, 4), False, 0.25), 5003: ((1, 3, 4), False, 0.25), 5004: ((2, 3, 4), True, 0.25)}
+    assert {k: active[k]["state"] for k in active} == {5001: "waiting", 5003: "not_started", 5004: "in_progress"}
+
+
+def test_remaining_route_from_the_position_phase():
+    from whatif.selectors import remaining_route
+
+    route = (1, 2, 3, 4)
+    assert remaining_route(route, (1,), 2) == (2, 3, 4)  # waiting before the next step
+    assert remaining_route(route, (1, 2), 2) == (2, 3, 4)  # in progress at the furthest step
+    assert remaining_route(route, (1, 2, 3), 1) == (1, 4)  # back at an earlier phase (a rework), then onward
+    assert remaining_route(route, (1,), 9) == (9, 2, 3, 4)  # at a phase off the route, then the rest of it
+    assert remaining_route(route, (), 3) == (3, 4)  # placed further on by the state (e.g. the route's next step)
+    assert remaining_route(route, (1, 2), None) == (3, 4)  # not placed: after the furthest step reached
