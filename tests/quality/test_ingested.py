@@ -113,9 +113,13 @@ def test_escapes_on_workbook(api_client, data):
 
 
 def test_inventory_on_workbook(api_client, data):
+    from tests.orders import independent
+    from tests.orders.conftest import read_frames
+
     as_of = data["as_of"]
-    wip = [o for o in data["orders"] if (o["created_at"] is None or o["created_at"] <= as_of)
-           and (o["finished_at"] is None or o["finished_at"] > as_of)]
+    # WIP = the active orders of the order state (open, neither stalled nor abandoned), restated independently.
+    active = {s["order_id"] for s in independent.active(independent.order_states(read_frames(), as_of, snapshot_at=as_of))}
+    wip = [o for o in data["orders"] if o["id"] in active]
     body = api_client.get("/api/smartinventory/wip").json()
     assert body["total_orders"]["value"] == len(wip) > 0
     assert {p["product_id"]: p["orders"] for p in body["by_product"]["value"]} == dict(
