@@ -124,8 +124,9 @@ ORDER_STATE_RULE = (
 STALL_RULE = (
     "stalled when the time since the order's last event exceeds max(floor, p{pct} of the event-free gaps "
     "measured at that phase (the wait before it: its start minus the previous phase's end or the order's "
-    "creation; and its duration) over the {window} days before as_of), using all phases' gaps when a phase has "
-    "fewer than {min_n}"
+    "creation; and its duration) over the {window} days before the first day of as_of's month (Lisbon), using "
+    "all phases' gaps when a phase has fewer than {min_n}; learnt once a month, so every date of a month (and a "
+    "trend over weeks) shares them, with nothing from after as_of"
 )
 OPEN_STATES = (OrderState.NOT_STARTED, OrderState.WAITING, OrderState.IN_PROGRESS, OrderState.STALLED)
 # The orders a supervisor plans: open, neither stalled nor abandoned (WIP, flow KPIs, bottlenecks, risk).
@@ -177,39 +178,51 @@ def phases_since(start: str) -> str:
             f"UNION ALL SELECT * FROM orders_orderphase WHERE is_open AND event_time <= {start})")
 
 
+def stall_learnt_at(as_of: datetime) -> datetime:
+    """When the stall thresholds used at as_of were learnt: the first instant of as_of's month, Lisbon time."""
+    from django.utils import timezone
+
+    local = timezone.localtime(as_of)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
 def stall_thresholds(*, as_of: datetime) -> dict:
-    """The stall threshold (seconds) per phase at as_of, learnt from gaps measured before as_of (cached)."""
+    """The stall threshold (seconds) per phase at as_of (STALL_RULE) and the usual next phases, learnt from the
+    gaps measured before the first day of as_of's month; cached per month."""
+    learnt_at = stall_learnt_at(as_of)
+    return cached("orders.stall_thresholds", {"learnt_at": learnt_at}, lambda: _learn_stall_thresholds(as_of=learnt_at))
 
-    def compute() -> dict:
-        floor = settings.ORDER_STALLED_FLOOR_DAYS * DAY
-        start = as_of - timedelta(days=STALL_WINDOW_DAYS)
-        found = _fetch(_STALL_GAPS_SQL.format(phases=phases_since("%(start)s")),
-                       {"as_of": as_of, "start": start, "pct": STALL_PERCENTILE})
-        rows = [r for r in found if r["kind"] == "gap"]
-        # The phase that most often came next after each phase (or first: 'start'), ties to the lowest id.
-        successors: dict[str, tuple[int, int]] = {}
-        for r in found:
-            if r["kind"] == "next":
-                best = successors.get(r["previous_phase"])
-                if best is None or (r["n"], -r["phase_id"]) > (best[1], -best[0]):
-                    successors[r["previous_phase"]] = (int(r["phase_id"]), r["n"])
-        overall = next((r for r in rows if r["phase_id"] is None), None)
-        default = max(floor, float(overall["threshold"])) if overall and overall["n"] else floor
-        per_phase = {int(r["phase_id"]): max(floor, float(r["threshold"]))
-                     for r in rows if r["phase_id"] is not None and r["n"] >= STALL_MIN_GAPS}
-        return {
-            "default_seconds": default,
-            "phase_seconds": per_phase,
-            "next_phase": {previous: phase for previous, (phase, _) in sorted(successors.items())},
-            "floor_days": settings.ORDER_STALLED_FLOOR_DAYS,
-            "percentile": STALL_PERCENTILE,
-            "window_days": STALL_WINDOW_DAYS,
-            "min_gaps": STALL_MIN_GAPS,
-            "gaps_measured": overall["n"] if overall else 0,
-            "rule": STALL_RULE.format(pct=int(STALL_PERCENTILE * 100), window=STALL_WINDOW_DAYS, min_n=STALL_MIN_GAPS),
-        }
 
-    return cached("orders.stall_thresholds", {"as_of": as_of}, compute)
+def _learn_stall_thresholds(*, as_of: datetime) -> dict:
+    """Learn STALL_RULE's thresholds and the usual next phases from the gaps measured before as_of (one query)."""
+    floor = settings.ORDER_STALLED_FLOOR_DAYS * DAY
+    start = as_of - timedelta(days=STALL_WINDOW_DAYS)
+    found = _fetch(_STALL_GAPS_SQL.format(phases=phases_since("%(start)s")),
+                   {"as_of": as_of, "start": start, "pct": STALL_PERCENTILE})
+    rows = [r for r in found if r["kind"] == "gap"]
+    # The phase that most often came next after each phase (or first: 'start'), ties to the lowest id.
+    successors: dict[str, tuple[int, int]] = {}
+    for r in found:
+        if r["kind"] == "next":
+            best = successors.get(r["previous_phase"])
+            if best is None or (r["n"], -r["phase_id"]) > (best[1], -best[0]):
+                successors[r["previous_phase"]] = (int(r["phase_id"]), r["n"])
+    overall = next((r for r in rows if r["phase_id"] is None), None)
+    default = max(floor, float(overall["threshold"])) if overall and overall["n"] else floor
+    per_phase = {int(r["phase_id"]): max(floor, float(r["threshold"]))
+                 for r in rows if r["phase_id"] is not None and r["n"] >= STALL_MIN_GAPS}
+    return {
+        "default_seconds": default,
+        "phase_seconds": per_phase,
+        "next_phase": {previous: phase for previous, (phase, _) in sorted(successors.items())},
+        "floor_days": settings.ORDER_STALLED_FLOOR_DAYS,
+        "percentile": STALL_PERCENTILE,
+        "window_days": STALL_WINDOW_DAYS,
+        "min_gaps": STALL_MIN_GAPS,
+        "gaps_measured": overall["n"] if overall else 0,
+        "rule": STALL_RULE.format(pct=int(STALL_PERCENTILE * 100), window=STALL_WINDOW_DAYS, min_n=STALL_MIN_GAPS),
+        "learnt_at": as_of,
+    }
 
 
 # Lead-time percentiles (days) of the orders finished by as_of, per product, per family and over all.
@@ -368,7 +381,7 @@ def state_summary(*, as_of: datetime) -> dict:
                 "floor_days": stall["floor_days"], "default_days": _r(stall["default_seconds"] / DAY, 3),
                 "by_phase_days": {pid: _r(s / DAY, 3) for pid, s in sorted(stall["phase_seconds"].items())},
                 "percentile": stall["percentile"], "window_days": stall["window_days"],
-                "gaps_measured": stall["gaps_measured"], "rule": stall["rule"],
+                "gaps_measured": stall["gaps_measured"], "rule": stall["rule"], "learnt_at": stall["learnt_at"],
             },
         }
 

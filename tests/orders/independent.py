@@ -129,6 +129,10 @@ def next_phases(frames: dict, t: datetime) -> dict[str, int]:
 
 
 def stall_thresholds(frames: dict, t: datetime) -> dict:
+    """Learnt at the first instant of t's month (Lisbon), from what was known then."""
+    from zoneinfo import ZoneInfo
+
+    t = t.astimezone(ZoneInfo("Europe/Lisbon")).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     floor = settings.ORDER_STALLED_FLOOR_DAYS * DAY
     gaps = stall_gaps(frames, t)
     default = max(floor, gaps["gap"].quantile(STALL_PERCENTILE)) if len(gaps) else floor
