@@ -99,7 +99,7 @@ def test_wip_is_the_order_state(api_client, rows, as_of, django_assert_max_num_q
 
     # cold cache: data version, the order state's parameters (stall gaps, lead times and products, the data's
     # as-of), the order state itself, the catalogue of the WIP ids: 7
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(8):  # cold: thresholds, export shape, states, catalogue
         body = api_client.get("/api/smartinventory/wip", {"as_of": as_of.isoformat()}).json()
     active = _active(as_of)
     states = Counter(r["state"] for r in open_orders_at(as_of=as_of))
@@ -154,7 +154,7 @@ def test_wip_per_phase_equals_the_schedule(api_client, rows, as_of):
 
 def test_wip_mass_matches_rows(api_client, rows, django_assert_max_num_queries):
     # cold cache: as for /wip (7) plus the catalogue phases matched by name: 8
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):
         body = api_client.get("/api/smartinventory/wip_mass", Q).json()
     active = _active()
     wip = [o for o in rows["orders"] if o["id"] in active]

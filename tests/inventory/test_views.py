@@ -32,7 +32,7 @@ def test_wip_mass_and_gelcoat_widgets(sclient, ingested, django_assert_max_num_q
     from orders.models import ManufacturingOrder, Product
 
     as_of = ingested["as_of"]
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         mass = sclient.get("/inventory/?widget=mass", **HX).content.decode()
     payload = wip_mass(as_of=as_of)
     config = _chart(mass, "chart-mass")
