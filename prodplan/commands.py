@@ -25,3 +25,21 @@ class DatabaseCommand(BaseCommand):
             if message is None:
                 raise
             raise CommandError(message) from exc
+
+
+def start_option(value: str | None, *, default):
+    """A backtest's --start: the as-of rule (prodplan.asof), a bare date meaning its first instant; else default().
+
+    A bad value or no data to default from is a CommandError naming the option."""
+    from prodplan.asof import InvalidAsOf, as_of_from
+
+    if value:
+        try:
+            start = as_of_from(value)
+        except InvalidAsOf as exc:
+            raise CommandError(f"--start: {exc.message()}") from exc
+        return start.replace(hour=0, minute=0, second=0) if len(value) == 10 else start
+    start = default()
+    if start is None:
+        raise CommandError("No successful ingestion: give --start.")
+    return start

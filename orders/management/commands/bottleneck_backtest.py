@@ -8,8 +8,8 @@ from datetime import timedelta
 from django.core.management import CommandError
 
 from orders.services import bottleneck_backtest_record
-from prodplan.asof import InvalidAsOf, as_of_from, data_as_of
-from prodplan.commands import DatabaseCommand
+from prodplan.asof import data_as_of
+from prodplan.commands import DatabaseCommand, start_option
 
 
 class Command(DatabaseCommand):
@@ -26,16 +26,8 @@ class Command(DatabaseCommand):
             raise CommandError("--weeks must be at least 1")
         if horizon_days < 1:
             raise CommandError("--horizon-days must be at least 1")
-        if start:
-            try:
-                start_at = as_of_from(start)
-            except InvalidAsOf as exc:
-                raise CommandError(f"--start: {exc.message()}") from exc
-        else:
-            as_of = data_as_of()
-            if as_of is None:
-                raise CommandError("No successful ingestion: give --start.")
-            start_at = as_of - timedelta(days=7 * (weeks - 1) + horizon_days)
+        as_of = data_as_of()
+        start_at = start_option(start, default=lambda: as_of and as_of - timedelta(days=7 * (weeks - 1) + horizon_days))
         result = bottleneck_backtest_record(start=start_at, weeks=weeks, horizon_days=horizon_days)
         naive = [w for w in result.weekly if w["naive_hit"] is not None]
         self.stdout.write(json.dumps({

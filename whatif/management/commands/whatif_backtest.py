@@ -6,8 +6,8 @@ import json
 
 from django.core.management import CommandError
 
-from prodplan.asof import InvalidAsOf, as_of_from, data_as_of
-from prodplan.commands import DatabaseCommand
+from prodplan.asof import data_as_of
+from prodplan.commands import DatabaseCommand, start_option
 from whatif.services import default_backtest_start, whatif_backtest_run
 
 
@@ -22,17 +22,8 @@ class Command(DatabaseCommand):
     def handle(self, *args, start=None, weeks=8, replications=5, **options):
         if weeks < 1:
             raise CommandError("--weeks must be at least 1")
-        if start:
-            try:
-                start_at = as_of_from(start)
-            except InvalidAsOf as exc:
-                raise CommandError(f"--start: {exc.message()}") from exc
-            start_at = start_at.replace(hour=0, minute=0, second=0) if len(start) == 10 else start_at
-        else:
-            as_of = data_as_of()
-            if as_of is None:
-                raise CommandError("No successful ingestion: give --start.")
-            start_at = default_backtest_start(as_of=as_of, weeks=weeks)
+        as_of = data_as_of()
+        start_at = start_option(start, default=lambda: as_of and default_backtest_start(as_of=as_of, weeks=weeks))
         bt = whatif_backtest_run(start=start_at, weeks=weeks, replications=replications)
         self.stdout.write(json.dumps({
             "backtest_id": bt.pk, "start": bt.start.isoformat(), "weeks": bt.weeks,
