@@ -204,6 +204,9 @@ SPECTACULAR_SETTINGS = {
         "TriageStatusEnum": "ingestion.choices.TriageStatus",
         "WhatIfRunStatusEnum": "whatif.choices.RunStatus",
         "PriorityRuleEnum": "whatif.choices.PriorityRule",
+        "OrderStateEnum": "orders.choices.OrderState",
+        "PlacementBasisEnum": "orders.choices.PlacementBasis",
+        "PhaseExecutionStateEnum": ["done", "in_progress", "not_started"],
     },
 }
 
