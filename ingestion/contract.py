@@ -20,6 +20,8 @@ class SheetSpec:
     key: tuple[str, ...] = ()  # empty: no key in the file (identity is content)
     required: tuple[str, ...] = field(default=())  # columns that must be filled (besides the key)
     full_snapshot: bool = True  # rows missing from a new file are deleted (guarded by --allow-shrink)
+    # Personal data (DATA_CONTRACT: never in logs or unauthenticated responses): profiles keep counts only.
+    personal: frozenset[str] = frozenset()
 
     @property
     def headers(self) -> list[str]:
@@ -83,6 +85,7 @@ EMPLOYEES = SheetSpec(
     "Funcionarios",
     {"Funcionario_Id": ID, "Funcionario_Nome": TEXT, "Funcionario_Activo": BOOL},
     key=("Funcionario_Id",),
+    personal=frozenset({"Funcionario_Nome"}),
 )
 SKILLS = SheetSpec(
     "FuncionariosFasesAptos",
@@ -121,6 +124,13 @@ ROUTE_STEPS = SheetSpec(
 # Load order: catalogues first, then orders and what hangs off them.
 SHEETS: list[SheetSpec] = [PHASES, PRODUCTS, ROUTE_STEPS, EMPLOYEES, SKILLS, ORDERS, ORDER_PHASES, ASSIGNMENTS, ERRORS]
 SHEETS_BY_NAME: dict[str, SheetSpec] = {sheet.name: sheet for sheet in SHEETS}
+
+
+def is_personal(sheet: str, column: str) -> bool:
+    """True for a column of personal data: its values never leave the database (no examples, min, max)."""
+    spec = SHEETS_BY_NAME.get(sheet)
+    return bool(spec and column in spec.personal)
+
 
 # Row counts of the real file (scale 1.0 of the demo generator).
 REAL_ROW_COUNTS = {

@@ -86,10 +86,11 @@ def _json_value(value: Any) -> Any:
 class _ColumnStats:
     """Accumulates the figures of one column chunk by chunk."""
 
-    def __init__(self, header: str, index: int, kind: str | None, *, count_ids: bool) -> None:
+    def __init__(self, header: str, index: int, kind: str | None, *, count_ids: bool, personal: bool = False) -> None:
         self.header = header
         self.index = index
         self.kind = kind
+        self.personal = personal  # personal data: counted, never sampled or ranged
         self.rows = 0
         self.types: Counter[str] = Counter()
         self.distinct: set[Any] = set()
@@ -173,7 +174,7 @@ class _ColumnStats:
             self._consume_ids(values)
             return
         self.distinct.update(nonnull)
-        if len(self.examples) < EXAMPLES:
+        if len(self.examples) < EXAMPLES and not self.personal:
             for value in nonnull:
                 if value not in self.examples:
                     self.examples.append(value)
@@ -240,7 +241,37 @@ class _ColumnStats:
         if self.kind == contract.ID:
             profile["unparseable_ids"] = sum(self.bad_ids.values())
             profile["unparseable_examples"] = sorted(self.bad_ids)[:EXAMPLES]
+        if self.personal:
+            redact_column(profile)
         return profile
+
+
+# The figures of a column that carry its values; a personal column keeps only its counts.
+_VALUE_FIELDS = ("min", "max", "numeric_range", "datetime_range", "text_length_max")
+_VALUE_LISTS = ("examples", "unparseable_examples", "top_values")
+
+
+def redact_column(column: dict[str, Any]) -> dict[str, Any]:
+    """Drop every value of a personal column from its profile, in place: counts (filled, distinct) stay."""
+    for name in _VALUE_FIELDS:
+        if name in column:
+            column[name] = None
+    for name in _VALUE_LISTS:
+        if name in column:
+            column[name] = []
+    column["personal"] = True
+    return column
+
+
+def redact_profile(profile: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A workbook profile without the values of personal columns (also for profiles stored before redaction)."""
+    if not profile:
+        return profile
+    for sheet_name, sheet in (profile.get("sheets") or {}).items():
+        for header, column in (sheet.get("columns") or {}).items():
+            if contract.is_personal(sheet_name, header):
+                redact_column(column)
+    return profile
 
 
 def _headers(raw: list[Any]) -> list[str]:
@@ -258,7 +289,8 @@ def _profile_sheet(sheet, spec: contract.SheetSpec | None, id_sources: set[str])
     headers = _headers(first) if first is not None else []
     kinds = spec.columns if spec else {}
     columns = [
-        _ColumnStats(name, i, kinds.get(name), count_ids=name in id_sources)
+        _ColumnStats(name, i, kinds.get(name), count_ids=name in id_sources,
+                     personal=bool(spec and name in spec.personal))
         for i, name in enumerate(headers)
     ]
     key_positions = [headers.index(k) for k in spec.key if k in headers] if spec and spec.key else []

@@ -51,6 +51,7 @@ def run_report(run: IngestionRun) -> dict:
     from django.db.models import Count
 
     from ingestion.choices import IssueStatus
+    from ingestion.inspector import redact_profile
     from ingestion.models import DataQualityIssue, Reject
 
     sheets = list(
@@ -82,6 +83,6 @@ def run_report(run: IngestionRun) -> dict:
         "rejects_total": sum(item["rows"] for item in by_reason),
         "data_quality_issues": issues,
         "orphan_keys_open": per_key_orphans,
-        "profile": run.profile,
+        "profile": redact_profile(run.profile),  # also profiles stored before personal columns were redacted
         "admin_rejects_url": f"/admin/ingestion/reject/?run__id__exact={run.pk}",
     }

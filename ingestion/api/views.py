@@ -6,7 +6,8 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,6 +18,7 @@ from ingestion.selectors import run_report
 from ingestion.services import AlreadyRunning, ingestion_enqueue, ingestion_request
 from ingestion.uploads import UploadRejected, inbox_path, store_upload
 from prodplan.api_keys import HasApiKeyOrStaff
+from prodplan.parsers import JSONParser
 
 
 class IngestionRunView(APIView):
@@ -54,6 +56,9 @@ class IngestionRunView(APIView):
 
 
 class IngestionStatusView(APIView):
+    # Reads of the ingestion audit (file names, errors) need a session or an API key (DESIGN: factory data is not public).
+    permission_classes = [IsAuthenticated]
+
     @extend_schema(responses=RunStatusSerializer, summary="Status and live per-sheet progress of a run")
     def get(self, request, run_id: int):
         run = get_object_or_404(IngestionRun, pk=run_id)
@@ -61,6 +66,9 @@ class IngestionStatusView(APIView):
 
 
 class IngestionReportView(APIView):
+    # File name and hash, rejects and the profile: a session or an API key (an ApiKeyClient is authenticated).
+    permission_classes = [IsAuthenticated]
+
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Counts, rejects by reason, data-quality issues, timings and profile of a run")
     def get(self, request, run_id: int):
         run = get_object_or_404(IngestionRun, pk=run_id)
