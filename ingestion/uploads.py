@@ -37,7 +37,11 @@ def store_upload(uploaded) -> Path:
 def inbox_path(name: str) -> Path:
     """A workbook named inside the configured inbox folder (no path traversal)."""
     inbox = Path(settings.INBOX_DIR).resolve()
-    candidate = (inbox / name).resolve()
-    if inbox not in candidate.parents or not candidate.is_file():
+    try:
+        candidate = (inbox / name).resolve()
+        found = inbox in candidate.parents and candidate.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        found = False
+    if not found:
         raise UploadRejected(f"{name!r} is not a file in the inbox folder")
     return candidate

@@ -1383,7 +1383,7 @@ def kpi_by_employee(*, include_names: bool) -> dict:
 def order_ids_matching(q: str) -> Q:
     """Search by order id: exact id, or ids whose digits start with q."""
     q = q.strip()
-    if not q.isdigit():
+    if not (q.isascii() and q.isdecimal()) or len(q) > 18:  # '²'.isdigit() is True but int('²') raises
         return Q(pk__in=[])
     return Q(id=int(q)) | Q(id_text__startswith=q)
 

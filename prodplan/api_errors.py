@@ -1,6 +1,8 @@
 """API error envelope: DRF's handler, with database and task-queue outages answered as 503; JSON 400/404/500 under
 /api/; the site's 400 page for an invalid ?as_of= on a page."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
@@ -9,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from prodplan.asof import InvalidAsOf
+from prodplan.params import InvalidParam
 from prodplan.task_queue import QueueUnavailable
 
 
@@ -36,15 +39,20 @@ def exception_handler(exc, context):
 
 
 def bad_request(request, exception):
-    """handler400: an invalid ?as_of= names the parameter and the accepted range (JSON under /api/, the site's
-    page or, for an HTMX widget, a panel for people); any other bad request keeps Django's plain 400."""
-    if isinstance(exception, InvalidAsOf):
+    """handler400: an invalid ?as_of= (or a page's ?after=/?run= id, prodplan.params) names the parameter (JSON under
+    /api/, the site's page or, for an HTMX widget, a panel for people); a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a
+    JSON 413 under /api/; any other bad request keeps Django's plain 400."""
+    if isinstance(exception, InvalidAsOf | InvalidParam):
         if request.path.startswith("/api/"):
             return JsonResponse({exception.param: [exception.message()]}, status=400)
         template = "partials/_bad_request.html" if getattr(request, "htmx", False) else "400.html"
         return render(request, template, {"param": exception.param, "message": exception.localized_message()},
                       status=400)
     if request.path.startswith("/api/"):
+        if isinstance(exception, RequestDataTooBig):  # over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, as JSON
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return JsonResponse({"detail": f"Request body too large: the limit is {limit} bytes"
+                                           f" ({limit // (1024 * 1024)} MB) of form or JSON data."}, status=413)
         return JsonResponse({"detail": "Bad request."}, status=400)
     # Django's own plain page: templates/400.html needs the request's context, which defaults.bad_request omits
     return HttpResponseBadRequest(defaults.ERROR_PAGE_TEMPLATE % {"title": "Bad Request (400)", "details": ""})

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from orders.choices import ProductFamily
 from orders.views import _phase_choices, can_run_whatif, chart
 from prodplan.asof import data_as_of
+from prodplan.params import id_param, id_params
 from prodplan.task_queue import QueueUnavailable
 from whatif.api.serializers import ScenarioSerializer
 from whatif.choices import PriorityRule, RunStatus
@@ -94,8 +95,9 @@ def _form_context(request) -> dict:
 def whatif_page(request):
     """Scenario form, past runs and the latest backtest; ?run=<id> reopens a run under the form."""
     reopen = None
-    if request.GET.get("run", "").isdigit():
-        reopen = WhatIfRun.objects.filter(pk=int(request.GET["run"])).first()
+    run_id = id_param(request, "run")  # anything but ASCII digits: a 400 naming it
+    if run_id is not None:
+        reopen = WhatIfRun.objects.filter(pk=run_id).first()
     return render(request, "whatif/whatif.html", {
         **_form_context(request),
         **_backtest_context(),
@@ -169,7 +171,7 @@ def whatif_page_with(request, run: WhatIfRun) -> HttpResponse:
 @require_GET
 def whatif_compare(request):
     """Two or more stored runs side by side: inputs and scenario KPIs."""
-    ids = [int(x) for x in request.GET.getlist("run") if x.isdigit()][:4]
+    ids = id_params(request, "run")[:4]
     runs = list(WhatIfRun.objects.filter(pk__in=ids, status=RunStatus.SUCCEEDED).order_by("id"))
     rows = []
     for key, label, _better in KPI_ROWS:

@@ -7,7 +7,8 @@ from ingestion.models import IngestionRun, SheetRun
 
 class IngestionRequestSerializer(serializers.Serializer):
     file = serializers.FileField(required=False, help_text="The workbook (.xlsx), multipart.")
-    inbox_name = serializers.CharField(required=False, help_text="Or: the name of a workbook in the inbox folder.")
+    inbox_name = serializers.CharField(required=False, max_length=255,
+                                       help_text="Or: the name of a workbook in the inbox folder.")
     allow_shrink = serializers.BooleanField(required=False, default=False)
 
     def validate(self, attrs):

@@ -4,6 +4,8 @@ from rest_framework import serializers
 
 from mlops.models import ModelVersion
 
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1  # the id columns
+
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     label = serializers.CharField(read_only=True)
@@ -17,10 +19,23 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 
 class PredictRequestSerializer(serializers.Serializer):
-    order_id = serializers.IntegerField(required=False, help_text="Predict this order, from its features at creation.")
+    order_id = serializers.IntegerField(required=False, min_value=BIGINT_MIN, max_value=BIGINT_MAX, help_text="Predict this order, from its features at creation.")
     features = serializers.DictField(
         required=False, help_text="Or a feature payload: family, product_id and any numeric feature "
         "(see GET /api/ml/models features); absent features count as missing.")
+
+    def validate_features(self, value):
+        """product_id, when given, is an integer id a bigint holds (10**30 is a 400 naming features.product_id)."""
+        raw = value.get("product_id")
+        if raw is None:
+            return value
+        try:
+            product_id = int(raw)
+        except (TypeError, ValueError, OverflowError):
+            product_id = None
+        if product_id is None or isinstance(raw, bool) or not BIGINT_MIN <= product_id <= BIGINT_MAX:
+            raise serializers.ValidationError({"product_id": [f"Must be an integer from {BIGINT_MIN} to {BIGINT_MAX}."]})
+        return value
 
     def validate(self, attrs):
         if (attrs.get("order_id") is None) == (attrs.get("features") is None):

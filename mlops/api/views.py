@@ -4,7 +4,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,6 +12,7 @@ from mlops.api.serializers import ModelVersionSerializer, PredictRequestSerializ
 from mlops.choices import ModelName
 from mlops.tasks import train_model_task
 from prodplan.api_keys import HasApiKeyOrStaff
+from prodplan.pagination import ValidatedCursorPagination
 from prodplan.task_queue import enqueue
 
 
@@ -33,7 +33,7 @@ class TrainView(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
-class RegistryPagination(CursorPagination):
+class RegistryPagination(ValidatedCursorPagination):
     ordering = "-id"
     page_size = 50
 
@@ -61,7 +61,7 @@ class PredictView(APIView):
         try:
             answer = selectors.predict(name=self.model_name, order_id=payload.validated_data.get("order_id"),
                                        features=payload.validated_data.get("features"))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValidationError({"features": str(exc)}) from exc
         if answer is None:
             if self.model_name == ModelName.ETA:
@@ -81,6 +81,8 @@ class ExplainView(APIView):
         raw = request.query_params.get("of_id")
         try:
             order_id = int(raw) if raw not in (None, "") else None
+            if order_id is not None and not -(2**63) <= order_id < 2**63:  # the id column is a bigint
+                raise ValueError(raw)
         except ValueError as exc:
             raise ValidationError({"of_id": "must be an integer"}) from exc
         answer = selectors.explain(name=self.model_name, order_id=order_id)

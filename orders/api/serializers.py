@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from orders.choices import OrderState, OrderStatus, PlacementBasis, ProductFamily
+from prodplan.asof import AS_OF_MAX, AS_OF_MIN, AS_OF_RANGE
 
 STATUS_HELP = (
     "Status at the as-of time: DONE (finished), ABANDONED (marked by a data steward), STALLED (see state), LATE "
@@ -122,6 +123,19 @@ class OrderTimelineSerializer(serializers.Serializer):
 class KpiRangeQuerySerializer(serializers.Serializer):
     date_from = serializers.DateField(required=False, help_text="First day (inclusive); default 83 days before date_to.")
     date_to = serializers.DateField(required=False, help_text="Last day (inclusive); default the as-of date.")
+
+    @staticmethod
+    def _in_range(value):
+        """The as_of range (prodplan.asof): far from year 1 and 9999, where adding a day or a time zone overflows."""
+        if value is not None and not AS_OF_MIN <= value <= AS_OF_MAX:
+            raise serializers.ValidationError(f"'{value.isoformat()}' is outside the accepted range {AS_OF_RANGE}.")
+        return value
+
+    def validate_date_from(self, value):
+        return self._in_range(value)
+
+    def validate_date_to(self, value):
+        return self._in_range(value)
 
     def validate(self, attrs):
         if attrs.get("date_from") and attrs.get("date_to") and attrs["date_from"] > attrs["date_to"]:

@@ -7,7 +7,6 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -23,6 +22,7 @@ from orders.filtersets import ManufacturingOrderFilterSet
 from orders.models import ManufacturingOrder
 from prodplan.asof import AS_OF_RANGE, resolve_as_of
 from prodplan.cache import cached
+from prodplan.pagination import ValidatedCursorPagination
 
 AS_OF = OpenApiParameter(
     "as_of", OpenApiTypes.STR, OpenApiParameter.QUERY, required=False,
@@ -61,7 +61,7 @@ class AsOfFilterBackend(DjangoFilterBackend):
         return {**super().get_filterset_kwargs(request, queryset, view), "as_of": getattr(view, "as_of", None)}
 
 
-class OrderCursorPagination(CursorPagination):
+class OrderCursorPagination(ValidatedCursorPagination):
     """Keyset pagination on the order id (newest first): no OFFSET, stable under inserts."""
 
     ordering = "-id"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from prodplan.api_keys import HasApiKeyOrStaff
 from prodplan.asof import data_as_of, parse_as_of
+from prodplan.pagination import ValidatedCursorPagination
 from whatif.api.serializers import RunListSerializer, RunSerializer, ScenarioSerializer
 from whatif.choices import RunStatus
 from whatif.models import WhatIfRun
@@ -59,7 +59,7 @@ class ResultView(APIView):
         return _run_response(get_object_or_404(WhatIfRun, pk=whatif_id), code=200)
 
 
-class RunCursorPagination(CursorPagination):
+class RunCursorPagination(ValidatedCursorPagination):
     ordering = ("-created_at", "-id")
     page_size = 50
     page_size_query_param = "page_size"
