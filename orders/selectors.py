@@ -1,17 +1,20 @@
-"""Reads of the orders domain: order status, timelines, routes, WIP, bottlenecks, risk and KPIs.
+"""Reads of the orders domain: the order state, order status, timelines, routes, WIP, bottlenecks, risk and KPIs.
 
 Definitions used throughout (and in the API schema):
 
+- The order state at the as-of time T (ORDER_STATE_RULE): the one definition of where every order is, the
+  SQL function orders_order_state (migration orders.0004), always called through ORDER_STATE_CALL with
+  order_state_params(as_of=T). Only what was known at T: orders created by T, phase starts and ends at or
+  before T; thresholds from orders finished (and gaps measured) before T.
 - Lead time of an order: finished - created, in days (ManufacturingOrder.lead_time_days); negative
-  values are data errors and are left out. Historical percentiles use percentile_cont (linear).
-- Order status at the as-of time T: DONE (finished at or before T); otherwise LATE when its age
-  (T - created) exceeds the product's ORDER_LATE_PERCENTILE lead time, AT_RISK when it exceeds the
-  ORDER_AT_RISK_PERCENTILE one, CREATED when no phase has started by T, else IN_PROGRESS. The
-  percentiles are the product's own when it has at least MIN_HISTORY_FOR_PRODUCT_PERCENTILE finished
-  orders, else its family's (when that has enough), else the global ones. Basis: theoretical.
-- Position of an open order at T: the phase it is in (started, not ended at T; the latest start
-  wins), else the first phase (by sequence, then id) not started by T, where it waits. It entered
-  that state at the phase's start (in progress) or at its last phase end (waiting; creation if none).
+  values are data errors and are left out. Percentiles use percentile_cont (linear).
+- Order status at T (in the state function): DONE (finished), ABANDONED, STALLED; otherwise LATE when its
+  age exceeds the product's ORDER_LATE_PERCENTILE lead time, AT_RISK when it exceeds the
+  ORDER_AT_RISK_PERCENTILE one, CREATED when no phase has started, else IN_PROGRESS. The percentiles are of
+  the orders finished by T: the product's own with at least MIN_HISTORY_FOR_PRODUCT_PERCENTILE of them, else
+  its family's (when that has enough), else all orders'. Basis: theoretical.
+- WIP at T: the active orders (not started, waiting, in progress); stalled and abandoned orders are apart.
+- Bottlenecks at T: phases ranked by the queue time measured before them (BOTTLENECK_RULE).
 """
 
 from __future__ import annotations
@@ -51,7 +54,6 @@ from prodplan.stats import percentile
 
 DAY = 86400.0
 UNKNOWN_PRODUCT = "unknown product"
-THROUGHPUT_WINDOW_DAYS = 28
 TREND_WEEKS = 12
 AGE_BUCKETS = ((0, 7, "0-7d"), (7, 14, "7-14d"), (14, 30, "14-30d"), (30, 60, "30-60d"), (60, math.inf, "60d+"))
 
@@ -86,12 +88,8 @@ def _fetch(sql: str, params=None) -> list[dict]:
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _hours(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds / 3600.0, 4)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _product_payload(product_id, name, family) -> dict | None:
