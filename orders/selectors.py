@@ -534,8 +534,9 @@ def order_phases(*, order_id: int, as_of: datetime) -> dict | None:
     planned as a hash join over every assignment (the planner expects ~2,700 phases per order from
     the sum of 57 partition estimates): 75-110 ms at full scale."""
     found = fetch_prepared(  # an order created after as_of was not known then (as order_detail)
-        "SELECT id, product_id FROM orders_manufacturingorder WHERE id = %s AND (created_at <= %s OR created_at IS NULL)",
-        (order_id, as_of))
+        "SELECT id, product_id, finished_at <= %s AS finished FROM orders_manufacturingorder "
+        "WHERE id = %s AND (created_at <= %s OR created_at IS NULL)",
+        (as_of, order_id, as_of))
     if not found:
         return None
     order = found[0]
@@ -566,7 +567,10 @@ def order_phases(*, order_id: int, as_of: datetime) -> dict | None:
     names = phase_names()
     standard_ids = [step["phase_id"] for step in route]
     observed_ids = {p["phase_id"] for p in phases if p["started_at"] or p["ended_at"]}
-    missing = [step for step in route if step["phase_id"] not in observed_ids]
+    # A step not executed is missing once the order finished or went past it; an open order's later steps are pending.
+    reached = max((step["sequence"] for step in route if step["phase_id"] in observed_ids), default=None)
+    missing = [step for step in route if step["phase_id"] not in observed_ids
+               and (order["finished"] or (reached is not None and step["sequence"] < reached))]
     extra_ids = sorted({pid for pid in observed_ids if pid is not None and pid not in set(standard_ids)})
     matched = sum(1 for p in phases if p["team_size"])
     return {

@@ -107,7 +107,7 @@ class RouteStepRefSerializer(serializers.Serializer):
 class RouteComparisonSerializer(serializers.Serializer):
     has_standard_route = serializers.BooleanField()
     standard_steps = RouteStepRefSerializer(many=True)
-    missing_steps = RouteStepRefSerializer(many=True)
+    missing_steps = RouteStepRefSerializer(many=True, help_text="Standard steps not executed though the order finished or went past them (an open order's later steps are pending, not missing).")
     extra_steps = RouteStepRefSerializer(many=True)
 
 
