@@ -86,6 +86,20 @@ def api_client():
 
 
 @pytest.fixture
+def supervisor_client(client, db):
+    """The test client logged in as a member of the supervisors group."""
+    from django.contrib.auth.models import Group, User
+
+    from prodplan.roles import SUPERVISORS, ensure_role_groups
+
+    ensure_role_groups()
+    user = User.objects.create_user("supervisor-fixture", password="pw-supervisor-123")
+    user.groups.add(Group.objects.get(name=SUPERVISORS))
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
 def keyed_client(api_key):
     """An API client of its own carrying a valid key (api_client stays anonymous in the same test)."""
     from rest_framework.test import APIClient

@@ -6,7 +6,6 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
 
 from tests.conftest import clear_caches
 
@@ -42,14 +41,8 @@ def loaded(request, rich_workbooks, db) -> dict:
 
 
 @pytest.fixture
-def page_client(client, db):
-    from prodplan.roles import SUPERVISORS, ensure_role_groups
-
-    ensure_role_groups()
-    user = User.objects.create_user("consistency", password="pw-consistency-1")
-    user.groups.add(Group.objects.get(name=SUPERVISORS))
-    client.force_login(user)
-    return client
+def page_client(supervisor_client):
+    return supervisor_client
 
 
 def _dates(loaded) -> list[str]:

@@ -6,7 +6,6 @@ so a page answers 400 even with nothing ingested, never a 500 and never a silent
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 from rest_framework.exceptions import ValidationError
 
@@ -62,14 +61,8 @@ def _names_param_and_range(text: str) -> bool:
 
 
 @pytest.fixture
-def sclient(client, db):
-    from prodplan.roles import SUPERVISORS, ensure_role_groups
-
-    ensure_role_groups()
-    user = User.objects.create_user("sup", password="pw-sup-123")
-    user.groups.add(Group.objects.get(name=SUPERVISORS))
-    client.force_login(user)
-    return client
+def sclient(supervisor_client):
+    return supervisor_client
 
 
 # --- the one rule ---------------------------------------------------------------------------------------------

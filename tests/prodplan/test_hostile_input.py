@@ -8,21 +8,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib.auth.models import Group, User
 
 SUPERSCRIPT_TWO = "\u00b2"  # '²': str.isdigit() is True, int() raises
 BAD_CURSOR = "cD1hYmM="  # base64 of "p=abc": a cursor whose position is not a number
 
 
 @pytest.fixture
-def sclient(client, db):
-    from prodplan.roles import SUPERVISORS, ensure_role_groups
-
-    ensure_role_groups()
-    user = User.objects.create_user("sup", password="pw-sup-123")
-    user.groups.add(Group.objects.get(name=SUPERVISORS))
-    client.force_login(user)
-    return client
+def sclient(supervisor_client):
+    return supervisor_client
 
 
 def _json(response) -> dict:
