@@ -19,7 +19,7 @@ class ProductFamily(models.TextChoices):
 class OrderStatus(models.TextChoices):
     DONE = "DONE", _("Done")
     CREATED = "CREATED", _("Created (no phase started)")
-    IN_PROGRESS = "IN_PROGRESS", _("In progress")
+    IN_PROGRESS = "IN_PROGRESS", _("On track (open, within the lead-time thresholds)")
     AT_RISK = "AT_RISK", _("At risk (older than the product's p75 lead time)")
     LATE = "LATE", _("Late (older than the product's p90 lead time)")
     STALLED = "STALLED", _("Stalled (no event for longer than its position's threshold)")

@@ -22,7 +22,7 @@ def state_label(value: str | None) -> str:
 @register.filter
 def status_label(value: str | None) -> str:
     short = {"DONE": _("Done"), "LATE": _("Late"), "AT_RISK": _("At risk"), "CREATED": _("Created"),
-             "IN_PROGRESS": _("In progress"), "STALLED": _("Stalled"), "ABANDONED": _("Abandoned")}
+             "IN_PROGRESS": _("On track"), "STALLED": _("Stalled"), "ABANDONED": _("Abandoned")}
     return short.get(value, str(OrderStatus(value).label) if value in OrderStatus.values else "—")
 
 
