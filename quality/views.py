@@ -41,7 +41,7 @@ def _heatmap(*, as_of: datetime) -> dict:
             n = counts.get((f, c), 0)
             row.append({"n": n, "alpha": f"{(n / top if top else 0):.2f}", "dark": bool(top and n / top > 0.55)})
         rows.append({"name": names.get(f) or f, "cells": row, "total": sum(x["n"] for x in row)})
-    return {"matrix": payload["matrix"], "rule": payload["rule"], "rows": rows,
+    return {"matrix": payload["matrix"], "rows": rows,
             "columns": [names.get(c) or c for c in culprit_ids]}
 
 
