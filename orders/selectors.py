@@ -407,6 +407,13 @@ def stalled_orders(*, as_of: datetime, limit: int | None = None) -> list[dict]:
     ]
 
 
+def stalled_block(*, as_of: datetime, limit: int | None = None) -> dict:
+    """Stalled orders at as_of as every reader shows them: how many, the threshold rule, the longest idle first."""
+    summary = state_summary(as_of=as_of)
+    return {"count": summary["states"][OrderState.STALLED], "threshold": summary["stall_threshold"],
+            "orders": stalled_orders(as_of=as_of, limit=limit)}
+
+
 def state_payload(row: dict, *, as_of: datetime) -> dict:
     """The API shape of one order's state at as_of (a row of ORDER_STATE_CALL)."""
     names = phase_names()
@@ -812,8 +819,7 @@ def schedule_current(*, as_of: datetime) -> dict:
             "placement": summary["placement"],
             "basis": OBSERVED,
             "phases": phases,
-            "stalled": {"count": summary["states"][OrderState.STALLED], "threshold": summary["stall_threshold"],
-                        "orders": stalled_orders(as_of=as_of, limit=20)},
+            "stalled": stalled_block(as_of=as_of, limit=20),
             "abandoned": summary["states"][OrderState.ABANDONED],
         }
 
@@ -1158,8 +1164,7 @@ def risk_queue(*, as_of: datetime, limit: int = 100) -> dict:
     summary = state_summary(as_of=as_of)
     return {"as_of": as_of, "method": RISK_METHOD, "weights": RISK_WEIGHTS, "basis": THEORETICAL,
             "open_orders": summary["open_orders"], "active_orders": len(rows), "orders": rows[:limit],
-            "stalled": {"count": summary["states"][OrderState.STALLED], "threshold": summary["stall_threshold"],
-                        "orders": stalled_orders(as_of=as_of, limit=limit)}}
+            "stalled": stalled_block(as_of=as_of, limit=limit)}
 
 
 # --- KPIs ------------------------------------------------------------------------------------------------

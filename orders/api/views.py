@@ -155,9 +155,7 @@ class StalledOrdersView(APIView):
 
     def get(self, request):
         as_of = resolve_as_of(request)
-        summary = selectors.state_summary(as_of=as_of)
-        return Response({"as_of": as_of, "count": summary["states"]["stalled"], "threshold": summary["stall_threshold"],
-                         "orders": selectors.stalled_orders(as_of=as_of)})
+        return Response({"as_of": as_of, **selectors.stalled_block(as_of=as_of)})
 
 
 @extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,

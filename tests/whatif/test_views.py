@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import re
 
-import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 
 from whatif.models import WhatIfRun
 
 HX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def supervisor_client(client, db):
-    from prodplan.roles import SUPERVISORS, ensure_role_groups
-
-    ensure_role_groups()
-    user = User.objects.create_user("sup", password="pw-sup-123")
-    user.groups.add(Group.objects.get(name=SUPERVISORS))
-    client.force_login(user)
-    return client
 
 
 def _scenario(phase_id: int) -> dict:
