@@ -36,6 +36,14 @@ class ModelVersion(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     active = models.BooleanField(default=False)
     promotion_reason = models.TextField(blank=True, default="")
+    promotion_evidence = models.JSONField(
+        default=dict, blank=True,
+        help_text="Why it was (not) promoted: paired bootstrap interval of the validation margin, "
+                  "test comparison, base-rate Brier (classifiers).")
+    promotion_evidence = models.JSONField(
+        default=dict, blank=True,
+        help_text="Why it was (not) promoted: paired bootstrap interval of the validation margin, "
+                  "test comparison, base-rate Brier (classifiers).")
 
     class Meta:
         ordering = ["name", "-version"]
