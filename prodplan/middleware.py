@@ -29,8 +29,30 @@ class RequestIdMiddleware:
         return response
 
 
+def is_database_outage(exception: BaseException) -> bool:
+    """A lost or refused database connection (not a bad query)."""
+    return isinstance(exception, OperationalError | InterfaceError) or (
+        isinstance(exception, DatabaseError) and "connection" in str(exception).lower()
+    )
+
+
+def database_unavailable_response(request) -> JsonResponse:
+    """The documented 503 with Retry-After; the broken connections are dropped so the next request reconnects."""
+    for conn in connections.all(initialized_only=True):
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - the connection is already broken
+            pass
+    logger.warning("database unavailable", extra={"path": request.path})
+    return JsonResponse(
+        {"status": "unavailable", "component": "database", "detail": "The database is unavailable; retry shortly."},
+        status=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 class DatabaseUnavailableMiddleware:
-    """A lost database connection answers 503 and is dropped, so the next request reconnects."""
+    """A lost database connection in a view answers 503 and is dropped, so the next request reconnects."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -39,18 +61,4 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if isinstance(exception, OperationalError | InterfaceError) or (
-            isinstance(exception, DatabaseError) and "connection" in str(exception).lower()
-        ):
-            for conn in connections.all(initialized_only=True):
-                try:
-                    conn.close()
-                except Exception:  # noqa: BLE001 - the connection is already broken
-                    pass
-            logger.warning("database unavailable", extra={"path": request.path})
-            return JsonResponse(
-                {"status": "unavailable", "component": "database", "detail": "The database is unavailable; retry shortly."},
-                status=503,
-                headers={"Retry-After": "5"},
-            )
-        return None
+        return database_unavailable_response(request) if is_database_outage(exception) else None

@@ -29,6 +29,7 @@ from rest_framework.settings import api_settings
 
 from prodplan.cache import data_version_memoised
 from prodplan.metrics import RESPONSE_CACHE_EVENTS
+from prodplan.middleware import database_unavailable_response, is_database_outage
 
 LOCAL_MAX_ENTRIES = 4096
 LOCAL_MAX_BYTES = 64 * 1024 * 1024
@@ -122,7 +123,12 @@ class ResponseCacheMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        key = self._key(request)
+        try:
+            key = self._key(request)
+        except Exception as exc:  # the key reads the data version: a database outage must be the 503, not a 500
+            if not is_database_outage(exc):
+                raise
+            return database_unavailable_response(request)
         if key is None:
             return self.get_response(request)
         entry = LOCAL.get(key)

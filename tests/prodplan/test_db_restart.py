@@ -162,3 +162,40 @@ def test_database_restart_under_load_answers_503_then_recovers_in_the_same_worke
     assert _children(arbiter.pid) == workers_before
     print(f"requests {len(statuses)}: 200 x{statuses.count(200)}, 503 x{len(unavailable)}; "
           f"first 200 {first_ok - restarted_at:.2f} s after the restart")
+
+
+def test_database_down_with_the_response_cache_on_answers_503_not_500(embedded_pg, tmp_path):
+    """The response cache reads the data version before any view runs: with the database down that read
+    must give the documented 503 with Retry-After (it gave a 500 from outside DRF's handler)."""
+    from pgserver._commands import pg_ctl
+
+    server, env = embedded_pg
+    port = _free_port()
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+    log = (tmp_path / "gunicorn.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "prodplan.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "1",
+         "--timeout", "30", "--log-level", "warning"],
+        cwd=ROOT, env={**env, "PRODPLAN_CACHE": "1", "DJANGO_DEBUG": "0", "THROTTLE_ANON": "1000000/min"},
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("GET", "/api/kpis/overview")
+                response = conn.getresponse()
+                body = response.read()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
+                time.sleep(0.3)
+        assert response.status == 503, body[:300]
+        assert int(response.getheader("Retry-After")) > 0
+        assert json.loads(body)["component"] == "database"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        log.close()
+        server.ensure_postgres_running()
