@@ -16,11 +16,11 @@ from orders.views import _phase_choices, can_run_whatif, chart
 from prodplan.asof import data_as_of
 from prodplan.params import id_param, id_params
 from prodplan.task_queue import QueueUnavailable
-from whatif.api.serializers import ScenarioSerializer
 from whatif.choices import PriorityRule, RunStatus
 from whatif.models import WhatIfRun
 from whatif.selectors import latest_backtest, run_list
 from whatif.services import canonical_inputs, whatif_run_request
+from whatif.validation import clean_form
 
 OVERRIDE_ROWS = 3
 PAST_RUNS = 20
@@ -107,32 +107,17 @@ def whatif_page(request):
     })
 
 
-def _scenario_from_post(post) -> dict:
-    """The form's flat fields as the API's scenario payload (empty override rows are skipped)."""
-    data = {"priority_rule": post.get("priority_rule") or PriorityRule.FIFO,
-            "horizon_days": post.get("horizon_days") or 56, "capacity_overrides": [], "coef_overrides": []}
-    for i in range(OVERRIDE_ROWS):
-        phase, servers, mult = (post.get(f"cap-{i}-phase"), post.get(f"cap-{i}-servers"), post.get(f"cap-{i}-multiplier"))
-        if phase and (servers or mult):
-            data["capacity_overrides"].append({"phase_id": phase, **({"servers": servers} if servers else {"multiplier": mult})})
-        phase, family, mult = (post.get(f"dur-{i}-phase"), post.get(f"dur-{i}-family"), post.get(f"dur-{i}-multiplier"))
-        if (phase or family) and mult:
-            data["coef_overrides"].append({"phase_id": phase or None, "family": family or None, "multiplier": mult})
-    return data
-
-
 @login_required
 @require_POST
 def whatif_run(request):
     """Run (or reuse) a scenario; supervisors and staff only. Answers the result partial (HTMX) or the page."""
     if not can_run_whatif(request.user):
         raise PermissionDenied(_("Running a what-if needs the supervisor role."))
-    serializer = ScenarioSerializer(data=_scenario_from_post(request.POST))
-    if not serializer.is_valid():
+    data, errors = clean_form(request.POST)  # the API's rules (whatif.validation), before any run is looked up
+    if errors:
         # htmx swaps only 2xx answers: the form errors come back as 200 to HTMX, 400 otherwise.
-        return render(request, "whatif/partials/_form_errors.html", {"errors": serializer.errors},
+        return render(request, "whatif/partials/_form_errors.html", {"errors": errors},
                       status=200 if request.htmx else 400)
-    data = dict(serializer.validated_data)
     data.pop("run_async", None)
     as_of = data.pop("as_of", None) or data_as_of() or timezone.now()
     try:

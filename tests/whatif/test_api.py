@@ -22,9 +22,9 @@ def test_simulate_needs_an_api_key(api_client):
 
 
 @pytest.mark.parametrize("body, field, text", [
-    ({"capacity_overrides": [{"phase_id": 77, "servers": 2}]}, "phase_id", "Unknown phase(s): 77"),
-    ({"coef_overrides": [{"phase_id": 1, "product_id": 4242, "multiplier": 1.2}]}, "product_id", "Unknown product(s): 4242"),
-    ({"coef_overrides": [{"phase_id": 88, "multiplier": 1.2}]}, "phase_id", "Unknown phase(s): 88"),
+    ({"capacity_overrides": [{"phase_id": 77, "servers": 2}]}, "capacity_overrides[0].phase_id", "77"),
+    ({"coef_overrides": [{"phase_id": 1, "product_id": 4242, "multiplier": 1.2}]}, "coef_overrides[0].product_id", "4242"),
+    ({"coef_overrides": [{"phase_id": 88, "multiplier": 1.2}]}, "coef_overrides[0].phase_id", "88"),
 ])
 def test_unknown_phase_or_product_is_a_400_naming_it(keyed_client, body, field, text):
     build()

@@ -5,68 +5,54 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from orders.choices import ProductFamily
-from orders.models import Phase, Product
+from whatif import validation as rules
 from whatif.choices import PriorityRule
 from whatif.models import WhatIfBacktest, WhatIfRun
 
 
 class CapacityOverrideSerializer(serializers.Serializer):
-    phase_id = serializers.IntegerField()
-    servers = serializers.IntegerField(required=False, allow_null=True, help_text="Absolute servers (>= 1).")
-    multiplier = serializers.FloatField(required=False, allow_null=True, help_text="Multiplier of the derived servers.")
+    """Documents one capacity override; the rules are whatif.validation's (ScenarioSerializer applies them)."""
 
-    def validate(self, attrs):
-        servers, mult = attrs.get("servers"), attrs.get("multiplier")
-        if (servers is None) == (mult is None):
-            raise serializers.ValidationError("Give exactly one of servers or multiplier.")
-        if servers is not None and servers < 1:
-            raise serializers.ValidationError({"servers": f"Capacity must be at least 1 server (got {servers})."})
-        if mult is not None and mult <= 0:
-            raise serializers.ValidationError({"multiplier": f"Capacity multiplier must be positive (got {mult})."})
-        return attrs
+    phase_id = serializers.IntegerField(min_value=rules.ID[0], max_value=rules.ID[1])
+    servers = serializers.IntegerField(required=False, allow_null=True, min_value=rules.SERVERS[0],
+                                       max_value=rules.SERVERS[1], help_text="Absolute servers; not with multiplier.")
+    multiplier = serializers.FloatField(required=False, allow_null=True, min_value=rules.MULTIPLIER[0],
+                                        max_value=rules.MULTIPLIER[1],
+                                        help_text="Multiplier of the derived servers; not with servers.")
 
 
 class CoefOverrideSerializer(serializers.Serializer):
-    phase_id = serializers.IntegerField(required=False, allow_null=True)
-    family = serializers.ChoiceField(choices=ProductFamily.choices, required=False, allow_null=True)
-    product_id = serializers.IntegerField(required=False, allow_null=True)
-    multiplier = serializers.FloatField(help_text="Duration multiplier (> 0) for the matching steps.")
+    """Documents one duration override (at least one of phase_id, family, product_id)."""
 
-    def validate(self, attrs):
-        if attrs["multiplier"] <= 0:
-            raise serializers.ValidationError({"multiplier": f"Duration multiplier must be positive (got {attrs['multiplier']})."})
-        if all(attrs.get(k) is None for k in ("phase_id", "family", "product_id")):
-            raise serializers.ValidationError("Give at least one of phase_id, family, product_id.")
-        return attrs
+    phase_id = serializers.IntegerField(required=False, allow_null=True, min_value=rules.ID[0], max_value=rules.ID[1])
+    family = serializers.ChoiceField(choices=ProductFamily.choices, required=False, allow_null=True)
+    product_id = serializers.IntegerField(required=False, allow_null=True, min_value=rules.ID[0], max_value=rules.ID[1])
+    multiplier = serializers.FloatField(min_value=rules.MULTIPLIER[0], max_value=rules.MULTIPLIER[1],
+                                        help_text="Duration multiplier for the matching steps.")
 
 
 class ScenarioSerializer(serializers.Serializer):
+    """A scenario body. The fields document it (OpenAPI); validation is whatif.validation.clean_scenario, the same
+    rules as the page's form: a 400 {field path: [message naming the field]} for anything it refuses."""
+
     as_of = serializers.DateTimeField(required=False, allow_null=True, help_text="Default: the data's as-of.")
     priority_rule = serializers.ChoiceField(choices=PriorityRule.choices, default=PriorityRule.FIFO)
-    capacity_overrides = CapacityOverrideSerializer(many=True, required=False, default=list)
-    coef_overrides = CoefOverrideSerializer(many=True, required=False, default=list)
-    horizon_days = serializers.IntegerField(min_value=1, max_value=730, default=56)
-    arrivals = serializers.BooleanField(default=True)
-    arrival_weeks = serializers.IntegerField(min_value=1, max_value=104, default=8)
-    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+    capacity_overrides = CapacityOverrideSerializer(many=True, required=False, default=list,
+                                                    max_length=rules.MAX_OVERRIDES)
+    coef_overrides = CoefOverrideSerializer(many=True, required=False, default=list, max_length=rules.MAX_OVERRIDES)
+    horizon_days = serializers.IntegerField(min_value=rules.HORIZON_DAYS[0], max_value=rules.HORIZON_DAYS[1],
+                                            default=rules.DEFAULTS["horizon_days"])
+    arrivals = serializers.BooleanField(default=rules.DEFAULTS["arrivals"])
+    arrival_weeks = serializers.IntegerField(min_value=rules.ARRIVAL_WEEKS[0], max_value=rules.ARRIVAL_WEEKS[1],
+                                             default=rules.DEFAULTS["arrival_weeks"])
+    seed = serializers.IntegerField(min_value=rules.SEED[0], max_value=rules.SEED[1], default=rules.DEFAULTS["seed"])
     run_async = serializers.BooleanField(default=False, help_text="Run as a Celery task (202 + id).")
 
-    def validate(self, attrs):
-        phase_ids = {c["phase_id"] for c in attrs["capacity_overrides"]}
-        phase_ids |= {c["phase_id"] for c in attrs["coef_overrides"] if c.get("phase_id") is not None}
-        unknown = sorted(phase_ids - set(Phase.objects.filter(id__in=phase_ids).values_list("id", flat=True)))
-        if unknown:
-            raise serializers.ValidationError({"phase_id": f"Unknown phase(s): {', '.join(map(str, unknown))}."})
-        product_ids = {c["product_id"] for c in attrs["coef_overrides"] if c.get("product_id") is not None}
-        unknown = sorted(product_ids - set(Product.objects.filter(id__in=product_ids).values_list("id", flat=True)))
-        if unknown:
-            raise serializers.ValidationError({"product_id": f"Unknown product(s): {', '.join(map(str, unknown))}."})
-        seen = set()
-        for c in attrs["capacity_overrides"]:
-            if c["phase_id"] in seen:
-                raise serializers.ValidationError({"phase_id": f"Phase {c['phase_id']} has two capacity overrides."})
-            seen.add(c["phase_id"])
-        return attrs
+    def to_internal_value(self, data):
+        try:
+            return rules.clean_scenario(data)
+        except rules.ScenarioInvalid as exc:
+            raise serializers.ValidationError(exc.as_api_errors()) from exc
 
 
 class BacktestSummarySerializer(serializers.ModelSerializer):

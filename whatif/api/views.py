@@ -28,7 +28,9 @@ class SimulateView(APIView):
     @extend_schema(
         request=ScenarioSerializer,
         responses={200: RunSerializer, 201: RunSerializer, 202: RunSerializer,
-                   400: OpenApiResponse(description="Invalid inputs (unknown phase/product, bad capacity)")},
+                   400: OpenApiResponse(description="Invalid inputs, checked before any stored run is looked up: "
+                                                       "{field path: [message naming the field]}, e.g. "
+                                                       "capacity_overrides[0].servers (whatif.validation)")},
         summary="Simulate a what-if scenario against the baseline over the WIP at as-of",
         description="The same scenario on the same data version returns the stored run (200) without "
                     "recomputing; a new one is computed (201), or queued as a Celery task (202) when "
