@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -293,7 +294,8 @@ def start_gunicorn(*, port: int, workers: int, cache: bool, threads: int = 1, ex
     threads=1 is the deployed configuration (sync workers, docker-compose.yml); threads>1 runs gthread
     workers, which keep client connections alive."""
     env = {**os.environ, "PRODPLAN_CACHE": "1" if cache else "0", "DATABASE_URL": with_app_name(os.environ["DATABASE_URL"]),
-           "THROTTLE_ANON": "10000000/min", "THROTTLE_API_KEY": "10000000/min", "DJANGO_DEBUG": "0", **(extra_env or {})}
+           "THROTTLE_ANON": "10000000/min", "THROTTLE_API_KEY": "10000000/min", "DJANGO_DEBUG": "0",
+           "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(64), **(extra_env or {})}
     return subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "prodplan.wsgi:application", "-b", f"127.0.0.1:{port}",
          "-w", str(workers), "--threads", str(threads), "--log-level", "warning"], cwd=ROOT, env=env, start_new_session=True)

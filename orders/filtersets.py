@@ -8,6 +8,7 @@ from django.db.models import Q
 from orders.choices import OrderState, OrderStatus, ProductFamily
 from orders.models import ManufacturingOrder, Product
 from orders.selectors import annotate_id_text, order_ids_matching, order_ids_where
+from prodplan.filters import StorableIsoDateTimeFilter
 
 
 class ManufacturingOrderFilterSet(django_filters.FilterSet):
@@ -29,10 +30,10 @@ class ManufacturingOrderFilterSet(django_filters.FilterSet):
     )
     current_phase = django_filters.NumberFilter(
         method="filter_state_column", help_text="Phase id where the order is (in progress) or waits, at the as-of time.")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    finished_after = django_filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="gte")
-    finished_before = django_filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="lt")
+    created_after = StorableIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = StorableIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    finished_after = StorableIsoDateTimeFilter(field_name="finished_at", lookup_expr="gte")
+    finished_before = StorableIsoDateTimeFilter(field_name="finished_at", lookup_expr="lt")
     q = django_filters.CharFilter(method="filter_q", help_text="Search by order id (exact, or ids starting with these digits).")
 
     class Meta:

@@ -9,4 +9,4 @@ class ProdplanConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from prodplan import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from prodplan import deploy_guard, schema  # noqa: F401 - register the deploy check and the OpenAPI auth extension

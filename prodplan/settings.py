@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "prodplan.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "prodplan.response_cache.ResponseCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -160,7 +161,16 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("PRODPLAN_STATIC_ROOT", VAR_DIR / "staticfiles"))
+# WhiteNoise serves static files in every mode (DEBUG=0 included: the HTMX widgets need htmx.js).
+# After `collectstatic` (the compose web runs it) files get hashed names and gzip copies, cached forever;
+# without a collected manifest (tests, a first `make serve`) they are served from the app folders.
+STATIC_MANIFEST = STATIC_ROOT / "staticfiles.json"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "prodplan.static_storage.CollectedOrSourceStaticStorage"},
+}
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST.exists()
 MEDIA_ROOT = VAR_DIR / "media"
 UPLOAD_DIR = VAR_DIR / "uploads"
 INBOX_DIR = Path(os.environ.get("PRODPLAN_INBOX_DIR", VAR_DIR / "inbox"))
@@ -234,6 +244,8 @@ SECURE_HTTPS = env_bool("DJANGO_SECURE_HTTPS", False)
 SESSION_COOKIE_SECURE = SECURE_HTTPS
 CSRF_COOKIE_SECURE = SECURE_HTTPS
 SECURE_SSL_REDIRECT = SECURE_HTTPS
+# Prometheus scrapes and health probes speak plain HTTP inside the network: never redirect them.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^api/health(/|$)"]
 SECURE_HSTS_SECONDS = 31536000 if SECURE_HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
 SECURE_HSTS_PRELOAD = SECURE_HTTPS

@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn prodplan.wsgi)."""
+"""WSGI entry point (gunicorn prodplan.wsgi); refuses to start with DEBUG off and a placeholder secret key."""
 
 import os
 
@@ -6,3 +6,7 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prodplan.settings")
 application = get_wsgi_application()
+
+from prodplan.deploy_guard import refuse_unsafe_secret_key  # noqa: E402 - needs the configured settings
+
+refuse_unsafe_secret_key()

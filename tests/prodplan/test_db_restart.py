@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_LIKE_SECRET = secrets.token_urlsafe(64)  # gunicorn refuses DEBUG=0 with a placeholder key
 ENDPOINTS = ["/api/prodplan/orders", "/api/kpis/overview", "/api/quality/overview", "/api/smartinventory/wip"]
 CLIENTS = 4
 OUTAGE_SECONDS = 3.0
@@ -62,7 +64,7 @@ def web(embedded_pg, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "prodplan.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "2",
          "--timeout", "30", "--log-level", "warning"],
-        cwd=ROOT, env={**env, "PRODPLAN_CACHE": "0", "DJANGO_DEBUG": "0", "THROTTLE_ANON": "1000000/min"},
+        cwd=ROOT, env={**env, "PRODPLAN_CACHE": "0", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": PRODUCTION_LIKE_SECRET, "THROTTLE_ANON": "1000000/min"},
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -176,7 +178,7 @@ def test_database_down_with_the_response_cache_on_answers_503_not_500(embedded_p
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "prodplan.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "1",
          "--timeout", "30", "--log-level", "warning"],
-        cwd=ROOT, env={**env, "PRODPLAN_CACHE": "1", "DJANGO_DEBUG": "0", "THROTTLE_ANON": "1000000/min"},
+        cwd=ROOT, env={**env, "PRODPLAN_CACHE": "1", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": PRODUCTION_LIKE_SECRET, "THROTTLE_ANON": "1000000/min"},
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
