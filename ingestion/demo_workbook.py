@@ -6,7 +6,7 @@ import json
 import shutil
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -504,6 +504,16 @@ def _creation_times(rng, n: int, intensity: np.ndarray, start_min: int, as_of_mi
 
 
 @dataclass(frozen=True)
+class GateChange:
+    """The capacity knob: from the start of `from_day` (days since 1970-01-01) the gate's capacity is `factor`
+    times its usual one. Nothing before that day depends on it, so two workbooks of one seed that differ only
+    in the knob hold the same events before it."""
+
+    factor: float
+    from_day: int
+
+
+@dataclass(frozen=True)
 class Shop:
     """The load model, a deterministic function of time (so the same at every scale).
 
@@ -517,30 +527,57 @@ class Shop:
     backlog: np.ndarray  # at each boundary
     worked: np.ndarray  # cumulative capacity at each boundary
     shop_factor: np.ndarray  # per day
+    capacity_factor: np.ndarray | None = None  # per day, the knob's (None: the usual capacity every day)
 
-    @classmethod
-    def build(cls, intensity: np.ndarray, first_day: int, days_of_history: int) -> Shop:
-        days = first_day + np.arange(len(intensity))
-        arrivals = intensity / intensity[:days_of_history].mean()
-        capacity = np.full(len(days), GATE_HEADROOM)  # moulds set every day of the week
-        backlog = np.zeros(len(days) + 1)
-        for d in range(len(days)):
+    @staticmethod
+    def _flow(arrivals: np.ndarray, capacity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The gate's backlog at each day boundary and its releases averaged over the trailing window."""
+        backlog = np.zeros(len(arrivals) + 1)
+        for d in range(len(arrivals)):
             backlog[d + 1] = max(0.0, backlog[d] + arrivals[d] - capacity[d])
         released = backlog[:-1] + arrivals - backlog[1:]
         kernel = np.ones(SHOP_WINDOW_DAYS) / SHOP_WINDOW_DAYS
         recent = np.convolve(np.concatenate([np.full(SHOP_WINDOW_DAYS - 1, released[:7].mean()), released]), kernel,
                              mode="valid")
-        rho = np.clip(SHOP_UTILISATION * recent / recent[:days_of_history].mean(), 0.3, MAX_SHOP_UTILISATION)
+        return backlog, recent
+
+    @classmethod
+    def build(cls, intensity: np.ndarray, first_day: int, days_of_history: int,
+              gate_change: GateChange | None = None) -> Shop:
+        days = first_day + np.arange(len(intensity))
+        arrivals = intensity / intensity[:days_of_history].mean()
+        capacity = np.full(len(days), GATE_HEADROOM)  # moulds set every day of the week
+        backlog, recent = cls._flow(arrivals, capacity)
+        # The shop's load is relative to the usual releases, whatever the knob does later: the days before
+        # the change keep their load factor.
+        usual = recent[:days_of_history].mean()
+        factor = None
+        if gate_change is not None:
+            factor = np.where(days >= gate_change.from_day, gate_change.factor, 1.0)
+            capacity = capacity * factor
+            backlog, recent = cls._flow(arrivals, capacity)
+        rho = np.clip(SHOP_UTILISATION * recent / usual, 0.3, MAX_SHOP_UTILISATION)
         return cls(
             edges=(first_day + np.arange(len(days) + 1)) * MINUTES_PER_DAY,
             backlog=backlog,
             worked=np.concatenate([[0.0], np.cumsum(capacity)]),
             shop_factor=rho / (1.0 - rho),
+            capacity_factor=factor,
         )
 
+    def _day(self, t: np.ndarray) -> np.ndarray:
+        return np.clip((np.asarray(t) - self.edges[0]) // MINUTES_PER_DAY, 0, len(self.shop_factor) - 1)
+
     def factor(self, t: np.ndarray) -> np.ndarray:
-        day = np.clip((np.asarray(t) - self.edges[0]) // MINUTES_PER_DAY, 0, len(self.shop_factor) - 1)
-        return self.shop_factor[day]
+        return self.shop_factor[self._day(t)]
+
+    def gate_spacing_units(self, due_in_turn: np.ndarray) -> np.ndarray:
+        """Cumulative gaps (in units of the usual gap) between the moulds handed out in turn: 1 per order
+        at the usual capacity, 1 / factor once the knob applies (the first order: 0)."""
+        if self.capacity_factor is None:
+            return np.arange(len(due_in_turn), dtype=float)
+        gaps = 1.0 / self.capacity_factor[self._day(due_in_turn)]
+        return np.concatenate([[0.0], np.cumsum(gaps[1:])])
 
     def gate_release(self, t: np.ndarray, share: np.ndarray | float = 1.0) -> np.ndarray:
         """When an order reaching the gate at t leaves it (share < 1: it jumps part of the backlog)."""
@@ -719,7 +756,7 @@ def _walk(rng, cat: Catalogue, rows: dict, product: np.ndarray, create: np.ndarr
     history_days = (create.max() - create.min()) / MINUTES_PER_DAY + 1
     spacing = min(MINUTES_PER_DAY * history_days / (GATE_HEADROOM * n_orders), 120.0)
     turn = np.argsort(due, kind="stable")
-    steps = np.rint(spacing * np.arange(n_orders)).astype(np.int64)
+    steps = np.rint(spacing * shop.gate_spacing_units(due[turn])).astype(np.int64)
     start[gate_idx[turn]] = np.maximum.accumulate(due[turn] - steps) + steps  # the mould is taken when it frees
     end[gate_idx] = start[gate_idx] + work_min[gate_idx]
     for j in range(1, int(lens.max())):  # after the gate, queues grow with the shop's load
@@ -730,14 +767,15 @@ def _walk(rng, cat: Catalogue, rows: dict, product: np.ndarray, create: np.ndarr
     rows["start"], rows["end"] = start, end
 
 
-def _orders(rng, cat: Catalogue, sizes: Sizes, start_min: int, as_of_min: int) -> tuple[dict, dict]:
+def _orders(rng, cat: Catalogue, sizes: Sizes, start_min: int, as_of_min: int,
+            gate_change: GateChange | None = None) -> tuple[dict, dict]:
     n = sizes.rows[contract.ORDERS.name] - planted_count(contract.ORDERS.name)
     n_rows = sizes.rows[contract.ORDER_PHASES.name] - planted_count(contract.ORDER_PHASES.name)
     first_day, last_day = start_min // MINUTES_PER_DAY, as_of_min // MINUTES_PER_DAY
     # The load model runs past the snapshot, for the orders still in the shop at the as-of date.
     intensity = _intensity(rng, first_day, last_day + 365)
     create = _creation_times(rng, n, intensity, start_min, as_of_min)
-    shop = Shop.build(intensity, first_day, last_day - first_day + 1)
+    shop = Shop.build(intensity, first_day, last_day - first_day + 1, gate_change)
     product = _products_for_orders(rng, cat, create)
     rows = _order_rows(rng, cat, product, n_rows)
     _walk(rng, cat, rows, product, create, shop)
@@ -1157,14 +1195,54 @@ def _setup(scale: float, seed: int, as_of: str | datetime):
     return as_of_dt, as_of_min, start_min, sizes_for(scale), streams
 
 
-def order_history(*, scale: float = 1.0, seed: int = 42, as_of: str | datetime = "2025-12-15") -> dict[str, np.ndarray]:
+GATE_FACTOR_RANGE = (0.1, 10.0)
+
+
+def gate_change_for(factor: float | None, from_date: str | date | None, *, start_min: int,
+                    as_of_min: int) -> GateChange | None:
+    """The knob's arguments checked: both or neither; a factor in GATE_FACTOR_RANGE; a date inside the history
+    (after its first day, on or before the as-of day). ValueError naming the argument otherwise."""
+    if factor is None and from_date is None:
+        return None
+    if factor is None or from_date is None:
+        raise ValueError("gate capacity: give both the factor and the date it applies from")
+    low, high = GATE_FACTOR_RANGE
+    if not low <= factor <= high:
+        raise ValueError(f"gate capacity factor must be from {low} to {high} (got {factor})")
+    try:
+        day = from_date if isinstance(from_date, date) else date.fromisoformat(str(from_date).strip())
+    except ValueError as exc:
+        raise ValueError(f"gate capacity date must be YYYY-MM-DD (got {from_date!r})") from exc
+    if isinstance(day, datetime):
+        day = day.date()
+    from_day = int(np.datetime64(day, "D").astype(np.int64))
+    first, last = start_min // MINUTES_PER_DAY, as_of_min // MINUTES_PER_DAY
+    if not first < from_day <= last:
+        raise ValueError(f"gate capacity date must lie inside the history, after {_day_text(first)} and on or before "
+                         f"the as-of day {_day_text(last)} (got {day.isoformat()})")
+    return GateChange(factor=float(factor), from_day=from_day)
+
+
+def _day_text(day: int) -> str:
+    return str(np.datetime64(day, "D"))
+
+
+def _mean_arrivals_per_day(orders: dict, start_min: int, as_of_min: int) -> float:
+    """Orders created per day over the history: the unit of the gate's capacity (GATE_HEADROOM of them a day)."""
+    return len(orders["create"]) * MINUTES_PER_DAY / max(as_of_min - start_min, MINUTES_PER_DAY)
+
+
+def order_history(*, scale: float = 1.0, seed: int = 42, as_of: str | datetime = "2025-12-15",
+                  gate_capacity_factor: float | None = None,
+                  gate_capacity_from: str | date | None = None) -> dict[str, np.ndarray]:
     """The valid orders the workbook of these arguments holds, without writing it (for checks of its structure).
 
     Times are datetime64[m] (NaT: open); family is the index into FAMILIES; known: product in the catalogue.
     """
     _, as_of_min, start_min, sizes, streams = _setup(scale, seed, as_of)
+    gate_change = gate_change_for(gate_capacity_factor, gate_capacity_from, start_min=start_min, as_of_min=as_of_min)
     cat = _catalogue(streams[0], sizes, start_min, as_of_min)
-    orders, _rows = _orders(streams[2], cat, sizes, start_min, as_of_min)
+    orders, _rows = _orders(streams[2], cat, sizes, start_min, as_of_min, gate_change)
     return {
         "created": _minutes(orders["create"]),
         "finished": _minutes(orders["finish"]),
@@ -1175,20 +1253,31 @@ def order_history(*, scale: float = 1.0, seed: int = 42, as_of: str | datetime =
 
 
 def generate_demo_workbook(out_path: str | Path, *, scale: float = 1.0, seed: int = 42,
-                           as_of: str | datetime = "2025-12-15", started_phase_rows_only: bool = False) -> dict[str, Any]:
+                           as_of: str | datetime = "2025-12-15", started_phase_rows_only: bool = False,
+                           gate_capacity_factor: float | None = None,
+                           gate_capacity_from: str | date | None = None) -> dict[str, Any]:
     """Write the demo workbook and its manifest; returns the manifest.
 
     started_phase_rows_only: the other export shape the contract allows, where the ERP creates a phase row
     only when work on it starts: FasesOrdemFabrico holds no row with both FaseOf_Inicio and FaseOf_Fim empty.
     The rows kept are the default file's rows (the same random draws; rows are dropped after them).
+
+    gate_capacity_factor / gate_capacity_from (both or neither): the gate phase's (GATE_PHASE) capacity is
+    multiplied by the factor from the start of that day on. Two workbooks of one seed that differ only in the
+    factor hold the same orders and the same phase rows (ids, times, cells) for every phase row whose work was
+    ready before that day; after it, the gate releases work at the new rate and everything downstream follows.
+    With the knob, which started rows carry a planned date is drawn row by row (not as an exact count), so
+    that choice does not depend on what started after the date; the team and quality-error sheets are drawn
+    from the started rows and differ between the two files. Without the knob the file is unchanged.
     """
     out_path = Path(out_path)
     as_of_dt, as_of_min, start_min, sizes, streams = _setup(scale, seed, as_of)
+    gate_change = gate_change_for(gate_capacity_factor, gate_capacity_from, start_min=start_min, as_of_min=as_of_min)
     rng_cat, rng_emp, rng_orders, rng_assign, rng_errors, rng_style, rng_plant, _spare = streams
 
     cat = _catalogue(rng_cat, sizes, start_min, as_of_min)
     emp = _employees(rng_emp, cat, sizes.rows[contract.EMPLOYEES.name], sizes.rows[contract.SKILLS.name], as_of_min)
-    orders, rows = _orders(rng_orders, cat, sizes, start_min, as_of_min)
+    orders, rows = _orders(rng_orders, cat, sizes, start_min, as_of_min, gate_change)
     n_assign = sizes.rows[contract.ASSIGNMENTS.name] - planted_count(contract.ASSIGNMENTS.name)
     assign = _assignments(rng_assign, cat, emp, rows, n_assign)
     n_err_rows = sizes.rows[contract.ERRORS.name]
@@ -1197,7 +1286,8 @@ def generate_demo_workbook(out_path: str | Path, *, scale: float = 1.0, seed: in
     errors = _errors(rng_errors, cat, rows, orders, n_err_rows - n_err_planted,
                      round(contract.CULPRIT_FILL_RATE * n_err_rows) - planted_culprits)
 
-    sheets = _columns(rng_style, cat, emp, orders, rows, assign, errors, sizes, as_of_min)
+    sheets = _columns(rng_style, cat, emp, orders, rows, assign, errors, sizes, as_of_min,
+                      planned_row_by_row=gate_change is not None)
     plants = _planted_rows(rng_plant, sheets, rows, errors, orders, planted_culprits)
     if started_phase_rows_only:  # after every random draw: the default file is unchanged by the option
         dropped_phase_rows = _keep_started_phase_rows(sheets, plants, rows)
@@ -1272,6 +1362,14 @@ def generate_demo_workbook(out_path: str | Path, *, scale: float = 1.0, seed: in
         "planted_rates": rates,
         "open_orders": int((orders["finish"] < 0).sum()),
     }
+    if gate_change is not None:  # only then: the default manifest keeps its bytes
+        manifest["args"]["gate_capacity_factor"] = gate_change.factor
+        manifest["args"]["gate_capacity_from"] = _day_text(gate_change.from_day)
+        manifest["gate_capacity"] = {
+            "phase": GATE_PHASE, "phase_id": int(cat.phase_ids[cat.phase_name.index(GATE_PHASE)]),
+            "factor": gate_change.factor, "from": _day_text(gate_change.from_day),
+            "usual_capacity_per_day": round(GATE_HEADROOM * _mean_arrivals_per_day(orders, start_min, as_of_min), 4),
+        }
     if started_phase_rows_only:  # only then: the default manifest keeps its bytes
         manifest["args"]["started_phase_rows_only"] = True
         manifest["started_phase_rows_only"] = True
@@ -1282,8 +1380,12 @@ def generate_demo_workbook(out_path: str | Path, *, scale: float = 1.0, seed: in
     return manifest
 
 
-def _columns(rng, cat, emp, orders, rows, assign, errors, sizes: Sizes, as_of_min: int) -> dict[str, dict[str, Col]]:
-    """Every sheet's valid rows as typed columns with their cell styles (the measured quirks)."""
+def _columns(rng, cat, emp, orders, rows, assign, errors, sizes: Sizes, as_of_min: int,
+             planned_row_by_row: bool = False) -> dict[str, dict[str, Col]]:
+    """Every sheet's valid rows as typed columns with their cell styles (the measured quirks).
+
+    planned_row_by_row: each started row carries a planned date with the same probability (one draw per row), so
+    which rows do never depends on how many others started; otherwise exactly the target count is drawn."""
     phase_id = cat.phase_ids
     n_phases = len(phase_id)
     sheets: dict[str, dict[str, Col]] = {}
@@ -1352,7 +1454,10 @@ def _columns(rng, cat, emp, orders, rows, assign, errors, sizes: Sizes, as_of_mi
     end_style = np.where(not_ended, _null_style(rng, not_ended), shared).astype(np.int8)
     planned = np.zeros(m, dtype=bool)
     n_planned = round(contract.PLANNED_DATE_FILL_RATE * sizes.rows[contract.ORDER_PHASES.name])
-    planned[rng.choice(np.flatnonzero(started), size=n_planned, replace=False)] = True
+    if planned_row_by_row:
+        planned = started & (rng.random(m) < n_planned / m)
+    else:
+        planned[rng.choice(np.flatnonzero(started), size=n_planned, replace=False)] = True
     # The plan was the start day, give or take a few days, never later than the snapshot.
     plan_day = rows["start"] // MINUTES_PER_DAY + np.rint(rng.normal(-0.5, 2.0, m)).astype(np.int64)
     plan = np.where(planned, np.minimum(plan_day, as_of_min // MINUTES_PER_DAY) * MINUTES_PER_DAY, -1)

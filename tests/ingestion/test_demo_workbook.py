@@ -495,3 +495,133 @@ def test_weekly_completions_have_no_stoppage_and_catch_up(history):
     running = np.array([np.median(inner[max(0, i - 4) : i + 5]) for i in range(len(inner))])
     assert (inner / running).max() < 1.6
     assert (inner / running).min() > 0.5
+
+
+# ----------------------------------------------------------------------------------------------
+# The gate's capacity knob (--gate-capacity-factor F --gate-capacity-from D): the same past, another future.
+# ----------------------------------------------------------------------------------------------
+
+KNOB_FROM = "2025-08-01"
+
+
+@pytest.fixture(scope="module")
+def knob(tmp_path_factory):
+    """Two workbooks of one seed: the gate at its usual capacity (x1) and at half of it, both from KNOB_FROM."""
+    folder = tmp_path_factory.mktemp("knob")
+    out = {}
+    for name, factor in (("usual", 1.0), ("half", 0.5)):
+        path = folder / f"{name}.xlsx"
+        stdout = StringIO()
+        call_command("make_demo_workbook", str(path), "--scale", str(SCALE), "--seed", str(SEED), "--as-of", AS_OF,
+                     "--gate-capacity-factor", str(factor), "--gate-capacity-from", KNOB_FROM, stdout=stdout)
+        manifest = json.loads(manifest_path(path).read_text(encoding="utf-8"))
+        out[name] = {"manifest": manifest, "sheets": read_workbook(path), "stdout": stdout.getvalue()}
+    return out
+
+
+def _valid_rows(workbook: dict, sheet: str) -> dict:
+    """Rows that are not planted rejects, by their key (first column, parsed)."""
+    planted = _planted_rows(workbook["manifest"], sheet)
+    rows = workbook["sheets"][sheet]
+    return {parse_id(row[0]): row for n, row in enumerate(rows[1:], start=2) if n not in planted}
+
+
+def _column(sheet_rows: list, row: list, header: str):
+    return row[sheet_rows[0].index(header)]
+
+
+def test_knob_is_recorded_in_the_manifest_and_output(knob, demo):
+    half = knob["half"]["manifest"]
+    assert half["args"] == {"scale": SCALE, "seed": SEED, "as_of": AS_OF, "gate_capacity_factor": 0.5,
+                            "gate_capacity_from": KNOB_FROM}
+    gate = half["gate_capacity"]
+    phases = {parse_id(row[0]): row[1] for row in knob["half"]["sheets"]["Fases"][1:]}
+    assert phases[gate["phase_id"]] == gate["phase"] and gate["factor"] == 0.5 and gate["from"] == KNOB_FROM
+    assert gate["usual_capacity_per_day"] > 0
+    assert f"x0.5 from {KNOB_FROM}" in knob["half"]["stdout"]
+    assert "gate_capacity" not in demo["manifest"] and "gate_capacity_factor" not in demo["manifest"]["args"]
+
+
+def test_knob_keeps_every_event_before_its_date_and_changes_later_ones(knob):
+    start = datetime.fromisoformat(KNOB_FROM)
+    usual, half = knob["usual"], knob["half"]
+    for sheet in ("Fases", "Modelos", "FasesStandardModelos", "Funcionarios", "FuncionariosFasesAptos"):
+        assert usual["sheets"][sheet] == half["sheets"][sheet], sheet
+    phase_rows = usual["sheets"]["FasesOrdemFabrico"]
+    a, b = _valid_rows(usual, "FasesOrdemFabrico"), _valid_rows(half, "FasesOrdemFabrico")
+    assert set(a) == set(b)  # the same rows, only their times (and what follows from them) move
+
+    def event(row):
+        return parse_date(_column(phase_rows, row, "FaseOf_Fim")) or parse_date(_column(phase_rows, row, "FaseOf_Inicio"))
+
+    before = [key for key, row in a.items() if event(row) is not None and event(row) < start]
+    assert len(before) > 0.8 * len(a)
+    assert [key for key in before if a[key] != b[key]] == []  # cell for cell
+    later = [key for key in a if key not in before and a[key] != b[key]]
+    assert later, "half the gate's capacity from the date changed nothing after it"
+    order_rows = usual["sheets"]["OrdensFabrico"]
+    orders_a, orders_b = _valid_rows(usual, "OrdensFabrico"), _valid_rows(half, "OrdensFabrico")
+    finished_before = [key for key, row in orders_a.items()
+                       if (done := parse_date(_column(order_rows, row, "Of_DataAcabamento"))) and done < start]
+    assert finished_before and all(orders_a[key] == orders_b[key] for key in finished_before)
+
+
+def _lead_times_finished_after(workbook: dict, start: datetime) -> list[float]:
+    rows = workbook["sheets"]["OrdensFabrico"]
+    out = []
+    for row in _valid_rows(workbook, "OrdensFabrico").values():
+        created = parse_date(_column(rows, row, "Of_DataCriacao"))
+        done = parse_date(_column(rows, row, "Of_DataAcabamento"))
+        if done is not None and done >= start:
+            out.append((done - created).total_seconds() / 86400)
+    return out
+
+
+def test_half_the_gate_capacity_finishes_fewer_orders_later(knob):
+    start = datetime.fromisoformat(KNOB_FROM)
+    usual = _lead_times_finished_after(knob["usual"], start)
+    half = _lead_times_finished_after(knob["half"], start)
+    assert len(half) < len(usual)
+    assert float(np.mean(half)) > float(np.mean(usual))
+    assert knob["half"]["manifest"]["open_orders"] > knob["usual"]["manifest"]["open_orders"]
+
+
+def test_knob_at_factor_one_keeps_the_default_orders_and_times(knob, demo):
+    """Only which rows carry a planned date is drawn differently with the knob: ids and times are the default's."""
+    default = {"manifest": demo["manifest"], "sheets": demo["sheets"]}
+    phase_rows = demo["sheets"]["FasesOrdemFabrico"]
+    times = ("FaseOf_OfId", "FaseOf_FaseId", "FaseOf_Inicio", "FaseOf_Fim", "FaseOf_Sequencia", "FaseOf_Retorno")
+
+    def timed(workbook):
+        return {key: tuple(parse_date(v) if "Inicio" in h or "Fim" in h else parse_id(v)
+                           for h in times for v in [_column(phase_rows, row, h)])
+                for key, row in _valid_rows(workbook, "FasesOrdemFabrico").items()}
+
+    assert timed(knob["usual"]) == timed(default)
+    order_rows = demo["sheets"]["OrdensFabrico"]
+
+    def orders(workbook):
+        return {key: (parse_date(_column(order_rows, row, "Of_DataCriacao")),
+                      parse_date(_column(order_rows, row, "Of_DataAcabamento")),
+                      parse_id(_column(order_rows, row, "Of_ProdutoId")))
+                for key, row in _valid_rows(workbook, "OrdensFabrico").items()}
+
+    assert orders(knob["usual"]) == orders(default)
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--gate-capacity-factor", "2"], "both"),
+    (["--gate-capacity-from", KNOB_FROM], "both"),
+    (["--gate-capacity-factor", "0", "--gate-capacity-from", KNOB_FROM], "factor"),
+    (["--gate-capacity-factor", "1e9", "--gate-capacity-from", KNOB_FROM], "factor"),
+    (["--gate-capacity-factor", "2", "--gate-capacity-from", "2026-01-01"], "date"),
+    (["--gate-capacity-factor", "2", "--gate-capacity-from", "2019-01-01"], "date"),
+    (["--gate-capacity-factor", "2", "--gate-capacity-from", "01/10/2025"], "date"),
+])
+def test_knob_arguments_are_checked(tmp_path, args, named):
+    from django.core.management.base import CommandError
+
+    path = tmp_path / "bad.xlsx"
+    with pytest.raises(CommandError, match=f"gate capacity.*{named}|{named}.*gate capacity"):
+        call_command("make_demo_workbook", str(path), "--scale", str(SCALE), "--as-of", AS_OF, *args)
+    assert not path.exists()

@@ -7,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ingestion.demo_workbook import generate_demo_workbook, manifest_path
+from ingestion.demo_workbook import GATE_FACTOR_RANGE, GATE_PHASE, generate_demo_workbook, manifest_path
 
 
 class Command(BaseCommand):
@@ -22,14 +22,27 @@ class Command(BaseCommand):
         parser.add_argument("--started-phase-rows-only", dest="started_phase_rows_only", action="store_true",
                             help="The other export shape: FasesOrdemFabrico holds a phase row only once work on it "
                                  "has started (no row with both FaseOf_Inicio and FaseOf_Fim empty)")
+        low, high = GATE_FACTOR_RANGE
+        parser.add_argument("--gate-capacity-factor", dest="gate_capacity_factor", type=float, default=None,
+                            metavar="F",
+                            help=f"Capacity knob of the gate phase ({GATE_PHASE}, the bottleneck): multiply its "
+                                 f"capacity by F ({low}..{high}) from --gate-capacity-from on; two workbooks of one "
+                                 "seed that differ only in F hold the same events before that date. Needs "
+                                 "--gate-capacity-from")
+        parser.add_argument("--gate-capacity-from", dest="gate_capacity_from", default=None, metavar="YYYY-MM-DD",
+                            help="First day of the changed gate capacity (inside the history, on or before the "
+                                 "as-of day). Needs --gate-capacity-factor")
 
-    def handle(self, *args, out, scale, seed, as_of, started_phase_rows_only=False, **options):
+    def handle(self, *args, out, scale, seed, as_of, started_phase_rows_only=False, gate_capacity_factor=None,
+               gate_capacity_from=None, **options):
         if not out.lower().endswith(".xlsx"):
             raise CommandError("OUT must be an .xlsx path")
         began = time.perf_counter()
         try:
             manifest = generate_demo_workbook(out, scale=scale, seed=seed, as_of=as_of,
-                                              started_phase_rows_only=started_phase_rows_only)
+                                              started_phase_rows_only=started_phase_rows_only,
+                                              gate_capacity_factor=gate_capacity_factor,
+                                              gate_capacity_from=gate_capacity_from)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         seconds = time.perf_counter() - began
@@ -39,6 +52,10 @@ class Command(BaseCommand):
         if started_phase_rows_only:
             self.stdout.write(f"Started phase rows only: {manifest['not_started_phase_rows_dropped']:,} not-started "
                               "phase rows left out")
+        if "gate_capacity" in manifest:
+            gate = manifest["gate_capacity"]
+            self.stdout.write(f"Gate capacity: {gate['phase']} (phase {gate['phase_id']}) x{gate['factor']} from "
+                              f"{gate['from']}")
         for name, figure in manifest["planted_rates"].items():
             self.stdout.write(f"{name}: {figure['achieved']:.3f} (target {figure['target']:.3f})")
         digest = hashlib.sha256()
