@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "corsheaders",
+    "axes",
     "prodplan",
     "orders",
     "quality",
@@ -70,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "prodplan.middleware.DatabaseUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",  # answers the lockout page for a locked-out login attempt
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -171,6 +174,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "prodplan.static_storage.CollectedOrSourceStaticStorage"},
 }
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST.exists()
+# Before collectstatic STATIC_ROOT does not exist and the finders serve the files: not worth a warning.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 MEDIA_ROOT = VAR_DIR / "media"
 UPLOAD_DIR = VAR_DIR / "uploads"
 INBOX_DIR = Path(os.environ.get("PRODPLAN_INBOX_DIR", VAR_DIR / "inbox"))
@@ -182,6 +187,23 @@ MODEL_ARTIFACT_DIR = Path(os.environ.get("PRODPLAN_MODEL_DIR", VAR_DIR / "models
 MAX_UPLOAD_BYTES = int(os.environ.get("PRODPLAN_MAX_UPLOAD_BYTES", str(200 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: none; the client is REMOTE_ADDR).
+TRUSTED_PROXIES = int(os.environ.get("PRODPLAN_TRUSTED_PROXIES", "0"))
+
+# --- Login attempts (django-axes) -------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out username or address before the password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("PRODPLAN_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("PRODPLAN_LOGIN_COOLOFF_HOURS", "0.25"))  # hours
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # either one over the limit locks
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False  # no username or address in the log on each attempt
+AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXIES or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if TRUSTED_PROXIES else ["REMOTE_ADDR"]
 
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -199,12 +221,17 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "prodplan.throttling.ApiKeyRateThrottle",
+        "prodplan.throttling.SessionRateThrottle",
         "prodplan.throttling.AnonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "api_key": os.environ.get("THROTTLE_API_KEY", "6000/min"),
+        "session": os.environ.get("THROTTLE_SESSION", "3000/min"),
         "anon": os.environ.get("THROTTLE_ANON", "3000/min"),
     },
+    # X-Forwarded-For is trusted only for this many proxies in front of the app (0: the socket's address):
+    # without it, a client rotating the header got a fresh per-IP allowance on every request.
+    "NUM_PROXIES": TRUSTED_PROXIES,
     "EXCEPTION_HANDLER": "prodplan.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {

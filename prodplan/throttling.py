@@ -1,4 +1,4 @@
-"""DRF throttles per IP (anonymous) and per API key, counted in fixed windows with one cache increment per request.
+"""DRF throttles per IP (anonymous), per logged-in user and per API key, counted in fixed windows with one cache increment per request.
 
 DRF's SimpleRateThrottle keeps, per client, the list of every request time in the window and reads and
 rewrites that whole list on each request: at 3,000/min one client's list holds 3,000 floats, pickled
@@ -64,6 +64,18 @@ class FixedWindowMixin:
 
 class AnonRateThrottle(FixedWindowMixin, throttling.AnonRateThrottle):
     """Anonymous requests, per client IP (settings: DEFAULT_THROTTLE_RATES['anon'])."""
+
+
+class SessionRateThrottle(FixedWindowMixin, throttling.SimpleRateThrottle):
+    """Requests of a logged-in user without an API key, per user (settings: DEFAULT_THROTTLE_RATES['session'])."""
+
+    scope = "session"
+
+    def get_cache_key(self, request, view):
+        user = getattr(request, "user", None)
+        if isinstance(request.auth, ApiKey) or user is None or not user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": user.pk}
 
 
 class ApiKeyRateThrottle(FixedWindowMixin, throttling.SimpleRateThrottle):

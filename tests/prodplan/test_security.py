@@ -1,4 +1,5 @@
-"""Security: throttling per IP and per key, CORS allow-list, zip bombs refused before parsing."""
+"""Security: throttling per IP, per session and per key (forwarded headers trusted only behind configured proxies),
+login attempt limits, CORS allow-list, zip bombs refused before parsing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import zipfile
 import pytest
 
 from ingestion.reader import WorkbookError, check_container
-from prodplan.throttling import AnonRateThrottle, ApiKeyRateThrottle
+from prodplan.throttling import AnonRateThrottle, ApiKeyRateThrottle, SessionRateThrottle
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +21,58 @@ def test_anonymous_requests_are_throttled_per_ip(client, monkeypatch):
     assert 0 < int(responses[3]["Retry-After"]) <= 60
     # another client IP has its own allowance
     assert client.get("/api/prodplan/orders", REMOTE_ADDR="10.1.2.3").status_code == 200
+
+
+def test_a_rotating_x_forwarded_for_does_not_reset_the_per_ip_allowance(client, monkeypatch):
+    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "3/min", "api_key": "100/min"})
+    codes = [client.get("/api/prodplan/orders", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}").status_code for i in range(4)]
+    assert codes == [200, 200, 200, 429]
+
+
+def test_behind_one_trusted_proxy_the_client_address_is_the_last_forwarded_one(client, monkeypatch, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "2/min", "api_key": "100/min"})
+    # the proxy appends the real client: a spoofed first entry changes nothing, another real client has its own allowance
+    spoofed = [client.get("/api/prodplan/orders", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}, 203.0.113.9").status_code
+               for i in range(3)]
+    assert spoofed == [200, 200, 429]
+    assert client.get("/api/prodplan/orders", HTTP_X_FORWARDED_FOR="203.0.113.10").status_code == 200
+
+
+def test_logged_in_sessions_are_throttled_per_user(supervisor_client, monkeypatch):
+    rates = {"anon": "100/min", "api_key": "100/min", "session": "2/min"}
+    for throttle in (AnonRateThrottle, SessionRateThrottle, ApiKeyRateThrottle):
+        monkeypatch.setattr(throttle, "THROTTLE_RATES", rates)
+    codes = [supervisor_client.get("/api/prodplan/orders").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_login_is_locked_after_repeated_wrong_passwords_even_with_the_right_one(client, settings):
+    from django.contrib.auth.models import User
+
+    User.objects.create_user("brute-target", password="the-right-password-123")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        wrong = client.post("/accounts/login/", {"username": "brute-target", "password": "wrong"})
+        assert wrong.status_code in (200, 429)
+    right = client.post("/accounts/login/", {"username": "brute-target", "password": "the-right-password-123"})
+    assert right.status_code == 429
+    assert "_auth_user_id" not in client.session
+    # another address is locked out of this account too (the username alone is over the limit)
+    other = client.post("/accounts/login/", {"username": "brute-target", "password": "the-right-password-123"},
+                        REMOTE_ADDR="10.9.8.7")
+    assert other.status_code == 429 and "_auth_user_id" not in client.session
+
+
+def test_a_successful_login_below_the_limit_resets_the_count(client, settings):
+    from django.contrib.auth.models import User
+
+    User.objects.create_user("careless", password="the-right-password-123")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        client.post("/accounts/login/", {"username": "careless", "password": "wrong"})
+    assert client.post("/accounts/login/", {"username": "careless", "password": "the-right-password-123"}).status_code == 302
+    client.logout()
+    client.post("/accounts/login/", {"username": "careless", "password": "wrong"})
+    assert client.post("/accounts/login/", {"username": "careless", "password": "the-right-password-123"}).status_code == 302
 
 
 def test_api_key_requests_are_throttled_per_key(keyed_client, monkeypatch):
