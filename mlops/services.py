@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from mlops import training
+from mlops import load_baseline, promotion, training
 from mlops.choices import REGRESSION_TARGETS, Algorithm, ModelName
 from mlops.datasets import Dataset, dataset_for, eta_open_features, order_features
 from mlops.models import ModelVersion, Prediction
@@ -123,13 +123,21 @@ def model_version_register(*, name: str, fitted: training.Fitted, dataset: Datas
 
 
 def check_promotion(model_version: ModelVersion) -> tuple[bool, str]:
-    """May this version become active? Only a non-baseline that beats its run's baseline on validation."""
+    """May this version become active? Only a non-baseline whose recorded evidence (computed when it was trained,
+    mlops.promotion.RULE) passed, compared with the version that is active now."""
     if model_version.algorithm == Algorithm.BASELINE:
-        return False, "the baseline is the fallback, never the active model"
-    baseline = model_version.metrics.get("baseline_validation")
-    if not baseline:
-        return False, "no baseline validation metrics recorded for this version"
-    return training.beats(model_version.name, model_version.metrics.get("validation", {}), baseline)
+        return False, "a baseline is a reference and the fallback answer, never the active model"
+    evidence = model_version.promotion_evidence or {}
+    if "passed" not in evidence:
+        return False, "no promotion evidence recorded for this version (trained before the rule): retrain it"
+    if not evidence["passed"]:
+        return False, promotion.summary(evidence)
+    active = ModelVersion.objects.filter(name=model_version.name, active=True).exclude(pk=model_version.pk).first()
+    compared = (evidence.get("active_version") or {}).get("id")
+    if active is not None and compared != active.pk:
+        return False, (f"{active.label} became active after this version was compared; retrain to compare "
+                       "them on the same rows")
+    return True, promotion.summary(evidence)
 
 
 class PromotionRefused(Exception):
@@ -138,7 +146,8 @@ class PromotionRefused(Exception):
 
 @transaction.atomic
 def model_version_promote(*, model_version: ModelVersion, reason: str = "") -> ModelVersion:
-    """Make a version the active one of its name, if it beats the baseline; else raise PromotionRefused."""
+    """Make a version the active one of its name if its evidence passes the promotion rule; else raise
+    PromotionRefused (the version keeps why in promotion_reason)."""
     ok, why = check_promotion(model_version)
     if not ok:
         ModelVersion.objects.filter(pk=model_version.pk).update(promotion_reason=f"not promoted: {why}")
@@ -146,7 +155,8 @@ def model_version_promote(*, model_version: ModelVersion, reason: str = "") -> M
     ModelVersion.objects.select_for_update().filter(name=model_version.name).update(active=False)
     model_version.active = True
     model_version.promotion_reason = f"promoted: {why}" + (f"; {reason}" if reason else "")
-    model_version.save(update_fields=["active", "promotion_reason"])
+    model_version.promotion_evidence = {**model_version.promotion_evidence, "verdict": "promoted"}
+    model_version.save(update_fields=["active", "promotion_reason", "promotion_evidence"])
     return model_version
 
 
@@ -169,25 +179,114 @@ def train_models(*, name: str, seed: int = 0, algorithms: tuple[str, ...] | None
     dataset_seconds = time.perf_counter() - started
     params = params or {}
     algorithms = DEFAULT_ALGORITHMS.get(name, (Algorithm.HGB, Algorithm.MLP)) if algorithms is None else algorithms
-    baseline_fit = fit_and_evaluate(name=name, algorithm=Algorithm.BASELINE, dataset=dataset, seed=seed)
-    baseline = model_version_register(name=name, fitted=baseline_fit, dataset=dataset, seed=seed,
-                                      baseline_validation=None)
-    ModelVersion.objects.filter(pk=baseline.pk).update(
-        promotion_reason="baseline: the reference for promotion and the fallback answer; never active")
-    candidates = []
+    active_before = ModelVersion.objects.filter(name=name, active=True).first()
+    baselines = _register_baselines(name=name, dataset=dataset, seed=seed)
+    baseline = baselines[0][0]
+    reference_fit = _best_baseline(name, baselines)[1]
+    candidates, fitted_candidates = [], []
     for algorithm in algorithms:
         fitted = fit_and_evaluate(name=name, algorithm=algorithm, dataset=dataset, seed=seed,
                                   params=params.get(algorithm))
         version = model_version_register(name=name, fitted=fitted, dataset=dataset, seed=seed,
-                                         baseline_validation=baseline_fit.metrics["validation"])
+                                         baseline_validation=reference_fit.metrics["validation"])
         candidates.append(version)
+        fitted_candidates.append(fitted)
+    _record_promotion_evidence(name=name, dataset=dataset, seed=seed, baselines=baselines,
+                               candidates=list(zip(candidates, fitted_candidates, strict=True)), active=active_before)
     promoted = _promote_best(name, candidates)
     return {
         "name": name, "status": "trained", "data_version": dataset.data_version, "rows": rows,
         "dataset_seconds": round(dataset_seconds, 3), "seconds": round(time.perf_counter() - started, 3),
-        "baseline": baseline.pk, "versions": [v.pk for v in candidates],
+        "baseline": baseline.pk, "baselines": [v.pk for v, _ in baselines], "versions": [v.pk for v in candidates],
         "promoted": promoted.pk if promoted else None,
     }
+
+
+# --- Promotion (mlops.promotion.RULE) ---------------------------------------------------------------
+
+_BASELINE_DETAIL = {ModelName.LEAD_TIME: "product_median", ModelName.RISK: "product_rate",
+                    ModelName.ETA: "family_phase_median"}
+
+
+def _register_baselines(*, name: str, dataset: Dataset, seed: int) -> list[tuple[ModelVersion, training.Fitted]]:
+    """The run's baselines, registered inactive; the first is the fallback answer (product median or rate, ETA's
+    family-phase median). Lead time also gets the load-aware baseline (mlops.load_baseline), registered first so
+    that the fallback stays the newest baseline version."""
+    out = []
+    if name == ModelName.LEAD_TIME:
+        load = load_baseline.load_features(ids=dataset.frame["order_id"])
+        for split in dataset.splits:
+            dataset.splits[split] = load_baseline.with_load_features(dataset.splits[split], load)
+        fitted = load_baseline.fit_load_aware(name=name, dataset=dataset)
+        version = model_version_register(name=name, fitted=fitted, dataset=dataset, seed=seed, baseline_validation=None)
+        version.promotion_reason = ("baseline (load-aware: Little's law at creation, scaled per product): a reference "
+                                    "for promotion; never active")
+        version.promotion_evidence = {"verdict": "baseline", "role": "reference", "baseline_kind": "load_aware"}
+        version.save(update_fields=["promotion_reason", "promotion_evidence"])
+        out.append((version, fitted))
+    fitted = fit_and_evaluate(name=name, algorithm=Algorithm.BASELINE, dataset=dataset, seed=seed)
+    version = model_version_register(name=name, fitted=fitted, dataset=dataset, seed=seed, baseline_validation=None)
+    version.promotion_reason = "baseline: a reference for promotion and the fallback answer; never active"
+    version.promotion_evidence = {"verdict": "baseline", "role": "fallback", "baseline_kind": _BASELINE_DETAIL[name]}
+    version.save(update_fields=["promotion_reason", "promotion_evidence"])
+    return [(version, fitted), *out]
+
+
+def _best_baseline(name: str, baselines: list[tuple[ModelVersion, training.Fitted]]):
+    """The baseline with the best validation metric (lower MAE, higher ROC AUC); ties keep the fallback."""
+    regression = name in REGRESSION_TARGETS
+
+    def key(item):
+        value = item[1].metrics["validation"].get(promotion.metric_name(regression))
+        if value is None:
+            return np.inf
+        return value if regression else -value
+
+    return min(baselines, key=key)
+
+
+def _record_promotion_evidence(*, name: str, dataset: Dataset, seed: int,
+                               baselines: list[tuple[ModelVersion, training.Fitted]],
+                               candidates: list[tuple[ModelVersion, training.Fitted]],
+                               active: ModelVersion | None) -> None:
+    """Compare every candidate with the run's best baseline and the version active before the run, all predicting
+    the same validation and test rows, and store the evidence (mlops.promotion) on each candidate."""
+    from mlops.selectors import load_artifact
+
+    regression = name in REGRESSION_TARGETS
+    validation, test = dataset.splits["validation"], dataset.splits["test"]
+    y_validation = validation[dataset.target].to_numpy(dtype=float)
+    y_test = test[dataset.target].to_numpy(dtype=float)
+    best_version, best_fit = _best_baseline(name, baselines)
+    references = [promotion.Reference(
+        label=best_version.label, kind="baseline", version_id=best_version.pk,
+        detail=best_version.promotion_evidence.get("baseline_kind", ""),
+        validation=best_fit.model.predict(validation), test=best_fit.model.predict(test))]
+    active_info = None
+    if active is not None:
+        active_info = {"id": active.pk, "label": active.label, "comparable": True}
+        try:
+            model = load_artifact(active)
+            references.append(promotion.Reference(
+                label=active.label, kind="active", version_id=active.pk, detail=active.algorithm,
+                validation=model.predict(validation), test=model.predict(test)))
+        except Exception as exc:  # a broken artifact, or a model of older features, cannot compete:
+            # it does not answer today either (the selectors fall back to the baseline): baselines decide alone
+            active_info.update(comparable=False, reason=f"{type(exc).__name__}: {exc}"[:300])
+    baseline_table = [{"id": v.pk, "label": v.label, "baseline_kind": v.promotion_evidence.get("baseline_kind"),
+                       "validation": f.metrics["validation"].get(promotion.metric_name(regression)),
+                       "test": f.metrics["test"].get(promotion.metric_name(regression))} for v, f in baselines]
+    base_rate = None if regression else float(dataset.splits["train"][dataset.target].mean())
+    groups = validation["order_id"].to_numpy()
+    for version, fitted in candidates:
+        evidence = promotion.evaluate_candidate(
+            regression=regression, y_validation=y_validation, y_test=y_test,
+            validation=fitted.model.predict(validation), test=fitted.model.predict(test), references=references,
+            train_base_rate=base_rate, groups=groups, seed=seed)
+        evidence.update({"verdict": "passed" if evidence["passed"] else "refused", "baselines": baseline_table,
+                         "best_baseline": best_version.label, "active_version": active_info})
+        version.promotion_evidence = evidence
+        version.save(update_fields=["promotion_evidence"])
 
 
 def _validation_key(name: str, version: ModelVersion) -> float:
@@ -198,20 +297,24 @@ def _validation_key(name: str, version: ModelVersion) -> float:
 
 
 def _promote_best(name: str, candidates: list[ModelVersion]) -> ModelVersion | None:
+    """Promote the candidate with the best validation metric among those whose evidence passes; the others keep
+    why not (refused, or passed but not the best). With none passing, the active version (if any) stays."""
     eligible = [v for v in candidates if check_promotion(v)[0]]
     best = min(eligible, key=lambda v: _validation_key(name, v)) if eligible else None
     for version in candidates:
         if version is best:
-            model_version_promote(model_version=version, reason="best validation score of its training run")
+            model_version_promote(model_version=version, reason="best validation score among the passing candidates")
             continue
         ok, why = check_promotion(version)
+        verdict = "refused"
         if ok:
-            why = f"{why}, but {best.label} scored better on validation"
+            why, verdict = f"{why}, but {best.label} scored better on validation", "passed_not_chosen"
         reason = f"not promoted: {why}"
         if best is None:
             reason += "; the previously active version (if any) stays active"
-        ModelVersion.objects.filter(pk=version.pk).update(promotion_reason=reason)
-        version.promotion_reason = reason
+        evidence = {**(version.promotion_evidence or {}), "verdict": verdict}
+        ModelVersion.objects.filter(pk=version.pk).update(promotion_reason=reason, promotion_evidence=evidence)
+        version.promotion_reason, version.promotion_evidence = reason, evidence
     return best
 
 

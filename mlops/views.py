@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from orders.views import chart
@@ -30,6 +31,60 @@ def _metric_pairs(metrics: dict, split: str) -> list[tuple[str, object]]:
     return [(k, v) for k, v in values.items() if not isinstance(v, dict | list)]
 
 
+_VERDICTS = {
+    "promoted": gettext_lazy("Promoted"),
+    "passed": gettext_lazy("Passed the rule"),
+    "passed_not_chosen": gettext_lazy("Passed the rule, another candidate scored better"),
+    "refused": gettext_lazy("Not promoted"),
+    "baseline": gettext_lazy("Baseline (reference, never active)"),
+}
+_BASELINE_KINDS = {
+    "product_median": gettext_lazy("median by product"),
+    "load_aware": gettext_lazy("load-aware (Little's law)"),
+    "product_rate": gettext_lazy("rate by product"),
+    "family_phase_median": gettext_lazy("median by family and phase"),
+}
+
+
+def _failed_check(check: dict) -> str:
+    code, reference = check.get("code"), check.get("reference", "")
+    if code == "validation_margin":
+        return _("the 95%% interval of the validation margin over %(ref)s does not exclude zero") % {"ref": reference}
+    if code == "test_not_worse":
+        return _("worse than %(ref)s on the test split") % {"ref": reference}
+    if code == "brier_validation":
+        return _("Brier score not below the base rate's on validation")
+    if code == "brier_test":
+        return _("Brier score not below the base rate's on test")
+    return _("no reference to compare with")
+
+
+def promotion_evidence_view(version) -> dict | None:
+    """The evidence behind a version's promotion decision, ready for the page (words, not the stored codes)."""
+    evidence = version.promotion_evidence or {}
+    verdict = evidence.get("verdict")
+    if not verdict:
+        return None
+    if verdict == "baseline":
+        return {"verdict": verdict, "verdict_label": _VERDICTS["baseline"],
+                "baseline_kind": _BASELINE_KINDS.get(evidence.get("baseline_kind"), evidence.get("baseline_kind"))}
+    comparisons = []
+    for c in evidence.get("comparisons", []):
+        kind = (_("active version") if c.get("reference_kind") == "active"
+                else _BASELINE_KINDS.get(c.get("reference_detail"), _("baseline")))
+        comparisons.append({"reference": c["reference"], "kind": kind, "validation": c["validation"],
+                            "test": c["test"]})
+    active = evidence.get("active_version") or {}
+    return {
+        "verdict": verdict, "verdict_label": _VERDICTS.get(verdict, verdict),
+        "regression": evidence.get("metric") == "mae",
+        "comparisons": comparisons, "brier": evidence.get("brier"),
+        "failed": [_failed_check(c) for c in evidence.get("checks", []) if not c.get("ok")],
+        "active_not_comparable": active.get("label") if active and not active.get("comparable") else None,
+        "resamples": (evidence.get("comparisons") or [{}])[0].get("validation", {}).get("resamples"),
+    }
+
+
 @login_required
 @require_GET
 def models_page(request):
@@ -47,11 +102,13 @@ def models_page(request):
             "validation": _metric_pairs(v.metrics, "validation"),
             "test": _metric_pairs(v.metrics, "test"),
             "baseline": _metric_pairs(v.metrics, "baseline_validation"),
+            "evidence": promotion_evidence_view(v),
         })
     active = []
     for name, label in ModelName.choices:
         version = next((v for v in versions if v.name == name and v.active), None)
         config = _importance_chart(version) if version and version.algorithm != Algorithm.BASELINE else None
         active.append({"name": name, "label": label, "version": version, "config": config,
+                       "evidence": promotion_evidence_view(version) if version else None,
                        "chart_id": f"chart-importance-{name}"})
     return render(request, "mlops/models.html", {"rows": rows, "active": active})

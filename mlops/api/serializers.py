@@ -12,7 +12,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "label", "name", "version", "algorithm", "active", "promotion_reason", "data_version",
+        fields = ["id", "label", "name", "version", "algorithm", "active", "promotion_reason", "promotion_evidence", "data_version",
                   "data_as_of", "train_start", "validation_start", "test_start", "test_end", "rows", "metrics",
                   "residual_quantiles", "training_seconds", "seed", "artifact_path", "artifact_sha256",
                   "created_at"]

@@ -88,3 +88,16 @@ def build_factory(*, seed: int = 3, n_orders: int = 360, days: int = 520) -> dic
     OrderPhase.objects.bulk_create(phases)
     QualityError.objects.bulk_create(errors)
     return truth
+
+
+def weekday_signal(frame, seed: int = 5):
+    """order_features rows with lead times driven by the weekday of creation (orders created from Thursday on wait
+    over the weekend): a signal the baselines (product median, load) do not see and the candidates'
+    created_weekday feature carries, so a candidate earns promotion under the evidence rule."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    late_week = (out["created_weekday"] >= 4).to_numpy(dtype=float)
+    out["lead_time_days"] = 3.0 + 6.0 * late_week + rng.uniform(0.0, 1.0, len(out))
+    return out

@@ -20,7 +20,13 @@ def factory(db):
 
 @pytest.fixture
 def trained(factory):
-    """Both targets trained once (fast parameters)."""
+    """Both targets trained once (fast parameters). Lead time learns labels with a weekday effect no baseline sees
+    (builders.weekday_signal), so a candidate is promoted under the evidence rule; the factory's own lead time
+    follows its load, which the load-aware baseline already captures."""
     from mlops import services
+    from mlops.datasets import order_features
+    from tests.mlops.builders import weekday_signal
 
-    return {name: services.train_models(name=name, params=FAST) for name in ("leadtime", "risk")}
+    return {"leadtime": services.train_models(name="leadtime", params=FAST,
+                                              frame=weekday_signal(order_features(which="finished"))),
+            "risk": services.train_models(name="risk", params=FAST)}

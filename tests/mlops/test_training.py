@@ -48,20 +48,44 @@ def test_training_is_reproducible_with_the_same_seed(factory, algorithm):
 
 
 @pytest.mark.django_db
-def test_models_learn_the_structure_and_the_best_is_promoted(trained):
+def test_models_learn_the_load_and_the_load_aware_baseline_is_their_reference(factory):
+    """The factory's lead time follows its load: the candidates learn it (far below the product median), but the
+    load-aware baseline (Little's law at creation) knows it too, so candidates are compared with it, and promoted
+    only when their evidence passes."""
+    result = services.train_models(name="leadtime", params=FAST)
+    versions = {v.pk: v for v in ModelVersion.objects.filter(name="leadtime")}
+    median, load_aware = (versions[pk] for pk in sorted(result["baselines"], key=lambda pk: pk != result["baseline"]))
+    assert load_aware.params["kind"] == "load_aware" and "kind" not in median.params
+    assert load_aware.metrics["validation"]["mae"] < median.metrics["validation"]["mae"]
+    hgb = next(versions[pk] for pk in result["versions"] if versions[pk].algorithm == Algorithm.HGB)
+    assert hgb.metrics["validation"]["mae"] < 0.8 * median.metrics["validation"]["mae"]
+    for pk in result["versions"]:
+        evidence = versions[pk].promotion_evidence
+        assert evidence["best_baseline"] == load_aware.label
+        assert evidence["comparisons"][0]["reference_id"] == load_aware.pk
+        assert versions[pk].metrics["baseline_validation"] == load_aware.metrics["validation"]
+        assert versions[pk].active == (pk == result["promoted"])
+        assert (evidence["verdict"] == "promoted") == (pk == result["promoted"])
+    passed = [pk for pk in result["versions"] if versions[pk].promotion_evidence["passed"]]
+    assert (result["promoted"] is None) == (not passed)
+
+
+@pytest.mark.django_db
+def test_a_learnt_signal_is_promoted_with_its_evidence(trained):
     for name in ("leadtime", "risk"):
         baseline = ModelVersion.objects.get(pk=trained[name]["baseline"])
-        active = ModelVersion.objects.get(name=name, active=True)
-        assert active.pk == trained[name]["promoted"]
-        assert active.promotion_reason.startswith("promoted: validation")
-        assert not baseline.active and active.artifact_sha256 and active.data_version >= 1
-        others = ModelVersion.objects.filter(name=name).exclude(pk__in=[active.pk, baseline.pk])
+        assert not baseline.active and baseline.promotion_evidence["verdict"] == "baseline"
+        others = ModelVersion.objects.filter(name=name).exclude(pk__in=[trained[name]["promoted"] or 0,
+                                                                         *trained[name]["baselines"]])
         assert all(v.promotion_reason.startswith("not promoted") for v in others)
     lead = ModelVersion.objects.get(name="leadtime", active=True)
-    # lead time grows with the factory load: the learnt model beats the product median clearly
+    assert lead.pk == trained["leadtime"]["promoted"]
+    assert lead.promotion_reason.startswith("promoted: validation MAE margin")
+    assert lead.artifact_sha256 and lead.data_version >= 1
     assert lead.metrics["validation"]["mae"] < 0.8 * lead.metrics["baseline_validation"]["mae"]
+    assert lead.promotion_evidence["comparisons"][0]["validation"]["low"] > 0
     assert {"q10", "q90"} <= set(lead.residual_quantiles)
-    assert lead.importance[0]["importance"] > 0
+    assert lead.importance[0]["feature"] == "created_weekday" and lead.importance[0]["importance"] > 0
 
 
 @pytest.mark.django_db
