@@ -299,13 +299,14 @@ def _validation_key(name: str, version: ModelVersion) -> float:
 def _promote_best(name: str, candidates: list[ModelVersion]) -> ModelVersion | None:
     """Promote the candidate with the best validation metric among those whose evidence passes; the others keep
     why not (refused, or passed but not the best). With none passing, the active version (if any) stays."""
-    eligible = [v for v in candidates if check_promotion(v)[0]]
+    checked = {v.pk: check_promotion(v) for v in candidates}  # before the promotion changes the active version
+    eligible = [v for v in candidates if checked[v.pk][0]]
     best = min(eligible, key=lambda v: _validation_key(name, v)) if eligible else None
     for version in candidates:
         if version is best:
             model_version_promote(model_version=version, reason="best validation score among the passing candidates")
             continue
-        ok, why = check_promotion(version)
+        ok, why = checked[version.pk]
         verdict = "refused"
         if ok:
             why, verdict = f"{why}, but {best.label} scored better on validation", "passed_not_chosen"

@@ -402,21 +402,6 @@ def evaluate(name: str, model, frame: pd.DataFrame, target: str) -> dict:
     return regression_metrics(y, pred) if name in REGRESSION_TARGETS else classification_metrics(y, pred)
 
 
-def beats(name: str, candidate: dict, baseline: dict) -> tuple[bool, str]:
-    """Does a candidate's validation metric beat the baseline's? (lead time, ETA: lower MAE; risk: higher AUC)."""
-    if name in REGRESSION_TARGETS:
-        c, b = candidate.get("mae"), baseline.get("mae")
-        if c is None or b is None:
-            return False, "validation MAE undefined (empty validation split)"
-        ok = c < b
-        return ok, f"validation MAE {c:.3f} {'<' if ok else '>='} baseline {b:.3f}"
-    c, b = candidate.get("roc_auc"), baseline.get("roc_auc")
-    if c is None or b is None:
-        return False, "validation ROC AUC undefined (one class only in the validation split)"
-    ok = c > b
-    return ok, f"validation ROC AUC {c:.3f} {'>' if ok else '<='} baseline {b:.3f}"
-
-
 def residual_quantiles(y: np.ndarray, pred: np.ndarray) -> dict:
     """q10 / q90 of validation residuals (actual - predicted): the 80% interval around a prediction."""
     if not len(y):

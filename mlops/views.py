@@ -40,7 +40,7 @@ _VERDICTS = {
 }
 _BASELINE_KINDS = {
     "product_median": gettext_lazy("median by product"),
-    "load_aware": gettext_lazy("load-aware (Little's law)"),
+    "load_aware": gettext_lazy("load-aware, Little's law"),
     "product_rate": gettext_lazy("rate by product"),
     "family_phase_median": gettext_lazy("median by family and phase"),
 }

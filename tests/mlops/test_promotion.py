@@ -207,3 +207,15 @@ def test_the_models_page_and_the_api_show_each_promotion_evidence(factory, clien
     assert shown[active.pk]["verdict"] == "promoted"
     assert shown[active.pk]["comparisons"][0]["validation"]["low"] == pytest.approx(validation["low"])
     assert shown[result["baseline"]]["verdict"] == "baseline"
+
+
+@pytest.mark.django_db
+def test_of_two_passing_candidates_the_one_not_chosen_says_so(factory):
+    frame = weekday_signal(order_features(which="finished"))
+    result = services.train_models(name="leadtime", algorithms=(Algorithm.HGB, Algorithm.HGB), params=FAST,
+                                   frame=frame)
+    first, second = (ModelVersion.objects.get(pk=pk) for pk in result["versions"])
+    assert result["promoted"] == first.pk and first.active and not second.active
+    assert second.promotion_evidence["passed"] and second.promotion_evidence["verdict"] == "passed_not_chosen"
+    assert second.promotion_reason.startswith("not promoted: validation MAE margin")
+    assert f"but {first.label} scored better on validation" in second.promotion_reason

@@ -33,3 +33,38 @@ def test_models_page_lists_the_registry(sclient, ingested, django_assert_max_num
     assert html.count('<tr>\n      <td>leadtime v') == 2
     assert "mae=2,5" in html and "mae=3,5" in html  # pt-PT decimals
     assert 'id="chart-importance-leadtime"' in html and '"family"' in html
+
+
+def test_models_page_shows_why_a_classifier_was_refused(sclient, ingested, django_assert_max_num_queries):
+    """Evidence in words and pt-PT numbers: the margin with its 95% interval, the test check, Brier against the base
+    rate, the failed checks; no dict dumps."""
+    from mlops.models import ModelVersion
+
+    ModelVersion.objects.create(name="risk", version=1, algorithm="baseline", data_version=1,
+                                promotion_evidence={"verdict": "baseline", "role": "fallback",
+                                                    "baseline_kind": "product_rate"})
+    comparison = {"reference": "risk:v1:baseline", "reference_kind": "baseline", "reference_id": 1,
+                  "reference_detail": "product_rate",
+                  "validation": {"candidate": 0.7011, "reference": 0.724, "margin": -0.0229, "low": -0.1262,
+                                 "high": 0.0815, "excludes_zero": False, "n": 200, "resamples": 1000, "seed": 0},
+                  "test": {"candidate": 0.5832, "reference": 0.6648, "margin": -0.0816, "not_worse": False,
+                           "tolerance": 0.0}}
+    ModelVersion.objects.create(
+        name="risk", version=2, algorithm="hgb", data_version=1, promotion_reason="not promoted: noise",
+        promotion_evidence={
+            "verdict": "refused", "passed": False, "metric": "roc_auc", "comparisons": [comparison],
+            "brier": {"base_rate": 0.8195, "validation": {"candidate": 0.1389, "base_rate": 0.1316, "ok": False},
+                      "test": {"candidate": 0.1535, "base_rate": 0.1188, "ok": False}},
+            "checks": [{"code": "validation_margin", "reference": "risk:v1:baseline", "ok": False},
+                       {"code": "test_not_worse", "reference": "risk:v1:baseline", "ok": False},
+                       {"code": "brier_validation", "ok": False}, {"code": "brier_test", "ok": False}],
+            "active_version": None})
+    with django_assert_max_num_queries(4):
+        html = sclient.get("/models/").content.decode()
+    assert 'data-verdict="refused"' in html and 'data-verdict="baseline"' in html
+    assert '<span class="margin">-0,023</span>' in html
+    assert '<span class="interval">[-0,126; 0,082]</span>' in html
+    assert "0,583" in html and "0,665" in html and "0,139" in html and "0,132" in html and "0,820" in html
+    assert html.count('class="small why-not"') == 1 and html.count("risk:v1:baseline") >= 3
+    assert "not promoted: noise" not in html  # the stored English sentence is for the API, the page says it in words
+    assert "{&#x27;" not in html and "[{" not in html
