@@ -219,3 +219,20 @@ def test_of_two_passing_candidates_the_one_not_chosen_says_so(factory):
     assert second.promotion_evidence["passed"] and second.promotion_evidence["verdict"] == "passed_not_chosen"
     assert second.promotion_reason.startswith("not promoted: validation MAE margin")
     assert f"but {first.label} scored better on validation" in second.promotion_reason
+
+
+@pytest.mark.django_db
+def test_an_active_version_that_cannot_predict_is_replaced_on_the_baselines_evidence(factory, settings):
+    from pathlib import Path
+
+    frame = weekday_signal(order_features(which="finished"))
+    first = services.train_models(name="leadtime", algorithms=(Algorithm.HGB,), params=FAST, frame=frame)
+    broken = ModelVersion.objects.get(pk=first["promoted"])
+    (Path(settings.MODEL_ARTIFACT_DIR) / broken.artifact_path).unlink()  # it no longer answers (baseline fallback)
+    second = services.train_models(name="leadtime", algorithms=(Algorithm.HGB,), params=FAST, frame=frame, seed=1)
+    replacement = ModelVersion.objects.get(name="leadtime", active=True)
+    assert replacement.pk == second["promoted"] != broken.pk
+    evidence = replacement.promotion_evidence
+    assert evidence["active_version"]["id"] == broken.pk and not evidence["active_version"]["comparable"]
+    assert "missing" in evidence["active_version"]["reason"]
+    assert [c["reference_kind"] for c in evidence["comparisons"]] == ["baseline"]
