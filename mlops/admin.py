@@ -1,4 +1,4 @@
-"""Admin for the model registry (browse versions, promote one that beats its baseline) and predictions."""
+"""Admin for the model registry (browse versions, promote one whose recorded evidence passes the rule) and predictions."""
 
 from django.contrib import admin, messages
 
@@ -18,7 +18,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Promote to active (only if it beats its baseline on validation)")
+    @admin.action(description="Promote to active (only if its recorded promotion evidence passes the rule)")
     def promote(self, request, queryset):
         for version in queryset:
             try:

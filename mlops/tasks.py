@@ -9,7 +9,7 @@ from prodplan.task_guard import single_instance
 @shared_task(name="mlops.tasks.train_model_task")
 @single_instance
 def train_model_task(name: str, seed: int = 0) -> dict:
-    """Train one target (baseline + candidates) and promote the best that beats the baseline."""
+    """Train one target (baselines + candidates) and promote the best candidate whose evidence passes (mlops.promotion)."""
     try:
         return services.train_models(name=name, seed=seed, force=True)
     except services.TrainingNotSupported as exc:
