@@ -9,7 +9,7 @@ DEMO_WORKBOOK ?= var/demo/Folha_IA_demo_$(SCALE).xlsx
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: setup browser demo test run serve migrate lint e2e bench-ingest bench-api bench-whatif bench-ml bench-order-state bench-soak bench-full clean
+.PHONY: setup browser demo test run serve migrate lint e2e bench-ingest bench-api bench-whatif bench-whatif-counterfactual bench-ml bench-order-state bench-soak bench-full clean
 
 setup: $(VENV)/.installed
 
@@ -66,6 +66,11 @@ bench-soak: setup
 
 bench-whatif: setup
 	$(PY) bench/whatif.py
+
+# Two demo workbooks that differ only in the gate's capacity from D; the what-if at D predicts the change
+# (scratch databases prodplan_bench_cf_* on DATABASE_URL's server).
+bench-whatif-counterfactual: setup
+	$(PY) bench/whatif_counterfactual.py
 
 bench-ml: setup
 	$(PY) bench/ml.py
