@@ -123,14 +123,13 @@ def _child_env(url: str) -> dict:
     return env
 
 
-def _comparable(sim_input) -> dict:
-    data = dataclasses.asdict(sim_input)
-    data.pop("meta", None)
-    return data
-
-
-def _differences(a: dict, b: dict) -> list[str]:
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+def _differences(first, second) -> list[str]:
+    """The SimInput fields (and meta keys, as meta.<key>) whose values differ between two inputs."""
+    a, b = dataclasses.asdict(first), dataclasses.asdict(second)
+    meta_a, meta_b = a.pop("meta", {}) or {}, b.pop("meta", {}) or {}
+    fields = [k for k in set(a) | set(b) if a.get(k) != b.get(k)]
+    fields += [f"meta.{k}" for k in set(meta_a) | set(meta_b) if meta_a.get(k) != meta_b.get(k)]
+    return sorted(fields)
 
 
 def _relative(new: float | None, old: float | None) -> float | None:
@@ -220,7 +219,7 @@ def run_pair(args, seed: int, base_url: str, workdir: Path, horizon_days: int, w
             drop_database(base_url, database)
 
     usual_input, changed_input = gathered["usual"]["sim_input"], gathered["changed"]["sim_input"]
-    differing = _differences(_comparable(usual_input), _comparable(changed_input))
+    differing = _differences(usual_input, changed_input)
     gate = manifests["changed"]["gate_capacity"]
     predicted = predict(usual_input, gate["phase_id"], args.factor, horizon_days, args.replications)
     real = {name: gathered[name]["real"] for name in gathered}
