@@ -1,28 +1,41 @@
-"""The deterministic what-if engine: a discrete-event simulation over plain data (no database access).
+"""The deterministic what-if engine: a discrete-event queueing simulation over plain data (no database access).
 
 Two backends run the same model and give identical results (tested): ``simpy`` (the reference,
 SimPy processes and PriorityResources) and ``heap`` (the default: a binary-heap event loop, about
 5x faster, because SimPy needs ~1 s per run for the full-scale WIP and a scenario is two runs).
 
-Model (documented here once, echoed in every result under "model"):
+Model (documented here once, echoed in every result under "model"; the measured choices behind it are in
+docs/DECISIONS.md):
 
 - Time is in days from the as-of moment (t = 0); the horizon ends at ``horizon_days``.
-- Stations are phases; each phase is a SimPy ``PriorityResource`` with ``servers`` parallel servers
-  (derived from the data by the selector, then changed by ``capacity_overrides``).
-- Every order walks its remaining route (a tuple of phase ids). A step whose sampled duration is 0
-  (the ERP's event-marker phases) passes without taking a server.
-- Before each step the order waits a delay sampled from the observed waits before that phase
-  (start minus the previous phase's end, or the order's creation; by family and phase, else phase,
-  else all), without a server: shifts, transport, curing and batching are in the data, not in the
-  model. The simulated queue adds contention at the scenario's capacity on top. An order waiting at
-  t = 0 takes the residual of a wait longer than what it has already waited. An order that has
-  already waited (or been in service) longer than anything observed is stalled: it does not move
-  in the horizon and is counted in ``orders_stalled`` (the data hold orders left open for years).
-- Durations are elapsed days sampled from the observed distribution of (family, phase), else
-  (phase), else all phases, by inverse transform of uniforms drawn once per order step from the
-  scenario seed. Baseline and scenario use the same uniforms (common random numbers), so a delta
-  between them is the effect of the scenario, not sampling noise. A step already in service at
-  t = 0 takes the residual of a duration drawn from the samples longer than its elapsed time.
+- Stations are phases; each phase has ``servers`` parallel stations ("postos"). The selector measures
+  them from the data as the simultaneous work the phase sustains in its busy weeks (the 90th percentile
+  of the weekly mean number of order phases in service over the year before as-of, rounded, at least 1:
+  throughput x touch time, Little's law) and ``capacity_overrides`` change them.
+- Every order walks its remaining route (a tuple of phase ids). At each step it:
+  1. waits a non-capacity delay (transfer, curing, paperwork) counted in the phase's open working
+     time: sampled from the waits observed before that phase when a station of it was free at the
+     moment the order became ready (so no queueing for that phase is in them), by family and phase,
+     else phase, else all;
+  2. queues for a station of the phase (the priority rule orders the queue): this is the wait that
+     comes out of capacity;
+  3. starts only inside the phase's working calendar (hours of the week learnt from the starts; a
+     station freed outside it stays idle until the calendar opens) and then works its touch time
+     (start to end, sampled by family and phase, else phase, else all) to the end, in or out of the
+     calendar (work in progress continues);
+  4. with the phase's rework probability (orders re-entering the phase, measured), goes through the
+     phase once more (a rework pass: its own delay and touch-time samples when measured, else the
+     first pass's).
+  A step whose touch time is 0 (the ERP's event-marker phases) takes no station; it still waits its
+  delay and is booked inside the calendar.
+- WIP at t = 0: a step in service keeps its station and takes the residual of a touch time drawn from
+  the samples longer than its elapsed time (none longer: it ends at once, "overdue"); an order waiting
+  takes the residual of a delay longer than what it already waited, then queues. Stalled and abandoned
+  orders (the order-state model) are not in the WIP; ``orders_stalled`` reports their count at as-of.
+- Draws are inverse transforms of uniforms drawn once per order step from the scenario seed; baseline
+  and scenario use the same uniforms (common random numbers), so a delta between them is the effect of
+  the scenario, not sampling noise. A coefficient override scales the touch time (and a residual) only,
+  never whether an order moves.
 - Priority rules order each phase queue: FIFO (request time), SPT / LPT (the step's sampled
   duration, as a planner knowing standard times would), OLDEST_FIRST (order creation time),
   RISK_FIRST (higher risk score first). Ties fall back to request order, which is deterministic.
@@ -45,7 +58,10 @@ from prodplan.stats import percentile
 
 PRIORITY_RULES = ("FIFO", "SPT", "LPT", "OLDEST_FIRST", "RISK_FIRST")
 TOP_AFFECTED = 20
+HOURS_PER_WEEK = 168
+MAX_REWORK_PROBABILITY = 0.9
 _ARRIVAL_STREAM_SALT = 0x5EED_A77
+_UNIFORMS_PER_STEP = 5  # touch time, delay, rework coin, rework touch time, rework delay
 
 
 @dataclass(frozen=True)
@@ -78,19 +94,29 @@ class SimInput:
     """Everything the engine needs, gathered from the database by ``whatif.selectors``."""
 
     phases: dict[int, str]
-    capacity: dict[int, int]
-    durations_family_phase: dict[tuple[str, int], tuple[float, ...]]  # sorted samples, days
+    capacity: dict[int, int]  # stations per phase
+    durations_family_phase: dict[tuple[str, int], tuple[float, ...]]  # touch times, sorted samples, days
     durations_phase: dict[int, tuple[float, ...]]
     durations_global: tuple[float, ...]
     orders: list[SimOrder]
     arrival_rate_per_day: float = 0.0
     arrival_mix: list[ArrivalMix] = field(default_factory=list)
     fixed_arrivals: list[SimOrder] | None = None  # real arrivals (backtest); replaces the Poisson stream
-    # Observed waits before a phase (its start minus the previous phase's end, or the order's creation):
-    # shifts, transport, curing, batching and historical queueing, replayed as delays without a server.
+    # Non-capacity delays before a phase (days of the phase's open working time), measured on the waits
+    # that happened while a station of the phase was free: transfer, curing, paperwork; not queueing.
     gaps_family_phase: dict[tuple[str, int], tuple[float, ...]] = field(default_factory=dict)
     gaps_phase: dict[int, tuple[float, ...]] = field(default_factory=dict)
     gaps_global: tuple[float, ...] = ()
+    # Working calendar: 168 booleans (hour 0 = Monday 00:00 local time), per phase, else the default;
+    # None: always open. calendar_origin_hour: the hour of the week at t = 0.
+    calendars: dict[int, tuple[bool, ...]] = field(default_factory=dict)
+    default_calendar: tuple[bool, ...] | None = None
+    calendar_origin_hour: float = 0.0
+    # Rework: probability that an order passes a phase once more, and the rework passes' samples.
+    rework_probability: dict[int, float] = field(default_factory=dict)
+    rework_durations_phase: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    rework_gaps_phase: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    stalled_orders: int = 0  # stalled at as-of (order-state model): not simulated, reported
     meta: dict = field(default_factory=dict)
 
 
@@ -127,6 +153,81 @@ class Scenario:
         return Scenario(horizon_days=self.horizon_days, arrivals=self.arrivals, seed=self.seed)
 
 
+class WeekCalendar:
+    """Open hours of a week, and the two questions the engine asks: how long until it opens, and how much
+    elapsed time holds a given amount of open time. Times are days from as-of; ``origin`` is the hour of
+    the week at t = 0."""
+
+    def __init__(self, open_hours: tuple[bool, ...] | None, origin: float):
+        hours = tuple(bool(h) for h in open_hours) if open_hours else ()
+        self.always = len(hours) != HOURS_PER_WEEK or all(hours) or not any(hours)
+        self.origin = origin
+        if self.always:
+            return
+        self.open = hours
+        self.cum = [0]
+        for h in hours:
+            self.cum.append(self.cum[-1] + h)
+        self.week = self.cum[-1]
+        self.open_idx = [h for h in range(HOURS_PER_WEEK) if hours[h]]
+        self.cum_at_open = [self.cum[h] for h in self.open_idx]
+        # hours from the start of hour h to the start of the next open hour (0 when h is open)
+        nxt = [0] * HOURS_PER_WEEK
+        for h in range(HOURS_PER_WEEK):
+            k = 0
+            while not hours[(h + k) % HOURS_PER_WEEK]:
+                k += 1
+            nxt[h] = k
+        self.next_open = nxt
+
+    def until_open(self, t: float) -> float:
+        """Days from t until the calendar is open (0 when it is)."""
+        if self.always:
+            return 0.0
+        x = self.origin + t * 24.0
+        h = x - math.floor(x / HOURS_PER_WEEK) * HOURS_PER_WEEK
+        hi = min(int(h), HOURS_PER_WEEK - 1)
+        if self.open[hi]:
+            return 0.0
+        return (self.next_open[hi] - (h - hi)) / 24.0
+
+    def _position(self, t: float) -> float:
+        """Open hours from the origin's week start to t."""
+        x = self.origin + t * 24.0
+        k = math.floor(x / HOURS_PER_WEEK)
+        h = x - k * HOURS_PER_WEEK
+        hi = min(int(h), HOURS_PER_WEEK - 1)
+        return k * self.week + self.cum[hi] + ((h - hi) if self.open[hi] else 0.0)
+
+    def open_between(self, t0: float, t1: float) -> float:
+        """Days of open time between t0 and t1 (t1 >= t0)."""
+        if self.always:
+            return max(0.0, t1 - t0)
+        return max(0.0, (self._position(t1) - self._position(t0)) / 24.0)
+
+    def after_open(self, t: float, open_days: float) -> float:
+        """Elapsed days from t that hold `open_days` of open time (0 for no delay)."""
+        if open_days <= 0:
+            return 0.0
+        if self.always:
+            return open_days
+        x = self.origin + t * 24.0
+        k = math.floor(x / HOURS_PER_WEEK)
+        h = x - k * HOURS_PER_WEEK
+        hi = min(int(h), HOURS_PER_WEEK - 1)
+        pos = k * self.week + self.cum[hi] + ((h - hi) if self.open[hi] else 0.0)
+        target = pos + open_days * 24.0
+        k2 = math.floor(target / self.week)
+        rem = target - k2 * self.week
+        j = max(0, bisect_right(self.cum_at_open, rem) - 1)
+        x2 = k2 * HOURS_PER_WEEK + self.open_idx[j] + (rem - self.cum_at_open[j])
+        return max(0.0, (x2 - x) / 24.0)
+
+
+def calendar_for(sim_input: SimInput, phase: int) -> WeekCalendar:
+    return WeekCalendar(sim_input.calendars.get(phase, sim_input.default_calendar), sim_input.calendar_origin_hour)
+
+
 def capacity_for(sim_input: SimInput, scenario: Scenario) -> dict[int, int]:
     """Servers per phase after the scenario's overrides (at least one server each)."""
     servers = {phase: max(1, int(n)) for phase, n in sim_input.capacity.items()}
@@ -152,7 +253,7 @@ def _coef(scenario: Scenario, phase: int, family: str, product: int | None) -> f
 
 def _distribution(sim_input: SimInput, family: str, phase: int, residual: bool = False) -> tuple[float, ...]:
     # A residual (t = 0, already elapsed) is drawn from the phase's whole tail: a family's few samples
-    # would call an order stalled too soon.
+    # would call an order overdue too soon.
     dist = None if residual else sim_input.durations_family_phase.get((family, phase))
     if dist:
         return dist
@@ -168,8 +269,8 @@ def _gap_distribution(sim_input: SimInput, family: str, phase: int, residual: bo
 
 
 def _uniforms(orders: Iterable[SimOrder], rng: random.Random) -> dict[str, list[float]]:
-    """Two uniforms per route step (duration, wait), drawn in a fixed order: every run with the seed sees the same."""
-    return {o.key: [rng.random() for _ in range(2 * len(o.route))] for o in orders}
+    """Five uniforms per route step, drawn in a fixed order: every run with the seed sees the same."""
+    return {o.key: [rng.random() for _ in range(_UNIFORMS_PER_STEP * len(o.route))] for o in orders}
 
 
 def _arrivals(sim_input: SimInput, scenario: Scenario) -> list[SimOrder]:
@@ -193,51 +294,57 @@ def _arrivals(sim_input: SimInput, scenario: Scenario) -> list[SimOrder]:
                             route=template.route, created_day=t, arrival_day=t))
 
 
-def _sample(dist: tuple[float, ...], u: float, coef: float, elapsed: float | None) -> float | None:
-    """Inverse-transform sample; with `elapsed`, the residual of a sample longer than it.
+def _sample(dist: tuple[float, ...], u: float, coef: float = 1.0, elapsed: float | None = None) -> float:
+    """Inverse-transform sample times coef; with `elapsed`, the residual of a sample longer than it (0 when none is).
 
-    None when nothing observed lasted that long: the order is stalled (the data hold orders left
-    open for years; replaying them as if they were about to move would flood the first weeks)."""
+    The tail is chosen on the unscaled samples, so a coefficient changes how long the rest takes, never
+    whether the order moves."""
     if elapsed is None:
-        return dist[int(u * len(dist))] * coef
-    lo = bisect_right(dist, elapsed / coef) if coef > 0 else len(dist)
+        return dist[min(int(u * len(dist)), len(dist) - 1)] * coef
+    lo = bisect_right(dist, elapsed)
     if lo >= len(dist):
-        return None
-    return dist[lo + int(u * (len(dist) - lo))] * coef - elapsed
+        return 0.0
+    return (dist[lo + min(int(u * (len(dist) - lo)), len(dist) - lo - 1)] - elapsed) * coef
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None else round(x, nd)
 
 
-def _simpy_loop(jobs, servers: dict[int, int], horizon: float) -> tuple[dict, dict, dict, dict, int]:
-    """The reference backend: one SimPy process per order, one PriorityResource per phase.
+# A job is (key, arrival day, phases, delays (open days), durations, priorities), all fixed before the run;
+# calendars maps a phase to its WeekCalendar. Both loops compute every time as now + delta, with the same deltas.
 
-    A job is (key, arrival day, route, durations, waits, priorities), all fixed before the run."""
+def _simpy_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) -> tuple[dict, dict, dict, dict, int]:
+    """The reference backend: one SimPy process per order, one PriorityResource per phase."""
     env = simpy.Environment()
     resources = {p: simpy.PriorityResource(env, capacity=n) for p, n in servers.items()}
     busy, wait_sum, wait_n = dict.fromkeys(servers, 0.0), dict.fromkeys(servers, 0.0), dict.fromkeys(servers, 0)
     finish: dict[str, float] = {}
     steps = [0]
 
-    def walk(key, arrival, route, durations, gaps, prio):
+    def walk(key, arrival, route, delays, durations, prio):
         if arrival > 0:
             yield env.timeout(arrival)
-        for phase, d, g, pr in zip(route, durations, gaps, prio, strict=True):
+        for phase, g, d, pr in zip(route, delays, durations, prio, strict=True):
+            cal = calendars[phase]
             if g > 0:
-                yield env.timeout(g)
+                yield env.timeout(cal.after_open(env.now, g))
             if d <= 0:
+                w = cal.until_open(env.now)
+                if w > 0:
+                    yield env.timeout(w)
                 continue
             res = resources[phase]
             t0 = env.now
             req = res.request(priority=pr)
             yield req
-            start = env.now
+            lag = 0.0 if pr == -math.inf else cal.until_open(env.now)
+            start = env.now + lag
             wait_sum[phase] += start - t0
             wait_n[phase] += 1
-            busy[phase] += min(start + d, horizon) - start
+            busy[phase] += max(0.0, min(start + d, horizon) - start)
             steps[0] += 1
-            yield env.timeout(d)
+            yield env.timeout(lag + d)
             res.release(req)
         finish[key] = env.now
 
@@ -247,10 +354,10 @@ def _simpy_loop(jobs, servers: dict[int, int], horizon: float) -> tuple[dict, di
     return finish, busy, wait_sum, wait_n, steps[0]
 
 
-_END, _READY, _ARRIVE = 0, 1, 2
+_END, _READY, _ARRIVE, _PASS = 0, 1, 2, 3
 
 
-def _heap_loop(jobs, servers: dict[int, int], horizon: float) -> tuple[dict, dict, dict, dict, int]:
+def _heap_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) -> tuple[dict, dict, dict, dict, int]:
     """The fast backend: the same model as ``_simpy_loop`` on a plain binary-heap event list.
 
     SimPy spends most of its time on generator resumption, event objects and re-sorting the
@@ -268,36 +375,40 @@ def _heap_loop(jobs, servers: dict[int, int], horizon: float) -> tuple[dict, dic
 
     def start(now, j, i, t_req):
         nonlocal seq, steps
-        phase, d = jobs[j][2][i], jobs[j][3][i]
-        wait_sum[phase] += now - t_req
+        phase, d, pr = jobs[j][2][i], jobs[j][4][i], jobs[j][5][i]
+        lag = 0.0 if pr == -math.inf else calendars[phase].until_open(now)
+        begin = now + lag
+        wait_sum[phase] += begin - t_req
         wait_n[phase] += 1
-        busy[phase] += min(now + d, horizon) - now
+        busy[phase] += max(0.0, min(begin + d, horizon) - begin)
         steps += 1
         seq += 1
-        push(events, (now + d, seq, j, i, _END))
+        push(events, (now + (lag + d), seq, j, i, _END))
 
     def advance(now, j, i):
-        """Order j is done with step i-1 at `now`: wait before step i, skip zero-duration steps, queue."""
+        """Order j is done with step i-1 at `now`: the delay before step i, then the queue."""
         nonlocal seq
-        key, _, route, durations, gaps, prio = jobs[j]
-        n = len(route)
-        while i < n:
-            if gaps[i] > 0:
-                seq += 1
-                push(events, (now + gaps[i], seq, j, i, _READY))
-                return
-            if durations[i] > 0:
-                ready(now, j, i)
-                return
-            i += 1
-        finish[key] = now
+        route, delays = jobs[j][2], jobs[j][3]
+        if i >= len(route):
+            finish[jobs[j][0]] = now
+            return
+        if delays[i] > 0:
+            seq += 1
+            push(events, (now + calendars[route[i]].after_open(now, delays[i]), seq, j, i, _READY))
+            return
+        ready(now, j, i)
 
     def ready(now, j, i):
         nonlocal seq
-        if jobs[j][3][i] <= 0:
-            advance(now, j, i + 1)
-            return
         phase = jobs[j][2][i]
+        if jobs[j][4][i] <= 0:  # an event marker: no station, booked inside the calendar
+            w = calendars[phase].until_open(now)
+            if w > 0:
+                seq += 1
+                push(events, (now + w, seq, j, i, _PASS))
+            else:
+                advance(now, j, i + 1)
+            return
         if free[phase] > 0:
             free[phase] -= 1
             start(now, j, i, now)
@@ -317,6 +428,8 @@ def _heap_loop(jobs, servers: dict[int, int], horizon: float) -> tuple[dict, dic
             advance(now, j, 0)
         elif kind == _READY:
             ready(now, j, i)
+        elif kind == _PASS:
+            advance(now, j, i + 1)
         else:
             phase = jobs[j][2][i]
             q = queues[phase]
@@ -332,6 +445,36 @@ def _heap_loop(jobs, servers: dict[int, int], horizon: float) -> tuple[dict, dic
 BACKENDS = {"heap": _heap_loop, "simpy": _simpy_loop}
 
 
+def _job_steps(sim_input: SimInput, scenario: Scenario, o: SimOrder, uniforms: list[float], priority) -> tuple:
+    """The order's steps with their delays, touch times and priorities (rework passes inserted), fixed before the run."""
+    route, delays, durations, prio = [], [], [], []
+    for i, phase in enumerate(o.route):
+        u = uniforms[_UNIFORMS_PER_STEP * i: _UNIFORMS_PER_STEP * (i + 1)]
+        coef = _coef(scenario, phase, o.family, o.product_id)
+        in_service = i == 0 and o.in_service_elapsed is not None
+        if in_service:
+            d = _sample(_distribution(sim_input, o.family, phase, residual=True), u[0], coef, o.in_service_elapsed)
+            g = 0.0
+        else:
+            d = _sample(_distribution(sim_input, o.family, phase), u[0], coef)
+            waited = o.waiting_elapsed if i == 0 else None
+            g = _sample(_gap_distribution(sim_input, o.family, phase, residual=waited is not None), u[1], 1.0, waited)
+        route.append(phase)
+        delays.append(g)
+        durations.append(d)
+        prio.append(-math.inf if in_service else priority(o, d))
+        p_rework = min(MAX_REWORK_PROBABILITY, sim_input.rework_probability.get(phase, 0.0))
+        if p_rework > 0 and u[2] < p_rework:
+            rd = _sample(sim_input.rework_durations_phase.get(phase) or _distribution(sim_input, o.family, phase),
+                         u[3], coef)
+            rg = sim_input.rework_gaps_phase.get(phase)
+            route.append(phase)
+            delays.append(_sample(rg, u[4]) if rg else 0.0)
+            durations.append(rd)
+            prio.append(priority(o, rd))
+    return (o.key, o.arrival_day, tuple(route), delays, durations, prio)
+
+
 def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") -> dict:
     """Simulate one scenario; returns KPIs and per-order finish days (absent: not finished in horizon)."""
     if scenario.priority_rule not in PRIORITY_RULES:
@@ -344,6 +487,7 @@ def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") 
     u_new = _uniforms(arrivals, random.Random(scenario.seed ^ (_ARRIVAL_STREAM_SALT << 1)))
     phases_used = sorted({p for o in wip for p in o.route} | {p for o in arrivals for p in o.route})
     servers = {p: servers.get(p, 1) for p in phases_used}
+    calendars = {p: calendar_for(sim_input, p) for p in phases_used}
     rule = scenario.priority_rule
 
     def priority(order: SimOrder, duration: float) -> float:
@@ -357,32 +501,13 @@ def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") 
             return -order.risk
         return 0.0
 
-    # Durations and priorities are fixed before the loop, so both backends see the same numbers.
-    # Steps in service at t = 0 keep their server: they start first and jump every queue.
-    jobs = []
-    stalled = 0
+    # Steps in service at t = 0 keep their station: they start first and jump every queue.
     in_service_first = sorted(wip, key=lambda o: o.in_service_elapsed is None)
-    for o, uniforms in [(o, u_wip[o.key]) for o in in_service_first] + [(o, u_new[o.key]) for o in arrivals]:
-        durations, gaps, prio = [], [], []
-        n = len(o.route)
-        for i, phase in enumerate(o.route):
-            elapsed = o.in_service_elapsed if i == 0 else None
-            dist = _distribution(sim_input, o.family, phase, residual=elapsed is not None)
-            d = _sample(dist, uniforms[i], _coef(scenario, phase, o.family, o.product_id), elapsed)
-            if i == 0 and elapsed is not None:
-                g = 0.0
-            else:
-                waited = o.waiting_elapsed if i == 0 else None
-                g = _sample(_gap_distribution(sim_input, o.family, phase, residual=waited is not None),
-                            uniforms[n + i], 1.0, waited)
-            if d is None or g is None:  # stalled at t = 0: it holds no server and never moves
-                stalled += 1
-                d, g, elapsed = 0.0, math.inf, None
-            durations.append(d)
-            gaps.append(g)
-            prio.append(-math.inf if elapsed is not None else priority(o, d))
-        jobs.append((o.key, o.arrival_day, o.route, durations, gaps, prio))
-    finish, busy, wait_sum, wait_n, steps = BACKENDS[backend](jobs, servers, horizon)
+    jobs = [_job_steps(sim_input, scenario, o, u_wip[o.key], priority) for o in in_service_first]
+    jobs += [_job_steps(sim_input, scenario, o, u_new[o.key], priority) for o in arrivals]
+    overdue = sum(1 for o, job in zip(in_service_first, jobs, strict=False)
+                  if o.in_service_elapsed is not None and job[4] and job[4][0] <= 0)
+    finish, busy, wait_sum, wait_n, steps = BACKENDS[backend](jobs, servers, calendars, horizon)
 
     weeks = max(1, math.ceil(horizon / 7.0))
     weekly = [0] * weeks
@@ -390,6 +515,8 @@ def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") 
         weekly[min(int(t // 7.0), weeks - 1)] += 1
     wip_remaining = [finish[o.key] for o in wip if o.key in finish]
     new_lead = [finish[o.key] - o.arrival_day for o in arrivals if o.key in finish]
+    lead_finished = [finish[o.key] - o.created_day for o in (*wip, *arrivals) if o.key in finish]
+    flow = [finish[o.key] - o.arrival_day for o in (*wip, *arrivals) if o.key in finish]
     utilisation = {p: busy[p] / (servers[p] * horizon) for p in phases_used} if horizon > 0 else {}
     queue_wait = {p: (wait_sum[p] / wait_n[p]) if wait_n[p] else 0.0 for p in phases_used}
     bottleneck = max(phases_used, key=lambda p: (utilisation[p], wait_sum[p], -p)) if phases_used else None
@@ -397,8 +524,10 @@ def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") 
     return {
         "kpis": {
             "orders_in": {"wip": len(wip), "arrivals": len(arrivals)},
-            "orders_stalled": stalled,
+            "orders_stalled": sim_input.stalled_orders,
+            "orders_overdue_at_start": overdue,
             "orders_finished": len(finish),
+            "orders_unfinished": total - len(finish),
             "orders_finished_wip": len(wip_remaining),
             "orders_finished_arrivals": len(new_lead),
             "throughput_per_week": weekly,
@@ -406,6 +535,9 @@ def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") 
             "mean_remaining_lead_time_days": _r(sum(wip_remaining) / len(wip_remaining)) if wip_remaining else None,
             "p90_remaining_lead_time_days": _r(percentile(wip_remaining, 0.9)),
             "mean_lead_time_arrivals_days": _r(sum(new_lead) / len(new_lead)) if new_lead else None,
+            "median_lead_time_finished_days": _r(percentile(lead_finished, 0.5)),
+            "mean_lead_time_finished_days": _r(sum(lead_finished) / len(lead_finished)) if lead_finished else None,
+            "mean_flow_time_days": _r(sum(flow) / len(flow)) if flow else None,
             "wip_at_horizon_end": total - len(finish),
             "mean_queue_wait_days": {str(p): _r(queue_wait[p]) for p in phases_used},
             "mean_queue_wait_days_overall": _r(sum(wait_sum.values()) / max(1, sum(wait_n.values()))),
@@ -414,6 +546,7 @@ def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") 
             "servers": {str(p): servers[p] for p in phases_used},
         },
         "finish_days": finish,
+        "lead_times_finished": sorted(_r(x) for x in lead_finished),
         "steps": steps,
     }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
@@ -11,18 +11,28 @@ from django.db import connection
 
 from orders.choices import OrderState
 from orders.selectors import active_orders_at, open_orders_at
-from whatif.engine import ArrivalMix, SimInput, SimOrder
+from prodplan.stats import percentile
+from whatif.engine import ArrivalMix, SimInput, SimOrder, WeekCalendar
 from whatif.models import WhatIfRun
 
 logger = logging.getLogger(__name__)
 
-CAPACITY_WINDOW_DAYS = 90
-CAPACITY_SAMPLE_HOURS = 2
-CAPACITY_PERCENTILE = 0.9
+CAPACITY_WINDOW_DAYS = 365  # a whole season: the spring peak is where a constraint shows its capacity
+CAPACITY_WEEK_PERCENTILE = 0.9
 DURATION_WINDOW_DAYS = 90  # backtested: 60, 90 and 180 days; 90 kept all four tested starts within 15%
 ROUTE_WINDOW_DAYS = 180
+CALENDAR_WINDOW_DAYS = 365
+CALENDAR_MIN_SHARE = 1 / 3  # an hour (a day) is open when it holds at least a third of a uniform share of starts
+CALENDAR_MIN_PHASE_STARTS = 150  # a phase with fewer starts in the window uses the factory's calendar
+CALENDAR_MIN_STARTS = 500  # fewer starts in the window: no calendar is learnt (always open)
 MIN_FAMILY_PHASE_SAMPLES = 5
+MIN_REWORK_SAMPLES = 5
+MIN_REWORK_FIRST_PASSES = 30  # a phase with fewer first passes in the window takes the all-phase rework rate
 DAY = 86400.0
+WEEK = 7 * DAY
+LISBON = "Europe/Lisbon"
+# hour of the week (Monday 00:00 = 0) of a local wall-clock epoch: 1970-01-01 was a Thursday
+_EPOCH_HOUR_OF_WEEK = 72
 
 
 def _rows(sql: str, params: dict) -> list[tuple]:
@@ -35,17 +45,16 @@ def phase_names() -> dict[int, str]:
     return dict(_rows("SELECT id, name FROM orders_phase", {}))
 
 
-def capacity_by_phase(*, as_of: datetime, window_days: int = CAPACITY_WINDOW_DAYS) -> dict[int, dict]:
-    """Servers per phase: the p90 of the number of concurrently open order phases over the window.
+def _service_spans(*, as_of: datetime, window_days: int) -> list[tuple]:
+    """(phase id, start, end or None) epochs of the order phases in service at some moment of the window.
 
-    One query fetches the spans that overlap the window: those whose event time (their end, else their
-    start) is after the window start (partitions pruned), plus the phases still open that started
-    before it (partial index on is_open); the sweep over samples every
-    CAPACITY_SAMPLE_HOURS is done here with bisection, which beats a samples x spans range join."""
+    Expected plan: the partitions of event times after the window start (pruned) plus the still-open
+    phases that started before it (partial index on is_open)."""
     start = as_of - timedelta(days=window_days)
-    rows = _rows(
+    return _rows(
         """
-        SELECT phase_id, extract(epoch FROM started_at)::float8, extract(epoch FROM ended_at)::float8
+        SELECT phase_id, extract(epoch FROM started_at)::float8,
+               CASE WHEN ended_at <= %(as_of)s THEN extract(epoch FROM ended_at)::float8 END
         FROM orders_orderphase
         WHERE event_time > %(start)s AND phase_id IS NOT NULL AND started_at IS NOT NULL
           AND started_at <= %(as_of)s
@@ -56,75 +65,240 @@ def capacity_by_phase(*, as_of: datetime, window_days: int = CAPACITY_WINDOW_DAY
         """,
         {"as_of": as_of, "start": start},
     )
-    starts: dict[int, list[float]] = defaultdict(list)
-    ends: dict[int, list[float]] = defaultdict(list)
-    for phase, s, e in rows:
-        starts[phase].append(float(s))
-        ends[phase].append(float(e) if e is not None else float("inf"))
-    t0, t1 = start.timestamp(), as_of.timestamp()
-    step = CAPACITY_SAMPLE_HOURS * 3600.0
-    samples = [t0 + k * step for k in range(int((t1 - t0) // step) + 1)]
+
+
+class ServiceLog:
+    """The phases in service over a window, per phase: sorted starts and ends (epochs), for "how many at t"."""
+
+    def __init__(self, spans: list[tuple], as_of: datetime):
+        self.as_of = as_of.timestamp()
+        starts: dict[int, list[float]] = defaultdict(list)
+        ends: dict[int, list[float]] = defaultdict(list)
+        for phase, s, e in spans:
+            starts[phase].append(float(s))
+            ends[phase].append(float(e) if e is not None else float("inf"))  # still open at as-of
+        self.starts = {p: sorted(v) for p, v in starts.items()}
+        self.ends = {p: sorted(v) for p, v in ends.items()}
+        self.spans = spans
+
+    def in_service(self, phase: int, t: float) -> int:
+        s, e = self.starts.get(phase), self.ends.get(phase)
+        if not s:
+            return 0
+        return bisect_left(s, t) - bisect_right(e, t)  # a span starting at t is not in service before t
+
+
+def capacity_by_phase(*, as_of: datetime, window_days: int = CAPACITY_WINDOW_DAYS,
+                      log: ServiceLog | None = None) -> dict[int, dict]:
+    """Stations per phase: the simultaneous work it sustains in its busy weeks (CAPACITY_RULE).
+
+    For each whole week of the window, the phase's time in service (order phases started and not yet
+    ended, clipped to the week and to as-of) over the week's length is its weekly mean concurrency
+    (throughput x touch time, Little's law); stations = round(p90 of those weeks), at least 1. Also
+    returned: the peak of instantaneous concurrency (start/end sweep) and the mean. One query
+    (_service_spans)."""
+    log = log or ServiceLog(_service_spans(as_of=as_of, window_days=window_days), as_of)
+    t1 = as_of.timestamp()
+    n_weeks = max(1, int(window_days * DAY // WEEK))
+    t0 = t1 - n_weeks * WEEK
+    busy: dict[int, list[float]] = defaultdict(lambda: [0.0] * n_weeks)
+    for phase, s, e in log.spans:
+        s, e = max(float(s), t0), min(float(e) if e is not None else t1, t1)
+        if e <= s:
+            continue
+        weeks = busy[phase]
+        w = int((s - t0) // WEEK)
+        while s < e and w < n_weeks:
+            edge = t0 + (w + 1) * WEEK
+            weeks[w] += min(e, edge) - s
+            s, w = edge, w + 1
     out = {}
-    for phase in starts:
-        s, e = sorted(starts[phase]), sorted(ends[phase])
-        counts = sorted(bisect_right(s, t) - bisect_right(e, t) for t in samples)
-        pos = (len(counts) - 1) * CAPACITY_PERCENTILE
-        lo = int(pos)
-        hi = min(lo + 1, len(counts) - 1)
-        p90 = counts[lo] + (counts[hi] - counts[lo]) * (pos - lo)
-        out[phase] = {"servers": max(1, round(p90)), "p90_concurrent": round(p90, 2), "max_concurrent": counts[-1],
-                      "mean_concurrent": round(sum(counts) / len(counts), 3)}
+    for phase, weeks in busy.items():
+        load = [b / WEEK for b in weeks]
+        p90 = percentile(load, CAPACITY_WEEK_PERCENTILE)
+        events = sorted([(x, 1) for x in log.starts[phase] if x <= t1] + [(x, -1) for x in log.ends[phase] if x <= t1])
+        current = peak = 0
+        for _, step in events:
+            current += step
+            peak = max(peak, current)
+        out[phase] = {"servers": max(1, round(p90)), "p90_weekly_concurrent": round(p90, 3),
+                      "max_weekly_concurrent": round(max(load), 3), "mean_concurrent": round(sum(load) / n_weeks, 3),
+                      "max_concurrent": peak, "in_service_now": log.in_service(phase, t1)}
     return out
 
 
-def step_samples(*, as_of: datetime, window_days: int = DURATION_WINDOW_DAYS) -> dict[str, tuple[dict, dict, tuple]]:
-    """Observed durations and waits (days) of the first passes (rework skipped) started in the window.
+CAPACITY_RULE = (f"stations = round(p{int(CAPACITY_WEEK_PERCENTILE * 100)} over the whole weeks of the "
+                 f"{CAPACITY_WINDOW_DAYS} days before as-of of the phase's weekly mean concurrency (time in service "
+                 "over the week's length: throughput x touch time), at least 1: the work the phase sustains in its "
+                 "busy weeks; the instantaneous peak is shown beside it")
 
-    duration = end - start (elapsed), for phases ended by as-of; wait = start minus the previous
-    phase's end (rework time stays inside it), or minus the order's creation for the first phase,
-    0 when phases overlap. Each by (family, phase) (only with >= MIN_FAMILY_PHASE_SAMPLES samples,
-    else the engine falls back), by phase, and all. One query; expected plan: the phases of orders
-    created since the window start less a margin, hash-joined to orders and products, a window sort
-    per order for the previous end, then one sorted array per group and kind."""
+
+def _open_hours(counts: Counter, keys: range, share: float) -> set:
+    total = sum(counts.values())
+    return {k for k in keys if total and counts.get(k, 0) / total >= share / len(keys)}
+
+
+def working_calendar(*, as_of: datetime, window_days: int = CALENDAR_WINDOW_DAYS) -> dict:
+    """The working calendar learnt from phase starts (CALENDAR_RULE): the factory's and each busy phase's.
+
+    Returns {"default": 168 booleans, "phases": {phase: 168 booleans}, "days": [...], "hours": [...],
+    "starts": n}. One query; expected plan: the partitions of the window (pruned), grouped by phase,
+    local day of week and hour."""
+    rows = _rows(
+        f"""
+        SELECT phase_id, extract(isodow FROM started_at AT TIME ZONE '{LISBON}')::int,
+               extract(hour FROM started_at AT TIME ZONE '{LISBON}')::int, count(*)
+        FROM orders_orderphase
+        WHERE event_time > %(start)s AND started_at > %(start)s AND started_at <= %(as_of)s AND phase_id IS NOT NULL
+        GROUP BY 1, 2, 3
+        """,  # noqa: S608 - a constant
+        {"as_of": as_of, "start": as_of - timedelta(days=window_days)},
+    )
+    by_phase_day: dict[int, Counter] = defaultdict(Counter)
+    by_phase_hour: dict[int, Counter] = defaultdict(Counter)
+    days_all, hours_all = Counter(), Counter()
+    for phase, dow, hour, n in rows:
+        by_phase_day[phase][dow] += n
+        by_phase_hour[phase][hour] += n
+        days_all[dow] += n
+        hours_all[hour] += n
+
+    def grid(days: Counter, hours: Counter) -> tuple[tuple[bool, ...], list[int], list[int]]:
+        open_days = sorted(_open_hours(days, range(1, 8), CALENDAR_MIN_SHARE))
+        open_hours = sorted(_open_hours(hours, range(24), CALENDAR_MIN_SHARE))
+        cells = tuple((d + 1) in open_days and h in open_hours for d in range(7) for h in range(24))
+        return cells, open_days, open_hours
+
+    if sum(days_all.values()) < CALENDAR_MIN_STARTS:
+        return {"default": None, "phases": {}, "days": list(range(1, 8)), "hours": list(range(24)),
+                "phase_calendars": {}, "starts": sum(days_all.values())}
+    default, days, hours = grid(days_all, hours_all)
+    phases, described = {}, {}
+    for phase, counts in by_phase_day.items():
+        if sum(counts.values()) < CALENDAR_MIN_PHASE_STARTS:
+            continue
+        cells, p_days, p_hours = grid(counts, by_phase_hour[phase])
+        if cells != default:
+            phases[phase] = cells
+            described[phase] = {"days": p_days, "hours": p_hours}
+    return {"default": default if any(default) else None, "phases": phases, "days": days, "hours": hours,
+            "phase_calendars": described, "starts": sum(days_all.values())}
+
+
+CALENDAR_RULE = (f"a day of the week (an hour of the day) is open when it holds at least "
+                 f"{CALENDAR_MIN_SHARE:.2f} of a uniform share of the phase starts of the {CALENDAR_WINDOW_DAYS} days "
+                 f"before as-of (Lisbon time; with fewer than {CALENDAR_MIN_STARTS} starts, always open); open hours are the open hours of the open days; a phase with at least "
+                 f"{CALENDAR_MIN_PHASE_STARTS} starts gets its own calendar when it differs, the others the factory's")
+
+
+def hour_of_week(moment: datetime) -> float:
+    """Hours since Monday 00:00 Lisbon time."""
+    from zoneinfo import ZoneInfo
+
+    local = moment.astimezone(ZoneInfo(LISBON))
+    return local.weekday() * 24 + local.hour + local.minute / 60 + local.second / 3600
+
+
+def _rework_probability(first_passes: Counter, rework_passes: Counter) -> dict[int, float]:
+    """Rework passes / first passes per phase; phases with few first passes take the all-phase rate."""
+    overall = sum(rework_passes.values()) / max(1, sum(first_passes.values()))
+    out = {}
+    for phase, n in first_passes.items():
+        rate = rework_passes[phase] / n if n >= MIN_REWORK_FIRST_PASSES else overall
+        if rate > 0:
+            out[phase] = round(rate, 4)
+    return out
+
+
+def step_samples(*, as_of: datetime, window_days: int = DURATION_WINDOW_DAYS, capacity: dict[int, int] | None = None,
+                 log: ServiceLog | None = None, calendar: dict | None = None) -> dict:
+    """Touch times, non-capacity delays and rework of the order phases started in the window (days).
+
+    touch time = end - start, for phases ended by as-of (first passes and rework passes apart). Delay
+    before a phase = the open working time (its calendar) from the moment the order was ready (the previous
+    phase's end, or the order's creation) to the start, kept only when fewer of the phase's stations than
+    `capacity` were in service at that moment (a station was free: the wait was not queueing for it).
+    Rework: a pass of a phase the order had already passed (or flagged as return); probability = rework
+    passes / first passes. By (family, phase) (>= MIN_FAMILY_PHASE_SAMPLES), by phase, and all. One query;
+    expected plan: the phases of orders created since the window start less a margin, hash-joined to
+    orders and products, one window sort per order for the previous end and the pass number."""
     start = as_of - timedelta(days=window_days)
     rows = _rows(
-        """
+        f"""
         WITH steps AS (
             SELECT coalesce(p.family, 'UNKNOWN') AS family, op.phase_id, op.started_at, op.ended_at,
-                   coalesce(lag(op.ended_at) OVER w, mo.created_at) AS previous_end
+                   coalesce(lag(op.ended_at) OVER w, mo.created_at) AS ready_at,
+                   op.is_rework OR row_number() OVER (PARTITION BY op.order_id, op.phase_id
+                                                      ORDER BY op.sequence, op.started_at, op.id) > 1 AS rework
             FROM orders_orderphase op
             JOIN orders_manufacturingorder mo ON mo.id = op.order_id
             LEFT JOIN orders_product p ON p.id = mo.product_id
             WHERE mo.created_at > %(created_after)s AND mo.created_at <= %(as_of)s
-              AND op.started_at IS NOT NULL AND op.started_at <= %(as_of)s AND NOT op.is_rework
-              AND op.phase_id IS NOT NULL
+              AND op.started_at IS NOT NULL AND op.started_at <= %(as_of)s AND op.phase_id IS NOT NULL
             WINDOW w AS (PARTITION BY op.order_id ORDER BY op.sequence, op.started_at, op.id)
-        ), measured AS (
-            SELECT family, phase_id,
-                   CASE WHEN ended_at <= %(as_of)s AND ended_at >= started_at
-                        THEN extract(epoch FROM ended_at - started_at)::float8 / 86400.0 END AS duration,
-                   CASE WHEN previous_end <= %(as_of)s
-                        THEN greatest(extract(epoch FROM started_at - previous_end)::float8, 0) / 86400.0 END AS wait
-            FROM steps WHERE started_at > %(start)s
         )
-        SELECT family, phase_id,
-               array_agg(duration ORDER BY duration) FILTER (WHERE duration IS NOT NULL),
-               array_agg(wait ORDER BY wait) FILTER (WHERE wait IS NOT NULL)
-        FROM measured GROUP BY 1, 2
-        """,
+        SELECT family, phase_id, rework,
+               CASE WHEN ended_at <= %(as_of)s AND ended_at >= started_at
+                    THEN extract(epoch FROM ended_at - started_at)::float8 / 86400.0 END,
+               CASE WHEN ready_at <= started_at THEN extract(epoch FROM ready_at)::float8 END,
+               extract(epoch FROM ready_at AT TIME ZONE '{LISBON}')::float8,
+               extract(epoch FROM started_at AT TIME ZONE '{LISBON}')::float8
+        FROM steps WHERE started_at > %(start)s
+        """,  # noqa: S608 - a constant
         {"as_of": as_of, "start": start, "created_after": start - timedelta(days=window_days)},
     )
-    out = {}
-    for kind, col in (("durations", 2), ("waits", 3)):
+    capacity = capacity or {}
+    calendar = calendar or {"default": None, "phases": {}}
+    calendars: dict[int, WeekCalendar] = {}
+    touch: dict[tuple[str, int], list[float]] = defaultdict(list)
+    delay: dict[tuple[str, int], list[float]] = defaultdict(list)
+    rework_touch: dict[int, list[float]] = defaultdict(list)
+    rework_delay: dict[int, list[float]] = defaultdict(list)
+    first_passes, rework_passes = Counter(), Counter()
+    congested = measured = 0
+    for family, phase, rework, duration, ready_epoch, ready_local, start_local in rows:
+        if phase not in calendars:
+            calendars[phase] = WeekCalendar(calendar["phases"].get(phase, calendar["default"]), _EPOCH_HOUR_OF_WEEK)
+        open_wait = None
+        if ready_local is not None and ready_epoch is not None and start_local >= ready_local:
+            open_wait = calendars[phase].open_between(ready_local / DAY, start_local / DAY)
+        if rework:
+            rework_passes[phase] += 1
+            if duration is not None:
+                rework_touch[phase].append(duration)
+            if open_wait is not None:
+                rework_delay[phase].append(open_wait)
+            continue
+        first_passes[phase] += 1
+        if duration is not None:
+            touch[(family, phase)].append(duration)
+        if open_wait is None:
+            continue
+        measured += 1
+        # in service at the ready moment, this order's own span excluded (it had not started)
+        if log is not None and log.in_service(phase, ready_epoch) >= capacity.get(phase, 1):
+            congested += 1
+            continue
+        delay[(family, phase)].append(open_wait)
+
+    def grouped(samples: dict[tuple[str, int], list[float]]) -> tuple[dict, dict, tuple]:
         fp, by_p, everything = {}, defaultdict(list), []
-        for row in rows:
-            values = row[col] or []
+        for (family, phase), values in samples.items():
             if len(values) >= MIN_FAMILY_PHASE_SAMPLES:
-                fp[(row[0], row[1])] = tuple(values)
-            by_p[row[1]].extend(values)
+                fp[(family, phase)] = tuple(sorted(values))
+            by_p[phase].extend(values)
             everything.extend(values)
-        out[kind] = (fp, {k: tuple(sorted(v)) for k, v in by_p.items() if v}, tuple(sorted(everything)))
-    return out
+        return fp, {k: tuple(sorted(v)) for k, v in by_p.items() if v}, tuple(sorted(everything))
+
+    return {
+        "durations": grouped(touch),
+        "waits": grouped(delay),
+        "rework_probability": _rework_probability(first_passes, rework_passes),
+        "rework_durations": {p: tuple(sorted(v)) for p, v in rework_touch.items() if len(v) >= MIN_REWORK_SAMPLES},
+        "rework_waits": {p: tuple(sorted(v)) for p, v in rework_delay.items() if len(v) >= MIN_REWORK_SAMPLES},
+        "waits_measured": measured,
+        "waits_congested": congested,
+    }
 
 
 def standard_routes() -> dict[int, tuple[int, ...]]:
@@ -172,31 +346,61 @@ def observed_family_routes(*, as_of: datetime, window_days: int = ROUTE_WINDOW_D
     return out
 
 
-# Family and phases reached by as_of (started or ended by then) of the WIP orders, keyed by their ids.
-# Expected plan: the ids unnested, the orders by primary key, products hashed, the order phases of each order by
-# orders_op_order_seq_idx in every partition.
+# Family, phases reached by as_of (started or ended by then), and the order's own phase rows still ahead (first
+# passes not started at as_of, after the furthest row reached, in sequence order) of the WIP orders, by id. A row
+# started after as_of counts as "ahead" only when the export holds not-started rows (%(future_rows)s): in the
+# "started phase rows only" shape such a row did not exist yet at as_of. Expected plan: the ids unnested, the
+# orders by primary key, products hashed, the order phases of each order by orders_op_order_seq_idx.
 _WIP_PROGRESS_SQL = """
-SELECT w.id, coalesce(p.family, 'UNKNOWN'),
-       coalesce(array_agg(DISTINCT op.phase_id) FILTER (WHERE op.phase_id IS NOT NULL), '{}')
-FROM unnest(%(ids)s::bigint[]) AS w(id)
-JOIN orders_manufacturingorder mo ON mo.id = w.id
-LEFT JOIN orders_product p ON p.id = mo.product_id
-LEFT JOIN orders_orderphase op ON op.order_id = w.id AND op.phase_id IS NOT NULL
-     AND (op.started_at <= %(as_of)s OR op.ended_at <= %(as_of)s)
-GROUP BY w.id, p.family
+WITH reached AS (
+    SELECT w.id, coalesce(p.family, 'UNKNOWN') AS family,
+           coalesce(array_agg(DISTINCT op.phase_id) FILTER (WHERE op.phase_id IS NOT NULL), '{}') AS phases,
+           max(op.sequence) AS furthest
+    FROM unnest(%(ids)s::bigint[]) AS w(id)
+    JOIN orders_manufacturingorder mo ON mo.id = w.id
+    LEFT JOIN orders_product p ON p.id = mo.product_id
+    LEFT JOIN orders_orderphase op ON op.order_id = w.id AND op.phase_id IS NOT NULL
+         AND (op.started_at <= %(as_of)s OR op.ended_at <= %(as_of)s)
+    GROUP BY w.id, p.family
+)
+SELECT r.id, r.family, r.phases,
+       coalesce((SELECT array_agg(op.phase_id ORDER BY op.sequence, op.id) FROM orders_orderphase op
+                 WHERE op.order_id = r.id AND op.phase_id IS NOT NULL AND NOT op.is_rework
+                   AND (r.furthest IS NULL OR op.sequence > r.furthest)
+                   AND (op.started_at IS NULL OR (%(future_rows)s AND op.started_at > %(as_of)s))), '{}')
+FROM reached r
 """
+
+
+def export_holds_future_rows() -> bool:
+    """Whether the export holds phase rows not started yet (else phase rows are created when work starts)."""
+    return bool(_rows("SELECT EXISTS (SELECT 1 FROM orders_orderphase WHERE started_at IS NULL AND ended_at IS NULL "
+                      "AND phase_id IS NOT NULL)", {})[0][0])
 
 
 def wip_rows(*, as_of: datetime) -> list[dict]:
     """The WIP at as_of from the order state: the active orders (orders.selectors.active_orders_at: open,
     neither stalled nor abandoned), each with its state row (state, phase_id, since, placement_basis,
-    created_at...) plus its family and the phases it reached by as_of ('reached'; one query keyed by the ids)."""
+    created_at...) plus its family, the phases it reached by as_of ('reached') and its own phase rows still
+    ahead ('ahead'); one query keyed by the ids."""
     states = active_orders_at(as_of=as_of)
     if not states:
         return []
-    progress = {oid: (family, tuple(reached)) for oid, family, reached in
-                _rows(_WIP_PROGRESS_SQL, {"ids": [r["order_id"] for r in states], "as_of": as_of})}
-    return [{**r, "family": progress[r["order_id"]][0], "reached": progress[r["order_id"]][1]} for r in states]
+    progress = {oid: (family, tuple(reached), tuple(ahead)) for oid, family, reached, ahead in
+                _rows(_WIP_PROGRESS_SQL, {"ids": [r["order_id"] for r in states], "as_of": as_of,
+                                          "future_rows": export_holds_future_rows()})}
+    return [{**r, "family": progress[r["order_id"]][0], "reached": progress[r["order_id"]][1],
+             "ahead": progress[r["order_id"]][2]} for r in states]
+
+
+def own_remaining_route(ahead: tuple[int, ...], phase_id: int | None, in_service: bool) -> tuple[int, ...]:
+    """The route from the order's own rows ahead: its position phase first (in service, or waiting before a
+    phase that is not its next row), then the rows ahead from that phase on."""
+    if phase_id is None:
+        return tuple(ahead)
+    if not in_service and phase_id in ahead:
+        return tuple(ahead[ahead.index(phase_id):])
+    return (phase_id, *ahead)
 
 
 def remaining_route(route: tuple[int, ...], reached: tuple[int, ...], phase_id: int | None) -> tuple[int, ...]:
@@ -281,12 +485,25 @@ def gather_sim_input(
     real_arrivals_days: feed the orders really created in (as_of, as_of + days] instead of a
     synthetic stream (the backtest)."""
     phases = phase_names()
-    capacity = capacity_by_phase(as_of=as_of)
-    samples = step_samples(as_of=as_of)
+    log = ServiceLog(_service_spans(as_of=as_of, window_days=CAPACITY_WINDOW_DAYS), as_of)
+    capacity = capacity_by_phase(as_of=as_of, log=log)
+    servers = {p: c["servers"] for p, c in capacity.items()}
+    calendar = working_calendar(as_of=as_of)
+    samples = step_samples(as_of=as_of, capacity=servers, log=log, calendar=calendar)
     fp, by_phase, everything = samples["durations"]
     gap_fp, gap_phase, gap_all = samples["waits"]
     routes = standard_routes()
     family_routes = observed_family_routes(as_of=as_of)
+    origin = hour_of_week(as_of)
+    local_as_of = (hour_of_week(as_of) / 24.0)  # days since Monday 00:00 (local), for the calendars below
+
+    def waited_open(phase: int | None, since: datetime | None) -> float | None:
+        """Open working days of the phase's calendar between `since` and as-of."""
+        if since is None:
+            return None
+        cal = WeekCalendar(calendar["phases"].get(phase, calendar["default"]), 0.0)
+        elapsed = max(0.0, (as_of - since).total_seconds() / DAY)
+        return cal.open_between(local_as_of - elapsed, local_as_of)
 
     orders: list[SimOrder] = []
     route_basis: Counter = Counter()
@@ -294,21 +511,27 @@ def gather_sim_input(
     in_service = placed = undated = 0
     for r in wip_rows(as_of=as_of):
         oid, product_id, family = r["order_id"], r["product_id"], r["family"]
-        route, basis = _route_for(product_id, family, routes, family_routes)
+        serving = r["state"] == OrderState.IN_PROGRESS and r["phase_id"] is not None
+        standard, basis = _route_for(product_id, family, routes, family_routes)
+        if r["ahead"]:
+            own = own_remaining_route(r["ahead"], r["phase_id"], serving)
+            # rows still ahead, then whatever the standard route holds after them (an export may hold only some)
+            tail = remaining_route(standard, (*r["reached"], *own), None)
+            route, basis = (*own, *tail), "own_rows" if not tail else "own_rows_then_" + basis
+        else:
+            route = remaining_route(standard, r["reached"], r["phase_id"])
         route_basis[basis] += 1
         placement[r["placement_basis"]] += 1
         placed += r["phase_id"] is not None
         in_state = None if r["since"] is None else max(0.0, (as_of - r["since"]).total_seconds() / DAY)
-        serving = r["state"] == OrderState.IN_PROGRESS and r["phase_id"] is not None
         in_service += serving
         if r["created_at"] is None:
             undated += 1
         orders.append(SimOrder(
-            key=f"wip:{oid}", order_id=oid, product_id=product_id, family=family,
-            route=remaining_route(route, r["reached"], r["phase_id"]),
+            key=f"wip:{oid}", order_id=oid, product_id=product_id, family=family, route=route,
             created_day=0.0 if r["created_at"] is None else (r["created_at"] - as_of).total_seconds() / DAY,
             in_service_elapsed=(in_state or 0.0) if serving else None,
-            waiting_elapsed=None if serving else in_state))
+            waiting_elapsed=None if serving else waited_open(route[0] if route else None, r["since"])))
     excluded = Counter(r["state"] for r in open_orders_at(as_of=as_of))  # cached: the rows wip_rows stands on
 
     risk_basis = None
@@ -331,9 +554,10 @@ def gather_sim_input(
         for p in route:
             phases.setdefault(p, f"phase {p}")
     n = len(orders)
+    delays_kept = samples["waits_measured"] - samples["waits_congested"]
     return SimInput(
         phases=phases,
-        capacity={p: c["servers"] for p, c in capacity.items()},
+        capacity=servers,
         durations_family_phase=fp,
         durations_phase=by_phase,
         durations_global=everything,
@@ -344,14 +568,21 @@ def gather_sim_input(
         gaps_family_phase=gap_fp,
         gaps_phase=gap_phase,
         gaps_global=gap_all,
+        calendars=calendar["phases"],
+        default_calendar=calendar["default"],
+        calendar_origin_hour=origin,
+        rework_probability=samples["rework_probability"],
+        rework_durations_phase=samples["rework_durations"],
+        rework_gaps_phase=samples["rework_waits"],
+        stalled_orders=excluded[OrderState.STALLED],
         meta={
             "as_of": as_of.isoformat(),
             "wip_orders": n,
             "wip_rule": "the active orders of the order state at as_of (orders.selectors.ORDER_STATE_RULE): open, "
                         "neither stalled nor abandoned; each starts at its state's phase, in service there "
-                        "(in_progress, elapsed = as_of - since) or waiting before it (waited = as_of - since), "
-                        "and follows its route (the product's standard route, else its family's observed one) "
-                        "from that phase on",
+                        "(in_progress, elapsed = as_of - since) or waiting before it (waited = the open working time "
+                        "since then), and follows its own phase rows still ahead, else its product's standard route "
+                        "(else its family's observed one) from that phase on",
             "wip_in_service": in_service,
             "wip_undated": undated,
             "stalled_orders_excluded": excluded[OrderState.STALLED],
@@ -360,18 +591,28 @@ def gather_sim_input(
             "route_basis": dict(route_basis),
             "progress_located_coverage": round(placed / n, 4) if n else None,
             "capacity": {str(p): c for p, c in sorted(capacity.items())},
-            "capacity_rule": f"servers = round(p{int(CAPACITY_PERCENTILE * 100)} of concurrently open order phases, "
-                             f"sampled every {CAPACITY_SAMPLE_HOURS} h over the {CAPACITY_WINDOW_DAYS} days "
-                             "before as-of), at least 1",
-            "duration_rule": f"elapsed durations of first passes started in the {DURATION_WINDOW_DAYS} days before "
-                             "as-of and ended by then, "
+            "capacity_rule": CAPACITY_RULE,
+            "calendar": {"days": calendar["days"], "hours": calendar["hours"],
+                         "phase_calendars": {str(p): c for p, c in sorted(calendar["phase_calendars"].items())},
+                         "starts": calendar["starts"]},
+            "calendar_rule": CALENDAR_RULE,
+            "duration_rule": f"touch times (end - start) of first passes started in the {DURATION_WINDOW_DAYS} days "
+                             "before as-of and ended by then, "
                              f"by (family, phase) when >= {MIN_FAMILY_PHASE_SAMPLES} samples, else phase, else all",
             "duration_samples": len(everything),
-            "wait_rule": "before each step, a wait drawn from the observed waits before that phase (its start minus "
-                         "the previous phase's end, or the order's creation) in the "
-                         f"{DURATION_WINDOW_DAYS} days before as-of, by (family, phase), else phase, else all; "
-                         "replayed without a server, so capacity changes act on the simulated queue only",
+            "wait_rule": "waits come out of capacity: an order queues for a station of the phase, which starts only "
+                         "inside the working calendar. Before queueing it waits a non-capacity delay (transfer, "
+                         "curing, paperwork): the open working time from ready to start observed before that phase "
+                         f"in the {DURATION_WINDOW_DAYS} days before as-of when a station of it was free at the "
+                         "ready moment (waits behind a full phase are left out: the simulated queue makes them)",
             "wait_samples": len(gap_all),
+            "wait_samples_left_out_as_queueing": samples["waits_congested"],
+            "wait_samples_measured": samples["waits_measured"],
+            "delay_share_kept": round(delays_kept / samples["waits_measured"], 4) if samples["waits_measured"] else None,
+            "rework_rule": "probability that an order passes a phase once more = passes of a phase the order had "
+                           "already passed (or flagged as returns) / first passes, started in the "
+                           f"{DURATION_WINDOW_DAYS} days before as-of",
+            "rework_probability": {str(p): v for p, v in sorted(samples["rework_probability"].items())},
             "arrival_rule": f"Poisson at the rate of orders created in the {arrival_weeks} weeks before as-of, "
                             "products drawn from those orders" if real_arrivals_days is None
                             else "the orders really created after the start date",

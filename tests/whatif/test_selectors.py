@@ -29,7 +29,9 @@ def test_wip_routes_and_progress_at_as_of():
         5003: ((3, 4) if placed in (None, 3) else (placed, 3, 4), "UNKNOWN", None, -3.0),
         5004: ((4,), "K1", None, -4.0),  # finished after as-of: open then, its last phase still ahead
     }
-    assert si.meta["route_basis"] == {"standard": 3, "family_observed": 1}
+    # 5001 and 5002: their own rows ahead (phase 3; phase 1), then the standard route after them; 5004: its own
+    # row ahead (phase 4, started after as-of: the export holds not-started rows, so it was planned then)
+    assert si.meta["route_basis"] == {"own_rows_then_standard": 2, "own_rows": 1, "family_observed": 1}
     # waited since the last phase ended (or the creation): 5002 1 day, 5003 1 day, 5004 1.5 days
     assert {o.order_id: o.waiting_elapsed and round(o.waiting_elapsed, 6) for o in si.orders} == \
         {5001: None, 5002: 1.0, 5003: 1.0, 5004: 1.5}
@@ -73,20 +75,25 @@ def test_arrival_rate_and_mix_come_from_recent_orders():
     assert [(o.order_id, o.route, round(o.arrival_day, 6)) for o in real] == [(5005, (1, 2, 4), 3.0)]
 
 
-def test_capacity_is_the_p90_of_concurrently_open_phases():
+def test_capacity_is_the_work_sustained_in_busy_weeks():
     empty_domain_tables()
-    ManufacturingOrder.objects.bulk_create([order(i, 100, AS_OF - 200 * D) for i in range(1, 5)])
-    OrderPhase.objects.bulk_create([
-        # phase 2: three spans open over the whole 90-day window (one still open) -> 3 servers
-        phase_row(1, 1, 2, 1, AS_OF - 100 * D, AS_OF + D),
-        phase_row(2, 2, 2, 1, AS_OF - 95 * D, None),
-        phase_row(3, 3, 2, 1, AS_OF - 91 * D, AS_OF + 5 * D),
-        # phase 3: open only in the last 5 days of 90 (under 10% of samples) -> p90 is 0, floor 1 server
+    ManufacturingOrder.objects.bulk_create([order(i, 100, AS_OF - 400 * D) for i in range(1, 40)])
+    rows = [
+        # phase 2: three spans open over the whole year (one still open) -> 3 stations
+        phase_row(1, 1, 2, 1, AS_OF - 380 * D, AS_OF + D),
+        phase_row(2, 2, 2, 1, AS_OF - 370 * D, None),
+        phase_row(3, 3, 2, 1, AS_OF - 366 * D, AS_OF + 5 * D),
+        # phase 3: open only in the last 5 days (under 10% of the weeks) -> p90 is 0, floor 1 station
         phase_row(4, 4, 3, 1, AS_OF - 5 * D, None),
-    ])
+    ]
+    # phase 4: a burst of 30 one-hour spans at the same moment once, else idle: a peak of 30, but 1 station
+    rows += [phase_row(10 + k, 5 + k, 4, 1, AS_OF - 100 * D, AS_OF - 100 * D + D / 24) for k in range(30)]
+    OrderPhase.objects.bulk_create(rows)
     cap = capacity_by_phase(as_of=AS_OF)
-    assert cap[2]["servers"] == 3 and cap[2]["p90_concurrent"] == 3
-    assert cap[3]["servers"] == 1 and cap[3]["p90_concurrent"] == 0 and cap[3]["max_concurrent"] == 1
+    assert cap[2]["servers"] == 3 and cap[2]["p90_weekly_concurrent"] == 3 and cap[2]["in_service_now"] == 3
+    assert cap[3]["servers"] == 1 and cap[3]["p90_weekly_concurrent"] == 0 and cap[3]["max_concurrent"] == 1
+    assert cap[4]["servers"] == 1 and cap[4]["max_concurrent"] == 30
+    assert cap[4]["max_weekly_concurrent"] == round(30 / 24 / 7, 3)
 
 
 def test_weekly_completions_count_real_finishes():
