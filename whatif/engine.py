@@ -10,8 +10,9 @@ docs/DECISIONS.md):
 - Time is in days from the as-of moment (t = 0); the horizon ends at ``horizon_days``.
 - Stations are phases; each phase has ``servers`` parallel stations ("postos"). The selector measures
   them from the data as the simultaneous work the phase sustains in its busy weeks (the 90th percentile
-  of the weekly mean number of order phases in service over the year before as-of, rounded, at least 1:
-  throughput x touch time, Little's law) and ``capacity_overrides`` change them.
+  of the weekly mean number of order phases in service over the year before as-of, rounded up, at least 1:
+  throughput x touch time, Little's law; the instantaneous peak overstates a constraint's stations, see
+  docs/DECISIONS.md) and ``capacity_overrides`` change them.
 - Every order walks its remaining route (a tuple of phase ids). At each step it:
   1. waits a non-capacity delay (transfer, curing, paperwork) counted in the phase's open working
      time: sampled from the waits observed before that phase when a station of it was free at the

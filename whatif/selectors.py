@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 CAPACITY_WINDOW_DAYS = 365  # a whole season: the spring peak is where a constraint shows its capacity
 CAPACITY_WEEK_PERCENTILE = 0.9
-DURATION_WINDOW_DAYS = 90  # backtested: 60, 90 and 180 days; 90 kept all four tested starts within 15%
+DURATION_WINDOW_DAYS = 42  # backtested (whatif_backtest, 6 dates): 30, 42, 56 and 90 days; 42 gave the smallest lead-time error
 ROUTE_WINDOW_DAYS = 180
 CALENDAR_WINDOW_DAYS = 365
 CALENDAR_MIN_SHARE = 1 / 3  # an hour (a day) is open when it holds at least a third of a uniform share of starts
@@ -94,7 +95,8 @@ def capacity_by_phase(*, as_of: datetime, window_days: int = CAPACITY_WINDOW_DAY
 
     For each whole week of the window, the phase's time in service (order phases started and not yet
     ended, clipped to the week and to as-of) over the week's length is its weekly mean concurrency
-    (throughput x touch time, Little's law); stations = round(p90 of those weeks), at least 1. Also
+    (throughput x touch time, Little's law); stations = the smallest whole number that holds the p90 of those
+    weeks (ceil), at least 1. Also
     returned: the peak of instantaneous concurrency (start/end sweep) and the mean. One query
     (_service_spans)."""
     log = log or ServiceLog(_service_spans(as_of=as_of, window_days=window_days), as_of)
@@ -121,13 +123,13 @@ def capacity_by_phase(*, as_of: datetime, window_days: int = CAPACITY_WINDOW_DAY
         for _, step in events:
             current += step
             peak = max(peak, current)
-        out[phase] = {"servers": max(1, round(p90)), "p90_weekly_concurrent": round(p90, 3),
+        out[phase] = {"servers": max(1, math.ceil(p90 - 1e-9)), "p90_weekly_concurrent": round(p90, 3),
                       "max_weekly_concurrent": round(max(load), 3), "mean_concurrent": round(sum(load) / n_weeks, 3),
                       "max_concurrent": peak, "in_service_now": log.in_service(phase, t1)}
     return out
 
 
-CAPACITY_RULE = (f"stations = round(p{int(CAPACITY_WEEK_PERCENTILE * 100)} over the whole weeks of the "
+CAPACITY_RULE = (f"stations = ceil(p{int(CAPACITY_WEEK_PERCENTILE * 100)} over the whole weeks of the "
                  f"{CAPACITY_WINDOW_DAYS} days before as-of of the phase's weekly mean concurrency (time in service "
                  "over the week's length: throughput x touch time), at least 1: the work the phase sustains in its "
                  "busy weeks; the instantaneous peak is shown beside it")
@@ -210,18 +212,20 @@ def _rework_probability(first_passes: Counter, rework_passes: Counter) -> dict[i
     return out
 
 
-def step_samples(*, as_of: datetime, window_days: int = DURATION_WINDOW_DAYS, capacity: dict[int, int] | None = None,
+def step_samples(*, as_of: datetime, window_days: int | None = None, capacity: dict[int, int] | None = None,
                  log: ServiceLog | None = None, calendar: dict | None = None) -> dict:
     """Touch times, non-capacity delays and rework of the order phases started in the window (days).
 
     touch time = end - start, for phases ended by as-of (first passes and rework passes apart). Delay
     before a phase = the open working time (its calendar) from the moment the order was ready (the previous
     phase's end, or the order's creation) to the start, kept only when fewer of the phase's stations than
-    `capacity` were in service at that moment (a station was free: the wait was not queueing for it).
+    `capacity` were in service at that moment and no other order was ready for it and not started (a station
+    was free and nobody was ahead: the wait was not queueing for it).
     Rework: a pass of a phase the order had already passed (or flagged as return); probability = rework
     passes / first passes. By (family, phase) (>= MIN_FAMILY_PHASE_SAMPLES), by phase, and all. One query;
     expected plan: the phases of orders created since the window start less a margin, hash-joined to
     orders and products, one window sort per order for the previous end and the pass number."""
+    window_days = window_days or DURATION_WINDOW_DAYS
     start = as_of - timedelta(days=window_days)
     rows = _rows(
         f"""
@@ -256,6 +260,20 @@ def step_samples(*, as_of: datetime, window_days: int = DURATION_WINDOW_DAYS, ca
     rework_delay: dict[int, list[float]] = defaultdict(list)
     first_passes, rework_passes = Counter(), Counter()
     congested = measured = 0
+    # orders ready for a phase and not started yet, per phase: sorted ready and start moments (epochs)
+    readies: dict[int, list[float]] = defaultdict(list)
+    started: dict[int, list[float]] = defaultdict(list)
+    for _f, phase, rework, _d, ready_epoch, ready_local, start_local in rows:
+        if ready_epoch is not None and not rework:
+            readies[phase].append(ready_epoch)
+            started[phase].append(ready_epoch + (start_local - ready_local))
+    for phase in readies:
+        readies[phase].sort()
+        started[phase].sort()
+
+    def waiting_ahead(phase: int, t: float) -> int:
+        return bisect_left(readies[phase], t) - bisect_right(started[phase], t)
+
     for family, phase, rework, duration, ready_epoch, ready_local, start_local in rows:
         if phase not in calendars:
             calendars[phase] = WeekCalendar(calendar["phases"].get(phase, calendar["default"]), _EPOCH_HOUR_OF_WEEK)
@@ -276,7 +294,8 @@ def step_samples(*, as_of: datetime, window_days: int = DURATION_WINDOW_DAYS, ca
             continue
         measured += 1
         # in service at the ready moment, this order's own span excluded (it had not started)
-        if log is not None and log.in_service(phase, ready_epoch) >= capacity.get(phase, 1):
+        if log is not None and (log.in_service(phase, ready_epoch) >= capacity.get(phase, 1)
+                                or waiting_ahead(phase, ready_epoch) > 0):
             congested += 1
             continue
         delay[(family, phase)].append(open_wait)
@@ -451,6 +470,44 @@ def weekly_completions(*, start: datetime, weeks: int) -> list[int]:
     return out
 
 
+def order_outcomes(*, order_ids: list[int]) -> list[tuple]:
+    """(order id, created_at, finished_at or None) of these orders (the backtest's ground truth), one query."""
+    return _rows(
+        """
+        SELECT mo.id, mo.created_at, mo.finished_at
+        FROM unnest(%(ids)s::bigint[]) AS w(id) JOIN orders_manufacturingorder mo ON mo.id = w.id
+        ORDER BY mo.id
+        """,
+        {"ids": list(order_ids)},
+    )
+
+
+def trailing_flow(*, end: datetime, weeks: int) -> dict:
+    """What the factory did in the weeks before `end`: weekly completions (oldest first), lead times (days) of the
+    orders finished then, and the orders created then (the naive forecasts' inputs). One query."""
+    start = end - timedelta(weeks=weeks)
+    rows = _rows(
+        """
+        SELECT 'finished', floor(extract(epoch FROM finished_at - %(start)s) / (7 * 86400.0))::int,
+               extract(epoch FROM finished_at - created_at)::float8 / 86400.0
+        FROM orders_manufacturingorder WHERE finished_at > %(start)s AND finished_at <= %(end)s
+        UNION ALL
+        SELECT 'created', NULL, NULL FROM orders_manufacturingorder WHERE created_at > %(start)s AND created_at <= %(end)s
+        """,
+        {"start": start, "end": end},
+    )
+    weekly = [0] * weeks
+    lead, created = [], 0
+    for kind, week, days in rows:
+        if kind == "created":
+            created += 1
+            continue
+        weekly[min(max(week, 0), weeks - 1)] += 1
+        if days is not None and days >= 0:
+            lead.append(days)
+    return {"weekly": weekly, "lead_times": sorted(lead), "created": created}
+
+
 def risk_by_order(*, as_of: datetime, orders: list[SimOrder]) -> tuple[dict[int, float], str]:
     """Risk score per open order from the risk queue when it exists, else the order's age (stated)."""
     try:
@@ -604,7 +661,8 @@ def gather_sim_input(
                          "inside the working calendar. Before queueing it waits a non-capacity delay (transfer, "
                          "curing, paperwork): the open working time from ready to start observed before that phase "
                          f"in the {DURATION_WINDOW_DAYS} days before as-of when a station of it was free at the "
-                         "ready moment (waits behind a full phase are left out: the simulated queue makes them)",
+                         "ready moment and no other order was waiting for it (waits behind a full phase or behind other orders are "
+                         "left out: the simulated queue makes them)",
             "wait_samples": len(gap_all),
             "wait_samples_left_out_as_queueing": samples["waits_congested"],
             "wait_samples_measured": samples["waits_measured"],

@@ -14,11 +14,18 @@ from django.utils import timezone
 from prodplan.cache import data_version
 from prodplan.gates import THEORETICAL
 from prodplan.metrics import WHATIF_DURATION, WHATIF_RUNS
+from prodplan.stats import percentile
 from prodplan.task_queue import enqueue_run
 from whatif import engine
 from whatif.choices import RunStatus
 from whatif.models import WhatIfBacktest, WhatIfRun
-from whatif.selectors import cached_sim_input, gather_sim_input, weekly_completions
+from whatif.selectors import (
+    cached_sim_input,
+    gather_sim_input,
+    order_outcomes,
+    trailing_flow,
+    weekly_completions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +33,7 @@ DEFAULT_HORIZON_DAYS = 56
 DEFAULT_ARRIVAL_WEEKS = 8
 ASYNC_HORIZON_DAYS = 182  # longer horizons run as a Celery task (202 + id)
 BACKTEST_REPLICATIONS = 5
+NAIVE_TRAILING_WEEKS = 8
 
 
 def canonical_inputs(*, validated: dict, as_of: datetime) -> dict:
@@ -135,35 +143,165 @@ def _mape(simulated: list[float], actual: list[int]) -> float | None:
     return sum(abs(s - a) / a for s, a in pairs) / len(pairs) if pairs else None
 
 
+def _lead_summary(days: list[float]) -> dict:
+    return {"median": _round(percentile(days, 0.5)), "mean": _round(sum(days) / len(days)) if days else None,
+            "n": len(days)}
+
+
+def _round(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def _forecast_errors(forecast: dict, actual: dict) -> dict:
+    """Absolute errors of a forecast against the real figures (None when either is missing)."""
+    def err(a, b):
+        return None if a is None or b is None else round(abs(a - b), 3)
+
+    return {
+        "lead_time_median_days": err(forecast["lead_time"]["median"], actual["lead_time"]["median"]),
+        "lead_time_mean_days": err(forecast["lead_time"]["mean"], actual["lead_time"]["mean"]),
+        "wip_at_end": err(forecast["wip_at_end"], actual["wip_at_end"]),
+        "throughput_mape": _round(_mape(forecast["weekly"], actual["weekly"]), 4),
+        "throughput_total_error": err(sum(forecast["weekly"]), sum(actual["weekly"])),
+    }
+
+
+def _naive_forecasts(*, start: datetime, weeks: int, population: list[tuple], wip_now: int) -> dict:
+    """The two naive forecasts the simulation must beat, from the NAIVE_TRAILING_WEEKS before start.
+
+    repeat_trailing: the weekly completions of the trailing weeks again (cycled), their orders' lead times,
+    and the WIP moving by (created - finished) of those weeks, scaled to the horizon. arrivals_plus_median:
+    every order of the population (WIP at start and real arrivals) finishes its trailing median lead time
+    after its creation (at start at the earliest)."""
+    trailing = trailing_flow(end=start, weeks=NAIVE_TRAILING_WEEKS)
+    horizon = timedelta(weeks=weeks)
+    repeat = {
+        "weekly": [trailing["weekly"][w % NAIVE_TRAILING_WEEKS] for w in range(weeks)],
+        "lead_time": _lead_summary(trailing["lead_times"]),
+        "wip_at_end": max(0.0, round(wip_now + (trailing["created"] - sum(trailing["weekly"])) * weeks / NAIVE_TRAILING_WEEKS, 3)),
+    }
+    median = percentile(trailing["lead_times"], 0.5)
+    weekly, lead, unfinished = [0] * weeks, [], 0
+    for _oid, created, _finished in population:
+        if median is None or created is None:
+            unfinished += 1
+            continue
+        finish = max(start, created + timedelta(days=median))
+        if finish > start + horizon:
+            unfinished += 1
+            continue
+        weekly[min(int((finish - start).total_seconds() // (7 * 86400)), weeks - 1)] += 1
+        lead.append((finish - created).total_seconds() / 86400)
+    plus_median = {"weekly": weekly, "lead_time": _lead_summary(lead), "wip_at_end": unfinished,
+                   "trailing_median_lead_time_days": _round(median)}
+    return {"repeat_trailing": repeat, "arrivals_plus_median": plus_median}
+
+
 @transaction.atomic
 def whatif_backtest_run(*, start: datetime, weeks: int = 8, replications: int = BACKTEST_REPLICATIONS) -> WhatIfBacktest:
-    """Simulate the baseline from the WIP at start with the real arrivals that followed; compare weekly completions.
+    """Simulate the baseline from the WIP at start with the real arrivals that followed and score it against what
+    happened, beside the two naive forecasts (BACKTEST_RULE).
 
-    The simulated figure is the mean over `replications` seeds (0..n-1), so the error measures the
-    model, not one draw."""
+    The population is the active WIP at start plus the orders created in the window; real figures are of that
+    population: completions per week, lead time (created to finished) of those finished in the window, and those
+    still unfinished at the end. The simulated figures pool `replications` seeds (0..n-1)."""
     t0 = time.perf_counter()
     horizon = weeks * 7
+    end = start + timedelta(days=horizon)
     sim_input = gather_sim_input(as_of=start, real_arrivals_days=horizon)
     runs = [engine.run_once(sim_input, engine.Scenario(horizon_days=horizon, arrivals=True, seed=s))
             for s in range(replications)]
     simulated = [sum(r["kpis"]["throughput_per_week"][w] for r in runs) / replications for w in range(weeks)]
-    actual = weekly_completions(start=start, weeks=weeks)
-    mape = _mape(simulated, actual)
-    total_error = (sum(simulated) - sum(actual)) / sum(actual) if sum(actual) else None
+    sim_lead = [x for r in runs for x in r["lead_times_finished"]]
+    sim = {"weekly": [round(x, 3) for x in simulated], "lead_time": _lead_summary(sim_lead),
+           "wip_at_end": round(sum(r["kpis"]["wip_at_horizon_end"] for r in runs) / replications, 3)}
+
+    ids = [o.order_id for o in sim_input.orders] + [o.order_id for o in sim_input.fixed_arrivals or []]
+    population = order_outcomes(order_ids=[i for i in ids if i is not None])
+    weekly, lead, unfinished = [0] * weeks, [], 0
+    for _oid, created, finished in population:
+        if finished is None or finished > end or finished <= start:
+            unfinished += finished is None or finished > end
+            continue
+        weekly[min(int((finished - start).total_seconds() // (7 * 86400)), weeks - 1)] += 1
+        if created is not None and finished >= created:
+            lead.append((finished - created).total_seconds() / 86400)
+    actual = {"weekly": weekly, "lead_time": _lead_summary(lead), "wip_at_end": unfinished}
+    naive = _naive_forecasts(start=start, weeks=weeks, population=population, wip_now=len(sim_input.orders))
+    errors = {"simulation": _forecast_errors(sim, actual),
+              **{name: _forecast_errors(f, actual) for name, f in naive.items()}}
+    all_weekly = weekly_completions(start=start, weeks=weeks)
+    mape = _mape(simulated, all_weekly)
+    total_error = (sum(simulated) - sum(all_weekly)) / sum(all_weekly) if sum(all_weekly) else None
     return WhatIfBacktest.objects.create(
         start=start, weeks=weeks, data_version=data_version(),
-        simulated_weekly=[round(x, 3) for x in simulated], actual_weekly=actual,
+        simulated_weekly=sim["weekly"], actual_weekly=all_weekly,
         mape=None if mape is None else round(mape, 4),
         total_error=None if total_error is None else round(total_error, 4),
         details={
             "replications": replications,
             "wip_orders": len(sim_input.orders),
             "real_arrivals": len(sim_input.fixed_arrivals or []),
+            "simulation": sim,
+            "actual": actual,
+            "naive": naive,
+            "errors": errors,
+            "rule": BACKTEST_RULE,
             "model": sim_input.meta,
             "seconds": round(time.perf_counter() - t0, 3),
-            "error_definition": "MAPE = mean over weeks with real completions of |simulated - real| / real",
+            "error_definition": "MAPE = mean over weeks with real completions of |simulated - real| / real (all "
+                                "orders finished); lead time, WIP and the per-forecast errors are of the population "
+                                "(active WIP at start + orders created in the window)",
         },
     )
+
+
+BACKTEST_RULE = (
+    "from a past start date, the baseline (FIFO, the stations, calendar and samples known then) is simulated from "
+    "the active WIP with the orders really created afterwards; it is scored on the population (that WIP + those "
+    "arrivals): weekly completions, lead time (created to finished; median and mean) of those finished in the "
+    "window, and those unfinished at the end; beside two naive forecasts: repeat_trailing (the last "
+    f"{NAIVE_TRAILING_WEEKS} weeks again) and arrivals_plus_median (every order finishes the trailing median lead "
+    "time after its creation)"
+)
+
+
+def backtest_summary(backtests: list[WhatIfBacktest]) -> dict:
+    """Mean absolute errors over several start dates, per forecast, and whether the simulation beats both naive
+    forecasts on lead time (median and mean)."""
+    forecasts = ("simulation", "repeat_trailing", "arrivals_plus_median")
+    keys = ("lead_time_median_days", "lead_time_mean_days", "wip_at_end", "throughput_mape", "throughput_total_error")
+    mean_errors = {}
+    for f in forecasts:
+        mean_errors[f] = {}
+        for k in keys:
+            values = [b.details["errors"][f][k] for b in backtests if b.details["errors"][f][k] is not None]
+            mean_errors[f][k] = round(sum(values) / len(values), 4) if values else None
+
+    def beats(key: str) -> bool:
+        sim = mean_errors["simulation"][key]
+        return sim is not None and all(mean_errors[f][key] is not None and sim < mean_errors[f][key]
+                                       for f in forecasts[1:])
+
+    return {
+        "dates": [b.start.isoformat() for b in backtests],
+        "mean_absolute_errors": mean_errors,
+        "met": {
+            "beats_naive_on_median_lead_time": beats("lead_time_median_days"),
+            "beats_naive_on_mean_lead_time": beats("lead_time_mean_days"),
+            "beats_naive_on_wip_at_end": beats("wip_at_end"),
+            "beats_naive_on_weekly_throughput": beats("throughput_mape"),
+        },
+    }
+
+
+def whatif_backtest_series(*, end: datetime, weeks: int = 8, dates: int = 6, step_weeks: int = 8,
+                           replications: int = BACKTEST_REPLICATIONS) -> tuple[list[WhatIfBacktest], dict]:
+    """Backtests at `dates` start dates, the last one `weeks` before `end`, `step_weeks` apart; and their summary."""
+    last = end - timedelta(weeks=weeks)
+    starts = [last - timedelta(weeks=step_weeks * k) for k in range(dates - 1, -1, -1)]
+    backtests = [whatif_backtest_run(start=s, weeks=weeks, replications=replications) for s in starts]
+    return backtests, backtest_summary(backtests)
 
 
 def default_backtest_start(*, as_of: datetime, weeks: int = 8) -> datetime:

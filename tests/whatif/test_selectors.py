@@ -38,7 +38,8 @@ def test_wip_routes_and_progress_at_as_of():
     assert si.meta["wip_in_service"] == 1
 
 
-def test_durations_are_the_observed_ones_before_as_of():
+def test_durations_are_the_observed_ones_before_as_of(monkeypatch):
+    monkeypatch.setattr("whatif.selectors.DURATION_WINDOW_DAYS", 90)  # the whole constructed history
     build()
     si = gather_sim_input(as_of=AS_OF)
     # 20 history K1 orders + WIP 5004 (ended phase 1 before as-of) and 5001 (1 day): all K1 phase-1 samples
@@ -49,7 +50,8 @@ def test_durations_are_the_observed_ones_before_as_of():
     assert len(si.durations_phase[4]) == 26
 
 
-def test_waits_before_phases_are_observed_before_as_of():
+def test_waits_before_phases_are_observed_before_as_of(monkeypatch):
+    monkeypatch.setattr("whatif.selectors.DURATION_WINDOW_DAYS", 90)  # the whole constructed history
     build()
     si = gather_sim_input(as_of=AS_OF)
     # phase 2: the 20 history orders (no wait), 5004 (half a day), 5001 (2.5 days after its phase 1 ended)
