@@ -688,6 +688,45 @@ def cached_sim_input(*, as_of: datetime, arrival_weeks: int = 8, with_risk: bool
                   lambda: gather_sim_input(as_of=as_of, arrival_weeks=arrival_weeks, with_risk=with_risk))
 
 
+def _hour_ranges(hours: list[int]) -> list[tuple[int, int]]:
+    """Consecutive open hours as (first, end) pairs: [6..21] -> [(6, 22)]."""
+    out: list[tuple[int, int]] = []
+    for h in sorted(hours):
+        if out and out[-1][1] == h:
+            out[-1] = (out[-1][0], h + 1)
+        else:
+            out.append((h, h + 1))
+    return out
+
+
+def station_overview(*, as_of: datetime, names: dict[int, str] | None = None) -> dict:
+    """What the what-if page shows before a run: each phase's current stations (CAPACITY_RULE) with the figures
+    behind them, busiest first, and the working calendar (CALENDAR_RULE). Cached per as-of and data version;
+    on a miss, two queries (service spans, calendar) plus the phase names unless given."""
+    from prodplan.cache import cached
+
+    def compute() -> dict:
+        capacity = capacity_by_phase(as_of=as_of)
+        calendar = working_calendar(as_of=as_of)
+        known = names if names is not None else phase_names()
+        rows = [{"phase_id": p, "name": known.get(p, str(p)), **c,
+                 "own_calendar": calendar["phase_calendars"].get(p)}
+                for p, c in capacity.items()]
+        rows.sort(key=lambda r: (-r["p90_weekly_concurrent"], r["phase_id"]))
+        return {
+            "phases": rows,
+            "calendar": {"days": calendar["days"], "hours": calendar["hours"],
+                         "hour_ranges": _hour_ranges(calendar["hours"]), "starts": calendar["starts"],
+                         "always_open": calendar["default"] is None},
+            "basis": "observed",
+            "coverage": None,
+            "capacity_rule": CAPACITY_RULE,
+            "calendar_rule": CALENDAR_RULE,
+        }
+
+    return cached("whatif.station_overview", {"as_of": as_of.isoformat()}, compute)
+
+
 def latest_backtest():
     from whatif.models import WhatIfBacktest
 

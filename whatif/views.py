@@ -18,7 +18,7 @@ from prodplan.params import id_param, id_params
 from prodplan.task_queue import QueueUnavailable
 from whatif.choices import PriorityRule, RunStatus
 from whatif.models import WhatIfRun
-from whatif.selectors import latest_backtest, run_list
+from whatif.selectors import latest_backtest, run_list, station_overview
 from whatif.services import canonical_inputs, whatif_run_request
 from whatif.validation import clean_form
 
@@ -80,8 +80,25 @@ def _backtest_context() -> dict:
     ], scales={"y": {"beginAtZero": True}})}
 
 
+DAY_LABELS = dict(zip(range(1, 8), (gettext_lazy("Mon"), gettext_lazy("Tue"), gettext_lazy("Wed"), gettext_lazy("Thu"),
+                                     gettext_lazy("Fri"), gettext_lazy("Sat"), gettext_lazy("Sun")), strict=True))
+
+
+def _stations_context() -> dict:
+    """Current stations per phase (with +1 / -1 controls) and the working calendar, at the data's as-of."""
+    as_of = data_as_of()
+    if as_of is None:
+        return {"stations": None}
+    overview = station_overview(as_of=as_of, names=dict(_phase_choices()))
+    calendar = overview["calendar"]
+    return {"stations": overview["phases"], "calendar": {
+        **calendar, "day_labels": [DAY_LABELS[d] for d in calendar["days"]],
+        "hours_text": ", ".join(f"{a:02d}:00–{b:02d}:00" for a, b in calendar["hour_ranges"])}}
+
+
 def _form_context(request) -> dict:
     return {
+        **_stations_context(),
         "rules": PriorityRule.choices,
         "phases": _phase_choices(),
         "families": [c for c in ProductFamily.choices if c[0] != ProductFamily.UNKNOWN],
@@ -107,13 +124,35 @@ def whatif_page(request):
     })
 
 
+STATION_ROW_BASE = 50  # the stations table's changes become capacity rows cap-50-..., cap-51-... (two digits)
+
+
+def _with_station_rows(post):
+    """The form with each changed number of the stations table (stations-<phase> differing from its
+    stations-<phase>-current) as one more capacity row, unless a capacity row already names that phase."""
+    named = {post.get(k) for k in post if k.startswith("cap-") and k.endswith("-phase")}
+    changed = []
+    for key in sorted(post):
+        if not key.startswith("stations-") or key.endswith("-current"):
+            continue
+        phase, value = key.removeprefix("stations-"), (post.get(key) or "").strip()
+        if value and value != post.get(f"stations-{phase}-current") and phase not in named:
+            changed.append((phase, value))
+    if not changed:
+        return post
+    post = post.copy()
+    for n, (phase, value) in enumerate(changed, start=STATION_ROW_BASE):
+        post[f"cap-{n}-phase"], post[f"cap-{n}-servers"] = phase, value
+    return post
+
+
 @login_required
 @require_POST
 def whatif_run(request):
     """Run (or reuse) a scenario; supervisors and staff only. Answers the result partial (HTMX) or the page."""
     if not can_run_whatif(request.user):
         raise PermissionDenied(_("Running a what-if needs the supervisor role."))
-    data, errors = clean_form(request.POST)  # the API's rules (whatif.validation), before any run is looked up
+    data, errors = clean_form(_with_station_rows(request.POST))  # the API's rules (whatif.validation), before any run
     if errors:
         # htmx swaps only 2xx answers: the form errors come back as 200 to HTMX, 400 otherwise.
         return render(request, "whatif/partials/_form_errors.html", {"errors": errors},

@@ -67,3 +67,24 @@ def test_invalid_scenario_is_explained(supervisor_client, ingested):
     response = supervisor_client.post("/whatif/run/", _scenario(987654), **HX)
     assert response.status_code == 200 and "987654" in response.content.decode()
     assert not WhatIfRun.objects.exists()
+
+
+def test_page_shows_current_stations_and_calendar_and_a_changed_number_is_an_override(supervisor_client, ingested):
+    from prodplan.asof import data_as_of
+    from whatif.selectors import capacity_by_phase
+
+    html = supervisor_client.get("/whatif/").content.decode()
+    capacity = capacity_by_phase(as_of=data_as_of())
+    shown = dict(re.findall(r'<tr data-phase="(\d+)">\s*<th scope="row">[^<]*</th><td class="num">(\d+)</td>', html))
+    assert shown == {str(p): str(c["servers"]) for p, c in capacity.items()}
+    assert html.count("−1</button>") == html.count("+1</button>") == len(capacity)
+    assert 'id="working-calendar"' in html
+    phase_id, current = next(iter(shown.items()))
+    post = {"priority_rule": "FIFO", "horizon_days": "14", f"stations-{phase_id}": str(int(current) + 1),
+            f"stations-{phase_id}-current": current}
+    for other, n in list(shown.items())[1:3]:  # unchanged numbers are not overrides
+        post.update({f"stations-{other}": n, f"stations-{other}-current": n})
+    assert supervisor_client.post("/whatif/run/", post, **HX).status_code == 200
+    run = WhatIfRun.objects.get()
+    assert run.inputs["capacity_overrides"] == [{"phase_id": int(phase_id), "servers": int(current) + 1}]
+    assert run.outputs["scenario"]["servers"].get(phase_id, int(current) + 1) == int(current) + 1
