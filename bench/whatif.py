@@ -1,8 +1,10 @@
 """Benchmark: one what-if scenario over the WIP of a (full-scale) database, 8 weeks, with arrivals.
 
 Usage: DATABASE_URL=... .venv/bin/python bench/whatif.py [--as-of DATE] [--horizon-days 56] [--backend heap|simpy]
+       [--scale-up K --out bench/results/whatif_scaled.json]
 Prints and saves bench/results/whatif.json: gather time, simulation wall time (baseline + scenario),
-step events (a service start and a service end per step) per second.
+step events (a service start and a service end per step) per second. --scale-up K replicates the WIP K times
+and multiplies the arrival rate and the stations by K (a full-scale load from a small database).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--horizon-days", type=int, default=56)
     parser.add_argument("--backend", choices=sorted(engine.BACKENDS), default="heap")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--scale-up", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "whatif.json"))
     args = parser.parse_args()
 
@@ -42,6 +45,15 @@ def main() -> None:
     t0 = time.perf_counter()
     sim_input = gather_sim_input(as_of=as_of, arrival_weeks=8, with_risk=False)
     t1 = time.perf_counter()
+    if args.scale_up > 1:
+        import dataclasses
+
+        k = args.scale_up
+        sim_input = dataclasses.replace(
+            sim_input, orders=[dataclasses.replace(o, key=f"{o.key}:{i}") for o in sim_input.orders for i in range(k)],
+            arrival_rate_per_day=sim_input.arrival_rate_per_day * k,
+            capacity={p: n * k for p, n in sim_input.capacity.items()})
+        t1 = time.perf_counter()
     # a typical scenario: the phase with most servers x1.5, K2 durations +20%, shortest jobs first
     busiest = max(sim_input.capacity, key=lambda p: (sim_input.capacity[p], -p)) if sim_input.capacity else None
     scenario = engine.Scenario(
@@ -58,6 +70,7 @@ def main() -> None:
         "backend": args.backend,
         "horizon_days": args.horizon_days,
         "scenario": f"SPT, phase {busiest} servers x1.5, K2 durations x1.2, arrivals on (plus the FIFO baseline)",
+        "scale_up": args.scale_up,
         "wip_orders": len(sim_input.orders),
         "arrivals_simulated": result["scenario"]["orders_in"]["arrivals"],
         "phases": len(result["scenario"]["servers"]),

@@ -181,8 +181,8 @@ class WeekCalendar:
             nxt[h] = k
         self.next_open = nxt
 
-    def until_open(self, t: float) -> float:
-        """Days from t until the calendar is open (0 when it is)."""
+    def until_open(self, t: float, tie: float = 0.0) -> float:
+        """Days from t until the calendar is open (0 when it is); `tie` is added when it had to wait (see _tie)."""
         if self.always:
             return 0.0
         x = self.origin + t * 24.0
@@ -190,7 +190,7 @@ class WeekCalendar:
         hi = min(int(h), HOURS_PER_WEEK - 1)
         if self.open[hi]:
             return 0.0
-        return (self.next_open[hi] - (h - hi)) / 24.0
+        return (self.next_open[hi] - (h - hi)) / 24.0 + tie
 
     def _position(self, t: float) -> float:
         """Open hours from the origin's week start to t."""
@@ -206,8 +206,9 @@ class WeekCalendar:
             return max(0.0, t1 - t0)
         return max(0.0, (self._position(t1) - self._position(t0)) / 24.0)
 
-    def after_open(self, t: float, open_days: float) -> float:
-        """Elapsed days from t that hold `open_days` of open time (0 for no delay)."""
+    def after_open(self, t: float, open_days: float, tie: float = 0.0) -> float:
+        """Elapsed days from t that hold `open_days` of open time (0 for no delay); `tie` is added when the delay
+        crossed a closed period (see _tie)."""
         if open_days <= 0:
             return 0.0
         if self.always:
@@ -222,7 +223,15 @@ class WeekCalendar:
         rem = target - k2 * self.week
         j = max(0, bisect_right(self.cum_at_open, rem) - 1)
         x2 = k2 * HOURS_PER_WEEK + self.open_idx[j] + (rem - self.cum_at_open[j])
-        return max(0.0, (x2 - x) / 24.0)
+        delta = max(0.0, (x2 - x) / 24.0)
+        return delta + tie if delta > open_days + 1e-12 else delta
+
+
+def _tie(j: int) -> float:
+    """A few microseconds per job: orders pushed to the same opening of the calendar reach it one after another
+    in job order, so both backends see the same order of events (SimPy and the heap number same-time events
+    differently)."""
+    return (j + 1) * 1e-9
 
 
 def calendar_for(sim_input: SimInput, phase: int) -> WeekCalendar:
@@ -323,15 +332,16 @@ def _simpy_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) 
     finish: dict[str, float] = {}
     steps = [0]
 
-    def walk(key, arrival, route, delays, durations, prio):
+    def walk(j, key, arrival, route, delays, durations, prio):
+        tie = _tie(j)
         if arrival > 0:
             yield env.timeout(arrival)
         for phase, g, d, pr in zip(route, delays, durations, prio, strict=True):
             cal = calendars[phase]
             if g > 0:
-                yield env.timeout(cal.after_open(env.now, g))
+                yield env.timeout(cal.after_open(env.now, g, tie))
             if d <= 0:
-                w = cal.until_open(env.now)
+                w = cal.until_open(env.now, tie)
                 if w > 0:
                     yield env.timeout(w)
                 continue
@@ -349,8 +359,8 @@ def _simpy_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) 
             res.release(req)
         finish[key] = env.now
 
-    for job in jobs:
-        env.process(walk(*job))
+    for j, job in enumerate(jobs):
+        env.process(walk(j, *job))
     env.run(until=horizon)
     return finish, busy, wait_sum, wait_n, steps[0]
 
@@ -395,7 +405,7 @@ def _heap_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) -
             return
         if delays[i] > 0:
             seq += 1
-            push(events, (now + calendars[route[i]].after_open(now, delays[i]), seq, j, i, _READY))
+            push(events, (now + calendars[route[i]].after_open(now, delays[i], _tie(j)), seq, j, i, _READY))
             return
         ready(now, j, i)
 
@@ -403,19 +413,24 @@ def _heap_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) -
         nonlocal seq
         phase = jobs[j][2][i]
         if jobs[j][4][i] <= 0:  # an event marker: no station, booked inside the calendar
-            w = calendars[phase].until_open(now)
+            w = calendars[phase].until_open(now, _tie(j))
             if w > 0:
                 seq += 1
                 push(events, (now + w, seq, j, i, _PASS))
             else:
                 advance(now, j, i + 1)
             return
-        if free[phase] > 0:
+        q = queues[phase]
+        if free[phase] > 0 and not q:
             free[phase] -= 1
             start(now, j, i, now)
-        else:
-            seq += 1
-            push(queues[phase], (jobs[j][5][i], now, seq, j, i))
+            return
+        seq += 1
+        push(q, (jobs[j][5][i], now, seq, j, i))
+        if free[phase] > 0:  # a station freed at this instant goes to the head of the queue, as in SimPy
+            free[phase] -= 1
+            _, t_req, _, jq, iq = pop(q)
+            start(now, jq, iq, t_req)
 
     for j, job in enumerate(jobs):
         if job[1] > 0:
@@ -432,14 +447,16 @@ def _heap_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) -
         elif kind == _PASS:
             advance(now, j, i + 1)
         else:
+            # SimPy frees the station when the order releases it and the order moves on at once: its next
+            # request (the same phase again, e.g. a rework pass) competes with the queue by priority.
             phase = jobs[j][2][i]
+            free[phase] += 1
+            advance(now, j, i + 1)
             q = queues[phase]
-            if q:
+            if free[phase] > 0 and q:
+                free[phase] -= 1
                 _, t_req, _, jq, iq = pop(q)
                 start(now, jq, iq, t_req)
-            else:
-                free[phase] += 1
-            advance(now, j, i + 1)
     return finish, busy, wait_sum, wait_n, steps
 
 

@@ -191,3 +191,58 @@ def test_identical_across_processes_and_hash_seeds():
     assert len(outs) == 1
     here = simulate(line_input(), Scenario(priority_rule="OLDEST_FIRST", horizon_days=21, seed=9))
     assert outs.pop().strip() == json.dumps(here, sort_keys=True)
+
+
+def shop_input(n_orders=80, seed=5) -> SimInput:
+    """line_input with a Mon-Fri 06:00-22:00 calendar (phase 20 works around the clock), rework and delays."""
+    si = line_input(n_orders=n_orders, seed=seed)
+    weekdays = tuple(d < 5 and 6 <= h < 22 for d in range(7) for h in range(24))
+    si.default_calendar = weekdays
+    si.calendars = {20: tuple([True] * 168)}
+    si.calendar_origin_hour = 4 * 24 + 20.5  # Friday 20:30
+    si.rework_probability = {30: 0.3, 40: 0.1}
+    si.rework_durations_phase = {30: (0.1, 0.2, 0.3, 0.4, 0.5)}
+    si.rework_gaps_phase = {30: (0.05,) * 5}
+    return si
+
+
+@pytest.mark.parametrize("rule", ["FIFO", "SPT", "OLDEST_FIRST"])
+def test_heap_loop_matches_simpy_with_calendar_rework_and_delays(rule):
+    si = shop_input()
+    sc = Scenario(priority_rule=rule, horizon_days=28, seed=3, capacity_overrides=((30, "servers", 1),))
+    heap, ref = run_once(si, sc, backend="heap"), run_once(si, sc, backend="simpy")
+    assert heap["finish_days"] == ref["finish_days"] and heap["kpis"] == ref["kpis"]
+    assert heap["steps"] > sum(len(o.route) for o in si.orders) * 0.5
+
+
+def test_stations_start_only_inside_the_calendar_and_work_continues_outside():
+    from whatif.engine import WeekCalendar
+
+    weekdays = tuple(d < 5 and 6 <= h < 22 for d in range(7) for h in range(24))
+    cal = WeekCalendar(weekdays, 4 * 24 + 21.0)  # t = 0 is Friday 21:00
+    assert cal.until_open(0.0) == 0.0  # open until 22:00
+    assert cal.until_open(1.5 / 24) == pytest.approx((2 * 24 + 8 - 0.5) / 24)  # Fri 22:30 -> Mon 06:00
+    assert cal.after_open(0.0, 2 / 24) == pytest.approx((1 + 2 * 24 + 8 + 1) / 24)  # 1 h Friday, 1 h Monday
+    assert cal.open_between(0.0, 3.0) == pytest.approx(16 / 24)  # Fri 21:00 -> Mon 21:00: 1 h Friday, 15 h Monday
+    # an order ready on Friday at 22:30 waits for Monday 06:00; its 3-day touch time runs through the night
+    o = SimOrder(key="wip:1", order_id=1, product_id=None, family="X", route=(1,), waiting_elapsed=0.0)
+    si = SimInput(phases={1: "a"}, capacity={1: 1}, durations_family_phase={}, durations_phase={1: (3.0,)},
+                  durations_global=(3.0,), orders=[o], default_calendar=weekdays,
+                  calendar_origin_hour=4 * 24 + 22.5)
+    for backend in ("heap", "simpy"):
+        r = run_once(si, Scenario(horizon_days=30, arrivals=False), backend=backend)
+        assert r["finish_days"]["wip:1"] == pytest.approx((2 * 24 + 7.5) / 24 + 3.0)
+        assert r["kpis"]["mean_queue_wait_days"]["1"] == pytest.approx((2 * 24 + 7.5) / 24)
+
+
+def test_rework_adds_a_second_pass_with_its_probability():
+    orders = [SimOrder(key=f"wip:{k:03d}", order_id=k, product_id=None, family="X", route=(1, 2)) for k in range(400)]
+    si = SimInput(phases={1: "a", 2: "b"}, capacity={1: 1000, 2: 1000}, durations_family_phase={},
+                  durations_phase={1: (1.0,), 2: (1.0,)}, durations_global=(1.0,), orders=orders,
+                  rework_probability={1: 0.25}, rework_durations_phase={1: (0.5,) * 5})
+    r = run_once(si, Scenario(horizon_days=30, arrivals=False, seed=4))
+    finishes = sorted(r["finish_days"].values())
+    reworked = sum(1 for t in finishes if t == 2.5)
+    assert set(finishes) == {2.0, 2.5}
+    assert 0.18 < reworked / 400 < 0.32  # a quarter of the orders pass phase 1 twice
+    assert r["steps"] == 800 + reworked
