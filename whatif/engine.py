@@ -30,8 +30,8 @@ docs/DECISIONS.md):
   A step whose touch time is 0 (the ERP's event-marker phases) takes no station; it still waits its
   delay and is booked inside the calendar.
 - WIP at t = 0: a step in service keeps its station and takes the residual of a touch time drawn from
-  the samples longer than its elapsed time (none longer: it ends at once, "overdue"); an order waiting
-  takes the residual of a delay longer than what it already waited, then queues. Stalled and abandoned
+  the samples longer than its elapsed time (fewer than MIN_TAIL_SAMPLES longer: it ends at once, "overdue");
+  an order waiting takes the residual of a delay longer than what it already waited (same rule), then queues. Stalled and abandoned
   orders (the order-state model) are not in the WIP; ``orders_stalled`` reports their count at as-of.
 - Draws are inverse transforms of uniforms drawn once per order step from the scenario seed; baseline
   and scenario use the same uniforms (common random numbers), so a delta between them is the effect of
@@ -61,6 +61,8 @@ PRIORITY_RULES = ("FIFO", "SPT", "LPT", "OLDEST_FIRST", "RISK_FIRST")
 TOP_AFFECTED = 20
 HOURS_PER_WEEK = 168
 MAX_REWORK_PROBABILITY = 0.9
+MIN_TAIL_SAMPLES = 3  # with MIN_TAIL_BASE samples or more, a residual needs this many longer ones, else it ends now
+MIN_TAIL_BASE = 20
 _ARRIVAL_STREAM_SALT = 0x5EED_A77
 _UNIFORMS_PER_STEP = 5  # touch time, delay, rework coin, rework touch time, rework delay
 
@@ -305,15 +307,17 @@ def _arrivals(sim_input: SimInput, scenario: Scenario) -> list[SimOrder]:
 
 
 def _sample(dist: tuple[float, ...], u: float, coef: float = 1.0, elapsed: float | None = None) -> float:
-    """Inverse-transform sample times coef; with `elapsed`, the residual of a sample longer than it (0 when none is).
+    """Inverse-transform sample times coef; with `elapsed`, the residual of a sample longer than it (0 when none is,
+    or when fewer than MIN_TAIL_SAMPLES of MIN_TAIL_BASE or more are: a residual from one or two extreme
+    samples is noise).
 
     The tail is chosen on the unscaled samples, so a coefficient changes how long the rest takes, never
     whether the order moves."""
     if elapsed is None:
         return dist[min(int(u * len(dist)), len(dist) - 1)] * coef
     lo = bisect_right(dist, elapsed)
-    if lo >= len(dist):
-        return 0.0
+    if lo >= len(dist) or (len(dist) >= MIN_TAIL_BASE and len(dist) - lo < MIN_TAIL_SAMPLES):
+        return 0.0  # (almost) nothing observed lasted that long: it ends now
     return (dist[lo + min(int(u * (len(dist) - lo)), len(dist) - lo - 1)] - elapsed) * coef
 
 

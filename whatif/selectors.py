@@ -300,18 +300,19 @@ def step_samples(*, as_of: datetime, window_days: int | None = None, capacity: d
             continue
         delay[(family, phase)].append(open_wait)
 
-    def grouped(samples: dict[tuple[str, int], list[float]]) -> tuple[dict, dict, tuple]:
+    def grouped(samples: dict[tuple[str, int], list[float]], min_phase: int = 1) -> tuple[dict, dict, tuple]:
         fp, by_p, everything = {}, defaultdict(list), []
         for (family, phase), values in samples.items():
             if len(values) >= MIN_FAMILY_PHASE_SAMPLES:
                 fp[(family, phase)] = tuple(sorted(values))
             by_p[phase].extend(values)
             everything.extend(values)
-        return fp, {k: tuple(sorted(v)) for k, v in by_p.items() if v}, tuple(sorted(everything))
+        return fp, {k: tuple(sorted(v)) for k, v in by_p.items() if len(v) >= min_phase}, tuple(sorted(everything))
 
     return {
         "durations": grouped(touch),
-        "waits": grouped(delay),
+        # a phase with few delays measured free of queueing (its waits were mostly behind others) takes all phases'
+        "waits": grouped(delay, MIN_FAMILY_PHASE_SAMPLES),
         "rework_probability": _rework_probability(first_passes, rework_passes),
         "rework_durations": {p: tuple(sorted(v)) for p, v in rework_touch.items() if len(v) >= MIN_REWORK_SAMPLES},
         "rework_waits": {p: tuple(sorted(v)) for p, v in rework_delay.items() if len(v) >= MIN_REWORK_SAMPLES},
