@@ -31,6 +31,8 @@ KPI_ROWS = (
     ("mean_remaining_lead_time_days", gettext_lazy("Mean remaining lead time of WIP (days)"), False),
     ("p90_remaining_lead_time_days", gettext_lazy("p90 remaining lead time of WIP (days)"), False),
     ("mean_lead_time_arrivals_days", gettext_lazy("Mean lead time of new orders (days)"), False),
+    ("median_lead_time_finished_days", gettext_lazy("Median lead time of orders finished (days)"), False),
+    ("mean_flow_time_days", gettext_lazy("Mean flow time in the horizon (days)"), False),
     ("wip_at_horizon_end", gettext_lazy("WIP at the end of the horizon"), False),
     ("mean_queue_wait_days_overall", gettext_lazy("Mean queue wait (days)"), False),
 )
