@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -48,7 +49,32 @@ def _lead_stats(lead_times: list[float]) -> dict:
 
 # --- child: one database (DATABASE_URL set by the parent) --------------------------------------------------------
 
-def child(workbook: str, as_of_text: str, horizon_days: int, out: str, with_real_arrivals: bool) -> None:
+_GATE_WAITS_SQL = """
+    SELECT extract(epoch FROM op.started_at - prev.ended_at)::float8 / 86400.0
+    FROM orders_orderphase op
+    CROSS JOIN LATERAL (SELECT max(p.ended_at) AS ended_at FROM orders_orderphase p
+                        WHERE p.order_id = op.order_id AND p.sequence < op.sequence) prev
+    WHERE op.phase_id = %(gate)s AND NOT op.is_rework AND op.started_at >= %(start)s AND op.started_at < %(end)s
+      AND prev.ended_at IS NOT NULL AND prev.ended_at <= op.started_at
+"""
+
+
+def _gate_waits(gate_phase: int, start: datetime, end: datetime) -> dict:
+    """The real wait before the gate (its start minus the order's previous phase end) of the gate passes started
+    in [start, end): what the engine's queue at the gate should reproduce."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(_GATE_WAITS_SQL, {"gate": gate_phase, "start": start, "end": end})
+        waits = sorted(row[0] for row in cursor.fetchall())
+    days = (end - start).total_seconds() / 86400
+    return {"gate_starts": len(waits), "gate_starts_per_day": _r(len(waits) / days, 3),
+            "mean_wait_days": _r(statistics.fmean(waits), 3) if waits else None,
+            "median_wait_days": _r(statistics.median(waits), 3) if waits else None}
+
+
+def child(workbook: str, as_of_text: str, horizon_days: int, out: str, with_real_arrivals: bool,
+          gate_phase: int) -> None:
     """Ingest the workbook, gather the what-if input at as_of, measure the real window after it; pickle all."""
     import django
 
@@ -75,9 +101,11 @@ def child(workbook: str, as_of_text: str, horizon_days: int, out: str, with_real
     weekly = [0] * max(1, -(-horizon_days // 7))
     for _c, f in finished:
         weekly[min(int((f - as_of).total_seconds() // (7 * 86400)), len(weekly) - 1)] += 1
+    gate = {"horizon": _gate_waits(gate_phase, as_of, end),
+            f"{ARRIVAL_WEEKS}_weeks_before": _gate_waits(gate_phase, as_of - timedelta(weeks=ARRIVAL_WEEKS), as_of)}
     with open(out, "wb") as handle:
         pickle.dump({"sim_input": sim_input, "real_arrivals_input": real_arrivals_input,
-                     "real": {**_lead_stats(lead), "weekly_completions": weekly},
+                     "real": {**_lead_stats(lead), "weekly_completions": weekly, "gate": gate},
                      "seconds": {"ingest": round(ingest_seconds, 2), "gather": round(gather_seconds, 2)}}, handle)
 
 
@@ -160,19 +188,32 @@ def predict(sim_input, gate_phase: int, factor: float, horizon_days: int, replic
     pooled = {"baseline": [], "scenario": []}
     finished = {"baseline": [], "scenario": []}
     servers = {}
+    gate = {"baseline": {"utilisation": [], "wait": []}, "scenario": {"utilisation": [], "wait": []}}
+    bottleneck: dict[str, Counter] = {"baseline": Counter(), "scenario": Counter()}
     for seed in range(replications):
         for name, overrides in (("baseline", ()), ("scenario", scenario_overrides)):
             scenario = engine.Scenario(horizon_days=horizon_days, arrivals=True, seed=seed,
                                        capacity_overrides=overrides)
             run = engine.run_once(sim_input, scenario)
+            kpis = run["kpis"]
             pooled[name] += run["lead_times_finished"]
-            finished[name].append(run["kpis"]["orders_finished"])
-            servers[name] = run["kpis"]["servers"].get(str(gate_phase))
+            finished[name].append(kpis["orders_finished"])
+            servers[name] = kpis["servers"].get(str(gate_phase))
+            for key, source in (("utilisation", "utilisation"), ("wait", "mean_queue_wait_days")):
+                value = (kpis.get(source) or {}).get(str(gate_phase))
+                if value is not None:
+                    gate[name][key].append(value)
+            bottleneck[name][kpis.get("bottleneck_phase_id")] += 1
     out = {}
     for name in pooled:
         out[name] = {**_lead_stats(pooled[name]),
                      "orders_finished_per_run": round(statistics.fmean(finished[name]), 3),
-                     "gate_servers": servers[name]}
+                     "gate_servers": servers[name],
+                     "gate_utilisation": _r(statistics.fmean(gate[name]["utilisation"]), 3)
+                     if gate[name]["utilisation"] else None,
+                     "gate_mean_queue_wait_days": _r(statistics.fmean(gate[name]["wait"]), 3)
+                     if gate[name]["wait"] else None,
+                     "bottleneck_phase_id": bottleneck[name].most_common(1)[0][0]}
         out[name]["orders"] = len(pooled[name])
     return out
 
@@ -209,7 +250,7 @@ def run_pair(args, seed: int, base_url: str, workdir: Path, horizon_days: int, w
         out = workdir / f"cf_{seed}_{name}.pickle"
         result = subprocess.run(
             [PY, __file__, "--child", workbooks[name], what_if_as_of, str(horizon_days), str(out),
-             "1" if name == "usual" else "0"],
+             "1" if name == "usual" else "0", str(manifests[name]["gate_capacity"]["phase_id"])],
             cwd=ROOT, env=_child_env(url), capture_output=True, text=True)
         if result.returncode != 0:
             raise SystemExit(f"child for seed {seed} {name} failed ({result.returncode}):\n{result.stderr[-4000:]}")
@@ -237,6 +278,10 @@ def run_pair(args, seed: int, base_url: str, workdir: Path, horizon_days: int, w
             "wip_orders": len(usual_input.orders),
             "gate_phase_id": gate["phase_id"],
             "gate_servers_estimated": usual_input.capacity.get(gate["phase_id"]),
+            "gate_capacity_estimate": (usual_input.meta.get("capacity") or {}).get(str(gate["phase_id"])),
+            "gate_touch_time_median_days": _r(statistics.median(usual_input.durations_phase[gate["phase_id"]]), 3)
+            if usual_input.durations_phase.get(gate["phase_id"]) else None,
+            "gate_has_own_calendar": gate["phase_id"] in (usual_input.calendars or {}),
             "arrival_rate_per_day": _r(usual_input.arrival_rate_per_day),
             "equal_from_both_workbooks": not differing,
             "fields_that_differ": differing,
@@ -271,7 +316,8 @@ def _lead_met(deltas: dict) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child", nargs=5, metavar=("WORKBOOK", "AS_OF", "HORIZON_DAYS", "OUT", "REAL_ARRIVALS"),
+    parser.add_argument("--child", nargs=6,
+                        metavar=("WORKBOOK", "AS_OF", "HORIZON_DAYS", "OUT", "REAL_ARRIVALS", "GATE_PHASE"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--scale", type=float, default=0.05)
     parser.add_argument("--seeds", default="42,7,11",
@@ -286,8 +332,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "whatif_counterfactual.json"))
     args = parser.parse_args()
     if args.child:
-        workbook, as_of_text, horizon, out, real_arrivals = args.child
-        child(workbook, as_of_text, int(horizon), out, real_arrivals == "1")
+        workbook, as_of_text, horizon, out, real_arrivals, gate_phase = args.child
+        child(workbook, as_of_text, int(horizon), out, real_arrivals == "1", int(gate_phase))
         return
 
     import django
