@@ -16,8 +16,8 @@ docs/DECISIONS.md):
 - Every order walks its remaining route (a tuple of phase ids). At each step it:
   1. waits a non-capacity delay (transfer, curing, paperwork) counted in the phase's open working
      time: sampled from the waits observed before that phase when a station of it was free at the
-     moment the order became ready (so no queueing for that phase is in them), by family and phase,
-     else phase, else all;
+     moment the order became ready and no other order was waiting for it (so no queueing for that
+     phase is in them), by family and phase, else phase (at least 5 such delays), else all;
   2. queues for a station of the phase (the priority rule orders the queue): this is the wait that
      comes out of capacity;
   3. starts only inside the phase's working calendar (hours of the week learnt from the starts; a
