@@ -23,6 +23,11 @@ MIN_YEAR, MAX_YEAR = 1900, 2100
 MAX_UNCOMPRESSED_BYTES = 2 * 1024**3  # a real 40 MB export unpacks to a few hundred MB
 MAX_COMPRESSION_RATIO = 300
 MAX_ROWS_PER_SHEET = 5_000_000
+# The contract's widest sheet has under 20 columns; calamine allocates rows x columns cells for a sheet, so one cell
+# at XFD200000 in a 9 KB file asked for 100 GB and killed the process. Both the declared dimension and every cell
+# reference are checked against these limits before calamine sees the file.
+MAX_COLUMNS_PER_SHEET = 256
+SCAN_CHUNK_BYTES = 4 * 1024 * 1024
 TEXT_LIMITS = {"Produto_Nome": 200, "Fase_Nome": 200, "Funcionario_Nome": 200}
 DATE_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
@@ -38,7 +43,45 @@ DATE_FORMATS = (
     "%d-%m-%Y %H:%M:%S",
     "%d-%m-%Y",
 )
-_DIMENSION = re.compile(rb'<dimension ref="[A-Z]+\d+:[A-Z]+(\d+)"')
+_DIMENSION = re.compile(rb'<dimension ref="[A-Z]+\d+(?::([A-Z]+)(\d+))?"')
+# A cell beyond column IV (256): three letters, or two from IW / J..Z on.
+_FAR_CELL = re.compile(rb'<c r="((?:[A-Z]{3,}|[J-Z][A-Z]|I[W-Z])\d+)"')
+_FAR_ROW = re.compile(rb'<(?:row|c) r="[A-Z]*(\d{7,})"')
+
+
+def column_number(letters: bytes | str) -> int:
+    """Spreadsheet column letters to a 1-based number (A=1, XFD=16384)."""
+    number = 0
+    for letter in letters.upper() if isinstance(letters, str) else letters.decode().upper():
+        number = number * 26 + (ord(letter) - 64)
+    return number
+
+
+def _check_sheet_extent(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """Refuse a sheet whose declared dimension or any cell lies beyond the row and column limits (one streaming pass
+    over the sheet's XML; nothing is allocated per cell)."""
+    with archive.open(info) as handle:
+        head = handle.read(4096)
+        match = _DIMENSION.search(head)
+        if match and match.group(1):
+            columns, rows = column_number(match.group(1)), int(match.group(2))
+            if columns > MAX_COLUMNS_PER_SHEET or rows > MAX_ROWS_PER_SHEET:
+                raise WorkbookError(
+                    f"{info.filename} declares {rows:,} rows x {columns:,} columns (limits {MAX_ROWS_PER_SHEET:,} rows, "
+                    f"{MAX_COLUMNS_PER_SHEET} columns): refused")
+        chunk, tail = head, b""
+        while chunk:
+            window = tail + chunk
+            far = _FAR_CELL.search(window)
+            if far:
+                raise WorkbookError(f"{info.filename} has a cell at {far.group(1).decode()}, beyond column "
+                                    f"{MAX_COLUMNS_PER_SHEET} (the limit): refused")
+            for row in _FAR_ROW.finditer(window):
+                if int(row.group(1)) > MAX_ROWS_PER_SHEET:
+                    raise WorkbookError(f"{info.filename} has a row {int(row.group(1)):,}, beyond the limit of "
+                                        f"{MAX_ROWS_PER_SHEET:,} rows: refused")
+            tail = window[-32:]
+            chunk = handle.read(SCAN_CHUNK_BYTES)
 
 
 class WorkbookError(Exception):
@@ -211,7 +254,7 @@ def jsonable(value):
 
 
 def check_container(path: Path) -> None:
-    """Refuse what is not an xlsx zip, and zip bombs / absurd dimension tags, before parsing."""
+    """Refuse what is not an xlsx zip, zip bombs, and sheets wider or longer than the limits, before parsing."""
     if not path.exists():
         raise WorkbookError(f"file not found: {path}")
     if not zipfile.is_zipfile(path):
@@ -227,13 +270,7 @@ def check_container(path: Path) -> None:
                 )
             for info in infos:
                 if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
-                    with archive.open(info) as handle:
-                        head = handle.read(4096)
-                    match = _DIMENSION.search(head)
-                    if match and int(match.group(1)) > MAX_ROWS_PER_SHEET:
-                        raise WorkbookError(
-                            f"{info.filename} declares {int(match.group(1)):,} rows (limit {MAX_ROWS_PER_SHEET:,}): refused"
-                        )
+                    _check_sheet_extent(archive, info)
             if "xl/workbook.xml" not in {info.filename for info in infos}:
                 raise WorkbookError(f"{path.name} is a zip file but not an Excel workbook (no xl/workbook.xml)")
     except zipfile.BadZipFile as exc:

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -71,7 +72,9 @@ logger = logging.getLogger("prodplan.ingestion")
 ADVISORY_LOCK_KEY = 74_210_001
 PROGRESS_EVERY_ROWS = 20_000
 BULK_INDEX_ROWS = 50_000  # a first load at least this big builds its table's plain indexes after the INSERT
-PENDING_RUN_TIMEOUT_MINUTES = 30  # a queued run older than this is considered lost, not blocking
+# A queued run that no worker has started within this window is failed (its task was lost with a Redis restart,
+# or no worker runs): it must not answer "already running" to every upload afterwards.
+PENDING_RUN_PICKUP_SECONDS = 300
 AGGREGATE_APPS = ("orders", "quality", "inventory", "mlops")
 
 
@@ -127,15 +130,13 @@ def _log_step(run: IngestionRun, step: str, **fields) -> None:
 
 def ingestion_request(*, path: str, trigger: str = RunTrigger.CLI, allow_shrink: bool = False) -> IngestionRun:
     """Record a pending run for a workbook, refusing at once when another run is queued or in progress."""
-    from datetime import timedelta
-
     from django.db.models import Q
 
     with transaction.atomic():
         # Serialise concurrent requests so two of them can never both be accepted.
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY + 1])
-        recent = timezone.now() - timedelta(minutes=PENDING_RUN_TIMEOUT_MINUTES)
+        recent = pending_runs_fail_unclaimed()
         active = (
             IngestionRun.objects.filter(Q(status=RunStatus.RUNNING) | Q(status=RunStatus.PENDING, created_at__gte=recent))
             .order_by("-id")
@@ -147,6 +148,19 @@ def ingestion_request(*, path: str, trigger: str = RunTrigger.CLI, allow_shrink:
         return IngestionRun.objects.create(
             file_name=source.name, file_path=str(source), trigger=trigger, allow_shrink=allow_shrink, status=RunStatus.PENDING
         )
+
+
+def pending_runs_fail_unclaimed() -> datetime:
+    """Fail the pending runs no worker picked up within PENDING_RUN_PICKUP_SECONDS; returns that window's start."""
+    from datetime import timedelta
+
+    since = timezone.now() - timedelta(seconds=PENDING_RUN_PICKUP_SECONDS)
+    IngestionRun.objects.filter(status=RunStatus.PENDING, created_at__lt=since).update(
+        status=RunStatus.FAILED, finished_at=timezone.now(),
+        error=f"no worker started this run within {PENDING_RUN_PICKUP_SECONDS} s (no worker running, or the queued "
+              "task was lost when the broker restarted); no data was changed: upload the workbook again",
+    )
+    return since
 
 
 def ingestion_enqueue(*, run_id: int) -> None:
@@ -233,7 +247,8 @@ def _unlock() -> None:
 def _lock_is_held() -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted)",
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
             [ADVISORY_LOCK_KEY],
         )
         return bool(cursor.fetchone()[0])
@@ -248,6 +263,20 @@ def _fail_interrupted_runs(*, exclude: int | None) -> None:
         status=RunStatus.FAILED,
         finished_at=timezone.now(),
         error="interrupted: the process running it stopped before committing; no data was changed",
+    )
+
+
+def runs_fail_dead() -> int:
+    """The heartbeat of running runs: a run marked running while nobody holds the ingestion lock lost its process
+    (killed, out of memory, a crashed worker: the lock dies with the database session). Fail it, saying so, so that
+    it never shows "running" forever. Returns how many were failed. Cheap (one query) when nothing runs."""
+    if not IngestionRun.objects.filter(status=RunStatus.RUNNING).exists() or _lock_is_held():
+        return 0
+    return IngestionRun.objects.filter(status=RunStatus.RUNNING).update(
+        status=RunStatus.FAILED,
+        finished_at=timezone.now(),
+        error="interrupted: the process running it stopped (killed, out of memory or crashed) before committing; "
+              "no data was changed",
     )
 
 
@@ -341,9 +370,17 @@ def _run_pipeline(
             logger.exception("ingestion failed", extra={"run_id": run.pk})
             message = f"{type(exc).__name__}: {exc}"
         run.status = RunStatus.FAILED
-        run.error = message
+        run.error = _as_uploaded(message, run)
         run.counts = {}
         return _finish(run, started, timings, progress)
+
+
+def _as_uploaded(message: str, run: IngestionRun) -> str:
+    """A failure names the file as the user uploaded it, not as it is stored (uploads get an internal name)."""
+    stored = Path(run.file_path).name if run.file_path else ""
+    if stored and run.file_name and stored != run.file_name:
+        message = message.replace(str(run.file_path), run.file_name).replace(stored, run.file_name)
+    return message
 
 
 def _finish(run: IngestionRun, started: float, timings: dict, progress: _Progress | None = None) -> IngestionRun:

@@ -1,4 +1,4 @@
-"""Celery tasks of ingestion: run a recorded ingestion, and watch the inbox workbook (beat)."""
+"""Celery tasks of ingestion: run a recorded ingestion, watch the inbox workbook and prune old uploads (beat)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ def ingest_run_task(run_id: int) -> dict:
     except AlreadyRunning as exc:
         return {"run_id": run_id, "status": "skipped", "detail": str(exc)}
     return {"run_id": run.pk, "status": run.status}
+
+
+@shared_task
+def prune_uploads_task() -> dict:
+    """Delete stored uploads past their retention (beat, daily)."""
+    from ingestion.uploads import uploads_prune
+
+    return uploads_prune()
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3)

@@ -1,7 +1,10 @@
-"""Uploaded and inbox workbooks: size and type checks, stored outside the web root under a generated name."""
+"""Uploaded and inbox workbooks: size and type checks, stored outside the web root under a generated name, pruned
+after UPLOAD_RETENTION_HOURS."""
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
 from pathlib import Path
 
@@ -45,3 +48,38 @@ def inbox_path(name: str) -> Path:
     if not found:
         raise UploadRejected(f"{name!r} is not a file in the inbox folder")
     return candidate
+
+
+def upload_discard(path: Path) -> None:
+    """Delete a stored upload that no run will read (the request was refused after the file was saved)."""
+    with contextlib.suppress(FileNotFoundError):
+        Path(path).unlink()
+
+
+def uploads_prune(*, now: float | None = None) -> dict:
+    """Delete stored uploads older than UPLOAD_RETENTION_HOURS, except those of a pending or running run.
+
+    A run needs its file until it has finished (and its profile has been read from it); after that the data is
+    in the database and the file is kept only for the retention window (a re-check, a steward's question)."""
+    from ingestion.choices import RunStatus
+    from ingestion.models import IngestionRun
+
+    folder = Path(settings.UPLOAD_DIR)
+    if not folder.is_dir():
+        return {"deleted": 0, "kept": 0, "bytes_freed": 0}
+    cutoff = (time.time() if now is None else now) - settings.UPLOAD_RETENTION_HOURS * 3600
+    in_use = {Path(p).name for p in IngestionRun.objects.filter(
+        status__in=[RunStatus.PENDING, RunStatus.RUNNING]).values_list("file_path", flat=True)}
+    deleted = kept = freed = 0
+    for path in folder.glob("*.xlsx"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        if stat.st_mtime >= cutoff or path.name in in_use:
+            kept += 1
+            continue
+        upload_discard(path)
+        deleted += 1
+        freed += stat.st_size
+    return {"deleted": deleted, "kept": kept, "bytes_freed": freed}

@@ -17,9 +17,15 @@ from ingestion.choices import RunStatus, RunTrigger
 from ingestion.contract import SHEETS
 from ingestion.models import IngestionRun
 from ingestion.selectors import run_report
-from ingestion.services import AlreadyRunning, ingestion_enqueue, ingestion_request, run_progress
+from ingestion.services import (
+    AlreadyRunning,
+    ingestion_enqueue,
+    ingestion_request,
+    run_progress,
+    runs_fail_dead,
+)
 from ingestion.tasks import ingest_run_task
-from ingestion.uploads import UploadRejected, store_upload
+from ingestion.uploads import UploadRejected, store_upload, upload_discard
 from orders.views import _freshness, can_ingest
 from prodplan.task_queue import QueueUnavailable
 
@@ -100,12 +106,14 @@ def _upload(request):
     if uploaded is None:
         error = _("Choose a workbook (.xlsx) to upload.")
     else:
+        path = None
         try:
             path = store_upload(uploaded)
             run = ingestion_request(path=str(path), trigger=RunTrigger.UI, allow_shrink=request.POST.get("allow_shrink") == "on")
         except UploadRejected as exc:
             error = str(exc)
         except AlreadyRunning as exc:
+            upload_discard(path)  # refused: no run will read it
             error = _("Another ingestion is already running (run %(id)s).") % {"id": exc.run_id}
     if error:
         status = 200 if request.htmx else 400  # htmx swaps only 2xx answers
@@ -123,6 +131,7 @@ def _upload(request):
 @require_GET
 def ingestion_run(request, run_id: int):
     """One run: live progress while it runs (HTMX ?poll=1 answers 286 when finished), then its report."""
+    runs_fail_dead()  # a run whose worker died reads "failed", not "running" forever
     run = get_object_or_404(IngestionRun, pk=run_id)
     context = _progress_context(run)
     if request.htmx and request.GET.get("poll"):

@@ -1,9 +1,10 @@
-"""DRF authentication by X-API-Key, and the permission that write and expensive endpoints require."""
+"""DRF authentication by X-API-Key, and the permissions: reads of factory data need a session or a key, writes a key or staff."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
@@ -61,3 +62,18 @@ class HasApiKeyOrStaff(permissions.BasePermission):
             return True
         user = request.user
         return bool(user and user.is_authenticated and user.is_staff)
+
+
+class ReadsFactoryData(permissions.BasePermission):
+    """The default of every API view: a valid API key or a logged-in user, unless PRODPLAN_PUBLIC_READS opens
+    reads for a closed network. Factory data (orders, KPIs, quality, stock) is not public."""
+
+    message = "Factory data needs a login or a valid X-API-Key header."
+
+    def has_permission(self, request, view):
+        if getattr(settings, "PUBLIC_READS", False) and request.method in permissions.SAFE_METHODS:
+            return True
+        if isinstance(request.auth, ApiKey):
+            return True
+        user = request.user
+        return bool(user and user.is_authenticated)

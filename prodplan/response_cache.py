@@ -1,16 +1,19 @@
-"""Rendered-response cache for anonymous GETs of the data-versioned API views: a hit skips DRF and JSON rendering.
+"""Rendered-response cache for the data-versioned API GETs: a hit skips DRF and JSON rendering.
 
 Why: at 16 concurrent clients on 2 cores the p95 of the cached analytic endpoints was set by CPU per request
 (about 5.7 ms: DRF dispatch, re-serialising the cached payload, JSON rendering), not by the database. A
 view opts in with `response_cache = True` when its answer is a function of the request line and the data
-version only (the analytic GETs: ingestion bumps the version, so entries die with the data they were built
-from). The key holds the data version, scheme, host, path, sorted query, Accept and Accept-Language.
+version only, whoever asks (the analytic GETs: ingestion bumps the version, so entries die with the data
+they were built from). The key holds the data version, scheme, host, path, sorted query, Accept and
+Accept-Language, never the credentials.
 
-Two levels: a small LRU of the response bytes in this process (no network), then the shared cache (Redis
-when configured), so one worker's miss is every worker's hit. Requests carrying credentials (X-API-Key,
-Authorization, a session cookie) always take the full path: their answers may depend on who asks. Hits
-still pass the anonymous per-IP throttle; a throttled hit falls through to DRF, which answers the 429.
-Answers say `X-Cache: hit` or `X-Cache: miss` (stored); uncacheable ones carry no such header.
+Who may be served: factory data needs a login or an API key (prodplan.api_keys.ReadsFactoryData), so the
+middleware sits after authentication and serves a hit only to a logged-in user or a valid X-API-Key (a key
+is checked against the database at most every KEY_MEMO_SECONDS per process: a revoked key stops reading
+cached answers within that time); anonymous requests go to DRF, which answers 401, unless
+PRODPLAN_PUBLIC_READS opens reads. Hits pass the same throttles as DRF (per key, per user, per IP); a
+throttled hit falls through to DRF, which answers the 429. Answers say `X-Cache: hit` or `X-Cache: miss`
+(stored); uncacheable ones carry no such header.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 
 from django.conf import settings
@@ -27,6 +31,7 @@ from django.http import HttpResponse
 from django.urls import Resolver404, resolve
 from rest_framework.settings import api_settings
 
+from prodplan.api_keys import ApiKeyClient
 from prodplan.cache import data_version_memoised
 from prodplan.metrics import RESPONSE_CACHE_EVENTS
 from prodplan.middleware import database_unavailable_response, is_database_outage
@@ -34,7 +39,7 @@ from prodplan.middleware import database_unavailable_response, is_database_outag
 LOCAL_MAX_ENTRIES = 4096
 LOCAL_MAX_BYTES = 64 * 1024 * 1024
 MAX_BODY_BYTES = 2 * 1024 * 1024
-CREDENTIAL_HEADERS = ("HTTP_AUTHORIZATION", "HTTP_X_API_KEY")
+KEY_MEMO_SECONDS = 10.0
 STORED_HEADERS = ("Content-Type", "Vary", "Allow", "X-Frame-Options", "Content-Language", "Referrer-Policy",
                   "X-Content-Type-Options", "Cross-Origin-Opener-Policy")
 
@@ -86,20 +91,57 @@ class _LocalResponses:
 LOCAL = _LocalResponses()
 
 
-class _AnonymousShim:
+class _ThrottleShim:
     """What a DRF throttle reads of a request (META, headers, user, auth), for throttling a hit before DRF exists."""
 
-    user = AnonymousUser()
-    auth = None
-
-    def __init__(self, request) -> None:
+    def __init__(self, request, user, auth) -> None:
         self.META = request.META
         self.headers = request.headers
+        self.user = user
+        self.auth = auth
 
 
-def _throttle_allows(request) -> bool:
-    shim = _AnonymousShim(request)
+def _throttle_allows(request, user, auth) -> bool:
+    shim = _ThrottleShim(request, user, auth)
     return all(throttle().allow_request(shim, None) for throttle in api_settings.DEFAULT_THROTTLE_CLASSES)
+
+
+_valid_keys: dict[str, tuple[float, object]] = {}
+_valid_keys_lock = threading.Lock()
+
+
+def _api_key(raw: str):
+    """The ApiKey row of a raw X-API-Key (memoised KEY_MEMO_SECONDS), or None when unknown or revoked."""
+    from prodplan.models import ApiKey, hash_api_key
+
+    digest = hash_api_key(raw.strip())
+    now = time.monotonic()
+    with _valid_keys_lock:
+        memo = _valid_keys.get(digest)
+    if memo is not None and memo[0] > now:
+        return memo[1]
+    api_key = ApiKey.objects.filter(key_hash=digest, revoked_at__isnull=True).first()
+    with _valid_keys_lock:
+        if len(_valid_keys) > 1024:
+            _valid_keys.clear()
+        _valid_keys[digest] = (now + KEY_MEMO_SECONDS, api_key)
+    return api_key
+
+
+def _reader(request):
+    """(user, auth) of a request that may read cached factory data, else None (DRF answers it)."""
+    raw_key = request.META.get("HTTP_X_API_KEY")
+    if raw_key:
+        api_key = _api_key(raw_key)
+        return (ApiKeyClient(api_key), api_key) if api_key is not None else None
+    if request.META.get("HTTP_AUTHORIZATION"):
+        return None  # a scheme this cache does not check: the full path decides
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return user, None
+    if getattr(settings, "PUBLIC_READS", False):
+        return AnonymousUser(), None
+    return None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -117,7 +159,7 @@ def _view_opts_in(path: str) -> bool:
 
 
 class ResponseCacheMiddleware:
-    """Serve and fill the rendered-response cache; placed after CORS and security, before sessions."""
+    """Serve and fill the rendered-response cache; placed after authentication (it serves only allowed readers)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -125,11 +167,12 @@ class ResponseCacheMiddleware:
     def __call__(self, request):
         try:
             key = self._key(request)
-        except Exception as exc:  # the key reads the data version: a database outage must be the 503, not a 500
+            reader = _reader(request) if key is not None else None
+        except Exception as exc:  # the data version, a key or a session read: an outage is the 503, not a 500
             if not is_database_outage(exc):
                 raise
             return database_unavailable_response(request)
-        if key is None:
+        if key is None or reader is None:
             return self.get_response(request)
         entry = LOCAL.get(key)
         level = "local"
@@ -138,7 +181,7 @@ class ResponseCacheMiddleware:
             level = "shared"
             if entry is not None:
                 LOCAL.put(key, entry)
-        if entry is not None and _throttle_allows(request):
+        if entry is not None and _throttle_allows(request, *reader):
             RESPONSE_CACHE_EVENTS.labels(outcome=f"hit_{level}").inc()
             body, headers = entry
             response = HttpResponse(body if request.method == "GET" else b"", headers=dict(headers))
@@ -165,8 +208,6 @@ class ResponseCacheMiddleware:
         if not _view_opts_in(request.path_info):
             return None
         meta = request.META
-        if any(meta.get(name) for name in CREDENTIAL_HEADERS) or settings.SESSION_COOKIE_NAME in request.COOKIES:
-            return None
         query = "&".join(sorted(meta.get("QUERY_STRING", "").split("&")))
         raw = "\n".join((
             request.scheme, meta.get("HTTP_HOST", ""), request.path, query,

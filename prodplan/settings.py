@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "corsheaders",
     "axes",
@@ -62,12 +63,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
-    "prodplan.response_cache.ResponseCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "prodplan.response_cache.ResponseCacheMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -131,6 +132,9 @@ CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
+# A task whose worker died (OOM, SIGKILL) goes back to the queue instead of being acknowledged as done; the
+# long tasks are idempotent (an ingestion run that already started is not run twice).
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 3600
 CELERY_TIMEZONE = "Europe/Lisbon"
@@ -143,6 +147,7 @@ CELERY_BEAT_SCHEDULE = {
     "maintain-partitions": {"task": "orders.maintain_partitions", "schedule": crontab(minute=15, hour=2)},
     "refresh-aggregates": {"task": "orders.refresh_aggregates", "schedule": crontab(minute=0)},
     "nightly-model-training": {"task": "mlops.tasks.train_all_models_task", "schedule": crontab(minute=30, hour=3)},
+    "prune-uploads": {"task": "ingestion.tasks.prune_uploads_task", "schedule": crontab(minute=45, hour=2)},
 }
 
 # --- Auth, i18n, static ----------------------------------------------------------------------
@@ -175,9 +180,11 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST.exists()
 # Before collectstatic STATIC_ROOT does not exist and the finders serve the files: not worth a warning.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at: ")
 MEDIA_ROOT = VAR_DIR / "media"
 UPLOAD_DIR = VAR_DIR / "uploads"
+# Stored uploads are deleted this long after they were saved (never while their run is pending or running).
+UPLOAD_RETENTION_HOURS = float(os.environ.get("PRODPLAN_UPLOAD_RETENTION_HOURS", str(7 * 24)))
 INBOX_DIR = Path(os.environ.get("PRODPLAN_INBOX_DIR", VAR_DIR / "inbox"))
 # A file written less than this ago may still be being copied into the inbox: the watch waits for it.
 INBOX_SETTLE_SECONDS = float(os.environ.get("INBOX_SETTLE_SECONDS", "30"))
@@ -187,6 +194,12 @@ MODEL_ARTIFACT_DIR = Path(os.environ.get("PRODPLAN_MODEL_DIR", VAR_DIR / "models
 MAX_UPLOAD_BYTES = int(os.environ.get("PRODPLAN_MAX_UPLOAD_BYTES", str(200 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# Factory data needs a login or an API key; PRODPLAN_PUBLIC_READS=1 opens the API's GETs (closed networks only).
+PUBLIC_READS = env_bool("PRODPLAN_PUBLIC_READS", False)
+# /metrics answers these networks, or anyone with `Authorization: Bearer <PRODPLAN_METRICS_TOKEN>`.
+METRICS_ALLOWED_NETWORKS = env_list("PRODPLAN_METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+METRICS_TOKEN = os.environ.get("PRODPLAN_METRICS_TOKEN", "")
 
 # Reverse proxies in front of the app that append to X-Forwarded-For (0: none; the client is REMOTE_ADDR).
 TRUSTED_PROXIES = int(os.environ.get("PRODPLAN_TRUSTED_PROXIES", "0"))
@@ -211,7 +224,7 @@ REST_FRAMEWORK = {
         "prodplan.api_keys.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PERMISSION_CLASSES": ["prodplan.api_keys.ReadsFactoryData"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PARSER_CLASSES": [  # DRF's, with JSON nested too deep a 400 (prodplan.parsers)
         "prodplan.parsers.JSONParser",
@@ -240,6 +253,11 @@ SPECTACULAR_SETTINGS = {
     "carries its basis (observed / theoretical / imputed) and coverage; 'now' is the workbook's as-of date.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema needs a login or a key like the data; the docs pages a login; their assets are served here.
+    "SERVE_PERMISSIONS": ["prodplan.api_keys.ReadsFactoryData"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.choices.OrderStatus",
         "IngestionRunStatusEnum": "ingestion.choices.RunStatus",

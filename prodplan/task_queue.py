@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
 
 logger = logging.getLogger("prodplan.tasks")
 
@@ -24,9 +25,20 @@ def enqueue(task, *args, **kwargs):
     was never queued."""
     try:
         return task.delay(*args, **kwargs)
-    except (BrokerError, ConnectionError, OSError) as exc:
-        logger.error("task queue unavailable", extra={"task": task.name, "error": str(exc)})
-        raise QueueUnavailable(f"task queue unavailable: {exc}") from exc
+    except (BrokerError, ConnectionError, OSError, RedisError) as exc:
+        raise _unavailable(task, exc) from exc
+    except RuntimeError as exc:
+        # Celery's result consumer gives up on a lost Redis with a bare RuntimeError ("Retry limit exceeded
+        # while trying to reconnect to the Celery result store backend").
+        if "Celery" not in str(exc) and "result store" not in str(exc):
+            raise
+        raise _unavailable(task, exc) from exc
+
+
+def _unavailable(task, exc: BaseException) -> QueueUnavailable:
+    reason = " ".join(str(exc).split())
+    logger.error("task queue unavailable", extra={"task": task.name, "error": reason})
+    return QueueUnavailable(f"task queue unavailable: {reason}")
 
 
 def enqueue_run(task, *, runs, run_id: int) -> None:

@@ -2,12 +2,13 @@
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.decorators import login_required
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from prodplan import health
+from prodplan import health, metrics_view
 
 admin.site.site_header = "PRODPLAN administration"
 admin.site.site_title = "PRODPLAN admin"
@@ -23,13 +24,13 @@ handler500 = "prodplan.api_errors.server_error"
 urlpatterns = [
     path("api/health", health.health_view, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
+    path("api/redoc/", login_required(SpectacularRedocView.as_view(url_name="schema")), name="api-redoc"),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages without an icon link (admin, API docs).
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True), name="favicon"),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("", include("django_prometheus.urls")),
+    path("metrics", metrics_view.metrics, name="prometheus-django-metrics"),
 ]
 
 for app in settings.PRODPLAN_API_APPS:

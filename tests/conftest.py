@@ -79,7 +79,27 @@ def api_key(db) -> str:
 
 
 @pytest.fixture
-def api_client():
+def api_client(db):
+    """A DRF client of a logged-in reader (a supervisor, not staff): factory data needs a login or a key.
+
+    Authentication is forced (DRF's test helper), so query counts stay those of the endpoint itself; the
+    closed default itself is tested with `anonymous_api_client` and real keys and sessions."""
+    from django.contrib.auth.models import Group, User
+    from rest_framework.test import APIClient
+
+    from prodplan.roles import SUPERVISORS, ensure_role_groups
+
+    ensure_role_groups()
+    reader = User.objects.create_user("api-reader-fixture", password="pw-reader-123")
+    reader.groups.add(Group.objects.get(name=SUPERVISORS))
+    client = APIClient()
+    client.force_authenticate(user=reader)
+    return client
+
+
+@pytest.fixture
+def anonymous_api_client():
+    """A DRF client with no credentials at all."""
     from rest_framework.test import APIClient
 
     return APIClient()
@@ -101,7 +121,7 @@ def supervisor_client(client, db):
 
 @pytest.fixture
 def keyed_client(api_key):
-    """An API client of its own carrying a valid key (api_client stays anonymous in the same test)."""
+    """An API client of its own carrying a valid key (anonymous_api_client stays anonymous in the same test)."""
     from rest_framework.test import APIClient
 
     client = APIClient()

@@ -67,6 +67,16 @@ def input_hash(canonical: dict) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# A queued run that no worker started within this window was lost (a Redis restart, no worker): an identical
+# request queues it again instead of returning the stale pending run forever.
+PENDING_RUN_PICKUP_SECONDS = 300
+
+
+def _lost_in_queue(run: WhatIfRun) -> bool:
+    return (run.status == RunStatus.PENDING and run.started_at is None
+            and run.created_at < timezone.now() - timedelta(seconds=PENDING_RUN_PICKUP_SECONDS))
+
+
 def whatif_run_request(*, inputs: dict, run_async: bool = False) -> tuple[WhatIfRun, bool]:
     """Return the stored run of this scenario on the current data, or create (and run) it.
 
@@ -78,7 +88,7 @@ def whatif_run_request(*, inputs: dict, run_async: bool = False) -> tuple[WhatIf
                 input_hash=digest, data_version=version, defaults={"inputs": inputs})
     except IntegrityError:  # a concurrent request created it first
         run, created = WhatIfRun.objects.get(input_hash=digest, data_version=version), False
-    if not created and run.status != RunStatus.FAILED:
+    if not created and run.status != RunStatus.FAILED and not _lost_in_queue(run):
         WHATIF_RUNS.labels(outcome="reused").inc()
         return run, False
     if run_async or inputs["horizon_days"] > ASYNC_HORIZON_DAYS:

@@ -15,8 +15,8 @@ from ingestion.api.serializers import IngestionRequestSerializer, RunStatusSeria
 from ingestion.choices import RunTrigger
 from ingestion.models import IngestionRun
 from ingestion.selectors import run_report
-from ingestion.services import AlreadyRunning, ingestion_enqueue, ingestion_request
-from ingestion.uploads import UploadRejected, inbox_path, store_upload
+from ingestion.services import AlreadyRunning, ingestion_enqueue, ingestion_request, runs_fail_dead
+from ingestion.uploads import UploadRejected, inbox_path, store_upload, upload_discard
 from prodplan.api_keys import HasApiKeyOrStaff
 from prodplan.parsers import JSONParser
 
@@ -33,9 +33,10 @@ class IngestionRunView(APIView):
     def post(self, request):
         serializer = IngestionRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        uploaded = None
         try:
             if serializer.validated_data.get("file"):
-                path = store_upload(serializer.validated_data["file"])
+                path = uploaded = store_upload(serializer.validated_data["file"])
                 display_name = serializer.validated_data["file"].name
             else:
                 path = inbox_path(serializer.validated_data["inbox_name"])
@@ -46,6 +47,8 @@ class IngestionRunView(APIView):
         except UploadRejected as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except AlreadyRunning as exc:
+            if uploaded is not None:
+                upload_discard(uploaded)  # refused: no run will read it (an inbox file is not ours to delete)
             return Response({"detail": str(exc), "run_id": exc.run_id}, status=status.HTTP_409_CONFLICT)
         IngestionRun.objects.filter(pk=run.pk).update(file_name=display_name)
         ingestion_enqueue(run_id=run.pk)  # the run is committed; a broker outage fails it and answers 503
@@ -61,6 +64,7 @@ class IngestionStatusView(APIView):
 
     @extend_schema(responses=RunStatusSerializer, summary="Status and live per-sheet progress of a run")
     def get(self, request, run_id: int):
+        runs_fail_dead()  # a run whose worker died reads "failed", not "running" forever
         run = get_object_or_404(IngestionRun, pk=run_id)
         return Response(RunStatusSerializer(run).data)
 

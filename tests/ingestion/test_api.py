@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -21,8 +22,8 @@ def _upload(client, path, **extra):
     return client.post("/api/ingestion/run", {"file": upload, **extra}, format="multipart")
 
 
-def test_upload_requires_api_key(api_client, empty_tables, tmp_path):
-    response = _upload(api_client, write_workbook(tmp_path / "wb.xlsx"))
+def test_upload_requires_api_key(anonymous_api_client, empty_tables, tmp_path):
+    response = _upload(anonymous_api_client, write_workbook(tmp_path / "wb.xlsx"))
     assert response.status_code in (401, 403)
     assert IngestionRun.objects.count() == 0
 
@@ -284,3 +285,91 @@ def test_revalidate_stores_rows_that_now_pass(steward_client, rejected_run):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM quality_qualityerror WHERE order_id = 1000 AND description = 'x'")
         assert cursor.fetchone()[0] == 1
+
+
+def test_a_refused_upload_is_not_kept_on_disk(keyed_client, empty_tables, tmp_path, settings):
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    IngestionRun.objects.create(file_name="queued.xlsx", status="pending")
+    assert _upload(keyed_client, write_workbook(tmp_path / "wb.xlsx")).status_code == 409
+    assert list(settings.UPLOAD_DIR.glob("*")) == []
+
+
+def test_uploads_are_pruned_after_the_retention_but_never_while_their_run_waits(empty_tables, tmp_path, settings):
+    import os
+    import time
+
+    from ingestion.uploads import uploads_prune
+
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    settings.UPLOAD_RETENTION_HOURS = 24
+    settings.UPLOAD_DIR.mkdir()
+    old = time.time() - 48 * 3600
+    files = {name: settings.UPLOAD_DIR / f"{name}.xlsx" for name in ("old_done", "old_pending", "fresh")}
+    for name, path in files.items():
+        path.write_bytes(b"PK\x03\x04" + b"x" * 100)
+        if name.startswith("old"):
+            os.utime(path, (old, old))
+    IngestionRun.objects.create(file_name="a.xlsx", file_path=str(files["old_done"]), status="succeeded")
+    IngestionRun.objects.create(file_name="b.xlsx", file_path=str(files["old_pending"]), status="pending")
+    result = uploads_prune()
+    assert result["deleted"] == 1 and result["bytes_freed"] == 104
+    assert sorted(p.stem for p in settings.UPLOAD_DIR.glob("*.xlsx")) == ["fresh", "old_pending"]
+
+
+def test_a_failed_run_names_the_file_as_uploaded_not_as_stored(keyed_client, empty_tables, tmp_path, settings,
+                                                                django_capture_on_commit_callbacks):
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    broken = SimpleUploadedFile("Folha_IA março.xlsx", b"PK\x03\x04 truncated, not really a zip",
+                                content_type="application/octet-stream")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = keyed_client.post("/api/ingestion/run", {"file": broken}, format="multipart")
+    assert response.status_code == 202, response.content
+    run = IngestionRun.objects.get(pk=response.json()["run_id"])
+    stored = Path(run.file_path).name
+    assert run.status == "failed" and "Folha_IA março.xlsx" in run.error and stored not in run.error
+    status = keyed_client.get(f"/api/ingestion/status/{run.pk}").json()
+    assert stored not in str(status)
+
+
+def test_a_pending_run_no_worker_picked_up_is_failed_and_does_not_block_the_next_upload(
+        keyed_client, empty_tables, tmp_path, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ingestion.services import PENDING_RUN_PICKUP_SECONDS
+
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    lost = IngestionRun.objects.create(file_name="lost.xlsx", status="pending")
+    IngestionRun.objects.filter(pk=lost.pk).update(
+        created_at=timezone.now() - timedelta(seconds=PENDING_RUN_PICKUP_SECONDS + 60))
+    response = _upload(keyed_client, write_workbook(tmp_path / "wb.xlsx"))
+    assert response.status_code == 202, response.content
+    lost.refresh_from_db()
+    assert lost.status == "failed" and "no worker started this run" in lost.error and lost.finished_at
+
+
+def test_every_enqueue_failure_is_queue_unavailable_naming_the_cause():
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from prodplan.task_queue import QueueUnavailable, enqueue
+
+    class _Task:
+        """A task whose queueing fails the way Celery does when Redis goes away (the failure is the input here)."""
+
+        name = "tests.failing"
+
+        def __init__(self, error):
+            self.error = error
+
+        def delay(self, *args, **kwargs):
+            raise self.error
+
+    lost_result_store = RuntimeError("\nRetry limit exceeded while trying to reconnect to the Celery result store\n"
+                                     "backend. The Celery application must be restarted.\n")
+    for error in (lost_result_store, RedisConnectionError("Connection refused"), ConnectionRefusedError(111, "refused")):
+        with pytest.raises(QueueUnavailable) as raised:
+            enqueue(_Task(error))
+        assert "task queue unavailable" in str(raised.value)
+    with pytest.raises(RuntimeError):  # a bug is not an outage
+        enqueue(_Task(RuntimeError("division by zero in the task's arguments")))

@@ -58,7 +58,8 @@ def test_fresh_profile_and_dictionary_hold_no_employee_name(ingested):
     assert _leaks(render_dictionary(profile), names) == []
 
 
-def test_report_needs_credentials_and_holds_no_employee_name(ingested, db, api_client, keyed_client):
+def test_report_needs_credentials_and_holds_no_employee_name(ingested, db, anonymous_api_client, keyed_client):
+    api_client = anonymous_api_client
     names = _workbook_names(ingested["path"])
     url = f"/api/ingestion/report/{ingested['run_id']}"
     anonymous = api_client.get(url)

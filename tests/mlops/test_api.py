@@ -26,7 +26,8 @@ def test_train_needs_an_api_key_and_answers_202(factory, keyed_client, monkeypat
     assert body["task_id"] and body["name"] == "risk" and body["result"]["status"] == "trained"
     versions = ModelVersion.objects.filter(name="risk")
     assert versions.count() == 3 and {v.seed for v in versions} == {3}
-    listing = anonymous.get("/api/ml/models", {"name": "risk"}).json()
+    assert anonymous.get("/api/ml/models", {"name": "risk"}).status_code == 401  # the registry is factory data
+    listing = keyed_client.get("/api/ml/models", {"name": "risk"}).json()
     assert [m["label"] for m in listing["results"]] == [v.label for v in versions.order_by("-id")]
     assert all(m["metrics"]["test"]["n"] == body["result"]["rows"]["test"] for m in listing["results"])
 

@@ -200,7 +200,7 @@ def test_timeline_reports_missing_and_extra_steps(factory, frames, api_client):
         ("/api/kpis/overview", 3),
         ("/api/kpis/by-phase", 2),
         ("/api/kpis/by-product", 3),
-        ("/api/kpis/by-employee", 1),
+        ("/api/kpis/by-employee", 3),  # + the reader's user and group permissions (may it see employee names?)
     ],
 )
 def test_analytic_endpoints_answer_with_bounded_queries(factory, api_client, django_assert_max_num_queries, url, max_queries):
@@ -258,9 +258,9 @@ def test_by_employee_names_need_the_permission(db, api_client):
     from tests.orders.builders import build_factory
 
     build_factory(match_rate=1.0)
-    anonymous = get(api_client, "/api/kpis/by-employee")
-    assert anonymous["status"] == "OK"
-    assert all("name" not in e for e in anonymous["employees"])
+    reader = get(api_client, "/api/kpis/by-employee")  # a supervisor: no employee-name permission
+    assert reader["status"] == "OK"
+    assert all("name" not in e for e in reader["employees"])
     user = User.objects.create_user("viewer", password="x")
     api_client.force_authenticate(user)
     assert all("name" not in e for e in get(api_client, "/api/kpis/by-employee")["employees"])

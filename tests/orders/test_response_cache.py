@@ -1,4 +1,5 @@
-"""The rendered-response cache: hits skip the view, die with the data version, and never serve credentialed calls."""
+"""The rendered-response cache: hits skip the view, die with the data version, and serve only allowed readers
+(a valid key, a logged-in user, or anyone when reads are opened)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from orders.models import ManufacturingOrder
 from prodplan.cache import bump_data_version
 from prodplan.response_cache import LOCAL
-from prodplan.throttling import AnonRateThrottle
+from prodplan.throttling import AnonRateThrottle, ApiKeyRateThrottle
 
 KPIS = "/api/kpis/overview?as_of=2025-12-15&date_from=2025-06-01"
 
@@ -20,7 +21,13 @@ def queries_of(client, path: str):
     return response, len(captured)
 
 
-def test_a_repeated_anonymous_get_is_answered_from_the_rendered_cache_without_a_query(client, factory):
+@pytest.fixture
+def client(keyed_client):
+    """These tests read as the React frontend does: with an API key."""
+    return keyed_client
+
+
+def test_a_repeated_keyed_get_is_answered_from_the_rendered_cache_without_a_query(client, factory):
     first, first_queries = queries_of(client, KPIS)
     second, second_queries = queries_of(client, KPIS)
     assert first.status_code == second.status_code == 200
@@ -53,11 +60,25 @@ def test_a_new_data_version_is_never_answered_with_the_old_response(client, fact
     assert before["product"]["id"] == 101 and after["product"]["id"] == 102
 
 
-def test_requests_with_credentials_always_take_the_full_path(keyed_client, factory):
-    keyed_client.get(KPIS)
-    _, repeated = queries_of(keyed_client, KPIS)
-    assert repeated > 0
-    assert not LOCAL.entries
+def test_a_logged_in_user_shares_the_cached_answer_of_a_key(client, supervisor_client, factory):
+    keyed = client.get(KPIS)
+    session = supervisor_client.get(KPIS)
+    assert (keyed["X-Cache"], session["X-Cache"]) == ("miss", "hit")
+    assert session.content == keyed.content
+
+
+def test_anonymous_requests_are_never_served_from_the_cache_while_reads_are_closed(client, anonymous_api_client,
+                                                                                    factory, settings):
+    assert client.get(KPIS)["X-Cache"] == "miss"
+    refused = anonymous_api_client.get(KPIS)
+    assert refused.status_code == 401 and "X-Cache" not in refused
+    settings.PUBLIC_READS = True  # a closed network opened reads: then anonymous readers share it too
+    assert anonymous_api_client.get(KPIS)["X-Cache"] == "hit"
+
+
+def test_an_unknown_authorization_scheme_takes_the_full_path(anonymous_api_client, factory):
+    anonymous_api_client.credentials(HTTP_AUTHORIZATION="Bearer something")
+    assert "X-Cache" not in anonymous_api_client.get(KPIS)
 
 
 def test_views_that_do_not_opt_in_are_not_cached(client, factory):
@@ -74,11 +95,22 @@ def test_errors_are_not_cached(client, factory):
 
 
 @pytest.mark.parametrize("rate", ["2/min"])
-def test_cached_hits_still_count_against_the_per_ip_throttle(client, factory, monkeypatch, rate):
-    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": rate, "api_key": "100/min"})
+def test_cached_hits_still_count_against_the_per_key_throttle(client, factory, monkeypatch, rate):
+    for throttle in (AnonRateThrottle, ApiKeyRateThrottle):
+        monkeypatch.setattr(throttle, "THROTTLE_RATES", {"anon": "100/min", "api_key": rate, "session": "100/min"})
     codes = [client.get(KPIS).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     assert LOCAL.entries  # the second answer was a hit, and the third was refused all the same
+
+
+@pytest.mark.parametrize("rate", ["2/min"])
+def test_with_reads_opened_cached_hits_count_against_the_per_ip_throttle(anonymous_api_client, factory, monkeypatch,
+                                                                         settings, rate):
+    settings.PUBLIC_READS = True
+    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": rate, "api_key": "100/min"})
+    codes = [anonymous_api_client.get(KPIS).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    assert LOCAL.entries
 
 
 def test_a_new_data_version_drops_the_older_rendered_responses_of_this_process(client, factory, django_capture_on_commit_callbacks):

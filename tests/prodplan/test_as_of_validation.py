@@ -38,6 +38,9 @@ API = {
     "/api/smartinventory/wip": {},
     "/api/smartinventory/wip_mass": {},
     "/api/smartinventory/gelcoat_theoretical_usage": {},
+    "/api/ml/explain/leadtime": {},
+    "/api/ml/explain/risk": {},
+    "/api/ml/explain/eta": {},
 }
 
 # Every page that reads ?as_of= (orders.views.page_as_of), as a full page and as its HTMX widgets.

@@ -73,7 +73,8 @@ def test_api_serves_from_process_memory_when_redis_is_down():
     # Transactional (run last, as pytest-django orders them): no open test transaction whose TRUNCATE would
     # lock the subprocess out of the same tables.
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "prodplan.settings", "REDIS_URL": "redis://127.0.0.1:1/0",
-           "DATABASE_URL": _database_url()}  # the test database: its tables exist
+           "DATABASE_URL": _database_url(),  # the test database: its tables exist
+           "PRODPLAN_PUBLIC_READS": "1"}  # anonymous reads opened: the subprocess has no key of the test database
     code = (
         "import django, json; django.setup(); from django.test import Client; c = Client(); "
         "h = c.get('/api/health'); a = c.get('/api/prodplan/orders'); b = c.get('/api/prodplan/orders'); "

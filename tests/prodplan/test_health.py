@@ -52,7 +52,8 @@ urlpatterns = [path("protected", _Protected.as_view())]
 
 
 @pytest.mark.urls("tests.prodplan.test_health")
-def test_api_key_required_and_stored_hashed(api_client):
+def test_api_key_required_and_stored_hashed(anonymous_api_client):
+    api_client = anonymous_api_client
     key, raw = ApiKey.generate(name="react frontend")
     assert key.key_hash == hash_api_key(raw) and raw not in key.key_hash
     assert api_client.post("/protected").status_code in (401, 403)

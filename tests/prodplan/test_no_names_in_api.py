@@ -1,4 +1,5 @@
-"""Every GET endpoint of the OpenAPI schema, anonymous and with an API key: no employee name in any body."""
+"""Every GET endpoint of the OpenAPI schema: closed to anonymous users by default; anonymous (reads opened) and with
+an API key, no employee name in any body."""
 
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ def _path_values(ingested, keyed_client) -> dict[str, object]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def _get_paths(api_client, values) -> tuple[list[str], list[str]]:
-    schema = api_client.get("/api/schema/?format=json")
+def _get_paths(keyed_client, values) -> tuple[list[str], list[str]]:
+    schema = keyed_client.get("/api/schema/?format=json")
     assert schema.status_code == 200, schema.content[:200]
     urls, skipped = [], []
     for path, operations in json.loads(schema.content)["paths"].items():
@@ -72,10 +73,12 @@ def _get_paths(api_client, values) -> tuple[list[str], list[str]]:
     return urls, skipped
 
 
-def test_no_get_endpoint_shows_an_employee_name(ingested, db, api_client, keyed_client):
+def test_no_get_endpoint_shows_an_employee_name(ingested, db, anonymous_api_client, keyed_client, settings):
+    settings.PUBLIC_READS = True  # the anonymous half of the scan needs reads opened (a closed-network setting)
+    api_client = anonymous_api_client
     names = _names()
     values = _path_values(ingested, keyed_client)
-    urls, skipped = _get_paths(api_client, values)
+    urls, skipped = _get_paths(keyed_client, values)
     assert len(urls) >= 30, (urls, skipped)  # the whole API, not a handful
     assert not skipped, f"GET paths not scanned: {skipped}"
     leaks, answered = [], {}
@@ -91,3 +94,59 @@ def test_no_get_endpoint_shows_an_employee_name(ingested, db, api_client, keyed_
     assert leaks == []
     # The scan reached real data: every path answered the keyed client, not only 404s.
     assert all(answered[("api key", url)] == 200 for url in urls), {k: v for k, v in answered.items() if v != 200}
+
+
+def test_factory_data_needs_a_login_or_a_key_by_default(ingested, db, anonymous_api_client, keyed_client,
+                                                         supervisor_client):
+    values = _path_values(ingested, keyed_client)
+    urls, _ = _get_paths(keyed_client, values)
+    answered = {url: anonymous_api_client.get(url).status_code for url in urls}
+    open_to_anyone = {url: code for url, code in answered.items() if code not in (401, 403)}
+    assert set(open_to_anyone) <= {"/api/health"}, open_to_anyone
+    assert anonymous_api_client.get("/api/schema/").status_code in (401, 403)
+    # the same reads answer a logged-in user and a key
+    for url in ("/api/prodplan/orders", "/api/kpis/overview", "/api/quality/overview"):
+        assert supervisor_client.get(url).status_code == 200, url
+        assert keyed_client.get(url).status_code == 200, url
+
+
+def test_a_revoked_or_unknown_key_gets_no_cached_answer(ingested, db, keyed_client, api_key):
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    from prodplan import response_cache
+    from prodplan.models import ApiKey, hash_api_key
+
+    first = keyed_client.get("/api/kpis/overview")
+    assert first.status_code == 200
+    assert keyed_client.get("/api/kpis/overview")["X-Cache"] == "hit"
+    stranger = APIClient()
+    stranger.credentials(HTTP_X_API_KEY="pp_not-a-key")
+    refused = stranger.get("/api/kpis/overview")
+    assert refused.status_code == 401 and "X-Cache" not in refused
+    ApiKey.objects.filter(key_hash=hash_api_key(api_key)).update(revoked_at=timezone.now())
+    response_cache._valid_keys.clear()  # what KEY_MEMO_SECONDS does by itself, without waiting 10 s
+    assert keyed_client.get("/api/kpis/overview").status_code == 401
+
+
+def test_api_docs_need_a_login_and_load_no_cdn(supervisor_client):
+    from django.test import Client
+
+    anonymous = Client().get("/api/docs/")
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+    page = supervisor_client.get("/api/docs/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "cdn.jsdelivr.net" not in html and "fonts.googleapis" not in html and "@latest" not in html
+    assert "/static/drf_spectacular_sidecar/" in html
+
+
+def test_metrics_answer_the_allowed_network_or_a_bearer_token(client, settings):
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    settings.METRICS_TOKEN = "metrics-token-for-the-test-0123456789"
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.5").status_code == 404
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR="10.1.2.3").status_code == 404
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.5",
+                      HTTP_AUTHORIZATION="Bearer metrics-token-for-the-test-0123456789").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.5", HTTP_AUTHORIZATION="Bearer wrong").status_code == 404

@@ -14,7 +14,8 @@ from prodplan.throttling import AnonRateThrottle, ApiKeyRateThrottle, SessionRat
 pytestmark = pytest.mark.django_db
 
 
-def test_anonymous_requests_are_throttled_per_ip(client, monkeypatch):
+def test_anonymous_requests_are_throttled_per_ip(client, monkeypatch, settings):
+    settings.PUBLIC_READS = True  # anonymous reads: the per-IP throttle guards a closed network's open API
     monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "3/min", "api_key": "100/min"})
     responses = [client.get("/api/prodplan/orders") for _ in range(4)]
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
@@ -23,13 +24,15 @@ def test_anonymous_requests_are_throttled_per_ip(client, monkeypatch):
     assert client.get("/api/prodplan/orders", REMOTE_ADDR="10.1.2.3").status_code == 200
 
 
-def test_a_rotating_x_forwarded_for_does_not_reset_the_per_ip_allowance(client, monkeypatch):
+def test_a_rotating_x_forwarded_for_does_not_reset_the_per_ip_allowance(client, monkeypatch, settings):
+    settings.PUBLIC_READS = True  # anonymous reads: the per-IP throttle guards a closed network's open API
     monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "3/min", "api_key": "100/min"})
     codes = [client.get("/api/prodplan/orders", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}").status_code for i in range(4)]
     assert codes == [200, 200, 200, 429]
 
 
 def test_behind_one_trusted_proxy_the_client_address_is_the_last_forwarded_one(client, monkeypatch, settings):
+    settings.PUBLIC_READS = True  # anonymous reads: the per-IP throttle guards a closed network's open API
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
     monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "2/min", "api_key": "100/min"})
     # the proxy appends the real client: a spoofed first entry changes nothing, another real client has its own allowance

@@ -172,3 +172,24 @@ def test_simulate_on_the_generated_demo_data(ingested, keyed_client):
     assert sum(out["model"]["route_basis"].values()) == open_then
     assert len(out["baseline"]["throughput_per_week"]) == 8
     assert out["bottleneck"]["baseline"]["phase_id"] is None or out["bottleneck"]["baseline"]["name"]
+
+
+def test_a_pending_run_no_worker_picked_up_is_run_again_on_re_post(keyed_client, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from whatif.services import PENDING_RUN_PICKUP_SECONDS
+
+    build()
+    with django_capture_on_commit_callbacks(execute=False):  # queued, but the task is lost (a Redis restart)
+        first = keyed_client.post(URL, scenario(run_async=True), format="json").json()
+    assert first["status"] == "pending"
+    fresh = keyed_client.post(URL, scenario(run_async=True), format="json").json()
+    assert fresh["id"] == first["id"] and fresh["status"] == "pending"  # inside the window: the same queued run
+    WhatIfRun.objects.filter(pk=first["id"]).update(
+        created_at=timezone.now() - timedelta(seconds=PENDING_RUN_PICKUP_SECONDS + 1))
+    with django_capture_on_commit_callbacks(execute=True):
+        again = keyed_client.post(URL, scenario(run_async=True), format="json")
+    assert again.status_code == 202 and again.json()["id"] == first["id"]
+    assert keyed_client.get(f"/api/whatif/result/{first['id']}").json()["status"] == "succeeded"

@@ -1,0 +1,66 @@
+"""A 9 KB workbook with one cell at XFD200000 made calamine allocate 100 GB and killed the ingesting process (#17, 3):
+every sheet's extent is checked before calamine reads it, and a run whose process died is failed by the heartbeat."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from ingestion.models import IngestionRun
+from ingestion.reader import MAX_COLUMNS_PER_SHEET, WorkbookError, check_container
+from ingestion.services import ingest_workbook, runs_fail_dead
+from tests.ingestion.builders import write_workbook
+
+
+def _with_far_cell(tmp_path: Path, cell: str, *, drop_dimension: bool = False) -> Path:
+    path = write_workbook(tmp_path / "base.xlsx")
+    book = load_workbook(path)
+    book["OrdensFabrico"][cell] = 1
+    far = tmp_path / f"far_{cell}.xlsx"
+    book.save(far)
+    if not drop_dimension:
+        return far
+    stripped = tmp_path / f"far_{cell}_nodim.xlsx"
+    with zipfile.ZipFile(far) as source, zipfile.ZipFile(stripped, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.startswith("xl/worksheets/"):
+                data = re.sub(rb"<dimension ref=\"[^\"]*\"/>", b"", data)
+            target.writestr(info, data)
+    return stripped
+
+
+def test_a_cell_at_xfd200000_is_refused_before_calamine_reads_the_file(tmp_path):
+    far = _with_far_cell(tmp_path, "XFD200000")
+    assert far.stat().st_size < 20_000
+    with pytest.raises(WorkbookError, match="16,384 columns"):
+        check_container(far)
+
+
+def test_a_lying_or_missing_dimension_tag_does_not_hide_a_far_cell(tmp_path):
+    far = _with_far_cell(tmp_path, "XFD20", drop_dimension=True)
+    with pytest.raises(WorkbookError, match="XFD20"):
+        check_container(far)
+    near_limit = _with_far_cell(tmp_path, "IV3", drop_dimension=True)  # column 256: allowed
+    check_container(near_limit)
+    with pytest.raises(WorkbookError, match=f"beyond column {MAX_COLUMNS_PER_SHEET}"):
+        check_container(_with_far_cell(tmp_path, "IW3", drop_dimension=True))
+
+
+def test_the_run_fails_with_the_reason_and_changes_nothing(tmp_path, empty_tables):
+    run = ingest_workbook(path=str(_with_far_cell(tmp_path, "XFD200000")))
+    assert run.status == "failed" and "columns" in run.error
+    from orders.models import ManufacturingOrder
+
+    assert ManufacturingOrder.objects.count() == 0
+
+
+def test_a_run_left_running_by_a_dead_process_is_failed_by_the_heartbeat(empty_tables, keyed_client):
+    dead = IngestionRun.objects.create(file_name="killed.xlsx", status="running")
+    status = keyed_client.get(f"/api/ingestion/status/{dead.pk}").json()
+    assert status["status"] == "failed" and "interrupted" in status["error"]
+    assert runs_fail_dead() == 0  # nothing left to fail
