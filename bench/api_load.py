@@ -203,12 +203,26 @@ class Recorder:
         }
 
 
+# Reads of factory data need a login or a key: the clients send this header (set by use_bench_api_key()).
+AUTH_HEADER = ""
+
+
+def use_bench_api_key() -> None:
+    """Issue an API key for the benchmark's clients (as the React frontend reads) and send it on every request."""
+    global AUTH_HEADER
+    from prodplan.models import ApiKey
+
+    _, raw = ApiKey.generate(name=f"benchmark {datetime.now(UTC).isoformat(timespec='seconds')}")
+    AUTH_HEADER = f"X-API-Key: {raw}\r\n"
+
+
 def get(host: str, port: int, path: str, timeout: float = 30.0) -> str:
     """One GET on a new connection ("Connection: close", as gunicorn's sync workers answer anyway); 'ok' or the failure.
 
     Raw sockets, not http.client: parsing headers with http.client costs the client ~0.5 ms of CPU per
     request, which on this 2-core machine is taken from the server being measured."""
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n{AUTH_HEADER}"
+               "Connection: close\r\n\r\n")
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(request.encode())
@@ -421,6 +435,7 @@ def main() -> None:
     django.setup()
     from orders.models import ManufacturingOrder
 
+    use_bench_api_key()
     eps = endpoints(*sample_ids())
     modes = ["on", "off"] if args.cache == "both" else [args.cache]
     runs = {mode: run_mode(args, eps, mode) for mode in modes}

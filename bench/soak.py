@@ -46,6 +46,7 @@ from api_load import (  # noqa: E402 - bench/ is not a package
     sample_ids,
     start_gunicorn,
     stop_gunicorn,
+    use_bench_api_key,
     wait_ready,
 )
 from ingest import changed_copy  # noqa: E402
@@ -140,6 +141,7 @@ def main() -> None:
     args = parser.parse_args()
 
     django.setup()
+    use_bench_api_key()
     original = Path(args.workbook)
     to_ingest = workbook_to_ingest(original, original.with_name(original.stem + "_soak.xlsx"))
     eps = endpoints(*sample_ids())
