@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import before_task_publish, task_prerun
+from celery.signals import before_task_publish, task_prerun, worker_init, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prodplan.settings")
 
@@ -27,3 +27,18 @@ def _adopt_request_id(task=None, **kwargs):
 
     request_id = getattr(task.request, "request_id", None) if task else None
     set_request_id(request_id or (task.request.id if task else None))
+
+
+@worker_init.connect
+def _serve_worker_metrics(**kwargs):
+    """The worker's own /metrics (prodplan.worker_metrics), summing its pool processes."""
+    from prodplan.worker_metrics import serve_worker_metrics
+
+    serve_worker_metrics()
+
+
+@worker_process_shutdown.connect
+def _forget_pool_process(pid=None, **kwargs):
+    from prodplan.worker_metrics import forget_process
+
+    forget_process(pid or os.getpid())
