@@ -6,4 +6,4 @@ RUN pip install --no-cache-dir "torch==2.13.0" && pip install --no-cache-dir -e 
 COPY . .
 RUN pip install --no-cache-dir -e .
 EXPOSE 8000
-CMD ["gunicorn", "prodplan.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4"]
+CMD ["gunicorn", "prodplan.wsgi", "-c", "deploy/gunicorn.conf.py"]
