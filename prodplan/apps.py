@@ -10,3 +10,6 @@ class ProdplanConfig(AppConfig):
 
     def ready(self) -> None:
         from prodplan import deploy_guard, schema  # noqa: F401 - register the deploy check and the OpenAPI auth extension
+        from prodplan.tracing import configure_tracing
+
+        configure_tracing()  # no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set
