@@ -187,6 +187,9 @@ WHITENOISE_USE_FINDERS = not STATIC_MANIFEST.exists()
 warnings.filterwarnings("ignore", message="No directory at: ")
 MEDIA_ROOT = VAR_DIR / "media"
 UPLOAD_DIR = VAR_DIR / "uploads"
+# The Celery ingestion runs each workbook in a child process under this address-space limit (ingestion.isolation).
+INGEST_IN_CHILD_PROCESS = env_bool("PRODPLAN_INGEST_CHILD_PROCESS", True)
+INGEST_MEMORY_LIMIT_MB = int(os.environ.get("PRODPLAN_INGEST_MEMORY_LIMIT_MB", "12288"))
 # Stored uploads are deleted this long after they were saved (never while their run is pending or running).
 UPLOAD_RETENTION_HOURS = float(os.environ.get("PRODPLAN_UPLOAD_RETENTION_HOURS", str(7 * 24)))
 INBOX_DIR = Path(os.environ.get("PRODPLAN_INBOX_DIR", VAR_DIR / "inbox"))

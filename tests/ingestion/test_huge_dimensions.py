@@ -64,3 +64,22 @@ def test_a_run_left_running_by_a_dead_process_is_failed_by_the_heartbeat(empty_t
     status = keyed_client.get(f"/api/ingestion/status/{dead.pk}").json()
     assert status["status"] == "failed" and "interrupted" in status["error"]
     assert runs_fail_dead() == 0  # nothing left to fail
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_ingests_in_a_child_process_whose_death_fails_the_run(tmp_path, monkeypatch):
+    """The child sees the committed run (transactional test), ingests it, and a child that cannot get its memory
+    fails the run with how it died while this process (the worker) carries on."""
+    from ingestion.isolation import ingest_run_in_child
+    from tests.ingestion.test_reliability import _database_url
+
+    monkeypatch.setenv("DATABASE_URL", _database_url())  # the child connects to the test database
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    good = write_workbook(tmp_path / "good.xlsx")
+    run = IngestionRun.objects.create(file_name="good.xlsx", file_path=str(good), status="pending")
+    assert ingest_run_in_child(run_id=run.pk).status == "succeeded"
+
+    starved = IngestionRun.objects.create(file_name="starved.xlsx", file_path=str(good), status="pending")
+    failed = ingest_run_in_child(run_id=starved.pk, memory_limit_mb=64)
+    assert failed.status == "failed" and "the ingesting process" in failed.error and "memory limit 64 MB" in failed.error
+    assert failed.finished_at is not None
