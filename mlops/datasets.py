@@ -389,31 +389,67 @@ def dataset_for(name: str, frame: pd.DataFrame | None = None) -> Dataset:
 
 # --- Remaining time (ETA) ------------------------------------------------------------------------
 #
-# One row per (finished order, boundary k): k = 0 is the order's creation, k >= 1 the end of its
-# k-th done phase (by end time, ties by order-phase id), at most MAX_BOUNDARIES per order. The
-# boundary moment t is the prediction time; every feature is computed "as of t" with the same
-# strict inequalities as the lead-time features (load: created < t and not finished before t;
-# family history: orders finished strictly before t, in the RECENT_DAYS before t). The order's
-# own later phases and its finish only enter the target (remaining_days = finish - t).
+# Trained as it is used. Serving asks, at any moment (the data's as-of, a page's as_of, a backtest date), how long
+# each order open then has left. So a training example is a moment in a finished order's life, not only a phase
+# end: an order with lead time L gets n = ceil(L / MOMENT_STEP_DAYS) moments (at most MAX_MOMENTS), evenly spaced
+# between its creation and finish with a seeded offset, t_k = created + (k + u) * L / n with u in [0, 1) from the
+# order id and the seed (deterministic, no random state). A longer order gets more moments, as it is open on more
+# dates: a weekly snapshot meets an order in proportion to its duration, and so do the training moments.
 #
-# The load is `active_orders`: orders open at t and created in the RECENT_DAYS before t. Orders that
-# never finish (abandoned in the ERP: about 7 per quarter in the demo data) would otherwise pile up
-# in a plain open-order count, a drift the model reads as load (on the full-scale demo data the
-# boosting model then over-predicted the test period by 1.5 days). An order leaves the load at the
-# earlier of its finish and its creation + RECENT_DAYS, both known at t when they precede t.
+# A moment's features are the order's state then by the order-state model's definitions (orders.selectors
+# ORDER_STATE_RULE, the SQL function orders_order_state): only phase rows started or ended by t count (a phase that
+# ended later is in progress at t); flow state in_progress (a phase started and not ended), not_started (no row
+# touched) else waiting; the phase in progress (latest start wins) and the last done one (latest end wins); time in
+# state (since the phase's start, the last end, or creation) and since the last event; reworks started. Plus the
+# load (`active_orders`) and the family's recent lead times known at t, with strict inequalities as for lead time.
+# The target is remaining_days = finish - t. Serving (eta_open_features) is the same SQL with the moments replaced
+# by (open order, as_of) from the order state: one definition of every feature for training and serving.
+#
+# The load is `active_orders`: orders open at t and created in the RECENT_DAYS before t. Orders that never finish
+# (abandoned in the ERP) would otherwise pile up in a plain open-order count, a drift the model reads as load. An
+# order leaves the load at the earlier of its finish and its creation + RECENT_DAYS, both known at t when before t.
 
-MAX_BOUNDARIES = 30
+MOMENT_STEP_DAYS = 1.0
+MAX_MOMENTS = 60
+PACE_DAYS = 14  # the recent pace: phase steps and lead times of the last two weeks
+STEP_CAP_HOURS = 48
+STATE_CODES = {"not_started": 0, "waiting": 1, "in_progress": 2}
 ETA_NUMERIC = [
-    "product_known", "route_steps", "done_phases", "route_share_done", "last_phase_id", "elapsed_days",
-    "active_orders", "fam_recent_lt", "fam_recent_n",
+    "product_known", "route_steps", "state_code", "done_phases", "route_share_done", "last_phase_id",
+    "active_phase_id", "time_in_state_days", "elapsed_days", "reworks", "active_orders", "recent_step_hours",
+    "recent_lead_days", "fam_recent_lt", "fam_recent_n", "moment_hour", "moment_weekday",
 ]
 
-# Plan: one pass over finished orders and their done order phases (window row_number per order),
-# then the same event-stream windows as _BULK_SQL with one probe per boundary: the sorts of
-# about 2 x orders + boundaries rows are the cost, no per-boundary look-ups (full-scale demo data:
-# 541k boundaries, about 5 s in PostgreSQL). Only one timestamp column and float8 numbers (no
-# Decimal) leave the server: converting ~0.5M rows in Python dominates otherwise.
-_ETA_BULK_SQL = """
+# Training moments: finished orders (finished by known_at when given: what was known then), n seeded moments each.
+_ETA_MOMENTS_CTE = """
+finished AS (
+    SELECT b.*, GREATEST(1, LEAST(ceil(b.lead_time_days / %(step)s), %(max_moments)s))::int AS n,
+           mod(abs(b.id * 7919 + %(seed)s * 104729), 9973)::float8 / 9973 AS u
+    FROM base b
+    WHERE b.lead_time_days IS NOT NULL AND (%(known_at)s::timestamptz IS NULL OR b.finished_at <= %(known_at)s)
+),
+probes AS (
+    SELECT row_number() OVER (ORDER BY f.id, g.k) AS probe, f.id AS order_id, f.family,
+           f.created_at + (f.finished_at - f.created_at) * ((g.k + f.u) / f.n) AS t
+    FROM finished f CROSS JOIN LATERAL generate_series(0, f.n - 1) AS g(k)
+)"""
+
+# Serving: the orders open at as_of by the order state (ORDER_STATE_CALL), in the asked states, at as_of.
+_ETA_OPEN_CTE = """
+st AS (
+    SELECT s.order_id, s.state, s.stall_threshold_seconds FROM {order_state_call} s WHERE s.state = ANY(%(states)s)
+),
+probes AS (
+    SELECT row_number() OVER (ORDER BY st.order_id) AS probe, st.order_id, b.family, %(as_of)s::timestamptz AS t,
+           (st.state = 'stalled')::int AS stalled, st.stall_threshold_seconds / 86400.0 AS stall_threshold_days
+    FROM st JOIN base b ON b.id = st.order_id
+)"""
+
+# Plan: the probes (training: ~lead-time-days per finished order, 0.4 M at full scale; serving: the open orders),
+# their orders' phase rows by order id (hash join, one aggregate per probe), and the event-stream windows of the
+# lead-time features with one probe row per moment (sorts of about 2 x orders + probes rows), no per-probe look-ups.
+# Only one timestamp column per row and float8 numbers (no Decimal) leave the server where it matters.
+_ETA_SQL = """
 WITH base AS (
     SELECT o.id, o.created_at, o.finished_at, COALESCE(o.product_id, -1) AS product_id,
            (p.id IS NOT NULL)::int AS product_known, COALESCE(p.family, 'UNKNOWN') AS family,
@@ -424,22 +460,25 @@ WITH base AS (
     LEFT JOIN orders_product p ON p.id = o.product_id
     WHERE o.created_at IS NOT NULL
 ),
-finished AS (SELECT b.* FROM base b WHERE b.lead_time_days IS NOT NULL),
 route AS (SELECT r.product_id, count(*) AS route_steps FROM orders_routestep r GROUP BY r.product_id),
-done AS (
-    SELECT op.order_id, op.phase_id, op.ended_at,
-           row_number() OVER (PARTITION BY op.order_id ORDER BY op.ended_at, op.id) AS k
-    FROM orders_orderphase op JOIN finished f ON f.id = op.order_id
-    WHERE op.ended_at IS NOT NULL AND op.ended_at >= f.created_at AND op.ended_at <= f.finished_at
-),
-bounds AS (
-    SELECT f.id AS order_id, 0::bigint AS k, f.created_at AS t, -1::bigint AS last_phase_id FROM finished f
-    UNION ALL
-    SELECT d.order_id, d.k, d.ended_at, COALESCE(d.phase_id, -1) FROM done d WHERE d.k <= {max_boundaries}
-),
-probes AS (
-    SELECT row_number() OVER (ORDER BY bo.order_id, bo.k) AS probe, bo.*, f.family
-    FROM bounds bo JOIN finished f ON f.id = bo.order_id
+{probes},
+ph AS (
+    -- the order state at t (orders_order_state's rules): rows started or ended by t only
+    SELECT p.probe,
+           count(*) FILTER (WHERE op.ended_at <= p.t) AS done_rows,
+           count(*) AS touched_rows,
+           count(*) FILTER (WHERE op.is_rework AND op.started_at <= p.t) AS reworks,
+           max(op.started_at) FILTER (WHERE op.started_at <= p.t) AS last_start,
+           max(op.ended_at) FILTER (WHERE op.ended_at <= p.t) AS last_end,
+           max(op.started_at) FILTER (WHERE op.started_at <= p.t AND (op.ended_at IS NULL OR op.ended_at > p.t))
+               AS active_since,
+           (array_agg(op.phase_id ORDER BY op.started_at DESC, op.sequence DESC NULLS LAST, op.id DESC)
+               FILTER (WHERE op.started_at <= p.t AND (op.ended_at IS NULL OR op.ended_at > p.t)))[1] AS active_phase,
+           (array_agg(op.phase_id ORDER BY op.ended_at DESC, op.sequence DESC NULLS LAST, op.id DESC)
+               FILTER (WHERE op.ended_at <= p.t))[1] AS last_done_phase
+    FROM probes p JOIN orders_orderphase op ON op.order_id = p.order_id
+    WHERE op.phase_id IS NOT NULL AND (op.started_at <= p.t OR op.ended_at <= p.t)
+    GROUP BY p.probe
 ),
 load_stream AS (
     SELECT b.created_at AS t, 1 AS c, 0 AS f, NULL::bigint AS probe FROM base b WHERE b.consistent
@@ -455,115 +494,124 @@ load AS (
         WINDOW w AS (ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), peers AS (PARTITION BY t)
     ) x WHERE probe IS NOT NULL
 ),
-lt_stream AS (
-    SELECT f.family, f.finished_at AS t, f.lead_time_days AS lt, NULL::bigint AS probe FROM finished f
+{pace}lt_stream AS (
+    SELECT b.family, b.finished_at AS t, b.lead_time_days AS lt, NULL::bigint AS probe
+    FROM base b WHERE b.lead_time_days IS NOT NULL
     UNION ALL SELECT p.family, p.t, NULL, p.probe FROM probes p
 ),
 lt_hist AS (
     -- lt stays numeric here: a float8 sum has no inverse transition, the moving 90-day frame would be
     -- re-summed for every row (86 s instead of 5 s on the full-scale demo data)
-    SELECT probe, (fs - COALESCE(fsp, 0)) / NULLIF(fn - fnp, 0) AS fam_recent_lt, fn - fnp AS fam_recent_n FROM (
+    SELECT probe, (fs - COALESCE(fsp, 0)) / NULLIF(fn - fnp, 0) AS fam_recent_lt, fn - fnp AS fam_recent_n,
+           (rs - COALESCE(rsp, 0)) / NULLIF(rn - rnp, 0) AS recent_lead_days FROM (
         SELECT probe, sum(lt) OVER wf AS fs, sum(lt) OVER fpeers AS fsp,
-               count(lt) OVER wf AS fn, count(lt) OVER fpeers AS fnp
+               count(lt) OVER wf AS fn, count(lt) OVER fpeers AS fnp,
+               sum(lt) OVER wr AS rs, sum(lt) OVER rpeers AS rsp, count(lt) OVER wr AS rn, count(lt) OVER rpeers AS rnp
         FROM lt_stream
         WINDOW wf AS (PARTITION BY family ORDER BY t RANGE BETWEEN '{recent_days} days' PRECEDING AND CURRENT ROW),
-               fpeers AS (PARTITION BY family, t)
+               fpeers AS (PARTITION BY family, t),
+               wr AS (ORDER BY t RANGE BETWEEN '{pace_days} days' PRECEDING AND CURRENT ROW), rpeers AS (PARTITION BY t)
     ) x WHERE probe IS NOT NULL
 )
-SELECT f.id AS order_id, f.created_at, f.lead_time_days::float8, f.product_id, f.family, f.product_known,
-    COALESCE(rt.route_steps, 0) AS route_steps, p.k AS done_phases,
-    p.k::float8 / NULLIF(rt.route_steps, 0) AS route_share_done, p.last_phase_id,
-    (EXTRACT(EPOCH FROM p.t - f.created_at) / 86400.0)::float8 AS elapsed_days,
-    (EXTRACT(EPOCH FROM f.finished_at - p.t) / 86400.0)::float8 AS remaining_days,
-    COALESCE(ld.active_orders, 0) AS active_orders, lh.fam_recent_lt::float8, COALESCE(lh.fam_recent_n, 0) AS fam_recent_n
+SELECT p.order_id, b.created_at, {finish_columns}, b.product_id, b.family, b.product_known,
+    COALESCE(rt.route_steps, 0) AS route_steps,
+    CASE WHEN ph.active_phase IS NOT NULL THEN 2 WHEN ph.probe IS NULL THEN 0 ELSE 1 END AS state_code,
+    COALESCE(ph.done_rows, 0) AS done_phases,
+    LEAST(COALESCE(ph.done_rows, 0), rt.route_steps)::float8 / NULLIF(rt.route_steps, 0) AS route_share_done,
+    COALESCE(ph.last_done_phase, -1) AS last_phase_id, COALESCE(ph.active_phase, -1) AS active_phase_id,
+    (EXTRACT(EPOCH FROM p.t - CASE WHEN ph.active_phase IS NOT NULL THEN ph.active_since
+                                   WHEN ph.probe IS NULL THEN b.created_at
+                                   ELSE COALESCE(ph.last_end, ph.last_start) END) / 86400.0)::float8 AS time_in_state_days,
+    (EXTRACT(EPOCH FROM p.t - GREATEST(b.created_at, ph.last_start, ph.last_end)) / 86400.0)::float8 AS idle_days,
+    (EXTRACT(EPOCH FROM p.t - b.created_at) / 86400.0)::float8 AS elapsed_days,
+    COALESCE(ph.reworks, 0) AS reworks, p.t AS moment_at,
+    COALESCE(ld.active_orders, 0) AS active_orders, pc.recent_step_hours::float8, lh.recent_lead_days::float8,
+    lh.fam_recent_lt::float8, COALESCE(lh.fam_recent_n, 0) AS fam_recent_n,
+    EXTRACT(HOUR FROM p.t AT TIME ZONE 'Europe/Lisbon')::int AS moment_hour,
+    EXTRACT(ISODOW FROM p.t AT TIME ZONE 'Europe/Lisbon')::int AS moment_weekday
+    {extra_columns}
 FROM probes p
-JOIN finished f ON f.id = p.order_id
-LEFT JOIN route rt ON rt.product_id = f.product_id
+JOIN base b ON b.id = p.order_id
+LEFT JOIN route rt ON rt.product_id = b.product_id
+LEFT JOIN ph ON ph.probe = p.probe
 LEFT JOIN load ld ON ld.probe = p.probe
+LEFT JOIN pace pc ON pc.probe = p.probe
 LEFT JOIN lt_hist lh ON lh.probe = p.probe
-ORDER BY f.created_at, f.id, p.k
+ORDER BY b.created_at, p.order_id, p.t
 """
 
-# The orders open at `as_of` in their state then (prediction time), from the order state (orders.selectors.
-# ORDER_STATE_CALL: created by as_of, not finished by then, only rows known at as_of): the active ones, plus
-# the stalled ones when asked (flagged, never predicted). Done phases ended by as_of, the load and the family's
-# recent lead times at as_of. Plan: the state function over the orders (a few ids, or all of them), their order
-# phases by the (order_id, sequence, id) index; the load is one uncorrelated count and the family history one
-# grouped scan of orders finished in the RECENT_DAYS before as_of.
-_ETA_OPEN_SQL = """
-WITH st AS (
-    SELECT s.order_id, s.state, s.last_event_at, s.stall_threshold_seconds
-    FROM {order_state_call} s WHERE s.state = ANY(%(states)s)
+# The pace at each probe's moment, for many moments (training): one stream over every phase end.
+_ETA_PACE_STREAM_CTE = """
+step_stream AS (
+    -- how fast work flows these days: hours between consecutive phase ends of an order (its first: since its
+    -- creation), capped at {step_cap_hours} h (longer gaps are waits for the gate, shortages, weekends), ended in the
+    -- {pace_days} days before t; numeric, so the moving frame keeps an inverse transition (see lt_hist)
+    SELECT g.t, LEAST(EXTRACT(EPOCH FROM g.t - g.prev) / 3600.0, {step_cap_hours}) AS h, NULL::bigint AS probe FROM (
+        SELECT op.ended_at AS t,
+               COALESCE(lag(op.ended_at) OVER (PARTITION BY op.order_id ORDER BY op.ended_at, op.sequence, op.id),
+                        b.created_at) AS prev
+        FROM orders_orderphase op JOIN base b ON b.id = op.order_id
+        WHERE op.ended_at IS NOT NULL AND op.phase_id IS NOT NULL
+    ) g WHERE g.t >= g.prev
+    UNION ALL SELECT p.t, NULL, p.probe FROM probes p
 ),
-tg AS (
-    SELECT o.id, o.created_at, o.finished_at, COALESCE(o.product_id, -1) AS product_id,
-           (p.id IS NOT NULL)::int AS product_known, COALESCE(p.family, 'UNKNOWN') AS family,
-           (st.state = 'stalled')::int AS stalled,
-           EXTRACT(EPOCH FROM %(as_of)s - st.last_event_at) / 86400.0 AS idle_days,
-           st.stall_threshold_seconds / 86400.0 AS stall_threshold_days
-    FROM st JOIN orders_manufacturingorder o ON o.id = st.order_id
-    LEFT JOIN orders_product p ON p.id = o.product_id
-    WHERE o.created_at IS NOT NULL
-),
-done AS (
-    SELECT DISTINCT ON (op.order_id) op.order_id, op.phase_id, count(*) OVER (PARTITION BY op.order_id) AS k
-    FROM orders_orderphase op JOIN tg ON tg.id = op.order_id
-    WHERE op.ended_at IS NOT NULL AND op.ended_at >= tg.created_at AND op.ended_at <= %(as_of)s
-    ORDER BY op.order_id, op.ended_at DESC, op.id DESC
-),
-route AS (
-    SELECT r.product_id, count(*) AS route_steps FROM orders_routestep r
-    WHERE r.product_id IN (SELECT product_id FROM tg) GROUP BY r.product_id
-),
-fam AS (
-    SELECT COALESCE(p.family, 'UNKNOWN') AS family,
-           avg(EXTRACT(EPOCH FROM o.finished_at - o.created_at) / 86400.0) AS fam_recent_lt, count(*) AS fam_recent_n
-    FROM orders_manufacturingorder o LEFT JOIN orders_product p ON p.id = o.product_id
-    WHERE o.finished_at >= o.created_at AND o.finished_at < %(as_of)s
-      AND o.finished_at >= %(as_of)s - interval '{recent_days} days'
-    GROUP BY 1
-),
-load AS (
-    -- the model's load feature, defined as in training (_ETA_BULK_SQL): orders open at as_of and created in
-    -- the RECENT_DAYS before it
-    SELECT count(*) AS active_orders FROM orders_manufacturingorder m
-    WHERE m.created_at < %(as_of)s AND m.created_at >= %(as_of)s - interval '{recent_days} days'
-      AND (m.finished_at IS NULL OR m.finished_at >= %(as_of)s)
-      AND (m.finished_at IS NULL OR m.finished_at >= m.created_at)
-)
-SELECT tg.id AS order_id, tg.created_at, NULL::timestamptz AS finished_at, NULL::float AS lead_time_days,
-    tg.product_id, tg.family,
-    tg.product_known, COALESCE(rt.route_steps, 0) AS route_steps,
-    LEAST(COALESCE(d.k, 0), {max_boundaries}) AS done_phases,
-    LEAST(COALESCE(d.k, 0), {max_boundaries})::float / NULLIF(rt.route_steps, 0) AS route_share_done,
-    COALESCE(d.phase_id, -1) AS last_phase_id, %(as_of)s AS boundary_at,
-    EXTRACT(EPOCH FROM %(as_of)s - tg.created_at) / 86400.0 AS elapsed_days, NULL::float AS remaining_days,
-    ld.active_orders, fm.fam_recent_lt, COALESCE(fm.fam_recent_n, 0) AS fam_recent_n,
-    tg.stalled, tg.idle_days, tg.stall_threshold_days
-FROM tg CROSS JOIN load ld
-LEFT JOIN done d ON d.order_id = tg.id
-LEFT JOIN route rt ON rt.product_id = tg.product_id
-LEFT JOIN fam fm ON fm.family = tg.family
-ORDER BY tg.created_at, tg.id
-"""
+pace AS (
+    SELECT probe, (sw - COALESCE(sp, 0)) / NULLIF(nw - np, 0) AS recent_step_hours FROM (
+        SELECT probe, sum(h) OVER w AS sw, sum(h) OVER peers AS sp, count(h) OVER w AS nw, count(h) OVER peers AS np
+        FROM step_stream
+        WINDOW w AS (ORDER BY t RANGE BETWEEN '{pace_days} days' PRECEDING AND CURRENT ROW), peers AS (PARTITION BY t)
+    ) x WHERE probe IS NOT NULL
+),"""
 
-_ETA_DATES = ("created_at", "finished_at", "boundary_at")
+# The same pace at the one as_of of serving: only the phase rows of the orders with a phase ended in the PACE_DAYS
+# before as_of (partitions pruned on event_time, which is a row's end when it has one), not a sort of every row.
+_ETA_PACE_AT_CTE = """
+pace AS (
+    SELECT p.probe, x.recent_step_hours FROM probes p CROSS JOIN (
+        SELECT avg(LEAST(EXTRACT(EPOCH FROM g.t - g.prev) / 3600.0, {step_cap_hours})) AS recent_step_hours FROM (
+            SELECT op.ended_at AS t,
+                   COALESCE(lag(op.ended_at) OVER (PARTITION BY op.order_id ORDER BY op.ended_at, op.sequence, op.id),
+                            b.created_at) AS prev
+            FROM orders_orderphase op JOIN base b ON b.id = op.order_id
+            WHERE op.ended_at < %(as_of)s AND op.phase_id IS NOT NULL
+              AND op.order_id IN (
+                  SELECT r.order_id FROM orders_orderphase r
+                  WHERE r.event_time >= %(as_of)s - interval '{pace_days} days'
+                    AND r.ended_at >= %(as_of)s - interval '{pace_days} days' AND r.ended_at < %(as_of)s)
+        ) g WHERE g.t >= g.prev AND g.t >= %(as_of)s - interval '{pace_days} days'
+    ) x
+),"""
+
+_ETA_TRAIN_COLUMNS = ("b.finished_at, b.lead_time_days::float8 AS lead_time_days, "
+                      "(EXTRACT(EPOCH FROM b.finished_at - p.t) / 86400.0)::float8 AS remaining_days")
+_ETA_OPEN_COLUMNS = "NULL::timestamptz AS finished_at, NULL::float8 AS lead_time_days, NULL::float8 AS remaining_days"
+_ETA_DATES = ("created_at", "finished_at", "moment_at")
 
 
-def eta_features() -> pd.DataFrame:
-    """Every boundary of every finished order with its features as of that moment (one SQL query)."""
-    sql = _ETA_BULK_SQL.format(max_boundaries=MAX_BOUNDARIES, recent_days=RECENT_DAYS)
-    return _fetch(sql, {}, _ETA_DATES)
+def _eta_sql(*, probes: str, pace: str, finish_columns: str, extra_columns: str = "") -> str:
+    """_ETA_SQL with its moments (training or serving) and its pace (a stream, or the one as_of) put in."""
+    sql = (_ETA_SQL.replace("{probes}", probes.strip("\n")).replace("{pace}", pace.strip("\n") + "\n")
+           .replace("{finish_columns}", finish_columns).replace("{extra_columns}", extra_columns))
+    return sql.format(recent_days=RECENT_DAYS, pace_days=PACE_DAYS, step_cap_hours=STEP_CAP_HOURS)
+
+
+def eta_features(*, known_at: datetime | None = None, seed: int = 0) -> pd.DataFrame:
+    """Seeded moments of every finished order (finished by known_at when given: only what was known then) with the
+    order's state and features at each moment and the remaining days (one SQL query)."""
+    sql = _eta_sql(probes=_ETA_MOMENTS_CTE, pace=_ETA_PACE_STREAM_CTE, finish_columns=_ETA_TRAIN_COLUMNS)
+    params = {"step": MOMENT_STEP_DAYS, "max_moments": MAX_MOMENTS, "seed": int(seed), "known_at": known_at}
+    return _fetch(sql, params, _ETA_DATES)
 
 
 def eta_open_features(*, as_of: datetime, ids: list[int] | None = None, with_stalled: bool = False) -> pd.DataFrame:
     """The orders open at `as_of` (all, or these ids) that a remaining time is predicted for, in their state at
-    `as_of`, with the ETA features (one SQL query). Open = the order state's active orders (orders.selectors:
-    created by as_of, not finished by then, neither stalled nor abandoned). with_stalled adds the stalled ones,
-    flagged stalled = 1 with idle_days and stall_threshold_days: the caller answers "stalled", never an ETA."""
+    `as_of`, with the ETA features (one SQL query, the same features as training's moments). Open = the order
+    state's active orders at as_of (orders.selectors: created by as_of, not finished by then, neither stalled nor
+    abandoned), whatever happened after as_of. with_stalled adds the stalled ones, flagged stalled = 1 with
+    idle_days and stall_threshold_days: the caller answers "stalled", never an ETA."""
     states = [str(s) for s in ACTIVE_STATES] + ([str(OrderState.STALLED)] if with_stalled else [])
-    sql = _ETA_OPEN_SQL.format(order_state_call=ORDER_STATE_CALL, max_boundaries=MAX_BOUNDARIES,
-                               recent_days=RECENT_DAYS)
+    sql = _eta_sql(probes=_ETA_OPEN_CTE.replace("{order_state_call}", ORDER_STATE_CALL), pace=_ETA_PACE_AT_CTE,
+                   finish_columns=_ETA_OPEN_COLUMNS, extra_columns=", p.stalled, p.stall_threshold_days")
     params = {**order_state_params(as_of=as_of, order_ids=None if ids is None else [int(i) for i in ids]),
               "states": states}
     return _fetch(sql, params, _ETA_DATES)
@@ -575,8 +623,9 @@ def order_ids_open_at(*, as_of: datetime) -> list[int]:
     return [r["order_id"] for r in open_orders_at(as_of=as_of) if r["state"] in OPEN_STATES]
 
 
-def eta_dataset(frame: pd.DataFrame | None = None) -> Dataset:
-    """Boundaries of finished orders; target = days from the boundary to the order's finish. The split is
-    by order creation (all boundaries of an order fall in the same split), censoring as for lead time."""
-    frame = eta_features() if frame is None else frame.copy()
-    return _build(ModelName.ETA, frame, "remaining_days", ETA_NUMERIC, data_as_of())
+def eta_dataset(frame: pd.DataFrame | None = None, *, known_at: datetime | None = None, seed: int = 0) -> Dataset:
+    """Moments of finished orders; target = days from the moment to the order's finish. The split is by order
+    creation (all moments of an order fall in the same split), censoring as for lead time. known_at: build it
+    from what was known then (orders finished by known_at, censored at known_at) instead of the data's as-of."""
+    frame = eta_features(known_at=known_at, seed=seed) if frame is None else frame.copy()
+    return _build(ModelName.ETA, frame, "remaining_days", ETA_NUMERIC, known_at or data_as_of())

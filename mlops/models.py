@@ -40,10 +40,6 @@ class ModelVersion(models.Model):
         default=dict, blank=True,
         help_text="Why it was (not) promoted: paired bootstrap interval of the validation margin, "
                   "test comparison, base-rate Brier (classifiers).")
-    promotion_evidence = models.JSONField(
-        default=dict, blank=True,
-        help_text="Why it was (not) promoted: paired bootstrap interval of the validation margin, "
-                  "test comparison, base-rate Brier (classifiers).")
 
     class Meta:
         ordering = ["name", "-version"]
@@ -84,3 +80,42 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} of OF {self.order_id}: {self.value:.3f}"
+
+
+class EtaBacktest(models.Model):
+    """One replay of the remaining-time predictions at weekly past dates, scored against the real finishes.
+
+    Written by `manage.py eta_backtest`; every ETA (API answers, the order page, the models page) shows the latest
+    coverage of the 80% interval with its n and dates."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    start = models.DateTimeField(help_text="The first prediction date.")
+    weeks = models.IntegerField()
+    model_source = models.CharField(
+        max_length=200, help_text="'retrained at each date' (only what was known then) or the active model's label.")
+    data_as_of = models.DateTimeField(null=True, help_text="The data's as-of time when the backtest ran.")
+    scored = models.IntegerField(help_text="Predictions whose outcome is known: finished, or never finished once "
+                                           "the interval's upper end has passed (a miss).")
+    covered = models.IntegerField(help_text="Scored predictions whose real finish fell inside the 80% interval.")
+    coverage = models.FloatField(null=True, blank=True)
+    finished = models.IntegerField(default=0, help_text="Scored predictions with a real finish (MAE and bias).")
+    mae_days = models.FloatField(null=True, blank=True)
+    bias_days = models.FloatField(null=True, blank=True, help_text="Mean of predicted - real remaining days.")
+    never_finished = models.IntegerField(default=0, help_text="Counted as misses: unfinished past the upper end.")
+    unknown = models.IntegerField(default=0, help_text="Excluded: unfinished, upper end after the data's as-of.")
+    stalled = models.IntegerField(default=0, help_text="Excluded: stalled at the date (answered 'stalled').")
+    by_bucket = models.JSONField(default=dict, help_text="Per progress bucket: n, coverage, MAE, bias.")
+    by_state = models.JSONField(default=dict, help_text="Per flow state at the date: n, coverage, MAE, bias.")
+    weekly = models.JSONField(default=list, help_text="Per date: open orders, scored, covered, MAE, bias.")
+    details = models.JSONField(default=dict, blank=True, help_text="Method, interval rule, the models used.")
+
+    class Meta:
+        verbose_name = "ETA backtest"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(covered__lte=models.F("scored")),
+                                   name="%(app_label)s_%(class)s_covered_within_scored"),
+        ]
+
+    def __str__(self) -> str:
+        return f"ETA backtest {self.id}: {self.covered}/{self.scored}"

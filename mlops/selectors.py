@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ import pandas as pd
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from mlops import training
+from mlops import intervals, training
 from mlops.choices import Algorithm, ModelName
 from mlops.datasets import (
     CATEGORICAL,
@@ -118,6 +120,15 @@ class Predictor:
             return None, None
         return max(0.0, float(value) + q["q10"]), max(0.0, float(value) + q["q90"])
 
+    @property
+    def calibration(self) -> dict:
+        """The ETA interval's calibration stored with the answering version (mlops.intervals); {} without one."""
+        return (self.version.residual_quantiles or {}) if self.version else {}
+
+    def eta_bounds(self, frame: pd.DataFrame) -> dict:
+        """Remaining days (point, 80% interval, calibration group, clipped flags) of every row (mlops.intervals)."""
+        return intervals.bounds(self.calibration, frame, self.predict(frame))
+
 
 def live_baseline(name: str) -> training.Baseline:
     """Baseline from all finished orders when the registry holds none (one SQL query).
@@ -198,19 +209,27 @@ def features_from_payload(name: str, payload: dict) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def predict(*, name: str, order_id: int | None = None, features: dict | None = None) -> dict | None:
-    """Predict one order (by id, features at its creation) or one feature payload. None: unknown order."""
+def _created_by(frame: pd.DataFrame, as_of) -> bool:
+    """Was this one-order frame's order created by as_of (None: no as_of asked)?"""
+    return as_of is None or (not frame.empty and frame["created_at"].iloc[0] <= as_of)
+
+
+def predict(*, name: str, order_id: int | None = None, features: dict | None = None, as_of=None) -> dict | None:
+    """Predict one order (by id, features at its creation) or one feature payload. None: unknown order (or, with
+    as_of, one not created by then). ETA: see predict_eta (the order's state at as_of)."""
     if name == ModelName.ETA:
-        return predict_eta(order_id=order_id, features=features)
+        return predict_eta(order_id=order_id, features=features, as_of=as_of)
     if order_id is not None:
         frame = order_feature_frame(order_id)
-        if frame.empty:
+        if frame.empty or not _created_by(frame, as_of):
             return None
     else:
         frame = features_from_payload(name, features or {})
     predictor = active_predictor(name)
     value = float(predictor.predict(frame)[0])
     answer = {"name": str(name), "model": predictor.describe(), "order_id": order_id}
+    if as_of is not None:
+        answer["as_of"] = as_of.isoformat()
     if name == ModelName.LEAD_TIME:
         lower, upper = predictor.interval(value)
         answer.update({"lead_time_days": round(value, 4),
@@ -249,11 +268,61 @@ def stalled_answer(*, order_id: int, frame: pd.DataFrame, as_of) -> dict | None:
     }
 
 
-def predict_eta(*, order_id: int | None = None, features: dict | None = None) -> dict | None:
-    """Remaining days of an open order from its state at the data's as-of date (done phases, time spent, load),
-    or of a feature payload. A stalled order gets {"status": "stalled", "idle_days", ...} instead of a remaining
-    time. None: no open order with that id."""
-    as_of = data_as_of()
+CLIPPED_NOTE = ("the interval's lower end fell before as_of and is clipped to it (0 days): a finish is never "
+                "predicted before the as-of time")
+
+
+ETA_BACKTEST_RETRAINED = "retrained at each date"  # EtaBacktest.model_source of a backtest that retrains
+
+
+def eta_backtest_score() -> dict | None:
+    """The latest stored ETA backtest that scored predictions (manage.py eta_backtest): how often the 80% interval
+    held the real finish. (A run whose every date was skipped is kept but does not hide the last real score.)"""
+    from mlops.models import EtaBacktest
+
+    latest = EtaBacktest.objects.filter(scored__gt=0).order_by("-created_at", "-id").first()  # one that scored
+    if latest is None:
+        return None
+    last = timezone.localtime(latest.start) + timedelta(days=7 * (latest.weeks - 1))  # weekly on Lisbon's clock
+    return {"id": latest.id, "created_at": latest.created_at, "start": latest.start, "end": last,
+            "weeks": latest.weeks, "scored": latest.scored, "covered": latest.covered, "coverage": latest.coverage,
+            "finished": latest.finished, "mae_days": latest.mae_days, "bias_days": latest.bias_days,
+            "never_finished": latest.never_finished, "unknown": latest.unknown, "stalled": latest.stalled,
+            "by_bucket": latest.by_bucket, "by_state": latest.by_state, "weekly": latest.weekly,
+            "model_source": latest.model_source, "data_as_of": latest.data_as_of, "details": latest.details,
+            "retrained": latest.model_source == ETA_BACKTEST_RETRAINED}
+
+
+def eta_backtest_line(score: dict | None = ...) -> dict:
+    """What every ETA shows about its interval's track record: the latest backtest's coverage with n and dates, or
+    that no backtest has run (English, as the API's texts are; the pages translate the same figures)."""
+    score = eta_backtest_score() if score is ... else score
+    if not score or score["coverage"] is None:
+        return {"coverage": None, "n": 0, "start": None, "end": None,
+                "text": "80% interval: no backtest has run yet (manage.py eta_backtest)"}
+    start, end = (timezone.localtime(score[k]).date().isoformat() for k in ("start", "end"))  # Lisbon dates
+    pct = round(100 * score["coverage"])
+    return {"coverage": score["coverage"], "n": score["scored"], "start": start, "end": end, "weeks": score["weeks"],
+            "backtest_id": score["id"],
+            "text": f"80% interval: right {pct}% of the time (backtest, n={score['scored']}, weekly {start} to {end})"}
+
+
+def _model_note(predictor: Predictor, as_of, given: bool) -> str | None:
+    v = predictor.version
+    if given and v is not None and v.data_as_of is not None and v.data_as_of > as_of:
+        return (f"the answering model was trained with data up to {v.data_as_of.date().isoformat()}, after as_of: "
+                "this answer is not what could be known at as_of (manage.py eta_backtest retrains with only what was "
+                "known at each date)")
+    return None
+
+
+def predict_eta(*, order_id: int | None = None, features: dict | None = None, as_of=None) -> dict | None:
+    """Remaining days of an order open at as_of (default: the data's as-of) from its state then (phase, time in
+    state, progress, load, pace), or of a feature payload, with the calibrated 80% interval (mlops.intervals) and
+    the latest backtest's coverage. A stalled order gets {"status": "stalled", "idle_days", ...} instead of a
+    remaining time; a predicted finish is never before as_of. None: no order open at as_of with that id."""
+    given = as_of is not None
+    as_of = as_of or data_as_of()
     if order_id is not None:
         frame = _eta_frame(order_id, as_of)
         if frame.empty:
@@ -264,20 +333,40 @@ def predict_eta(*, order_id: int | None = None, features: dict | None = None) ->
     else:
         frame = features_from_payload(ModelName.ETA, features or {})
     predictor = active_predictor(ModelName.ETA)
-    value = float(predictor.predict(frame)[0])
-    lower, upper = predictor.interval(value)
+    bounds = predictor.eta_bounds(frame)
+    value, lower, upper = float(bounds["point"][0]), float(bounds["lower"][0]), float(bounds["upper"][0])
+    has_interval = not np.isnan(lower)
     answer = {"name": str(ModelName.ETA), "model": predictor.describe(), "order_id": order_id,
               "remaining_days": round(value, 4),
-              "interval_80": None if lower is None else {"lower": round(lower, 4), "upper": round(upper, 4)},
-              "interval_basis": "validation residuals q10-q90" if lower is not None else None}
+              "interval_80": {"lower": round(lower, 4), "upper": round(upper, 4)} if has_interval else None,
+              "interval_basis": intervals.basis(predictor.calibration) if has_interval else None,
+              "interval_group": bounds["group"][0], "interval_backtest": eta_backtest_line()}
+    clipped = has_interval and bool(bounds["clipped"][0])
+    answer["lower_clipped_at_as_of"] = clipped
+    notes = [CLIPPED_NOTE] if clipped else []
     if order_id is not None:
         answer["as_of"] = as_of.isoformat()
         answer["created_at"] = frame["created_at"].iloc[0].isoformat()
         answer["predicted_finish"] = (as_of + pd.Timedelta(days=value)).isoformat()
+        if has_interval:
+            answer["finish_interval_80"] = {"earliest": (as_of + pd.Timedelta(days=lower)).isoformat(),
+                                            "latest": (as_of + pd.Timedelta(days=upper)).isoformat()}
+        note = _model_note(predictor, as_of, given)
+        if note:
+            notes.append(note)
+    answer["notes"] = notes
     if predictor.is_baseline:
         answer["baseline_level"] = predictor.model.source(frame)[0]
-    answer["features"] = {c: _jsonable(frame[c].iloc[0]) for c in CATEGORICAL + ETA_NUMERIC}
+    answer["features"] = {c: _jsonable(frame[c].iloc[0]) for c in CATEGORICAL + ETA_NUMERIC if c in frame}
     return answer
+
+
+def order_page_eta(*, order_id: int, as_of) -> dict | None:
+    """The order page's remaining-time block at as_of: predict_eta's answer plus the latest backtest (one dict)."""
+    answer = predict_eta(order_id=order_id, as_of=as_of)
+    if answer is None:
+        return None
+    return {**answer, "backtest": eta_backtest_score()}
 
 
 _BASELINE_METHODS = {
@@ -288,12 +377,15 @@ _BASELINE_METHOD = ("baseline: the answer is the product's historical value (els
                     "one); no other feature is used")
 
 
-def explain(*, name: str, order_id: int | None = None) -> dict | None:
+def explain(*, name: str, order_id: int | None = None, as_of=None) -> dict | None:
     """Global permutation importance of the answering model; with order_id, that prediction's contributions.
 
-    None: no such order (for ETA: no open order with that id, since only open orders have a remaining time)."""
+    None: no such order (with as_of: none created by then; for ETA: no order open at as_of with that id, since only
+    open orders have a remaining time)."""
     predictor = active_predictor(name)
     answer = {"name": str(name), "model": predictor.describe()}
+    if as_of is not None:
+        answer["as_of"] = as_of.isoformat()
     if predictor.is_baseline:
         answer["global_importance"] = []
         answer["method"] = _BASELINE_METHODS.get(name, _BASELINE_METHOD)
@@ -305,18 +397,25 @@ def explain(*, name: str, order_id: int | None = None) -> dict | None:
     if order_id is None:
         return answer
     if name == ModelName.ETA:
-        as_of = data_as_of()
+        as_of = as_of or data_as_of()
         frame = _eta_frame(order_id, as_of)
         stalled = stalled_answer(order_id=order_id, frame=frame, as_of=as_of)
         if stalled:
             return {**answer, **stalled}
     else:
         frame = order_feature_frame(order_id)
+        if not frame.empty and not _created_by(frame, as_of):
+            return None
     if frame.empty:
         return None
     answer["order_id"] = order_id
     if name == ModelName.ETA:
         answer["as_of"] = as_of.isoformat()
+        bounds = predictor.eta_bounds(frame)
+        answer["remaining_days"] = round(float(bounds["point"][0]), 4)
+        answer["calibration_note"] = ("the contributions explain the model's prediction; the answer (remaining_days) "
+                                      "adds the interval calibration's median correction for the order's progress "
+                                      "group (mlops.intervals)")
     if predictor.is_baseline:
         answer["prediction"] = float(predictor.predict(frame)[0])
         answer["baseline_level"] = predictor.model.source(frame)[0]

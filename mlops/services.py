@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from mlops import load_baseline, promotion, training
+from mlops import intervals, load_baseline, promotion, training
 from mlops.choices import REGRESSION_TARGETS, Algorithm, ModelName
 from mlops.datasets import Dataset, dataset_for, eta_open_features, order_features
 from mlops.models import ModelVersion, Prediction
@@ -74,7 +74,9 @@ def fit_and_evaluate(*, name: str, algorithm: str, dataset: Dataset, seed: int =
     metrics = {split: training.evaluate(name, model, dataset.splits[split], dataset.target)
                for split in ("validation", "test")}
     residuals = {}
-    if name in REGRESSION_TARGETS and len(validation):
+    if name == ModelName.ETA and len(validation):
+        residuals = eta_calibration(model, dataset)  # the calibrated interval (mlops.intervals)
+    elif name in REGRESSION_TARGETS and len(validation):
         residuals = training.residual_quantiles(validation[dataset.target].to_numpy(), model.predict(validation))
     importance = []
     if algorithm != Algorithm.BASELINE:
@@ -354,7 +356,8 @@ def predictions_store_open_orders(*, as_of=None) -> dict:
 
 def _store_eta_predictions(as_of) -> int:
     """Remaining days of every active order (eta_open_features: open at as_of, not stalled) from its state at
-    as_of; predicted finish = as_of + remaining."""
+    as_of, with the calibrated 80% interval (mlops.intervals); predicted finish = as_of + remaining, never before
+    as_of (the lower end is clipped at 0 days)."""
     from mlops.selectors import active_predictor
 
     frame = eta_open_features(as_of=as_of)
@@ -362,15 +365,175 @@ def _store_eta_predictions(as_of) -> int:
     if frame.empty:
         return 0
     predictor = active_predictor(ModelName.ETA)
-    values = predictor.predict(frame)
+    bounds = predictor.eta_bounds(frame)
     rows = []
-    for order_id, value in zip(frame["order_id"], values, strict=True):
-        lower, upper = predictor.interval(value)
+    for i, order_id in enumerate(frame["order_id"]):
+        value, lower, upper = (float(bounds[k][i]) for k in ("point", "lower", "upper"))
         rows.append(Prediction(order_id=int(order_id), name=ModelName.ETA, model_version=predictor.version,
-                               model_label=predictor.label, value=float(value), lower=lower, upper=upper,
-                               predicted_finish=as_of + timedelta(days=float(value)), as_of=as_of))
+                               model_label=predictor.label, value=value,
+                               lower=None if np.isnan(lower) else lower, upper=None if np.isnan(upper) else upper,
+                               predicted_finish=as_of + timedelta(days=value), as_of=as_of))
     Prediction.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
+
+
+# --- ETA: the interval's calibration and the backtest -----------------------------------------------
+
+def eta_calibration(model, dataset: Dataset) -> dict:
+    """The ETA's 80% interval calibrated on the orders after the training period (validation and test splits: the
+    orders created after the training period and before the censoring cutoff; their moments of the last
+    intervals.CALIBRATION_DAYS), mlops.intervals."""
+    import pandas as pd
+
+    frame = intervals.recent(pd.concat([dataset.splits["validation"], dataset.splits["test"]]))
+    if frame.empty:
+        return {}
+    return intervals.calibrate(frame, model.predict(frame), frame[dataset.target].to_numpy(dtype=float))
+
+
+ETA_BACKTEST_RETRAINED = "retrained at each date"  # the same text as mlops.selectors.ETA_BACKTEST_RETRAINED
+
+
+def eta_fit_known_at(*, moments, known_at, seed: int = 0) -> tuple[object, dict, dict] | None:
+    """The ETA model (boosting) and its interval as they would have been trained at known_at: the moments of the
+    orders finished by then (features never use anything after their moment), censored and split at known_at.
+    Returns (model, calibration, dataset rows), or None when too little was known then."""
+    from mlops.datasets import eta_dataset
+
+    dataset = eta_dataset(moments[moments["finished_at"] <= known_at], known_at=known_at, seed=seed)
+    rows = dataset.rows()
+    if rows["train"] < MIN_TRAIN_ROWS or rows["validation"] < MIN_VALIDATION_ROWS:
+        return None
+    model = training.HgbModel.fit(ModelName.ETA, dataset.splits["train"], dataset.target, dataset.numeric, seed,
+                                  DEFAULT_HGB_PARAMS)
+    return model, eta_calibration(model, dataset), rows
+
+
+def _scores(rows: list[dict]) -> dict:
+    """n, coverage, MAE and bias (predicted - real remaining days) of scored prediction rows."""
+    scored = [r for r in rows if r["covered"] is not None]
+    finished = [r for r in scored if r["error"] is not None]
+    covered = sum(1 for r in scored if r["covered"])
+    errors = np.array([r["error"] for r in finished], dtype=float)
+    return {"n": len(scored), "covered": covered,
+            "coverage": round(covered / len(scored), 4) if scored else None, "finished": len(finished),
+            "mae_days": round(float(np.abs(errors).mean()), 4) if len(errors) else None,
+            "bias_days": round(float(errors.mean()), 4) if len(errors) else None}
+
+
+def eta_backtest(*, start, weeks: int, use_active_model: bool = False, seed: int = 0) -> dict:
+    """Predict the remaining time of every order open at start + k weeks (k < weeks; the order state's active
+    orders; stalled ones are answered 'stalled' and counted apart) and score the answers against the real finishes.
+
+    The model: by default retrained at each date with only what was known then (eta_fit_known_at: orders finished
+    by the date, features at moments before it; its interval calibrated on the orders after its training period,
+    all before the date). use_active_model: the active version instead, only at dates after everything it was
+    trained and calibrated on (its calibration's known_until); earlier dates are skipped, and the result says so.
+
+    Scoring: an order that finished is covered when its real remaining days lie in the 80% interval (MAE and bias
+    of the point too); one that never finished is a miss once the interval's upper end is before the data's
+    as-of, else its outcome is unknown: excluded and counted. Progress buckets and states are at the date."""
+    from mlops.datasets import data_as_of, eta_features
+    from mlops.selectors import active_predictor
+    from orders.models import ManufacturingOrder
+
+    last_known = data_as_of()
+    dates = [start + timedelta(days=7 * k) for k in range(weeks)]
+    moments, predictor, known_until = None, None, None
+    if use_active_model:
+        predictor = active_predictor(ModelName.ETA)
+        cal = predictor.calibration
+        known_until = cal.get("known_until") or (predictor.version.data_as_of.isoformat()
+                                                 if predictor.version and predictor.version.data_as_of else None)
+        source = f"active model {predictor.label}" + (f" (knows facts up to {known_until[:10]})" if known_until else "")
+    else:
+        moments = eta_features(seed=seed)  # one query: every finished order's moments, cut per date below
+        source = ETA_BACKTEST_RETRAINED
+    rows, weekly, models = [], [], []
+    for when in dates:
+        week = {"date": when.isoformat(), "open": 0, "stalled": 0, "skipped": None}
+        if use_active_model:
+            if known_until and when < datetime.fromisoformat(known_until):
+                week["skipped"] = f"before {known_until[:10]}: the active model knew facts after this date"
+                weekly.append(week)
+                continue
+            model, calibration = predictor.model, predictor.calibration
+        else:
+            fitted = eta_fit_known_at(moments=moments, known_at=when, seed=seed)
+            if fitted is None:
+                week["skipped"] = "too few orders finished by this date to train"
+                weekly.append(week)
+                continue
+            model, calibration, split_rows = fitted
+            models.append({"date": when.isoformat(), "rows": split_rows,
+                           "calibration_n": calibration.get("n"), "known_until": calibration.get("known_until")})
+        frame = eta_open_features(as_of=when, with_stalled=True)
+        week["stalled"] = int(frame["stalled"].sum()) if len(frame) else 0
+        frame = frame[frame["stalled"] == 0].reset_index(drop=True) if len(frame) else frame
+        week["open"] = len(frame)
+        if frame.empty:
+            weekly.append({**week, **_scores([])})
+            continue
+        b = intervals.bounds(calibration, frame, model.predict(frame))
+        bucket = intervals.buckets(frame, calibration.get("typical_steps", intervals.DEFAULT_TYPICAL_STEPS))
+        state = intervals.states(frame)
+        finishes = dict(ManufacturingOrder.objects.filter(id__in=frame["order_id"].tolist())
+                        .values_list("id", "finished_at"))
+        week_rows = []
+        for i, order_id in enumerate(frame["order_id"]):
+            finish = finishes.get(int(order_id))
+            lower, upper, point = float(b["lower"][i]), float(b["upper"][i]), float(b["point"][i])
+            row = {"date": when.isoformat(), "order_id": int(order_id), "bucket": str(bucket[i]), "state": state[i],
+                   "predicted_days": round(point, 4), "lower": round(lower, 4), "upper": round(upper, 4),
+                   "actual_days": None, "covered": None, "error": None, "outcome": "finished"}
+            if finish is not None:
+                actual = (finish - when).total_seconds() / 86400.0
+                row.update(actual_days=round(actual, 4), covered=bool(lower <= actual <= upper),
+                           error=point - actual)
+            elif last_known is not None and when + timedelta(days=upper) < last_known:
+                row.update(covered=False, outcome="never_finished")
+            else:
+                row["outcome"] = "unknown"
+            week_rows.append(row)
+        rows.extend(week_rows)
+        weekly.append({**week, **_scores(week_rows)})
+    overall = _scores(rows)
+    return {
+        "start": start, "weeks": weeks, "model_source": source, "data_as_of": last_known, **overall,
+        "never_finished": sum(1 for r in rows if r["outcome"] == "never_finished"),
+        "unknown": sum(1 for r in rows if r["outcome"] == "unknown"),
+        "stalled": sum(w["stalled"] for w in weekly),
+        "by_bucket": {k: _scores([r for r in rows if r["bucket"] == k]) for k in intervals.BUCKETS},
+        "by_state": {k: _scores([r for r in rows if r["state"] == k]) for k in intervals.STATES.values()},
+        "weekly": weekly,
+        "details": {
+            "interval": intervals.DESCRIPTION, "alpha": intervals.ALPHA, "bucket_rule": intervals.BUCKET_RULE,
+            "scoring": ("covered: the real remaining days in the 80% interval; an order never finished is a miss once "
+                        "the interval's upper end is before the data's as-of, else unknown (excluded, counted); MAE "
+                        "and bias (predicted - real days) over the finished ones; stalled orders are answered "
+                        "'stalled' and excluded"),
+            "models": models, "known_until": known_until,
+            "predictions": [{k: v for k, v in r.items() if k != "error"} for r in rows],
+        },
+    }
+
+
+@transaction.atomic
+def eta_backtest_record(*, start, weeks: int, use_active_model: bool = False, seed: int = 0):
+    """Run the ETA backtest and store it (mlops.models.EtaBacktest); every ETA shows the latest coverage."""
+    from mlops.models import EtaBacktest
+    from prodplan.cache import bump_data_version
+
+    result = eta_backtest(start=start, weeks=weeks, use_active_model=use_active_model, seed=seed)
+    record = EtaBacktest.objects.create(
+        start=start, weeks=weeks, model_source=result["model_source"][:200], data_as_of=result["data_as_of"],
+        scored=result["n"], covered=result["covered"], coverage=result["coverage"], finished=result["finished"],
+        mae_days=result["mae_days"], bias_days=result["bias_days"], never_finished=result["never_finished"],
+        unknown=result["unknown"], stalled=result["stalled"], by_bucket=result["by_bucket"],
+        by_state=result["by_state"], weekly=result["weekly"], details=result["details"],
+    )
+    bump_data_version()  # the pages and answers that show the latest score
+    return record, result
 
 
 def _warm_feature_cache(frame) -> None:

@@ -352,7 +352,8 @@ def _order_errors(order_id: int) -> list[dict]:
 
 
 def _prediction(*, order_id: int, as_of: datetime) -> dict:
-    """Lead-time prediction from mlops (the active model, else its baseline), when that app can answer.
+    """Remaining time at as_of and lead-time prediction from mlops (the active model, else its baseline), when that
+    app can answer.
 
     A stalled, abandoned or finished order gets no predicted finish: its state says why."""
     state = selectors.order_states(as_of=as_of, order_ids=[order_id]).get(order_id)
@@ -361,13 +362,17 @@ def _prediction(*, order_id: int, as_of: datetime) -> dict:
         return {"prediction": None, "state": state["state"], "idle_days": idle, "unavailable": None}
     try:
         from mlops.choices import ModelName
-        from mlops.selectors import predict
+        from mlops.selectors import order_page_eta, predict
     except ImportError:
         return {"prediction": None, "unavailable": _("the model registry is not installed yet")}
+    # the remaining time from the order's state at as_of (mlops: calibrated interval, latest backtest's coverage)
+    eta = cached("ui.order_eta", {"order_id": order_id, "as_of": as_of},
+                 lambda: order_page_eta(order_id=order_id, as_of=as_of))
     prediction = cached("ui.order_prediction", {"order_id": order_id}, lambda: predict(name=ModelName.LEAD_TIME, order_id=order_id))
     if prediction and prediction.get("predicted_finish") and str(prediction["predicted_finish"]) < as_of.isoformat():
         prediction = {**prediction, "predicted_finish_past": True}
-    return {"prediction": prediction, "unavailable": None if prediction else _("no features for this order")}
+    return {"prediction": prediction, "eta": eta,
+            "unavailable": None if prediction or eta else _("no features for this order")}
 
 
 @login_required

@@ -12,6 +12,7 @@ from mlops.api.serializers import ModelVersionSerializer, PredictRequestSerializ
 from mlops.choices import ModelName
 from mlops.tasks import train_model_task
 from prodplan.api_keys import HasApiKeyOrStaff
+from prodplan.asof import AS_OF_HELP, parse_as_of
 from prodplan.pagination import ValidatedCursorPagination
 from prodplan.task_queue import enqueue
 
@@ -58,15 +59,14 @@ class PredictView(APIView):
     def post(self, request):
         payload = PredictRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
+        as_of = payload.validated_data.get("as_of")
         try:
             answer = selectors.predict(name=self.model_name, order_id=payload.validated_data.get("order_id"),
-                                       features=payload.validated_data.get("features"))
+                                       features=payload.validated_data.get("features"), as_of=as_of)
         except (TypeError, ValueError, OverflowError) as exc:
             raise ValidationError({"features": str(exc)}) from exc
         if answer is None:
-            if self.model_name == ModelName.ETA:
-                raise NotFound("No open order with that id (created by the data's as-of date).")
-            raise NotFound("No order with that id (or it has no creation date).")
+            raise NotFound(_not_found(self.model_name, as_of))
         return Response(answer)
 
 
@@ -75,9 +75,11 @@ class ExplainView(APIView):
 
     model_name = ModelName.LEAD_TIME
 
-    @extend_schema(parameters=[OpenApiParameter("of_id", int, description="Order id to explain.")],
+    @extend_schema(parameters=[OpenApiParameter("of_id", int, description="Order id to explain."),
+                               OpenApiParameter("as_of", str, description=AS_OF_HELP)],
                    responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
+        as_of = parse_as_of(request.query_params.get("as_of"))  # 400 naming as_of before anything is read
         raw = request.query_params.get("of_id")
         try:
             order_id = int(raw) if raw not in (None, "") else None
@@ -85,9 +87,16 @@ class ExplainView(APIView):
                 raise ValueError(raw)
         except ValueError as exc:
             raise ValidationError({"of_id": "must be an integer"}) from exc
-        answer = selectors.explain(name=self.model_name, order_id=order_id)
+        answer = selectors.explain(name=self.model_name, order_id=order_id, as_of=as_of)
         if answer is None:
-            if self.model_name == ModelName.ETA:
-                raise NotFound("No open order with that id (created by the data's as-of date).")
-            raise NotFound("No order with that id (or it has no creation date).")
+            raise NotFound(_not_found(self.model_name, as_of))
         return Response(answer)
+
+
+def _not_found(model_name: str, as_of) -> str:
+    when = "as_of" if as_of is not None else "the data's as-of date"
+    if model_name == ModelName.ETA:
+        return f"No open order with that id at {when} (created by then, not finished, not abandoned)."
+    if as_of is not None:
+        return "No order with that id created by as_of (or it has no creation date)."
+    return "No order with that id (or it has no creation date)."
