@@ -77,3 +77,20 @@ class ReadsFactoryData(permissions.BasePermission):
             return True
         user = request.user
         return bool(user and user.is_authenticated)
+
+
+class HasApiKeyOrSupervisorRole(permissions.BasePermission):
+    """Model training: a valid API key, a superuser, or a member of the supervisors group. Roles decide, not
+    is_staff: a data steward is staff (for the admin's triage) but does not retrain the factory's models."""
+
+    message = "Training a model needs an API key or the supervisor role."
+
+    def has_permission(self, request, view):
+        from prodplan.roles import SUPERVISORS
+
+        if isinstance(request.auth, ApiKey):
+            return True
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        return bool(user.is_superuser or user.groups.filter(name=SUPERVISORS).exists())

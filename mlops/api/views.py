@@ -11,7 +11,7 @@ from mlops import selectors
 from mlops.api.serializers import ModelVersionSerializer, PredictRequestSerializer, TrainRequestSerializer
 from mlops.choices import ModelName
 from mlops.tasks import train_model_task
-from prodplan.api_keys import HasApiKeyOrStaff
+from prodplan.api_keys import HasApiKeyOrSupervisorRole
 from prodplan.asof import AS_OF_HELP, parse_as_of
 from prodplan.pagination import ValidatedCursorPagination
 from prodplan.task_queue import enqueue
@@ -20,7 +20,7 @@ from prodplan.task_queue import enqueue
 class TrainView(APIView):
     """Queue the training of one target (baseline, HistGradientBoosting, MLP) and its promotion."""
 
-    permission_classes = [HasApiKeyOrStaff]
+    permission_classes = [HasApiKeyOrSupervisorRole]
     model_name = ModelName.LEAD_TIME
 
     @extend_schema(request=TrainRequestSerializer, responses={202: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})

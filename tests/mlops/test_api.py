@@ -101,3 +101,23 @@ def test_nightly_task_stores_predictions_for_open_orders_and_is_idempotent(facto
     assert second["eta"]["status"] == "skipped"
     assert set(Prediction.objects.filter(name="eta").values_list("order_id", flat=True)) == eta_ids
     assert Prediction.objects.count() == 2 * len(open_ids) + len(eta_ids)  # lead time, risk and ETA
+
+
+def test_training_follows_the_role_not_is_staff(db, broker_down):
+    """A data steward is staff (the admin's triage) but does not retrain models; a supervisor may. The broker is
+    down here, so an allowed request answers 503 without training anything."""
+    from django.contrib.auth.models import Group, User
+    from rest_framework.test import APIClient
+
+    from prodplan.roles import DATA_STEWARDS, SUPERVISORS, ensure_role_groups
+
+    ensure_role_groups()
+    steward = User.objects.create_user("steward-train", password="pw-steward-123", is_staff=True)
+    steward.groups.add(Group.objects.get(name=DATA_STEWARDS))
+    supervisor = User.objects.create_user("supervisor-train", password="pw-supervisor-123")
+    supervisor.groups.add(Group.objects.get(name=SUPERVISORS))
+    as_steward, as_supervisor = APIClient(), APIClient()
+    as_steward.force_login(steward)
+    as_supervisor.force_login(supervisor)
+    assert as_steward.post("/api/ml/train/leadtime", {}, format="json").status_code == 403
+    assert as_supervisor.post("/api/ml/train/leadtime", {}, format="json").status_code == 503
