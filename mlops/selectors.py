@@ -86,6 +86,8 @@ class Predictor:
     version: ModelVersion | None
     algorithm: str
     fallback_reason: str | None = None
+    # Why the baseline answers, as codes a page turns into words: no_active_model, artifact_unusable, live_baseline.
+    fallback_codes: tuple[str, ...] = ()
 
     @property
     def is_baseline(self) -> bool:
@@ -105,6 +107,7 @@ class Predictor:
             "trained_at": v.created_at.isoformat() if v else None,
             "data_version": v.data_version if v else None,
             "fallback_reason": self.fallback_reason,
+            "fallback_codes": list(self.fallback_codes),
         }
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
@@ -161,11 +164,12 @@ def live_baseline(name: str) -> training.Baseline:
     return training.Baseline(params)
 
 
-def baseline_predictor(name: str, reason: str | None) -> Predictor:
+def baseline_predictor(name: str, reason: str | None, codes: tuple[str, ...] = ()) -> Predictor:
     """The newest registered baseline of this target, else one computed live from the data."""
     version = ModelVersion.objects.filter(name=name, algorithm=Algorithm.BASELINE).order_by("-version").first()
     if version is not None:
-        return Predictor(name, training.baseline_from_params(version.params), version, Algorithm.BASELINE, reason)
+        return Predictor(name, training.baseline_from_params(version.params), version, Algorithm.BASELINE, reason,
+                         codes)
     if name == ModelName.ETA:
         # no registered ETA baseline: fit it on every boundary of the finished orders (one SQL query)
         dataset = eta_dataset()
@@ -173,20 +177,21 @@ def baseline_predictor(name: str, reason: str | None) -> Predictor:
     else:
         model = live_baseline(name)
     return Predictor(name, model, None, Algorithm.BASELINE,
-                     (reason + "; " if reason else "") + "no baseline registered: computed from all finished orders")
+                     (reason + "; " if reason else "") + "no baseline registered: computed from all finished orders",
+                     (*codes, "live_baseline"))
 
 
 def active_predictor(name: str) -> Predictor:
     """The active version's estimator; the baseline when none is active or its artifact fails."""
     version = ModelVersion.objects.filter(name=name, active=True).first()
     if version is None:
-        return baseline_predictor(name, "no active model")
+        return baseline_predictor(name, "no active model", ("no_active_model",))
     try:
         model = load_artifact(version)
     except ArtifactError as exc:
         logger.warning("active model unusable; answering with the baseline",
                        extra={"model": version.label, "reason": str(exc)})
-        return baseline_predictor(name, f"{version.label}: {exc}")
+        return baseline_predictor(name, f"{version.label}: {exc}", ("artifact_unusable",))
     return Predictor(name, model, version, version.algorithm)
 
 

@@ -198,4 +198,11 @@ def test_order_detail_gantt_errors_and_prediction(sclient, ingested, django_asse
     assert table.count("<tr>") == errors + 1
     prediction = sclient.get(f"/orders/{order_id}/?widget=prediction", **HX).content.decode()
     assert 'id="prediction"' in prediction
+    # no trained model here: the baseline answers an open order, and the page says why in words, not in codes
+    open_order = ManufacturingOrder.objects.filter(finished_at__isnull=True).order_by("-created_at").values_list(
+        "id", flat=True).first()
+    pt = sclient.get(f"/orders/{open_order}/?widget=prediction", HTTP_ACCEPT_LANGUAGE="pt-pt", **HX).content.decode()
+    for english in ("no active model", "no baseline registered", "(baseline)", "baseline level", ": product<"):
+        assert english not in pt, english
+    assert "referência de base" in pt
     assert sclient.get("/orders/999999999/").status_code == 404
