@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.gunicorn_server import first_answer, free_port, gunicorn
+
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_LIKE_SECRET = secrets.token_urlsafe(64)  # gunicorn refuses DEBUG=0 with a placeholder key
 ENDPOINTS = ["/api/prodplan/orders", "/api/kpis/overview", "/api/quality/overview", "/api/smartinventory/wip"]
@@ -64,7 +66,8 @@ def web(embedded_pg, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "prodplan.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "2",
          "--timeout", "30", "--log-level", "warning"],
-        cwd=ROOT, env={**env, "PRODPLAN_CACHE": "0", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": PRODUCTION_LIKE_SECRET, "THROTTLE_ANON": "1000000/min"},
+        cwd=ROOT, env={**env, "PRODPLAN_CACHE": "0", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": PRODUCTION_LIKE_SECRET, "THROTTLE_ANON": "1000000/min",
+                       "PRODPLAN_PUBLIC_READS": "1"},  # about the database, not credentials: reads opened
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -172,32 +175,16 @@ def test_database_down_with_the_response_cache_on_answers_503_not_500(embedded_p
     from pgserver._commands import pg_ctl
 
     server, env = embedded_pg
-    port = _free_port()
+    port = free_port()
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
-    log = (tmp_path / "gunicorn.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "prodplan.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "1",
-         "--timeout", "30", "--log-level", "warning"],
-        cwd=ROOT, env={**env, "PRODPLAN_CACHE": "1", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": PRODUCTION_LIKE_SECRET, "THROTTLE_ANON": "1000000/min"},
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                conn.request("GET", "/api/kpis/overview")
-                response = conn.getresponse()
-                body = response.read()
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
-                time.sleep(0.3)
-        assert response.status == 503, body[:300]
-        assert int(response.getheader("Retry-After")) > 0
+        with gunicorn({**env, "PRODPLAN_CACHE": "1", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": PRODUCTION_LIKE_SECRET,
+                       "PRODPLAN_PUBLIC_READS": "1", "THROTTLE_ANON": "1000000/min"},
+                      args=["-b", f"127.0.0.1:{port}", "-w", "1", "--log-level", "warning"],
+                      log=tmp_path / "gunicorn.log") as process:
+            status, headers, body = first_answer(port, "/api/kpis/overview", process)
+        assert status == 503, body[:300]
+        assert int(headers["Retry-After"]) > 0
         assert json.loads(body)["component"] == "database"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
         server.ensure_postgres_running()

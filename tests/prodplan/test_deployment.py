@@ -6,16 +6,15 @@ import http.client
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.test import Client, override_settings
 
 from prodplan.deploy_guard import secret_key_problem
+from tests.gunicorn_server import first_answer, free_port, gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,12 +69,6 @@ def test_static_files_are_served_with_debug_off_without_collectstatic(client):
     assert b"htmx" in b"".join(response.streaming_content)[:5000]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_after_collectstatic_gunicorn_serves_hashed_compressed_static_files_with_debug_off(tmp_path):
     """What the compose web does: collectstatic, then gunicorn with DEBUG=0; the page's asset URLs are hashed,
     served gzip-compressed and cached for a year."""
@@ -84,31 +77,16 @@ def test_after_collectstatic_gunicorn_serves_hashed_compressed_static_files_with
     collected = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT,
                                env=env, capture_output=True, text=True, timeout=300)
     assert collected.returncode == 0, collected.stderr[-2000:]
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "prodplan.wsgi:application", "-b",
-                                f"127.0.0.1:{port}", "-w", "1", "--log-level", "warning"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                conn.request("GET", "/accounts/login/")
-                page = conn.getresponse()
-                html = page.read().decode()
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()[-2000:]
-                time.sleep(0.3)
-        assert page.status == 200
-        asset = re.search(r'src="(/static/vendor/htmx\.min\.[0-9a-f]{12}\.js)"', html)
+    port = free_port()
+    with gunicorn(env, args=["-b", f"127.0.0.1:{port}", "-w", "1", "--log-level", "warning"]) as process:
+        status, _, html = first_answer(port, "/accounts/login/", process)
+        assert status == 200
+        asset = re.search(r'src="(/static/vendor/htmx\.min\.[0-9a-f]{12}\.js)"', html.decode())
         assert asset, "the page does not reference a hashed htmx.min.js"
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("GET", asset.group(1), headers={"Accept-Encoding": "gzip"})
         response = conn.getresponse()
         response.read()
         assert response.status == 200
         assert response.getheader("Content-Encoding") == "gzip"
         assert "max-age=315360000" in (response.getheader("Cache-Control") or "")
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)

@@ -8,21 +8,16 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from tests.gunicorn_server import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = re.compile(r'^django_http_requests_total_by_method_total\{method="GET"\} ([0-9.e+]+)$', re.M)
 REJECTS = re.compile(r'^prodplan_rejects_total\{reason="bad_date",sheet="FromTheCli"\} ([0-9.e+]+)$', re.M)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _scrape(port: int) -> str:
@@ -36,7 +31,7 @@ def _scrape(port: int) -> str:
 
 
 def test_every_scrape_sums_all_web_workers_and_the_cli(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "GUNICORN_BIND": f"127.0.0.1:{port}",
            "GUNICORN_WORKERS": "3"}
@@ -72,7 +67,7 @@ def test_every_scrape_sums_all_web_workers_and_the_cli(tmp_path):
 def test_the_celery_worker_serves_the_sum_of_its_processes(tmp_path):
     from prodplan.worker_metrics import serve_worker_metrics
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "worker-metrics"), "CELERY_METRICS_PORT": str(port)}
     code = ("import os, time, django; django.setup(); from prodplan.worker_metrics import serve_worker_metrics; "
             "serve_worker_metrics(); pid = os.fork()\n"
