@@ -16,14 +16,14 @@ from prodplan.task_guard import single_instance
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3)
-def ingest_run_task(run_id: int) -> dict:
+@shared_task(bind=True, acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=3)
+def ingest_run_task(self, run_id: int) -> dict:
     """Execute a pending run; a second copy finds it done (or the lock held) and does nothing.
 
     On a worker (tasks not eager) the run executes in a child process under INGEST_MEMORY_LIMIT_MB
     (ingestion.isolation): a crash fails the run with how it died, and the worker lives on. Eager mode (no Redis:
     tests, the embedded demo) runs it in this process, where the live progress cache is."""
-    if settings.INGEST_IN_CHILD_PROCESS and not settings.CELERY_TASK_ALWAYS_EAGER:
+    if settings.INGEST_IN_CHILD_PROCESS and not self.request.is_eager:
         from ingestion.isolation import ingest_run_in_child
 
         run = ingest_run_in_child(run_id=run_id)
