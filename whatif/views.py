@@ -60,7 +60,7 @@ def _run_context(run: WhatIfRun) -> dict:
         context.update({
             "outputs": outputs,
             "kpis": _kpi_table(outputs),
-            "config": chart("line", [f"{_('week')} {w}" for w in weeks], [
+            "config": chart("line", [_("week %(n)s") % {"n": w} for w in weeks], [
                 {"label": _("Baseline"), "data": outputs["baseline"]["throughput_per_week"], "borderColor": "#5b6473",
                  "backgroundColor": "#5b6473"},
                 {"label": _("Scenario"), "data": outputs["scenario"]["throughput_per_week"], "borderColor": "#0b5cad",
@@ -74,7 +74,7 @@ def _backtest_context() -> dict:
     backtest = latest_backtest()
     if backtest is None:
         return {"backtest": None}
-    weeks = [f"{_('week')} {w}" for w in range(1, backtest.weeks + 1)]
+    weeks = [_("week %(n)s") % {"n": w} for w in range(1, backtest.weeks + 1)]
     return {"backtest": backtest, "backtest_config": chart("bar", weeks, [
         {"label": _("Real completions"), "data": backtest.actual_weekly, "backgroundColor": "#9bb8e0"},
         {"type": "line", "label": _("Simulated (baseline)"), "data": backtest.simulated_weekly, "borderColor": "#c0392b",

@@ -31,6 +31,13 @@ def test_form_offers_real_phases_and_families(supervisor_client, ingested, djang
         assert field and (f'for="{field.group(1)}"' in html or "aria-label=" in tag), tag
 
 
+def test_priority_rules_are_words_in_portuguese(supervisor_client, ingested):
+    html = supervisor_client.get("/whatif/", HTTP_ACCEPT_LANGUAGE="pt-pt").content.decode()
+    rules = re.findall(r'<select id="id_priority_rule".*?</select>', html, re.S)[0]
+    assert "Primeiro a chegar, primeiro a sair" in rules and "First in" not in rules
+    assert ">FIFO" not in rules  # the code stays in the value, not in the text
+
+
 def test_viewer_cannot_run(client, ingested, db):
     client.force_login(User.objects.create_user("viewer", password="pw-viewer-123"))
     assert client.post("/whatif/run/", _scenario(1)).status_code == 403
