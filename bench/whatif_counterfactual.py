@@ -172,6 +172,16 @@ def _error(predicted: float | None, real: float | None) -> float | None:
     return abs(predicted - real) / abs(real)
 
 
+def _tree_state() -> dict:
+    """The commit the run stood on and whether the what-if code differed from it (uncommitted edits)."""
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    return {"commit": git("rev-parse", "HEAD") or None,
+            "whatif_uncommitted_changes": bool(git("status", "--porcelain", "--", "whatif"))}
+
+
 def _shown_path(path: str) -> str:
     return str(Path(path).relative_to(ROOT)) if Path(path).is_relative_to(ROOT) else path
 
@@ -400,6 +410,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - began, 1),
         "engine_note": "whatif/engine.py and whatif/selectors.py were being rewritten (issue 16 item 3) while this "
                        "benchmark was written; the figures are those of the engine in the tree at the time of the run",
+        "tree": _tree_state(),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
     }
