@@ -146,16 +146,18 @@ def _reader(request):
 
 @functools.lru_cache(maxsize=8192)
 def _view_opts_in(path: str) -> bool:
-    """Whether the view behind path says response_cache = True and keeps the default throttles."""
+    """Whether the view behind path says response_cache = True and keeps the default throttles and permission
+    (a view that asks more of its reader than a login or a key is never answered from this cache)."""
     try:
         match = resolve(path)
     except Resolver404:
         return False
     view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
     throttles = getattr(view_class, "throttle_classes", None)
+    permissions = getattr(view_class, "permission_classes", None)
     return bool(getattr(view_class, "response_cache", False)) and (
         throttles is None or list(throttles) == list(api_settings.DEFAULT_THROTTLE_CLASSES)
-    )
+    ) and (permissions is None or list(permissions) == list(api_settings.DEFAULT_PERMISSION_CLASSES))
 
 
 class ResponseCacheMiddleware:

@@ -121,3 +121,23 @@ def test_a_new_data_version_drops_the_older_rendered_responses_of_this_process(c
         bump_data_version()
     client.get(KPIS)
     assert len(LOCAL.entries) == 1  # only the new version's answer is kept
+
+
+def test_a_view_with_a_stricter_permission_is_never_cached():
+    from prodplan.response_cache import _view_opts_in
+
+    _view_opts_in.cache_clear()
+    assert _view_opts_in("/api/kpis/overview")  # the default permission: cached
+    assert not _view_opts_in("/api/ingestion/status/1")  # IsAuthenticated, not opted in
+    from orders.api.views import KpiOverviewView
+
+    original = KpiOverviewView.permission_classes
+    try:
+        from prodplan.api_keys import HasApiKeyOrStaff
+
+        KpiOverviewView.permission_classes = [HasApiKeyOrStaff]
+        _view_opts_in.cache_clear()
+        assert not _view_opts_in("/api/kpis/overview")
+    finally:
+        KpiOverviewView.permission_classes = original
+        _view_opts_in.cache_clear()
