@@ -11,8 +11,6 @@ import http.client
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,12 +27,6 @@ ENDPOINTS = ["/api/prodplan/orders", "/api/kpis/overview", "/api/quality/overvie
 CLIENTS = 4
 OUTAGE_SECONDS = 3.0
 RECOVERY_LIMIT_SECONDS = 15.0
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def _children(pid: int) -> set[int]:
     try:
@@ -61,16 +53,13 @@ def embedded_pg(tmp_path_factory):
 def web(embedded_pg, tmp_path):
     """gunicorn (2 sync workers, cache off) on the embedded database; yields (base port, arbiter process)."""
     _, env = embedded_pg
-    port = _free_port()
-    log = (tmp_path / "gunicorn.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "prodplan.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", "2",
-         "--timeout", "30", "--log-level", "warning"],
-        cwd=ROOT, env={**env, "PRODPLAN_CACHE": "0", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": PRODUCTION_LIKE_SECRET, "THROTTLE_ANON": "1000000/min",
-                       "PRODPLAN_PUBLIC_READS": "1"},  # about the database, not credentials: reads opened
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    with gunicorn({**env, "PRODPLAN_CACHE": "0", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": PRODUCTION_LIKE_SECRET,
+                   "THROTTLE_ANON": "1000000/min",
+                   "PRODPLAN_PUBLIC_READS": "1"},  # about the database, not credentials: reads opened
+                  args=["-b", f"127.0.0.1:{port}", "-w", "2", "--timeout", "30", "--log-level", "warning"],
+                  log=log) as process:
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -80,16 +69,9 @@ def web(embedded_pg, tmp_path):
                     break
             except OSError:
                 pass
-            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()[-3000:]
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.3)
         yield port, process
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 def _client(port: int, seed: int, stop: threading.Event, outcomes: list) -> None:
