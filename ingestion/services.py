@@ -65,16 +65,13 @@ from ingestion.reader import (
 from prodplan import metrics
 from prodplan.cache import bump_data_version
 from prodplan.partitioning import ensure_order_phase_partitions
-from prodplan.task_queue import QueueUnavailable, enqueue, enqueue_run
+from prodplan.task_queue import PENDING_RUN_PICKUP_SECONDS, QueueUnavailable, enqueue, enqueue_run
 
 logger = logging.getLogger("prodplan.ingestion")
 
 ADVISORY_LOCK_KEY = 74_210_001
 PROGRESS_EVERY_ROWS = 20_000
 BULK_INDEX_ROWS = 50_000  # a first load at least this big builds its table's plain indexes after the INSERT
-# A queued run that no worker has started within this window is failed (its task was lost with a Redis restart,
-# or no worker runs): it must not answer "already running" to every upload afterwards.
-PENDING_RUN_PICKUP_SECONDS = 300
 AGGREGATE_APPS = ("orders", "quality", "inventory", "mlops")
 
 

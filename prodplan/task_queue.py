@@ -9,6 +9,10 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger("prodplan.tasks")
 
+# A run recorded as pending that no worker has started within this window is taken as lost (its task went with a
+# Redis restart, or no worker runs): ingestion fails it, what-if queues it again on an identical request.
+PENDING_RUN_PICKUP_SECONDS = 300
+
 
 class QueueUnavailable(Exception):
     """The task broker (Redis) could not take the task; nothing was queued. run_id: the job it was for, if any."""

@@ -15,7 +15,7 @@ from prodplan.cache import data_version
 from prodplan.gates import THEORETICAL
 from prodplan.metrics import WHATIF_DURATION, WHATIF_RUNS
 from prodplan.stats import percentile
-from prodplan.task_queue import enqueue_run
+from prodplan.task_queue import PENDING_RUN_PICKUP_SECONDS, enqueue_run
 from whatif import engine
 from whatif.choices import RunStatus
 from whatif.models import WhatIfBacktest, WhatIfRun
@@ -67,9 +67,6 @@ def input_hash(canonical: dict) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-# A queued run that no worker started within this window was lost (a Redis restart, no worker): an identical
-# request queues it again instead of returning the stale pending run forever.
-PENDING_RUN_PICKUP_SECONDS = 300
 
 
 def _lost_in_queue(run: WhatIfRun) -> bool:
