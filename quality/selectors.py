@@ -537,3 +537,69 @@ def quality_risk(*, as_of: datetime, phase_id: int, severity: int = 1, product_i
             + f"; levels product -> family -> factory, a level answers when its sample >= {min_sample}"
         ),
     }
+
+
+RISK_TABLE_SQL = """
+WITH exe AS (
+    -- units: (order, phase) pairs where the order finished the phase up to as_of
+    SELECT DISTINCT op.order_id, op.phase_id FROM orders_orderphase op
+    WHERE op.is_done AND op.ended_at <= %(as_of)s AND op.phase_id IS NOT NULL
+),
+hit AS (
+    SELECT DISTINCT e.order_id, CASE WHEN %(culprit)s THEN c.phase_id ELSE e.found_phase_id END AS phase_id
+    FROM quality_qualityerror e
+    LEFT JOIN orders_orderphase c ON %(culprit)s AND c.id = e.culprit_order_phase_id
+    WHERE e.severity >= %(severity)s AND (e.event_time IS NULL OR e.event_time <= %(as_of)s)
+),
+units AS (
+    SELECT exe.phase_id, p.family, (hit.order_id IS NOT NULL) AS hit
+    FROM exe
+    LEFT JOIN orders_manufacturingorder mo ON mo.id = exe.order_id
+    LEFT JOIN orders_product p ON p.id = mo.product_id
+    LEFT JOIN hit ON hit.order_id = exe.order_id AND hit.phase_id = exe.phase_id
+    WHERE (%(product)s::bigint IS NULL OR mo.product_id = %(product)s::bigint)
+      AND (%(family)s::text IS NULL OR p.family = %(family)s::text)
+)
+SELECT u.family, u.phase_id, ph.name, count(*), count(*) FILTER (WHERE u.hit)
+FROM units u LEFT JOIN orders_phase ph ON ph.id = u.phase_id
+GROUP BY u.family, u.phase_id, ph.name
+ORDER BY u.family NULLS LAST, u.phase_id
+"""
+
+
+def _risk_cell(k: int, n: int) -> dict:
+    interval = wilson_interval(k, n)
+    return figure(_round(ratio(k, n), 6), basis=OBSERVED, coverage=1.0 if n else None, sample_size=n, events=k,
+                  wilson_95=None if interval is None else [_round(interval[0], 6), _round(interval[1], 6)])
+
+
+def quality_risk_table(*, as_of: datetime, severity: int = 1, product_id: int | None = None, family: str | None = None,
+                       attribution: str = "found", min_sample: int = DEFAULT_MIN_SAMPLE) -> dict:
+    """The baseline risk of every (product family, phase) pair: the share of orders that finished the phase up to
+    as_of with an error of severity >= s attributed to it, with its Wilson 95% interval.
+
+    One statement; `family` or `product` narrow the units to that family's or product's orders. Orders whose
+    product is unknown (orphans) form the family-null rows."""
+    rows = _fetch_all(RISK_TABLE_SQL, {"as_of": as_of, "severity": severity, "product": product_id, "family": family,
+                                       "culprit": attribution == "culprit"})
+    return {
+        "as_of": as_of.isoformat(),
+        "severity_at_least": severity,
+        "attribution": attribution,
+        "product": product_id,
+        "family": family,
+        "min_sample": min_sample,
+        "rows": [
+            {"family": fam, "phase": {"phase_id": phase_id, "name": name, "known_phase": name is not None},
+             "enough_sample": n >= min_sample, "probability": _risk_cell(k, n)}
+            for fam, phase_id, name, n, k in rows
+        ],
+        "rule": (
+            "per (product family, phase): unit = an order of the family that ended the phase up to as_of; event = "
+            "that order has an error of severity >= s "
+            + ("whose culprit order phase is of this phase" if attribution == "culprit"
+               else "found at this phase (Erro_FaseAvaliacao)")
+            + f"; family null = orders of an unknown product; enough_sample = sample >= {min_sample}; "
+            "give phase for one answer with the product -> family -> factory fallback"
+        ),
+    }

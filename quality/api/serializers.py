@@ -18,7 +18,8 @@ class OverviewQuerySerializer(AsOfQuerySerializer):
 
 
 class RiskQuerySerializer(AsOfQuerySerializer):
-    phase = serializers.IntegerField(help_text="Catalogue phase id (Fase_Id).")
+    phase = serializers.IntegerField(required=False, help_text="Catalogue phase id (Fase_Id). Without it: the risk "
+                                     "table by product family and phase (narrowed by product or family).")
     product = serializers.IntegerField(required=False, help_text="Product id (Produto_Id).")
     family = serializers.ChoiceField(choices=ProductFamily.choices, required=False)
     severity = serializers.ChoiceField(choices=Severity.choices, required=False, default=Severity.MINOR,

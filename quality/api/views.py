@@ -61,11 +61,15 @@ class EscapesView(_QualityView):
 
 
 @extend_schema(tags=["quality"], parameters=[RiskQuerySerializer], responses=OpenApiTypes.OBJECT,
-               summary="Baseline defect risk (Wilson 95%) for product/family and phase, with fallback levels")
+               summary="Baseline defect risk (Wilson 95%): for one phase with product -> family -> factory fallback, or "
+                       "without phase the table by family and phase")
 class RiskView(_QualityView):
     query_serializer = RiskQuerySerializer
     cache_name = "quality.risk"
 
-    def compute(self, *, as_of, phase, severity=1, product=None, family=None, attribution="found", min_sample=30):
+    def compute(self, *, as_of, phase=None, severity=1, product=None, family=None, attribution="found", min_sample=30):
+        if phase is None:
+            return selectors.quality_risk_table(as_of=as_of, severity=int(severity), product_id=product, family=family,
+                                                attribution=attribution, min_sample=min_sample)
         return selectors.quality_risk(as_of=as_of, phase_id=phase, severity=int(severity), product_id=product,
                                       family=family, attribution=attribution, min_sample=min_sample)

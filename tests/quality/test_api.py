@@ -240,8 +240,40 @@ def test_risk_levels_and_fallback(api_client, rows, django_assert_max_num_querie
     assert (body["probability"]["events"], body["probability"]["sample_size"]) == (kc, nc) and kc > 0
 
 
-def test_risk_requires_phase(api_client, rows):
-    assert api_client.get("/api/quality/risk", Q).status_code == 400
+def test_risk_without_phase_is_the_table_by_family_and_phase(api_client, rows):
+    family_of = {pid: p["family"] for pid, p in rows["products"].items()}
+    orders = {o["id"]: o for o in rows["orders"]}
+    response = api_client.get("/api/quality/risk", Q)
+    assert response.status_code == 200
+    body = response.json()
+    cells = {(r["family"], r["phase"]["phase_id"]): r for r in body["rows"]}
+    pairs = {(family_of.get((orders.get(p["order_id"]) or {}).get("product_id")), p["phase_id"])
+             for p in rows["order_phases"] if p["is_done"] and p["ended_at"] <= AS_OF}
+    assert set(cells) == pairs and len({f for f, _ in pairs}) >= 2
+    for (family, phase), cell in cells.items():
+        k, n = _risk_expected(rows, phase=phase, severity=1,
+                              scope=lambda o, family=family: family_of.get(o and o["product_id"]) == family)
+        assert (cell["probability"]["events"], cell["probability"]["sample_size"]) == (k, n)
+        assert cell["probability"]["value"] == round(k / n, 6) and cell["probability"]["basis"] == "observed"
+        assert cell["probability"]["wilson_95"] == [round(x, 6) for x in wilson_interval(k, n)]
+        assert cell["enough_sample"] == (n >= 30)
+    assert any(c["probability"]["events"] for c in cells.values())
+    # a phase's single answer at the family level equals the table's cell
+    single = api_client.get("/api/quality/risk", Q | {"phase": 60, "family": "K1", "min_sample": 1}).json()
+    assert single["level"] == "family"
+    assert single["probability"]["sample_size"] == cells[("K1", 60)]["probability"]["sample_size"]
+    # family and product narrow the table; severity and attribution apply as for one phase
+    k1 = api_client.get("/api/quality/risk", Q | {"family": "K1"}).json()["rows"]
+    assert {(r["family"], r["phase"]["phase_id"]) for r in k1} == {c for c in cells if c[0] == "K1"}
+    product = api_client.get("/api/quality/risk", Q | {"product": 1, "severity": 2, "attribution": "culprit"}).json()
+    culprit_of = _culprit_phase(rows)
+    for row in product["rows"]:
+        k, n = _risk_expected(rows, phase=row["phase"]["phase_id"], severity=2, attribution="culprit",
+                              scope=lambda o: o and o["product_id"] == 1)
+        assert (row["probability"]["events"], row["probability"]["sample_size"]) == (k, n)
+    assert product["rows"] and {r["family"] for r in product["rows"]} == {family_of[1]}
+    assert any(culprit_of(e) for e in rows["errors"])
+    assert api_client.get("/api/quality/risk", Q | {"family": "nope"}).status_code == 400
 
 
 def test_heatmap_not_supported_without_culprits(api_client, rows):
