@@ -1,6 +1,8 @@
 """Admin for the model registry (browse versions, promote one whose recorded evidence passes the rule) and predictions."""
 
 from django.contrib import admin, messages
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from mlops import services
 from mlops.models import ModelVersion, Prediction
@@ -18,14 +20,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Promote to active (only if its recorded promotion evidence passes the rule)")
+    @admin.action(description=gettext_lazy("Promote to active (only if its recorded promotion evidence passes the rule)"))
     def promote(self, request, queryset):
         for version in queryset:
             try:
                 services.model_version_promote(model_version=version, reason="promoted by hand in admin")
-                self.message_user(request, f"{version.label} is now active.", messages.SUCCESS)
+                self.message_user(request, _("%(model)s is now active.") % {"model": version.label}, messages.SUCCESS)
             except services.PromotionRefused as exc:
-                self.message_user(request, f"{version.label} refused: {exc}", messages.WARNING)
+                self.message_user(request, _("%(model)s refused: %(why)s") % {"model": version.label, "why": exc}, messages.WARNING)
 
 
 @admin.register(Prediction)

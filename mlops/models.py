@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from mlops.choices import Algorithm, ModelName
 
@@ -42,6 +43,8 @@ class ModelVersion(models.Model):
                   "test comparison, base-rate Brier (classifiers).")
 
     class Meta:
+        verbose_name = _("model version")
+        verbose_name_plural = _("model versions")
         ordering = ["name", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["name", "version"], name="mlops_modelversion_name_version"),
@@ -74,6 +77,8 @@ class Prediction(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("prediction")
+        verbose_name_plural = _("predictions")
         ordering = ["name", "order_id"]
         constraints = [models.UniqueConstraint(fields=["name", "order_id"], name="mlops_prediction_name_order")]
         indexes = [models.Index(fields=["name", "-value"], name="mlops_prediction_value_idx")]
@@ -110,7 +115,8 @@ class EtaBacktest(models.Model):
     details = models.JSONField(default=dict, blank=True, help_text="Method, interval rule, the models used.")
 
     class Meta:
-        verbose_name = "ETA backtest"
+        verbose_name = _("ETA backtest")
+        verbose_name_plural = _("ETA backtests")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=models.Q(covered__lte=models.F("scored")),
