@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from orders import services
 from orders.models import (
@@ -89,7 +90,7 @@ class ManufacturingOrderAdmin(IngestedReadOnlyAdmin):
             except services.OrderNotAbandonable as exc:
                 refused.append(str(exc))
         if marked:
-            self.message_user(request, _("%(n)d order(s) marked as abandoned.") % {"n": marked}, messages.SUCCESS)
+            self.message_user(request, ngettext("%(n)d order marked as abandoned.", "%(n)d orders marked as abandoned.", marked) % {"n": marked}, messages.SUCCESS)
         for reason in refused[:10]:
             self.message_user(request, reason, messages.WARNING)
 
@@ -124,7 +125,7 @@ class OrderAbandonmentAdmin(admin.ModelAdmin):
     @admin.action(description=_("Return to planning (remove the abandonment mark)"), permissions=["delete"])
     def unmark(self, request, queryset):
         n = services.order_unabandon(order_ids=list(queryset.values_list("order_id", flat=True)))
-        self.message_user(request, _("%(n)d order(s) returned to planning.") % {"n": n}, messages.SUCCESS)
+        self.message_user(request, ngettext("%(n)d order returned to planning.", "%(n)d orders returned to planning.", n) % {"n": n}, messages.SUCCESS)
 
 
 @admin.register(OrderPhaseRecord)

@@ -6,14 +6,14 @@ from django.utils.translation import pgettext_lazy
 
 
 class ProductFamily(models.TextChoices):
-    K1 = "K1", "K1 kayak"
-    K2 = "K2", "K2 kayak"
-    K4 = "K4", "K4 kayak"
-    C1 = "C1", "C1 canoe"
-    C2 = "C2", "C2 canoe"
-    C4 = "C4", "C4 canoe"
-    OTHER = "OTHER", "Other"
-    UNKNOWN = "UNKNOWN", "Unknown product"
+    K1 = "K1", _("K1 kayak")
+    K2 = "K2", _("K2 kayak")
+    K4 = "K4", _("K4 kayak")
+    C1 = "C1", _("C1 canoe")
+    C2 = "C2", _("C2 canoe")
+    C4 = "C4", _("C4 canoe")
+    OTHER = "OTHER", pgettext_lazy("product family", "Other")
+    UNKNOWN = "UNKNOWN", _("Unknown product")
 
 
 class OrderStatus(models.TextChoices):
@@ -50,6 +50,6 @@ class PlacementBasis(models.TextChoices):
 
 
 class Shift(models.IntegerChoices):
-    FIRST = 1, "Shift 1"
-    SECOND = 2, "Shift 2"
-    THIRD = 3, "Shift 3"
+    FIRST = 1, _("Shift 1")
+    SECOND = 2, _("Shift 2")
+    THIRD = 3, _("Shift 3")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from psqlextra.models import PostgresPartitionedModel
 from psqlextra.types import PostgresPartitioningMethod
 
@@ -17,7 +19,7 @@ class Product(models.Model):
     name = models.CharField(max_length=200, db_comment="Produto_Nome")
     family = models.CharField(
         max_length=8, choices=ProductFamily.choices, default=ProductFamily.OTHER, db_index=True,
-        help_text="Derived from the product name (K1, K2, K4, C1, C2, C4).",
+        help_text=_("Derived from the product name (K1, K2, K4, C1, C2, C4)."),
     )
     demould_weight_kg = models.FloatField(null=True, blank=True, db_comment="Produto_PesoDesmolde")
     finished_weight_kg = models.FloatField(null=True, blank=True, db_comment="Produto_PesoAcabamento")
@@ -25,8 +27,8 @@ class Product(models.Model):
     gelcoat_hull_qty = models.FloatField(null=True, blank=True, db_comment="Produto_QtdGelCasco")
 
     class Meta:
-        verbose_name = "product (Modelos)"
-        verbose_name_plural = "products (Modelos)"
+        verbose_name = _("product (Modelos)")
+        verbose_name_plural = _("products (Modelos)")
         db_table_comment = "Modelos"
         ordering = ["id"]
 
@@ -44,8 +46,8 @@ class Phase(models.Model):
     is_automatic = models.BooleanField(default=False, db_comment="Fase_Automatica")
 
     class Meta:
-        verbose_name = "phase (Fases)"
-        verbose_name_plural = "phases (Fases)"
+        verbose_name = _("phase (Fases)")
+        verbose_name_plural = _("phases (Fases)")
         db_table_comment = "Fases"
         ordering = ["sequence", "id"]
         indexes = [models.Index(fields=["sequence", "id"], name="orders_phase_sequence_idx")]
@@ -64,8 +66,8 @@ class RouteStep(models.Model):
     machine_coefficient = models.FloatField(null=True, blank=True, db_comment="ProdutoFase_CoeficienteX")
 
     class Meta:
-        verbose_name = "standard route step (FasesStandardModelos)"
-        verbose_name_plural = "standard route steps (FasesStandardModelos)"
+        verbose_name = _("standard route step (FasesStandardModelos)")
+        verbose_name_plural = _("standard route steps (FasesStandardModelos)")
         db_table_comment = "FasesStandardModelos"
         ordering = ["product_id", "sequence"]
         constraints = [
@@ -74,7 +76,8 @@ class RouteStep(models.Model):
         indexes = [models.Index(fields=["product_id", "sequence"], name="orders_routestep_product_idx")]
 
     def __str__(self) -> str:
-        return f"Product {self.product_id} step {self.sequence}: phase {self.phase_id}"
+        return gettext("Product %(product)s step %(step)s: phase %(phase)s") % {
+            "product": self.product_id, "step": self.sequence, "phase": self.phase_id}
 
 
 class Employee(models.Model):
@@ -85,14 +88,14 @@ class Employee(models.Model):
     is_active = models.BooleanField(default=True, db_comment="Funcionario_Activo")
 
     class Meta:
-        verbose_name = "employee (Funcionarios)"
-        verbose_name_plural = "employees (Funcionarios)"
+        verbose_name = _("employee (Funcionarios)")
+        verbose_name_plural = _("employees (Funcionarios)")
         db_table_comment = "Funcionarios"
         ordering = ["id"]
-        permissions = [("view_employee_name", "Can see employee names")]
+        permissions = [("view_employee_name", _("Can see employee names"))]
 
     def __str__(self) -> str:
-        return f"Employee {self.id}"
+        return gettext("Employee %(id)s") % {"id": self.id}
 
 
 class EmployeeSkill(models.Model):
@@ -103,14 +106,14 @@ class EmployeeSkill(models.Model):
     qualified_since = models.DateTimeField(null=True, blank=True, db_comment="FuncionarioFase_Inicio")
 
     class Meta:
-        verbose_name = "employee skill (FuncionariosFasesAptos)"
-        verbose_name_plural = "employee skills (FuncionariosFasesAptos)"
+        verbose_name = _("employee skill (FuncionariosFasesAptos)")
+        verbose_name_plural = _("employee skills (FuncionariosFasesAptos)")
         db_table_comment = "FuncionariosFasesAptos"
         ordering = ["employee_id", "phase_id"]
         constraints = [models.UniqueConstraint(fields=["employee_id", "phase_id"], name="orders_employeeskill_key")]
 
     def __str__(self) -> str:
-        return f"Employee {self.employee_id} qualified for phase {self.phase_id}"
+        return gettext("Employee %(employee)s qualified for phase %(phase)s") % {"employee": self.employee_id, "phase": self.phase_id}
 
 
 class ManufacturingOrder(models.Model):
@@ -126,8 +129,8 @@ class ManufacturingOrder(models.Model):
     lead_time_days = models.FloatField(null=True, blank=True, help_text="Derived: finished - created, in days.")
 
     class Meta:
-        verbose_name = "manufacturing order (OrdensFabrico)"
-        verbose_name_plural = "manufacturing orders (OrdensFabrico)"
+        verbose_name = _("manufacturing order (OrdensFabrico)")
+        verbose_name_plural = _("manufacturing orders (OrdensFabrico)")
         db_table_comment = "OrdensFabrico"
         ordering = ["-id"]
         indexes = [
@@ -165,7 +168,7 @@ class OrderPhaseColumns(models.Model):
         abstract = True
 
     def __str__(self) -> str:
-        return f"Phase {self.id} of OF {self.order_id}"
+        return gettext("Phase %(id)s of OF %(order)s") % {"id": self.id, "order": self.order_id}
 
 
 class OrderPhase(PostgresPartitionedModel, OrderPhaseColumns):
@@ -181,8 +184,8 @@ class OrderPhase(PostgresPartitionedModel, OrderPhaseColumns):
     pk = models.CompositePrimaryKey("id", "event_time")
 
     class Meta:
-        verbose_name = "order phase (FasesOrdemFabrico)"
-        verbose_name_plural = "order phases (FasesOrdemFabrico)"
+        verbose_name = _("order phase (FasesOrdemFabrico)")
+        verbose_name_plural = _("order phases (FasesOrdemFabrico)")
         db_table_comment = "FasesOrdemFabrico"
         ordering = ["order_id", "sequence", "id"]
         indexes = [
@@ -203,8 +206,8 @@ class OrderPhaseRecord(OrderPhaseColumns):
     class Meta:
         managed = False
         db_table = "orders_orderphase"
-        verbose_name = "order phase (FasesOrdemFabrico)"
-        verbose_name_plural = "order phases (FasesOrdemFabrico)"
+        verbose_name = _("order phase (FasesOrdemFabrico)")
+        verbose_name_plural = _("order phases (FasesOrdemFabrico)")
         ordering = ["order_id", "sequence", "id"]
 
 
@@ -220,7 +223,7 @@ class PhaseAssignmentColumns(models.Model):
         abstract = True
 
     def __str__(self) -> str:
-        return f"Employee {self.employee_id} on order phase {self.order_phase_id}"
+        return gettext("Employee %(employee)s on order phase %(phase)s") % {"employee": self.employee_id, "phase": self.order_phase_id}
 
 
 class PhaseAssignment(PostgresPartitionedModel, PhaseAssignmentColumns):
@@ -236,8 +239,8 @@ class PhaseAssignment(PostgresPartitionedModel, PhaseAssignmentColumns):
     pk = models.CompositePrimaryKey("order_phase_id", "employee_id")
 
     class Meta:
-        verbose_name = "phase assignment (FuncionariosFaseOrdemFabrico)"
-        verbose_name_plural = "phase assignments (FuncionariosFaseOrdemFabrico)"
+        verbose_name = _("phase assignment (FuncionariosFaseOrdemFabrico)")
+        verbose_name_plural = _("phase assignments (FuncionariosFaseOrdemFabrico)")
         db_table_comment = "FuncionariosFaseOrdemFabrico"
         ordering = ["order_phase_id", "employee_id"]
         indexes = [models.Index(fields=["employee_id"], name="orders_pa_employee_idx")]
@@ -251,8 +254,8 @@ class PhaseAssignmentRecord(PhaseAssignmentColumns):
     class Meta:
         managed = False
         db_table = "orders_phaseassignment"
-        verbose_name = "phase assignment (FuncionariosFaseOrdemFabrico)"
-        verbose_name_plural = "phase assignments (FuncionariosFaseOrdemFabrico)"
+        verbose_name = _("phase assignment (FuncionariosFaseOrdemFabrico)")
+        verbose_name_plural = _("phase assignments (FuncionariosFaseOrdemFabrico)")
         ordering = ["order_phase_id", "employee_id"]
 
 
@@ -272,11 +275,11 @@ class OrderSummary(models.Model):
     last_ended_at = models.DateTimeField(null=True)
 
     class Meta:
-        verbose_name = "order summary (aggregate)"
+        verbose_name = _("order summary (aggregate)")
         ordering = ["order_id"]
 
     def __str__(self) -> str:
-        return f"OF {self.order_id} summary"
+        return gettext("OF %(order)s summary") % {"order": self.order_id}
 
 
 class ProductPhaseStat(models.Model):
@@ -289,12 +292,12 @@ class ProductPhaseStat(models.Model):
     duration_p90_seconds = models.FloatField(null=True)
 
     class Meta:
-        verbose_name = "product phase duration (aggregate)"
+        verbose_name = _("product phase duration (aggregate)")
         ordering = ["product_id", "phase_id"]
         constraints = [models.UniqueConstraint(fields=["product_id", "phase_id"], name="orders_productphasestat_key")]
 
     def __str__(self) -> str:
-        return f"Product {self.product_id} phase {self.phase_id}"
+        return gettext("Product %(product)s phase %(phase)s") % {"product": self.product_id, "phase": self.phase_id}
 
 
 class OrderAbandonment(models.Model):
@@ -302,18 +305,19 @@ class OrderAbandonment(models.Model):
 
     A row of its own (not a column of ManufacturingOrder), so a re-ingestion of the workbook never undoes it."""
 
-    order_id = models.BigIntegerField(primary_key=True, verbose_name="order (Of_Id)")
-    reason = models.TextField(blank=True)
-    marked_by = models.CharField(max_length=150, blank=True, help_text="Username of the steward who marked it.")
-    marked_at = models.DateTimeField(auto_now_add=True)
+    order_id = models.BigIntegerField(primary_key=True, verbose_name=_("order (Of_Id)"))
+    reason = models.TextField(_("reason"), blank=True)
+    marked_by = models.CharField(_("marked by"), max_length=150, blank=True,
+                                 help_text=_("Username of the steward who marked it."))
+    marked_at = models.DateTimeField(_("marked at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = "abandoned order"
-        verbose_name_plural = "abandoned orders"
+        verbose_name = _("abandoned order")
+        verbose_name_plural = _("abandoned orders")
         ordering = ["-marked_at", "-order_id"]
 
     def __str__(self) -> str:
-        return f"OF {self.order_id} abandoned"
+        return gettext("OF %(order)s abandoned") % {"order": self.order_id}
 
 
 class BottleneckBacktest(models.Model):
@@ -331,7 +335,7 @@ class BottleneckBacktest(models.Model):
     weekly = models.JSONField(default=list, help_text="Per week: date, predicted #1, actual #1, hit.")
 
     class Meta:
-        verbose_name = "bottleneck backtest"
+        verbose_name = _("bottleneck backtest")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=models.Q(hits__lte=models.F("scored_weeks")),
@@ -339,4 +343,4 @@ class BottleneckBacktest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Bottleneck backtest {self.id}: {self.hits}/{self.scored_weeks}"
+        return gettext("Bottleneck backtest %(id)s: %(hits)s/%(weeks)s") % {"id": self.id, "hits": self.hits, "weeks": self.scored_weeks}

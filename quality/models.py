@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from psqlextra.models import PostgresPartitionedModel
 from psqlextra.types import PostgresPartitioningMethod
 
@@ -30,7 +32,7 @@ class QualityErrorColumns(models.Model):
         abstract = True
 
     def __str__(self) -> str:
-        return f"Error on OF {self.order_id} (severity {self.severity})"
+        return gettext("Error on OF %(order)s (severity %(severity)s)") % {"order": self.order_id, "severity": self.severity}
 
 
 class QualityError(PostgresPartitionedModel, QualityErrorColumns):
@@ -47,8 +49,8 @@ class QualityError(PostgresPartitionedModel, QualityErrorColumns):
     pk = models.CompositePrimaryKey("id", "order_id")
 
     class Meta:
-        verbose_name = "quality error (OrdemFabricoErros)"
-        verbose_name_plural = "quality errors (OrdemFabricoErros)"
+        verbose_name = _("quality error (OrdemFabricoErros)")
+        verbose_name_plural = _("quality errors (OrdemFabricoErros)")
         db_table_comment = "OrdemFabricoErros"
         ordering = ["order_id", "id"]
         constraints = [
@@ -71,6 +73,6 @@ class QualityErrorRecord(QualityErrorColumns):
     class Meta:
         managed = False
         db_table = "quality_qualityerror"
-        verbose_name = "quality error (OrdemFabricoErros)"
-        verbose_name_plural = "quality errors (OrdemFabricoErros)"
+        verbose_name = _("quality error (OrdemFabricoErros)")
+        verbose_name_plural = _("quality errors (OrdemFabricoErros)")
         ordering = ["order_id", "id"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from whatif.choices import RunStatus
 
@@ -22,7 +24,8 @@ class WhatIfRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "what-if run"
+        verbose_name = _("what-if run")
+        verbose_name_plural = _("what-if runs")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["input_hash", "data_version"], name="%(app_label)s_%(class)s_scenario"),
@@ -30,7 +33,7 @@ class WhatIfRun(models.Model):
         indexes = [models.Index(fields=["-created_at", "-id"], name="whatif_run_created_idx")]
 
     def __str__(self) -> str:
-        return f"What-if run {self.pk} ({self.status})"
+        return gettext("What-if run %(id)s (%(status)s)") % {"id": self.pk, "status": self.get_status_display()}
 
 
 class WhatIfBacktest(models.Model):
@@ -47,8 +50,9 @@ class WhatIfBacktest(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        verbose_name = "what-if backtest"
+        verbose_name = _("what-if backtest")
+        verbose_name_plural = _("what-if backtests")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"Backtest from {self.start:%Y-%m-%d} ({self.weeks} weeks)"
+        return gettext("Backtest from %(start)s (%(weeks)s weeks)") % {"start": f"{self.start:%Y-%m-%d}", "weeks": self.weeks}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext
 
 from orders.choices import OrderState, OrderStatus, PlacementBasis
 
@@ -50,7 +50,7 @@ def risk_reason(reason: dict) -> str:
         return _("%(state)s at bottleneck #%(rank)s (%(phase)s)") % {
             "state": state_label(reason["state"]), "rank": reason["rank"], "phase": reason["phase"]}
     if code == "reworks":
-        return _("%(n)s rework pass(es) so far") % {"n": reason["count"]}
+        return ngettext("%(n)s rework pass so far", "%(n)s rework passes so far", reason["count"]) % {"n": reason["count"]}
     if code == "product_defects":
         return _("the product has defects on %(share)s%% of its finished orders") % {"share": round(reason["share"] * 100)}
     return str(code)
