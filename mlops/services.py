@@ -381,8 +381,8 @@ def _store_eta_predictions(as_of) -> int:
 
 def eta_calibration(model, dataset: Dataset) -> dict:
     """The ETA's 80% interval calibrated on the orders after the training period (validation and test splits: the
-    orders created after the training period and before the censoring cutoff; their moments of the last
-    intervals.CALIBRATION_DAYS), mlops.intervals."""
+    orders created after the training period and before the censoring cutoff; their moments weighted by recency),
+    group-conditional by progress and state (mlops.intervals)."""
     import pandas as pd
 
     frame = intervals.recent(pd.concat([dataset.splits["validation"], dataset.splits["test"]]))
@@ -416,7 +416,8 @@ def _scores(rows: list[dict]) -> dict:
     covered = sum(1 for r in scored if r["covered"])
     errors = np.array([r["error"] for r in finished], dtype=float)
     return {"n": len(scored), "covered": covered,
-            "coverage": round(covered / len(scored), 4) if scored else None, "finished": len(finished),
+            "coverage": round(covered / len(scored), 4) if scored else None,
+            "coverage_ci95": intervals.coverage_interval(covered, len(scored)), "finished": len(finished),
             "mae_days": round(float(np.abs(errors).mean()), 4) if len(errors) else None,
             "bias_days": round(float(errors.mean()), 4) if len(errors) else None}
 
@@ -449,7 +450,7 @@ def eta_backtest(*, start, weeks: int, use_active_model: bool = False, seed: int
     else:
         moments = eta_features(seed=seed)  # one query: every finished order's moments, cut per date below
         source = ETA_BACKTEST_RETRAINED
-    rows, weekly, models = [], [], []
+    rows, weekly, models, checks = [], [], [], []
     for when in dates:
         week = {"date": when.isoformat(), "open": 0, "stalled": 0, "skipped": None}
         if use_active_model:
@@ -474,7 +475,9 @@ def eta_backtest(*, start, weeks: int, use_active_model: bool = False, seed: int
         if frame.empty:
             weekly.append({**week, **_scores([])})
             continue
-        b = intervals.bounds(calibration, frame, model.predict(frame))
+        pred = model.predict(frame)
+        b = intervals.bounds(calibration, frame, pred)
+        checks.append({"date": when.isoformat(), "by_bucket": intervals.shift_check(calibration, frame, pred)})
         bucket = intervals.buckets(frame, calibration.get("typical_steps", intervals.DEFAULT_TYPICAL_STEPS))
         state = intervals.states(frame)
         finishes = dict(ManufacturingOrder.objects.filter(id__in=frame["order_id"].tolist())
@@ -513,6 +516,7 @@ def eta_backtest(*, start, weeks: int, use_active_model: bool = False, seed: int
                         "and bias (predicted - real days) over the finished ones; stalled orders are answered "
                         "'stalled' and excluded"),
             "models": models, "known_until": known_until,
+            "calibration_checks": checks,  # per date and bucket: the calibration group's size and profile vs the orders
             "predictions": [{k: v for k, v in r.items() if k != "error"} for r in rows],
         },
     }

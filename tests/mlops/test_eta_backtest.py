@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -68,6 +69,116 @@ def test_the_interval_covers_80_percent_of_held_out_moments_in_every_bucket():
     assert old_inside[late].mean() > 0.95  # the old single band: far too wide near the end of the route
     # the median correction removes the model's bias
     assert abs(np.median(b["point"] - actual)) < 0.25 < abs(np.median(pred - actual))
+
+
+def _grouped(rng: np.random.Generator, n: int, *, scales=(0.8, 0.3, 0.08), orders: int | None = None,
+             start=None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Moments in three progress thirds whose errors have very different scales (log-normal around the prediction,
+    sigma 0.8 in the first third, 0.3 in the middle, 0.08 in the last by default), all waiting; `orders` distinct
+    orders (default: one per moment); hourly moments from `start` when given."""
+    bucket = rng.integers(0, 3, n)
+    share = (bucket + rng.uniform(0.05, 0.95, n)) / 3
+    pred = 1.0 + 9.0 * (1 - share)
+    actual = pred * np.exp(np.array(scales)[bucket] * rng.standard_normal(n))
+    frame = pd.DataFrame({"route_share_done": share, "done_phases": np.round(share * 16), "route_steps": 16,
+                          "state_code": 1, "order_id": rng.integers(0, orders or n, n) if orders else np.arange(n)})
+    if start is not None:
+        frame["moment_at"] = start + pd.to_timedelta(np.arange(n), unit="h")
+    return frame, pred, actual
+
+
+def _inside(calibration, frame, pred, actual) -> np.ndarray:
+    b = intervals.bounds(calibration, frame, pred)
+    return (b["lower"] <= actual) & (actual <= b["upper"])
+
+
+def test_group_conditional_calibration_covers_every_progress_third_where_a_pooled_band_does_not():
+    rng = np.random.default_rng(11)
+    calibration = intervals.calibrate(*_grouped(rng, 6_000))
+    frame, pred, actual = _grouped(rng, 60_000)  # held out
+    bucket = intervals.buckets(frame)
+    inside = _inside(calibration, frame, pred, actual)
+    pooled = _inside(intervals.pooled(calibration), frame, pred, actual)
+    for b in intervals.BUCKETS:
+        assert inside[bucket == b].mean() == pytest.approx(0.80, abs=0.02), b
+    assert pooled.mean() == pytest.approx(0.80, abs=0.03)  # the pooled band holds on average only:
+    assert pooled[bucket == "early"].mean() < 0.65  # too narrow where the errors are wide
+    assert pooled[bucket == "late"].mean() > 0.97  # too wide where they are narrow
+    assert {g for g in intervals.bounds(calibration, frame, pred)["group"]} == {f"{b}|waiting" for b in intervals.BUCKETS}
+
+
+def test_the_conformal_quantile_is_the_finite_sample_rank_and_holds_at_small_n():
+    for n in (9, 10, 19, 40, 101):
+        scores = np.random.default_rng(n).permutation(np.arange(1.0, n + 1))
+        rank = math.ceil((n + 1) * 0.9)
+        expected = math.inf if rank > n else float(rank)  # the rank-th smallest of 1..n
+        assert intervals.conformal_quantile(scores, 0.9) == expected, n
+    lo, hi = intervals.conformal_ends(np.arange(1.0, 41))
+    assert (lo, hi) == (4.0, 37.0)  # floor(41 * 0.1) = 4th and ceil(41 * 0.9) = 37th smallest
+    # exchangeable draws: a group of just 40 residuals covers a new one at least 80% of the time (on average over
+    # calibration sets), and not much more (the finite-sample rank, not a conservative padding)
+    rng = np.random.default_rng(5)
+    hits = []
+    for _ in range(4_000):
+        r = rng.standard_exponential(41) - 1.0  # skewed, like remaining time
+        lo, hi = intervals.conformal_ends(r[:40])
+        hits.append(lo <= r[40] <= hi)
+    assert 0.80 <= np.mean(hits) <= 0.86
+    # weights: a row of weight 0 counts for nothing; halving old rows moves the quantile towards the recent ones
+    r = np.concatenate([np.full(50, 10.0), np.arange(1.0, 51)])
+    w = np.concatenate([np.zeros(50), np.ones(50)])
+    assert intervals.conformal_quantile(r, 0.9, w) == intervals.conformal_quantile(np.arange(1.0, 51), 0.9)
+
+
+def test_a_group_with_too_few_orders_uses_its_third_then_the_pooled_band():
+    rng = np.random.default_rng(3)
+    frame, pred, actual = _grouped(rng, 3_000)
+    # 60 moments of the middle third in progress, but from only 5 orders: under MIN_GROUP_ORDERS
+    few = frame[intervals.buckets(frame) == "middle"].head(60).index
+    frame.loc[few, "state_code"] = 2
+    frame.loc[few, "order_id"] = 100_000 + np.arange(60) % 5
+    # the last third: 25 moments in all (under MIN_GROUP_ROWS): the pooled band answers it
+    late = np.flatnonzero(intervals.buckets(frame) == "late")[25:]
+    frame, pred, actual = frame.drop(index=late).reset_index(drop=True), np.delete(pred, late), np.delete(actual, late)
+    calibration = intervals.calibrate(frame, pred, actual)
+    group = calibration["groups"]["middle|in_progress"]
+    assert group["n"] == 60 and group["orders"] == 5
+    assert calibration["buckets"]["late"]["n"] == 25 < intervals.MIN_GROUP_ROWS
+    ask = pd.DataFrame({"route_share_done": [0.5, 0.5, 0.9, 0.1], "done_phases": [8, 8, 14, 2], "route_steps": 16,
+                        "state_code": [2, 1, 1, 1]})
+    assert intervals.bounds(calibration, ask, np.full(4, 4.0))["group"] == [
+        "middle", "middle|waiting", "overall", "early|waiting"]
+    check = intervals.shift_check(calibration, ask, np.full(4, 4.0))
+    assert check["middle"]["groups_used"]["middle"]["rows"] == 1 and check["late"]["groups_used"] == {
+        "overall": {"rows": 1, "calibration_n": calibration["overall"]["n"],
+                    "calibration_orders": calibration["overall"]["orders"]}}
+
+
+def test_recent_calibration_moments_weigh_more_under_drift():
+    """The errors narrowed 240 days ago (before: sigma 0.6, since: 0.2): the recency weights give the recent
+    behaviour, an unweighted band the average of both."""
+    rng = np.random.default_rng(8)
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    old = _grouped(rng, 8_760, scales=(0.6, 0.6, 0.6), start=start)  # one year, hourly
+    new = _grouped(rng, 5_760, scales=(0.2, 0.2, 0.2), start=start + pd.Timedelta(days=365))  # 240 days
+    frame = pd.concat([old[0], new[0]], ignore_index=True)
+    calibration = intervals.calibrate(frame, np.concatenate([old[1], new[1]]), np.concatenate([old[2], new[2]]))
+    held_out = _grouped(rng, 30_000, scales=(0.2, 0.2, 0.2))
+    weighted = _inside(calibration, *held_out).mean()
+    unweighted = _inside(intervals.calibrate(frame.drop(columns="moment_at"), np.concatenate([old[1], new[1]]),
+                                             np.concatenate([old[2], new[2]])), *held_out).mean()
+    assert unweighted > 0.93  # far too wide for today's errors
+    assert weighted < unweighted - 0.05 and weighted >= 0.80
+    assert calibration["overall"]["n_effective"] < calibration["overall"]["n"]
+
+
+def test_the_coverage_interval_is_the_exact_binomial_one():
+    assert intervals.coverage_interval(0, 0) is None
+    lo, hi = intervals.coverage_interval(14, 21)
+    assert lo < 14 / 21 < hi and hi - lo > 0.4  # 21 orders tell little: one order is 4.8 points
+    assert intervals.coverage_interval(21, 21)[1] == 1.0 and intervals.coverage_interval(0, 21)[0] == 0.0
+    lo_big, hi_big = intervals.coverage_interval(1400, 2100)
+    assert lo < lo_big < hi_big < hi
 
 
 def test_a_finish_is_never_before_as_of_and_old_rows_still_read():
