@@ -132,7 +132,7 @@ def test_admin_acknowledge_needs_confirmation_and_counts(steward_client, rejecte
     assert first.status_code == 200 and "Yes, I am sure" in first.content.decode()
     assert Reject.objects.filter(status="acknowledged").count() == 0
     done = steward_client.post(url, {"action": "acknowledge", "_selected_action": ids, "confirm": "yes"}, follow=True)
-    assert f"{len(ids)} reject(s) acknowledged." in done.content.decode()
+    assert f"{len(ids)} rejects marked as “Acknowledged”." in done.content.decode()
     assert Reject.objects.filter(status="acknowledged").count() == len(ids)
 
 
@@ -177,8 +177,8 @@ def test_fixed_in_excel_and_imported_back_stores_the_rows_that_now_pass(steward_
     assert not ManufacturingOrder.objects.filter(pk=1003).exists()
 
     page = _import(steward_client, workbook).content.decode()
-    assert "1 corrected row(s) stored and their rejects resolved; 1 still fail; 0 skipped." in page
-    assert f"(reject {severity.pk}): still bad_severity" in page
+    assert "1 corrected row stored and its reject resolved; 1 still fails; 0 skipped." in page
+    assert f"(reject {severity.pk}): still Severity outside 1..3" in page  # the reason in words
     stored = ManufacturingOrder.objects.get(pk=1003)
     assert stored.created_at.isoformat().startswith("2025-03-04T10:30:00")  # Lisbon local time, as read
     bad_date.refresh_from_db()
@@ -187,7 +187,7 @@ def test_fixed_in_excel_and_imported_back_stores_the_rows_that_now_pass(steward_
     assert bad_date.original["Of_DataCriacao"] == "not a date"  # what the workbook held stays as read
     assert severity.status == "open" and severity.corrected["Erro_Descricao"] == "Bolha no gelcoat"
     again = _import(steward_client, workbook).content.decode()  # the same file twice: nothing new
-    assert "0 corrected row(s) stored" in again and "skipped, already resolved" in again
+    assert "0 corrected rows stored" in again and "skipped, already resolved" in again
     assert ManufacturingOrder.objects.filter(pk=1003).count() == 1
 
 
@@ -225,7 +225,7 @@ def test_rejects_export_writes_formula_like_text_as_text_and_imports_it_back(ste
     for row in range(2, errors.max_row + 1):
         errors.cell(row, header.index("OFCH_GRAVIDADE") + 1).value = 2  # the steward fixes the severity only
     page = _import(steward_client, workbook).content.decode()
-    assert f"{len(FORMULA_TEXTS)} corrected row(s) stored" in page, page
+    assert f"{len(FORMULA_TEXTS)} corrected rows stored" in page, page
     stored = set(QualityError.objects.filter(order_id=1000).values_list("description", flat=True))
     assert {t.strip() for t in FORMULA_TEXTS} <= stored
 
@@ -246,7 +246,7 @@ def test_a_datetime_with_fractional_seconds_survives_the_rejects_round_trip(stew
     workbook = load_workbook(_exported(steward_client, [reject.pk]))
     workbook["OrdensFabrico"].cell(2, 3).value = "2021-01-20 10:00:00"  # the steward fixes the finish date only
     page = _import(steward_client, workbook).content.decode()
-    assert "1 corrected row(s) stored and their rejects resolved; 0 still fail" in page, page
+    assert "1 corrected row stored and its reject resolved; 0 still fail" in page, page
     created = ManufacturingOrder.objects.get(pk=1003).created_at.astimezone(ZoneInfo("Europe/Lisbon")).replace(tzinfo=None)
     assert abs((created - datetime(2021, 1, 14, 3, 43, 50, 371000)).total_seconds()) < 0.01  # Lisbon local, as read
 
@@ -259,7 +259,7 @@ def test_a_corrections_file_without_its_headers_changes_nothing(steward_client, 
     sheet.delete_cols(sheet.max_column)  # _reject_id gone
     response = _import(steward_client, workbook)
     assert response.status_code == 400
-    assert "Nothing was imported: sheet OrdensFabrico: missing header(s) _reject_id." in response.content.decode()
+    assert "Nothing was imported: sheet OrdensFabrico: missing column(s) _reject_id." in response.content.decode()
     bad_date.refresh_from_db()
     assert bad_date.status == "open" and bad_date.corrected is None
     not_xlsx = steward_client.post("/admin/ingestion/reject/import-corrections/",
@@ -279,7 +279,7 @@ def test_revalidate_stores_rows_that_now_pass(steward_client, rejected_run):
         "/admin/ingestion/reject/",
         {"action": "revalidate", "_selected_action": [reject.pk, duplicate.pk], "confirm": "yes"}, follow=True,
     )
-    assert "1 reject(s) now pass and were stored; 1 still fail." in response.content.decode()
+    assert "1 reject now passes and was stored; 1 still fails." in response.content.decode()
     reject.refresh_from_db()
     assert reject.status == "resolved"
     with connection.cursor() as cursor:
