@@ -342,5 +342,5 @@ def test_without_a_backtest_every_eta_says_so(factory, keyed_client, supervisor_
     assert answer["interval_backtest"]["coverage"] is None and "no backtest" in answer["interval_backtest"]["text"]
     assert ModelVersion.objects.count() == 0  # the live baseline answered (no interval without a calibration)
     page = supervisor_client.get("/models/").content.decode()
-    assert 'id="eta-backtest"' in page and "nenhum backtest" in page.lower()
+    assert 'id="eta-backtest"' in page and "nenhum teste retrospetivo" in page.lower()
 
