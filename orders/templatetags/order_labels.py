@@ -6,7 +6,7 @@ from django import template
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
-from orders.choices import OrderState, OrderStatus, PlacementBasis
+from orders.choices import OrderState, OrderStatus, PlacementBasis, ProductFamily
 
 register = template.Library()
 
@@ -24,6 +24,11 @@ def status_label(value: str | None) -> str:
     short = {"DONE": _("Done"), "LATE": _("Late"), "AT_RISK": _("At risk"), "CREATED": _("Created"),
              "IN_PROGRESS": _("On track"), "STALLED": _("Stalled"), "ABANDONED": _("Abandoned")}
     return short.get(value, str(OrderStatus(value).label) if value in OrderStatus.values else "—")
+
+
+@register.filter
+def family_label(value: str | None) -> str | None:
+    return str(ProductFamily(value).label) if value in ProductFamily.values else value
 
 
 @register.filter
