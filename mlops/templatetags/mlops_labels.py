@@ -53,20 +53,20 @@ def version_label(label: str | None) -> str:
 
 
 def _days(value: float) -> str:
-    return ngettext("%(n)s day", "%(n)s days", 1 if value == 1 else 2) % {"n": number_format(value, 2)}
+    return ngettext("%(n)s day", "%(n)s days", 1 if value == 1 else 2) % {"n": number_format(round(value, 2), 2)}
 
 
 def _percent(value: float) -> str:
-    return number_format(value * 100, 1) + " %"
+    return number_format(round(value * 100, 1), 1) + "%"
 
 
 _METRICS = {
-    "n": (gettext_lazy("orders scored"), lambda v: number_format(v, 0, force_grouping=True)),
+    "n": (gettext_lazy("orders scored"), lambda v: number_format(round(v), 0, force_grouping=True)),
     "mae": (gettext_lazy("mean absolute error"), _days),
     "mape": (gettext_lazy("mean absolute percentage error"), _percent),
     "p90_abs_error": (gettext_lazy("absolute error, 90th percentile"), _days),
-    "roc_auc": (gettext_lazy("ROC AUC (0.5: chance, 1: perfect)"), lambda v: number_format(v, 3)),
-    "brier": (gettext_lazy("Brier score (lower is better)"), lambda v: number_format(v, 3)),
+    "roc_auc": (gettext_lazy("ROC AUC (0.5: chance, 1: perfect)"), lambda v: number_format(round(v, 3), 3)),
+    "brier": (gettext_lazy("Brier score (lower is better)"), lambda v: number_format(round(v, 3), 3)),
     "base_rate": (gettext_lazy("share of orders with a defect"), _percent),
 }
 
@@ -77,7 +77,7 @@ def metric_rows(pairs) -> list[tuple[str, str]]:
     (words, value with its unit in the page's number format)."""
     rows = []
     for key, value in pairs or []:
-        label, render = _METRICS.get(key, (key.replace("_", " "), lambda v: number_format(v, 3)))
+        label, render = _METRICS.get(key, (key.replace("_", " "), lambda v: number_format(round(v, 3), 3)))
         if value is None:
             shown = "—"
         elif isinstance(value, bool):
