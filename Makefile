@@ -43,6 +43,7 @@ browser:
 # The whole suite against PostgreSQL (DATABASE_URL, else the embedded server). pytest's exit 5 (no tests) is not a failure.
 test: setup browser
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 

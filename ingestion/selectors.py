@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingestion.choices import RunStatus
-from ingestion.models import IngestionRun
+from ingestion.choices import IssueStatus, RunStatus, TriageStatus
+from ingestion.inspector import redact_profile
+from ingestion.models import DataQualityIssue, IngestionRun, Reject
+from ingestion.reader import file_sha256
 
 
 def last_successful_run() -> IngestionRun | None:
     """The newest run that stored data (succeeded), ignoring no-op and failed runs."""
     return IngestionRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-id").first()
+
+
+def freshness() -> dict:
+    """Last run, the data's as-of and open rejects, for the chip linking to the ingestion page (3 queries).
+
+    On the ingestion page and, through prodplan.pages (IngestionConfig.ready()), on the overview."""
+    last = IngestionRun.objects.order_by("-id").values("id", "status", "finished_at", "created_at").first()
+    good = last_successful_run()
+    return {
+        "last_run": last,
+        "as_of": good.as_of if good else None,
+        "last_success_at": good.finished_at if good else None,
+        "rejects_open": Reject.objects.filter(status=TriageStatus.OPEN).count(),
+    }
 
 
 def inbox_decision(*, inbox: Path, now: float, settle_seconds: float, retry_failed_after_seconds: float) -> dict:
@@ -22,8 +38,6 @@ def inbox_decision(*, inbox: Path, now: float, settle_seconds: float, retry_fail
     from datetime import timedelta
 
     from django.utils import timezone
-
-    from ingestion.reader import file_sha256
 
     # Excel's lock files (~$name.xlsx, next to a workbook open on a share) and hidden files are not exports.
     candidates = [p for p in inbox.glob("*.xlsx") if not p.name.startswith(("~$", "."))] if inbox.is_dir() else []
@@ -49,10 +63,6 @@ def inbox_decision(*, inbox: Path, now: float, settle_seconds: float, retry_fail
 def run_report(run: IngestionRun) -> dict:
     """Everything a steward asks after a run: counts per sheet, rejects by reason, issues, timings, profile."""
     from django.db.models import Count
-
-    from ingestion.choices import IssueStatus
-    from ingestion.inspector import redact_profile
-    from ingestion.models import DataQualityIssue, Reject
 
     sheets = list(
         run.sheets.values(

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from ingestion.choices import IssueStatus, RejectReason, RunStatus, RunTrigger, TriageStatus
 from ingestion.contract import SHEETS, SHEETS_BY_NAME, SheetSpec
+from ingestion.inspector import profile_workbook
 from ingestion.merge import (
     ORPHAN_CHECKS,
     PER_KEY_ENTITIES,
@@ -62,10 +63,11 @@ from ingestion.reader import (
     jsonable,
     normalise_header,
 )
+from orders.partitioning import ensure_order_phase_partitions
 from prodplan import metrics
 from prodplan.cache import bump_data_version
-from prodplan.partitioning import ensure_order_phase_partitions
 from prodplan.task_queue import PENDING_RUN_PICKUP_SECONDS, QueueUnavailable, enqueue, enqueue_run
+from prodplan.xlsx import safe_row
 
 logger = logging.getLogger("prodplan.ingestion")
 
@@ -733,10 +735,6 @@ def ingestion_run_attach_profile(*, run_id: int) -> None:
 
 def _attach_profile(run: IngestionRun, path: Path) -> None:
     try:
-        from ingestion.inspector import profile_workbook
-    except ImportError:
-        return
-    try:
         run.profile = profile_workbook(path)
         IngestionRun.objects.filter(pk=run.pk).update(profile=run.profile)
     except Exception:  # noqa: BLE001 - a profile failure must not fail a committed run
@@ -786,8 +784,6 @@ def rejects_export_xlsx(*, reject_ids: list[int], stream) -> int:
 
     The steward fixes the cells in Excel and imports the file back (rejects_import_corrections)."""
     from openpyxl import Workbook
-
-    from prodplan.xlsx import safe_row
 
     workbook = Workbook(write_only=True)
     count = 0

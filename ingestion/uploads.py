@@ -10,6 +10,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from ingestion.choices import RunStatus
+from ingestion.models import IngestionRun
+
 XLSX_MAGIC = b"PK\x03\x04"
 
 
@@ -61,9 +64,6 @@ def uploads_prune(*, now: float | None = None) -> dict:
 
     A run needs its file until it has finished (and its profile has been read from it); after that the data is
     in the database and the file is kept only for the retention window (a re-check, a steward's question)."""
-    from ingestion.choices import RunStatus
-    from ingestion.models import IngestionRun
-
     folder = Path(settings.UPLOAD_DIR)
     if not folder.is_dir():
         return {"deleted": 0, "kept": 0, "bytes_freed": 0}

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from ingestion.choices import RunStatus, RunTrigger
 from ingestion.contract import SHEETS
 from ingestion.models import IngestionRun
-from ingestion.selectors import run_report
+from ingestion.selectors import freshness, run_report
 from ingestion.services import (
     AlreadyRunning,
     ingestion_enqueue,
@@ -26,7 +26,7 @@ from ingestion.services import (
 )
 from ingestion.tasks import ingest_run_task
 from ingestion.uploads import UploadRejected, store_upload, upload_discard
-from orders.views import _freshness, can_ingest
+from prodplan.roles import can_ingest
 from prodplan.task_queue import QueueUnavailable
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def ingestion_page(request):
     return render(request, "ingestion/ingestion.html", {
         "runs": list(IngestionRun.objects.order_by("-id").values("id", "file_name", "status", "trigger", "created_at",
                                                                  "duration_seconds", "as_of")[:RECENT_RUNS]),
-        "freshness": _freshness(),
+        "freshness": freshness(),
         "can_ingest": can_ingest(request.user),
         "as_of": None,
     })

@@ -6,6 +6,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from orders.models import Phase
+
 # Substrings looked for in the normalised phase name (Portuguese and English spellings).
 DEMOULDING_MARKERS = ("desmold", "demould", "demold")
 GELCOAT_MARKERS = ("gelcoat",)  # "gel coat" / "gel-coat" normalise to "gelcoat"
@@ -77,6 +79,4 @@ def match_phases(catalogue: list[tuple[int, str]], kind: str) -> PhaseMatch:
 
 def catalogue_phases() -> list[tuple[int, str]]:
     """All catalogue phases as (id, name): one small query (the catalogue has ~71 rows)."""
-    from orders.models import Phase
-
     return list(Phase.objects.order_by("id").values_list("id", "name"))

@@ -13,7 +13,8 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection, transaction
 
-from inventory.phases import catalogue_phases, match_phases
+from ingestion.contract import SHEETS
+from inventory.phases import catalogue_phases, match_phases, normalise_name
 from orders.choices import OrderState, PlacementBasis
 from orders.selectors import ORDER_STATE_RULE, active_orders_at, open_orders_at
 from prodplan.gates import OBSERVED, THEORETICAL, figure, not_supported, ratio
@@ -276,9 +277,6 @@ MOVEMENT_MARKERS = ("stock", "movim", "armaz", "invent", "existenc", "material",
 
 def unsupported_feature(*, feature: str) -> dict:
     """NOT_SUPPORTED_BY_DATA for an inventory feature, measured against the workbook contract's sheets."""
-    from ingestion.contract import SHEETS
-    from inventory.phases import normalise_name
-
     looked = [(s.name, h) for s in SHEETS for h in [s.name, *s.headers]]
     matching = sorted({name for name, text in looked if any(m in normalise_name(text) for m in MOVEMENT_MARKERS)})
     return not_supported(

@@ -9,9 +9,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from inventory import selectors
-from orders.views import chart, widget_page
 from prodplan.cache import cached
 from prodplan.gates import NOT_SUPPORTED
+from prodplan.pages import chart, widget_page
 
 UNSUPPORTED = ("real_stock", "material_consumption")
 

@@ -32,6 +32,8 @@ from django.db import connection, transaction
 from mlops.choices import ModelName
 from orders.choices import OrderState
 from orders.selectors import ACTIVE_STATES, OPEN_STATES, ORDER_STATE_CALL, open_orders_at, order_state_params
+from prodplan.asof import data_as_of as loaded_as_of
+from prodplan.cache import data_version
 
 TRAIN_SHARE = 0.70
 VALIDATION_SHARE = 0.15
@@ -337,8 +339,6 @@ def temporal_split(frame: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict[s
 
 
 def _build(name: str, frame: pd.DataFrame, target: str, numeric: list[str], as_of: datetime | None) -> Dataset:
-    from prodplan.cache import data_version
-
     cutoff = None
     if as_of is not None and not frame.empty:
         # Right-censoring: among orders created in the last p95-lead-time days before the as-of
@@ -358,9 +358,7 @@ def _build(name: str, frame: pd.DataFrame, target: str, numeric: list[str], as_o
 
 def data_as_of() -> datetime | None:
     """The data's as-of time (last ingestion), else the latest order timestamp."""
-    from prodplan.asof import data_as_of as ingested_as_of
-
-    as_of = ingested_as_of()
+    as_of = loaded_as_of()
     if as_of is None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT GREATEST(max(created_at), max(finished_at)) FROM orders_manufacturingorder")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -52,6 +53,15 @@ def numeric_features(name: str) -> list[str]:
     return {ModelName.LEAD_TIME: LEAD_TIME_NUMERIC, ModelName.ETA: ETA_NUMERIC}.get(name, RISK_NUMERIC)
 
 
+def sha256_of(path: Path) -> str:
+    """The hex SHA-256 of a file (an artifact's checksum), read in 1 MB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def load_artifact(version: ModelVersion):
     """Load a version's estimator after checking its SHA-256; cached per (file, mtime, size)."""
     path = Path(settings.MODEL_ARTIFACT_DIR) / version.artifact_path
@@ -63,8 +73,6 @@ def load_artifact(version: ModelVersion):
     with _LOCK:
         if key in _LOADED:
             return _LOADED[key]
-    from mlops.services import sha256_of
-
     if sha256_of(path) != version.artifact_sha256:
         raise ArtifactError(f"artifact {version.artifact_path} fails its checksum")
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from datetime import datetime, timedelta
@@ -16,8 +15,19 @@ from django.utils import timezone
 
 from mlops import intervals, load_baseline, promotion, training
 from mlops.choices import REGRESSION_TARGETS, Algorithm, ModelName
-from mlops.datasets import Dataset, dataset_for, eta_open_features, order_features
-from mlops.models import ModelVersion, Prediction
+from mlops.datasets import (
+    Dataset,
+    data_as_of,
+    dataset_for,
+    eta_dataset,
+    eta_features,
+    eta_open_features,
+    order_features,
+)
+from mlops.models import EtaBacktest, ModelVersion, Prediction
+from mlops.selectors import active_predictor, load_artifact, sha256_of
+from orders.models import ManufacturingOrder
+from prodplan.cache import bump_data_version, data_version
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +53,6 @@ def artifact_dir() -> Path:
     path = Path(settings.MODEL_ARTIFACT_DIR)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fit(name: str, algorithm: str, ds: Dataset, seed: int, params: dict):
@@ -168,8 +170,6 @@ def train_models(*, name: str, seed: int = 0, algorithms: tuple[str, ...] | None
     beats the baseline on validation. force=False skips when this data version was already trained;
     `frame` (order_features(which="finished")) lets lead time and risk share one dataset query.
     algorithms default to DEFAULT_ALGORITHMS of the target."""
-    from prodplan.cache import data_version
-
     if not force and ModelVersion.objects.filter(name=name, data_version=data_version(), seed=seed).exists():
         return {"name": name, "status": "skipped", "reason": f"data version {data_version()} already trained"}
     started = time.perf_counter()
@@ -253,8 +253,6 @@ def _record_promotion_evidence(*, name: str, dataset: Dataset, seed: int,
                                active: ModelVersion | None) -> None:
     """Compare every candidate with the run's best baseline and the version active before the run, all predicting
     the same validation and test rows, and store the evidence (mlops.promotion) on each candidate."""
-    from mlops.selectors import load_artifact
-
     regression = name in REGRESSION_TARGETS
     validation, test = dataset.splits["validation"], dataset.splits["test"]
     y_validation = validation[dataset.target].to_numpy(dtype=float)
@@ -326,9 +324,6 @@ def predictions_store_open_orders(*, as_of=None) -> dict:
     """Predict lead time and risk for every order open at as_of (the order state: not finished by then, not
     abandoned), and the remaining time (ETA, from the order's state at as_of) for the active ones (stalled
     orders get none), and replace the stored predictions (idempotent)."""
-    from mlops.datasets import data_as_of
-    from mlops.selectors import active_predictor
-
     as_of = as_of or data_as_of() or timezone.now()
     frame = order_features(which="open", as_of=as_of)
     _warm_feature_cache(frame)
@@ -358,8 +353,6 @@ def _store_eta_predictions(as_of) -> int:
     """Remaining days of every active order (eta_open_features: open at as_of, not stalled) from its state at
     as_of, with the calibrated 80% interval (mlops.intervals); predicted finish = as_of + remaining, never before
     as_of (the lower end is clipped at 0 days)."""
-    from mlops.selectors import active_predictor
-
     frame = eta_open_features(as_of=as_of)
     Prediction.objects.filter(name=ModelName.ETA).delete()
     if frame.empty:
@@ -398,8 +391,6 @@ def eta_fit_known_at(*, moments, known_at, seed: int = 0) -> tuple[object, dict,
     """The ETA model (boosting) and its interval as they would have been trained at known_at: the moments of the
     orders finished by then (features never use anything after their moment), censored and split at known_at.
     Returns (model, calibration, dataset rows), or None when too little was known then."""
-    from mlops.datasets import eta_dataset
-
     dataset = eta_dataset(moments[moments["finished_at"] <= known_at], known_at=known_at, seed=seed)
     rows = dataset.rows()
     if rows["train"] < MIN_TRAIN_ROWS or rows["validation"] < MIN_VALIDATION_ROWS:
@@ -434,10 +425,6 @@ def eta_backtest(*, start, weeks: int, use_active_model: bool = False, seed: int
     Scoring: an order that finished is covered when its real remaining days lie in the 80% interval (MAE and bias
     of the point too); one that never finished is a miss once the interval's upper end is before the data's
     as-of, else its outcome is unknown: excluded and counted. Progress buckets and states are at the date."""
-    from mlops.datasets import data_as_of, eta_features
-    from mlops.selectors import active_predictor
-    from orders.models import ManufacturingOrder
-
     last_known = data_as_of()
     dates = [start + timedelta(days=7 * k) for k in range(weeks)]
     moments, predictor, known_until = None, None, None
@@ -525,9 +512,6 @@ def eta_backtest(*, start, weeks: int, use_active_model: bool = False, seed: int
 @transaction.atomic
 def eta_backtest_record(*, start, weeks: int, use_active_model: bool = False, seed: int = 0):
     """Run the ETA backtest and store it (mlops.models.EtaBacktest); every ETA shows the latest coverage."""
-    from mlops.models import EtaBacktest
-    from prodplan.cache import bump_data_version
-
     result = eta_backtest(start=start, weeks=weeks, use_active_model=use_active_model, seed=seed)
     record = EtaBacktest.objects.create(
         start=start, weeks=weeks, model_source=result["model_source"][:200], data_as_of=result["data_as_of"],
@@ -557,8 +541,6 @@ def _warm_feature_cache(frame) -> None:
 
 def train_all_models(*, seed: int = 0, force: bool = False) -> dict:
     """Nightly: train every target (skipping a target whose data is too thin), then store predictions."""
-    from prodplan.cache import data_version
-
     results = {}
     already = not force and ModelVersion.objects.filter(data_version=data_version(), seed=seed).values("name")
     shared = {ModelName.LEAD_TIME, ModelName.RISK}  # the targets built on order_features rows

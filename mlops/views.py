@@ -1,6 +1,8 @@
-"""Models page: the registry, validation/test metrics against the baseline, feature importance of the active models."""
+"""Models page (the registry, metrics against the baseline, feature importance) and the order page's prediction."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
@@ -8,21 +10,24 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
-from orders.views import chart
+from mlops.choices import Algorithm, ModelName
+from mlops.selectors import model_versions, order_page_eta, predict
+from orders.choices import OrderState
+from orders.selectors import order_states
+from prodplan.cache import cached
+from prodplan.pages import chart
 
 IMPORTANCE_TOP = 12
 
 
 def _importance_chart(version) -> dict | None:
-    items = [i for i in (version.importance or []) if isinstance(i, dict)]
+    """The active version's permutation importance (mlops.training.permutation_importance: feature, importance)."""
+    items = sorted(version.importance or [], key=lambda i: -i["importance"])[:IMPORTANCE_TOP]
     if not items:
         return None
-    key = next((k for k in ("importance", "mean", "value", "score") if k in items[0]), None)
-    if key is None:
-        return None
-    items = sorted(items, key=lambda i: -(i.get(key) or 0))[:IMPORTANCE_TOP]
-    return chart("bar", [str(i.get("feature", "?")) for i in items], [
-        {"label": _("Permutation importance (validation)"), "data": [i.get(key) for i in items], "backgroundColor": "#4a7fc1"},
+    return chart("bar", [i["feature"] for i in items], [
+        {"label": _("Permutation importance (validation)"), "data": [i["importance"] for i in items],
+         "backgroundColor": "#4a7fc1"},
     ], indexAxis="y")
 
 
@@ -89,11 +94,6 @@ def promotion_evidence_view(version) -> dict | None:
 @require_GET
 def models_page(request):
     """The registry newest first, with each version's metrics next to its run's baseline (one query)."""
-    try:  # the registry's modules land separately; until then the page says so instead of breaking the URLconf
-        from mlops.choices import Algorithm, ModelName
-        from mlops.selectors import model_versions
-    except ImportError:
-        return render(request, "mlops/models.html", {"unavailable": True})
     versions = list(model_versions())
     rows = []
     for v in versions:
@@ -112,3 +112,22 @@ def models_page(request):
                        "evidence": promotion_evidence_view(version) if version else None,
                        "chart_id": f"chart-importance-{name}"})
     return render(request, "mlops/models.html", {"rows": rows, "active": active})
+
+
+def order_prediction(*, order_id: int, as_of: datetime) -> dict:
+    """The order page's prediction widget (prodplan.pages, registered in MlopsConfig.ready()): remaining time at
+    as_of and the lead-time prediction (the active model, else its baseline).
+
+    A stalled, abandoned or finished order gets no predicted finish: its state says why."""
+    state = order_states(as_of=as_of, order_ids=[order_id]).get(order_id)
+    if state and state["state"] in (OrderState.STALLED, OrderState.ABANDONED, OrderState.FINISHED):
+        idle = (as_of - state["last_event_at"]).total_seconds() / 86400.0 if state["last_event_at"] else None
+        return {"prediction": None, "state": state["state"], "idle_days": idle, "unavailable": None}
+    # the remaining time from the order's state at as_of (calibrated interval, latest backtest's coverage)
+    eta = cached("ui.order_eta", {"order_id": order_id, "as_of": as_of},
+                 lambda: order_page_eta(order_id=order_id, as_of=as_of))
+    prediction = cached("ui.order_prediction", {"order_id": order_id}, lambda: predict(name=ModelName.LEAD_TIME, order_id=order_id))
+    if prediction and prediction.get("predicted_finish") and str(prediction["predicted_finish"]) < as_of.isoformat():
+        prediction = {**prediction, "predicted_finish_past": True}
+    return {"prediction": prediction, "eta": eta,
+            "unavailable": None if prediction or eta else _("no features for this order")}

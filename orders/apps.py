@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class OrdersConfig(AppConfig):
     name = "orders"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from orders import checks  # noqa: F401 - its release-gate checks (prodplan.checks.release_checks)

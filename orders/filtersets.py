@@ -8,6 +8,7 @@ from django.db.models import Q
 from orders.choices import OrderState, OrderStatus, ProductFamily
 from orders.models import ManufacturingOrder, Product
 from orders.selectors import annotate_id_text, order_ids_matching, order_ids_where
+from prodplan.asof import data_as_of
 from prodplan.filters import StorableIsoDateTimeFilter
 
 
@@ -42,8 +43,6 @@ class ManufacturingOrderFilterSet(django_filters.FilterSet):
 
     def __init__(self, *args, as_of=None, **kwargs):
         super().__init__(*args, **kwargs)
-        from prodplan.asof import data_as_of
-
         self.as_of = as_of or data_as_of()
 
     def filter_state_column(self, queryset, name, value):

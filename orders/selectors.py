@@ -39,6 +39,7 @@ from orders.models import (
     ProductPhaseStat,
     RouteStep,
 )
+from prodplan.asof import data_as_of
 from prodplan.cache import cached, cached_in_process
 from prodplan.db import fetch_prepared
 from prodplan.gates import (
@@ -102,6 +103,11 @@ def _product_payload(product_id, name, family) -> dict | None:
 
 def phase_names() -> dict[int, str]:
     return cached_in_process("orders.phase_names", lambda: dict(Phase.objects.values_list("id", "name")))
+
+
+def phase_choices() -> list[tuple[int, str]]:
+    """(id, name) of every phase in route order, for a page's phase filter."""
+    return cached("ui.phase_choices", {}, lambda: list(Phase.objects.order_by("sequence", "id").values_list("id", "name")))
 
 
 # --- the order state: where every order is at an as-of time (the one definition) ------------------
@@ -293,8 +299,6 @@ def export_has_unstarted_rows() -> bool:
 def order_state_params(*, as_of: datetime, order_ids: list[int] | None = None) -> dict:
     """The parameters of ORDER_STATE_CALL at as_of (thresholds computed once per as_of and cached)."""
     from psycopg.types.json import Jsonb
-
-    from prodplan.asof import data_as_of
 
     stall = stall_thresholds(as_of=as_of)
     return {
@@ -975,8 +979,6 @@ def bottleneck_backtest(*, start: datetime, weeks: int, horizon_days: int = BOTT
     flows = measured_flow(snapshots=dates)
     ahead = measured_flow(snapshots=[t + timedelta(days=horizon_days) for t in dates], days=horizon_days)
     naive_flows = measured_flow(snapshots=dates, days=horizon_days)
-    from prodplan.asof import data_as_of
-
     last = data_as_of()
     out = []
     for t in dates:

@@ -8,6 +8,7 @@ import time
 from django.db import connection, transaction
 
 from orders.models import BottleneckBacktest, ManufacturingOrder, OrderAbandonment
+from prodplan.asof import data_as_of
 from prodplan.cache import bump_data_version
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,6 @@ def refresh_aggregates(*, warm_cache: bool = True) -> None:
 def orders_cache_warm() -> list[str]:
     """Compute the overview's cached analytics at the data's as-of date, and every product's route (idempotent)."""
     from orders import selectors
-    from prodplan.asof import data_as_of
 
     as_of = data_as_of()
     if as_of is None:
@@ -113,7 +113,6 @@ def order_unabandon(*, order_ids: list[int]) -> int:
 def bottleneck_backtest_record(*, start, weeks: int, horizon_days: int | None = None) -> BottleneckBacktest:
     """Replay the bottleneck ranking at weekly dates from start and store how often #1 was right."""
     from orders import selectors
-    from prodplan.asof import data_as_of
 
     horizon = horizon_days or selectors.BOTTLENECK_BACKTEST_HORIZON_DAYS
     weekly = selectors.bottleneck_backtest(start=start, weeks=weeks, horizon_days=horizon)

@@ -1,11 +1,9 @@
-"""Supervisor pages of the orders domain (overview, order list, order detail, export) and the shared page helpers."""
+"""Supervisor pages of the orders domain: overview, order list, order detail, export (page kit: prodplan.pages)."""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 from io import BytesIO
-from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -18,12 +16,9 @@ from django.views.decorators.http import require_GET
 from orders import selectors
 from orders.choices import OrderState, OrderStatus, ProductFamily
 from orders.filtersets import ManufacturingOrderFilterSet
-from orders.models import Phase
-from prodplan.cache import cached
+from prodplan.pages import chart, extra_widget, page_as_of, panels, widget_page
 from prodplan.params import id_param
-from prodplan.roles import DATA_STEWARDS, SUPERVISORS
-
-logger = logging.getLogger(__name__)
+from prodplan.xlsx import safe_row
 
 ORDER_PAGE_SIZE = 50
 RISK_TOP = 10
@@ -32,84 +27,6 @@ EXPORT_COLUMNS = ("id", "product_id", "product_name", "product_family", "status"
                   "placement_basis", "in_state_days", "created_at", "finished_at", "age_days", "lead_time_days",
                   "threshold_scope")
 EXPORT_CHUNK = 2000
-
-
-# --- shared page helpers (used by every page app's views) ---------------------------------------------
-
-
-def page_as_of(request) -> datetime:
-    """'Now' of a page: ?as_of= when given, else the data's as-of (last successful ingestion), else the clock.
-
-    An invalid ?as_of= raises InvalidAsOf (a BadRequest): the answer is a 400 page naming the parameter and
-    the accepted range (prodplan.api_errors.bad_request), never a silent fallback. Called before any widget
-    is computed, so render_widget's error box does not swallow it."""
-    from prodplan.asof import as_of_from, data_as_of
-
-    return as_of_from(request.GET.get("as_of")) or data_as_of() or timezone.now()
-
-
-def in_group(user, name: str) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or user.groups.filter(name=name).exists()))
-
-
-def can_run_whatif(user) -> bool:
-    return bool(user.is_authenticated and (user.is_staff or in_group(user, SUPERVISORS)))
-
-
-def can_ingest(user) -> bool:
-    return bool(user.is_authenticated and (user.is_staff or in_group(user, DATA_STEWARDS)))
-
-
-def render_widget(request, template: str, compute, **kwargs) -> HttpResponse:
-    """Render one lazily loaded widget; a failure becomes an honest error box, not a broken page."""
-    try:
-        context = compute(**kwargs)
-    except Exception as exc:
-        logger.exception("widget failed", extra={"template": template})
-        return render(request, "partials/_error.html", {"error": type(exc).__name__})
-    return render(request, template, context)
-
-
-def widget_page(request, *, widgets: dict, partial: str, template: str, url_name: str, page_context=None):
-    """A dashboard whose widgets load lazily from the same view: ?widget=<name> over HTMX renders
-    partial.format(widget=name); otherwise the page, with a lazy URL per widget (keeping an explicit ?as_of=).
-    page_context: a callable giving extra context, called for the full page only."""
-    as_of = page_as_of(request)
-    widget = request.GET.get("widget")
-    if request.htmx and widget in widgets:
-        return render_widget(request, partial.format(widget=widget), widgets[widget], as_of=as_of)
-    explicit = request.GET.get("as_of")
-    return render(request, template, {
-        "as_of": as_of,
-        "widget_urls": {name: lazy_url(url_name, name, as_of=explicit) for name in widgets},
-        **(page_context() if page_context else {}),
-    })
-
-
-def lazy_url(name: str, widget: str, **params) -> str:
-    query = urlencode({"widget": widget, **{k: v for k, v in params.items() if v is not None}})
-    return f"{reverse(name)}?{query}"
-
-
-def chart(chart_type: str, labels: list, datasets: list[dict], **options) -> dict:
-    """A Chart.js config (rendered with json_script; static/js/app.js draws it)."""
-    return {"type": chart_type, "data": {"labels": labels, "datasets": datasets}, "options": options}
-
-
-def _freshness() -> dict:
-    """Last run, the data's as-of and open rejects, for the chip linking to the ingestion page (3 queries)."""
-    from ingestion.choices import TriageStatus
-    from ingestion.models import IngestionRun, Reject
-    from ingestion.selectors import last_successful_run
-
-    last = IngestionRun.objects.order_by("-id").values("id", "status", "finished_at", "created_at").first()
-    good = last_successful_run()
-    return {
-        "last_run": last,
-        "as_of": good.as_of if good else None,
-        "last_success_at": good.finished_at if good else None,
-        "rejects_open": Reject.objects.filter(status=TriageStatus.OPEN).count(),
-    }
 
 
 # --- overview ----------------------------------------------------------------------------------------------
@@ -154,7 +71,7 @@ def overview(request):
     return widget_page(
         request, widgets=OVERVIEW_WIDGETS, partial="orders/partials/_overview_{widget}.html",
         template="orders/overview.html", url_name="overview",
-        page_context=lambda: {"freshness": _freshness()},
+        page_context=lambda: panels("overview"),  # ingestion's freshness chip
     )
 
 
@@ -192,10 +109,6 @@ def _order_page(request, as_of: datetime) -> dict:
     return {"orders": orders, "next_url": next_url, "filterset": filterset, "filter_query": query}
 
 
-def _phase_choices() -> list[tuple[int, str]]:
-    return cached("ui.phase_choices", {}, lambda: list(Phase.objects.order_by("sequence", "id").values_list("id", "name")))
-
-
 @login_required
 @require_GET
 def order_list(request):
@@ -211,7 +124,7 @@ def order_list(request):
         "states": OrderState.choices,
         "selected_states": request.GET.getlist("state"),
         "families": ProductFamily.choices,
-        "phases": _phase_choices(),
+        "phases": selectors.phase_choices(),
         "selected_statuses": request.GET.getlist("status"),
         "q": request.GET.get("q", ""),
         "selected_family": request.GET.get("family", ""),
@@ -224,9 +137,7 @@ def order_list(request):
 @require_GET
 def order_export(request):
     """The current filter as an .xlsx (openpyxl write-only; one query streamed with a server-side cursor)."""
-    from openpyxl import Workbook
-
-    from prodplan.xlsx import safe_row
+    from openpyxl import Workbook  # loaded by the export only (a large module)
 
     as_of = page_as_of(request)
     filterset = _filterset(request, as_of)
@@ -340,49 +251,14 @@ def build_gantt(timeline: dict, *, as_of: datetime) -> dict | None:
             "bars": bars, "ticks": ticks, "as_of_x": as_of_x}
 
 
-def _order_errors(order_id: int) -> list[dict]:
-    from quality.models import QualityError
-
-    names = selectors.phase_names()
-    rows = list(QualityError.objects.filter(order_id=order_id).order_by("-severity", "event_time").values(
-        "description", "severity", "found_phase_id", "found_order_phase_id", "culprit_order_phase_id", "event_time"))
-    for row in rows:
-        row["found_phase_name"] = names.get(row["found_phase_id"])
-    return rows
-
-
-def _prediction(*, order_id: int, as_of: datetime) -> dict:
-    """Remaining time at as_of and lead-time prediction from mlops (the active model, else its baseline), when that
-    app can answer.
-
-    A stalled, abandoned or finished order gets no predicted finish: its state says why."""
-    state = selectors.order_states(as_of=as_of, order_ids=[order_id]).get(order_id)
-    if state and state["state"] in (OrderState.STALLED, OrderState.ABANDONED, OrderState.FINISHED):
-        idle = (as_of - state["last_event_at"]).total_seconds() / 86400.0 if state["last_event_at"] else None
-        return {"prediction": None, "state": state["state"], "idle_days": idle, "unavailable": None}
-    try:
-        from mlops.choices import ModelName
-        from mlops.selectors import order_page_eta, predict
-    except ImportError:
-        return {"prediction": None, "unavailable": _("the model registry is not installed yet")}
-    # the remaining time from the order's state at as_of (mlops: calibrated interval, latest backtest's coverage)
-    eta = cached("ui.order_eta", {"order_id": order_id, "as_of": as_of},
-                 lambda: order_page_eta(order_id=order_id, as_of=as_of))
-    prediction = cached("ui.order_prediction", {"order_id": order_id}, lambda: predict(name=ModelName.LEAD_TIME, order_id=order_id))
-    if prediction and prediction.get("predicted_finish") and str(prediction["predicted_finish"]) < as_of.isoformat():
-        prediction = {**prediction, "predicted_finish_past": True}
-    return {"prediction": prediction, "eta": eta,
-            "unavailable": None if prediction or eta else _("no features for this order")}
-
-
 @login_required
 @require_GET
 def order_detail(request, order_id: int):
     """One order: status, Gantt of real phases against the standard route, errors, team sizes, prediction."""
     as_of = page_as_of(request)
-    if request.htmx and request.GET.get("widget") == "prediction":
-        return render_widget(request, "orders/partials/_order_prediction.html", _prediction, order_id=order_id,
-                             as_of=as_of)
+    widget = extra_widget(request, "order-detail", order_id=order_id, as_of=as_of)  # mlops' prediction
+    if widget is not None:
+        return widget
     order = selectors.order_detail(order_id=order_id, as_of=as_of)
     if order is None:
         raise Http404(_("No such order."))
@@ -392,6 +268,6 @@ def order_detail(request, order_id: int):
         "order": order,
         "timeline": timeline,
         "gantt": build_gantt(timeline, as_of=as_of),
-        "errors": _order_errors(order_id),
+        **panels("order-detail", order_id=order_id),  # quality's errors of the order
         "prediction_url": f"{reverse('order-detail', args=[order_id])}?widget=prediction",
     })

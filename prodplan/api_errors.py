@@ -35,6 +35,8 @@ def exception_handler(exc, context):
             status=503,
             headers={"Retry-After": "5"},
         )
+    if isinstance(exc, InvalidAsOf | InvalidParam):  # prodplan.asof.resolve_as_of in an API view: 400 naming it
+        return Response({exc.param: [exc.message()]}, status=400)
     return drf_exception_handler(exc, context)
 
 

@@ -16,7 +16,12 @@ from django.core.exceptions import BadRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext, gettext_noop
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+
+from prodplan.models import DataVersion
 
 AS_OF_MIN = date(2000, 1, 1)
 AS_OF_MAX = date(2100, 12, 31)
@@ -57,17 +62,21 @@ class InvalidAsOf(BadRequest):
 
 
 def data_as_of() -> datetime | None:
-    """The as-of time recorded by the last successful ingestion, cached per data version (and in this process)."""
+    """The data's as-of time (recorded on DataVersion by the last successful load), cached per data version (and in
+    this process)."""
     from prodplan.cache import cached_in_process
 
     return cached_in_process("prodplan.data_as_of", _stored_as_of)
 
 
 def _stored_as_of() -> datetime | None:
-    from ingestion.choices import RunStatus
-    from ingestion.models import IngestionRun
+    """The data's as-of as recorded on DataVersion by the last successful load."""
+    return DataVersion.objects.filter(pk=1).values_list("as_of", flat=True).first()
 
-    return IngestionRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-id").values_list("as_of", flat=True).first()
+
+def record_data_as_of(as_of: datetime | None) -> None:
+    """Record the loaded data's as-of on the kernel (the loader calls it inside its transaction)."""
+    DataVersion.objects.update_or_create(pk=1, defaults={"as_of": as_of, "as_of_recorded_at": timezone.now()})
 
 
 def as_of_from(raw) -> datetime | None:
@@ -102,7 +111,42 @@ def parse_as_of(raw) -> datetime | None:
         raise ValidationError({InvalidAsOf.param: [exc.message()]}) from exc
 
 
-def resolve_as_of(request=None) -> datetime:
-    """?as_of= when given, else the data's as-of time, else the wall clock (empty system)."""
-    raw = request.query_params.get("as_of") if request is not None and hasattr(request, "query_params") else None
-    return parse_as_of(raw) or data_as_of() or timezone.now()
+def resolve_as_of(query=None, *, strict: bool = False) -> datetime | None:
+    """The one as_of of a request, for API views and pages alike: query["as_of"] (a QueryDict, request.GET,
+    request.query_params or a parsed body) by the one rule above.
+
+    Absent or blank: strict=False gives the data's as-of, else the wall clock (an empty system); strict=True
+    gives None (the caller has its own meaning for "no as_of"). An invalid value raises InvalidAsOf either way:
+    a BadRequest, answered as a 400 naming as_of and the range by prodplan.api_errors (the site's page, or JSON
+    {"as_of": [message]} under /api/)."""
+    raw = query.get(InvalidAsOf.param) if query is not None else None
+    given = as_of_from(raw)
+    if given is not None or strict:
+        return given
+    return data_as_of() or timezone.now()
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class AsOfField(serializers.Field):
+    """The one serializer field for as_of (query parameters and bodies): the rule above, a datetime or None."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("help_text", AS_OF_HELP + " Default: the data's as-of time.")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> datetime | None:
+        try:
+            return as_of_from(data)
+        except InvalidAsOf as exc:
+            raise serializers.ValidationError(exc.message(), code="invalid") from exc
+
+    def to_representation(self, value):
+        return value.isoformat() if value is not None else None
+
+
+class AsOfQuerySerializer(serializers.Serializer):
+    """The as_of query parameter alone; endpoints with more parameters subclass it."""
+
+    as_of = AsOfField()

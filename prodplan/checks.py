@@ -1,4 +1,7 @@
-"""Release-gate checks on Django's system-check framework (a registry of their own, tag "prodplan")."""
+"""Release-gate checks on Django's system-check framework (a registry of their own, tag "prodplan").
+
+The kernel's own checks (PostgreSQL, migrations, benchmark goals) are here; the domain apps register theirs on
+release_checks from AppConfig.ready() (orders.checks: partitions, feature gates; ingestion.checks: last run)."""
 
 from __future__ import annotations
 
@@ -35,60 +38,6 @@ def check_migrations_applied(app_configs=None, **kwargs):
         names = ", ".join(f"{m.app_label}.{m.name}" for m, _ in plan[:5])
         return [Error(f"{len(plan)} migration(s) not applied: {names}", hint="Run: manage.py migrate", id="prodplan.E010")]
     return []
-
-
-@release_checks.register(TAG)
-def check_partitions(app_configs=None, **kwargs):
-    from prodplan.partitioning import partition_health
-
-    health = partition_health()
-    problems = []
-    if health["missing_ahead"]:
-        problems.append(Error(
-            f"order-phase partitions missing for the next months: {', '.join(health['missing_ahead'])}",
-            hint="Run: manage.py pgpartition --yes (Celery beat does it nightly)", id="prodplan.E020",
-        ))
-    if health["missing_for_stored_months"]:
-        problems.append(Error(
-            f"stored months without their own partition (rows sit in the default partition): {', '.join(health['missing_for_stored_months'][:12])}",
-            hint="Re-ingest the workbook (ingestion creates the months it needs) after detaching the default partition's rows.",
-            id="prodplan.E021",
-        ))
-    if not health["has_default"]:
-        problems.append(Error("the order-phase default partition is missing", hint="Run: manage.py migrate", id="prodplan.E022"))
-    return problems
-
-
-@release_checks.register(TAG)
-def check_last_ingestion(app_configs=None, **kwargs):
-    from ingestion.choices import RunStatus
-    from ingestion.models import IngestionRun
-
-    last = IngestionRun.objects.exclude(status__in=[RunStatus.NOOP, RunStatus.PENDING]).order_by("-id").first()
-    if last is None:
-        return [Error("no workbook has been ingested", hint="Run: manage.py ingest PATH/Folha_IA.xlsx", id="prodplan.E030")]
-    if last.status != RunStatus.SUCCEEDED:
-        return [Error(f"the last ingestion (run {last.pk}) {last.status}: {last.error[:300]}",
-                      hint="Fix the workbook or the cause named, then ingest again.", id="prodplan.E031")]
-    unreconciled = list(last.sheets.filter(reconciled=False).values_list("sheet", flat=True))
-    if unreconciled:
-        return [Error(f"run {last.pk}: counts not reconciled for {', '.join(unreconciled)}",
-                      hint="Ingest again; if it persists, report the workbook.", id="prodplan.E032")]
-    return [Info(f"last ingestion: run {last.pk}, as of {last.as_of:%Y-%m-%d %H:%M}", id="prodplan.I030")]
-
-
-@release_checks.register(TAG)
-def check_feature_gates(app_configs=None, **kwargs):
-    """Which data-dependent features the current data supports (information, never a blocker)."""
-    from orders.selectors import employee_match_rate
-
-    messages = []
-    rate = employee_match_rate()["rate"]
-    rate = 1.0 if rate is None else rate  # no assignments: nothing unmatched
-    gate = settings.EMPLOYEE_MATCH_RATE_GATE
-    state = "supported" if rate >= gate else "NOT_SUPPORTED_BY_DATA"
-    messages.append(Info(f"per-employee KPIs: {state} (assignment→phase match {rate:.1%}, gate {gate:.0%})", id="prodplan.I040"))
-    return messages
 
 
 @release_checks.register(TAG)

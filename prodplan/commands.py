@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.core.management import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError
 
+from prodplan.asof import InvalidAsOf, as_of_from
+
 
 def database_unreachable_message(exc: Exception) -> str | None:
     """The operator's one line for a failed connection (host, port, database; never a password), else None."""
@@ -31,8 +33,6 @@ def start_option(value: str | None, *, default):
     """A backtest's --start: the as-of rule (prodplan.asof), a bare date meaning its first instant; else default().
 
     A bad value or no data to default from is a CommandError naming the option."""
-    from prodplan.asof import InvalidAsOf, as_of_from
-
     if value:
         try:
             start = as_of_from(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -53,6 +54,31 @@ def _redact(url: str) -> str:
     return url
 
 
+EMBEDDED_ENGINE = "prodplan.embedded_psqlextra"  # psqlextra requires its name in ENGINE
+
+
+def embedded_database(data_dir: Path) -> dict:
+    """The DATABASES entry of the project's own PostgreSQL in data_dir; nothing starts until the first connection
+    (prodplan.embedded_psqlextra), so importing the settings never starts a server."""
+    config = database_from_url("postgresql://postgres:@/postgres")
+    config.update({"ENGINE": EMBEDDED_ENGINE, "EMBEDDED_DATA_DIR": str(data_dir)})
+    return config
+
+
+_embedded_lock = threading.Lock()
+_embedded_urls: dict[str, str] = {}
+
+
+def start_embedded(settings_dict: dict) -> None:
+    """Start (or join) the embedded server of settings_dict once per process, and point settings_dict at it."""
+    data_dir = settings_dict["EMBEDDED_DATA_DIR"]
+    with _embedded_lock:
+        if data_dir not in _embedded_urls:
+            _embedded_urls[data_dir] = embedded_database_url(Path(data_dir))
+    running = database_from_url(_embedded_urls[data_dir])
+    settings_dict.update({key: running[key] for key in ("HOST", "PORT", "USER", "PASSWORD")})
+
+
 def embedded_database_url(data_dir: Path) -> str:
     """Start (or join) the project's own PostgreSQL from the pgserver package; stopped at exit."""
     import pgserver  # imported lazily: only the embedded default needs it
@@ -69,7 +95,6 @@ def _exit_cleanly_on_sigterm() -> None:
     Only where nobody set a handler yet: gunicorn and Celery install their own."""
     import signal
     import sys
-    import threading
 
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

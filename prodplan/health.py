@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from django.conf import settings
@@ -10,6 +11,8 @@ from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+
+from prodplan.models import DataVersion
 
 
 def _check_database() -> dict:
@@ -52,27 +55,25 @@ def _check_broker() -> dict:
 
 
 def _data_freshness() -> dict:
+    """The data's as-of and when the load that stored it was recorded (prodplan.models.DataVersion)."""
     try:
-        from ingestion.selectors import last_successful_run
-
-        run = last_successful_run()
+        row = DataVersion.objects.filter(pk=1).values("version", "as_of", "as_of_recorded_at").first()
     except Exception:  # noqa: BLE001
-        return {"last_run": None}
-    if run is None:
-        return {"last_run": None, "detail": "no successful ingestion yet"}
-    age = (timezone.now() - run.finished_at).total_seconds() if run.finished_at else None
+        return {"as_of": None}
+    if row is None or row["as_of"] is None:
+        return {"as_of": None, "detail": "no successful ingestion yet"}
+    recorded = row["as_of_recorded_at"]
+    age = (timezone.now() - recorded).total_seconds() if recorded else None
     return {
-        "last_run": run.pk,
-        "finished_at": run.finished_at,
+        "data_version": row["version"],
+        "as_of": row["as_of"],
+        "recorded_at": recorded,
         "age_seconds": None if age is None else round(age),
-        "as_of": run.as_of,
     }
 
 
 def _release_gate() -> dict | None:
     """The last release-gate result (cache, else the file the command writes)."""
-    import json
-
     try:
         result = cache.get("prodplan:release_gate")
     except Exception:  # noqa: BLE001

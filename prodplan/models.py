@@ -43,11 +43,18 @@ class ApiKey(models.Model):
 
 
 class DataVersion(models.Model):
-    """A single row whose counter every ingestion bumps; cache keys embed it."""
+    """A single row whose counter every ingestion bumps (cache keys embed it), with the data's as-of.
+
+    as_of is written by the app that loads the data (ingestion, when a run succeeds) and read by the kernel
+    (prodplan.asof.data_as_of): the kernel never asks the loader."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     version = models.PositiveBigIntegerField(default=1)
     changed_at = models.DateTimeField(default=timezone.now)
+    as_of = models.DateTimeField(null=True, blank=True,
+                                 help_text="The snapshot's as-of time of the data loaded last (null: no data yet).")
+    as_of_recorded_at = models.DateTimeField(null=True, blank=True,
+                                             help_text="When that as-of was recorded (the load that stored it).")
 
     class Meta:
         verbose_name = "data version"

@@ -32,6 +32,20 @@ STEWARD_PERMISSIONS = SUPERVISOR_PERMISSIONS + [
 ]
 
 
+def in_group(user, name: str) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or user.groups.filter(name=name).exists()))
+
+
+def can_run_whatif(user) -> bool:
+    """Staff and supervisors start what-if runs."""
+    return bool(user.is_authenticated and (user.is_staff or in_group(user, SUPERVISORS)))
+
+
+def can_ingest(user) -> bool:
+    """Staff and data stewards upload workbooks."""
+    return bool(user.is_authenticated and (user.is_staff or in_group(user, DATA_STEWARDS)))
+
+
 def _permissions(pairs: list[tuple[str, str]]) -> list[Permission]:
     found = []
     for app_label, codename in pairs:

@@ -9,7 +9,7 @@ from pathlib import Path
 from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
-from prodplan.database import database_from_url, embedded_database_url
+from prodplan.database import database_from_url, embedded_database
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("PRODPLAN_VAR_DIR", BASE_DIR / "var"))
@@ -101,14 +101,14 @@ TEMPLATES = [
 ]
 
 # --- Database: PostgreSQL 15+ only -------------------------------------------------------
+# Without DATABASE_URL: the project's own PostgreSQL (pgserver) in VAR_DIR/pgdata, started by the first
+# connection (prodplan.embedded_psqlextra), never by importing these settings.
 DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
 EMBEDDED_DATABASE = not DATABASE_URL
-if EMBEDDED_DATABASE:
-    DATABASE_URL = embedded_database_url(VAR_DIR / "pgdata")
-DATABASES = {"default": database_from_url(DATABASE_URL)}
+DATABASES = {"default": embedded_database(VAR_DIR / "pgdata") if EMBEDDED_DATABASE else database_from_url(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 POSTGRES_EXTRA_AUTO_EXTENSION_SET_UP = False
-PSQLEXTRA_PARTITIONING_MANAGER = "prodplan.partitioning.manager"
+PSQLEXTRA_PARTITIONING_MANAGER = "orders.partitioning.manager"
 PARTITION_MONTHS_AHEAD = int(os.environ.get("PARTITION_MONTHS_AHEAD", "6"))
 
 # --- Cache and Celery: Redis when REDIS_URL is set, in-process otherwise --------------------
@@ -325,7 +325,5 @@ LOGGING = {
 }
 
 # --- URL wiring: apps that expose an API (<app>/api/urls.py) and pages (<app>/urls.py) -----------
-PRODPLAN_API_APPS = [app for app in ("orders", "quality", "inventory", "whatif", "mlops", "ingestion")
-                     if (BASE_DIR / app / "api" / "urls.py").exists()]
-PRODPLAN_PAGE_APPS = [app for app in ("prodplan_pages", "orders", "quality", "inventory", "whatif", "mlops", "ingestion")
-                      if (BASE_DIR / app / "urls.py").exists()]
+PRODPLAN_API_APPS = ["orders", "quality", "inventory", "whatif", "mlops", "ingestion"]
+PRODPLAN_PAGE_APPS = ["orders", "quality", "inventory", "whatif", "mlops", "ingestion"]

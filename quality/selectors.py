@@ -14,8 +14,10 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection, transaction
 
+from orders.selectors import phase_names
 from prodplan.gates import OBSERVED, THEORETICAL, figure, not_supported, ratio
 from quality.choices import Severity
+from quality.models import QualityError
 
 SEVERITIES = [int(s) for s in Severity]
 SEVERITY_LABELS = {int(s): s.label for s in Severity}
@@ -603,3 +605,13 @@ def quality_risk_table(*, as_of: datetime, severity: int = 1, product_id: int | 
             "give phase for one answer with the product -> family -> factory fallback"
         ),
     }
+
+
+def order_errors(*, order_id: int) -> list[dict]:
+    """The quality errors of one order, most severe first, with the name of the phase where each was found."""
+    names = phase_names()
+    rows = list(QualityError.objects.filter(order_id=order_id).order_by("-severity", "event_time").values(
+        "description", "severity", "found_phase_id", "found_order_phase_id", "culprit_order_phase_id", "event_time"))
+    for row in rows:
+        row["found_phase_name"] = names.get(row["found_phase_id"])
+    return rows

@@ -8,9 +8,9 @@ from django.contrib.auth.decorators import login_required
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from orders.views import chart, widget_page
 from prodplan.cache import cached
 from prodplan.gates import NOT_SUPPORTED
+from prodplan.pages import chart, widget_page
 from quality import selectors
 
 PARETO_TOP = 20  # the API default: the cache warmed after each ingestion serves the page too

@@ -49,6 +49,7 @@ def _isolated_domain_data(request):
     request.getfixturevalue("db")
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE " + ", ".join(DOMAIN_TABLES) + ", ingestion_ingestionrun CASCADE")
+        cursor.execute(FORGET_AS_OF)
     yield
 
 
@@ -162,6 +163,9 @@ def ingested(django_db_setup, django_db_blocker, demo_workbook) -> dict:
     return {"run_id": run.pk, "as_of": run.as_of, **demo_workbook}
 
 
+# With the runs gone, no data is loaded: the kernel's record of the data's as-of goes too (prodplan.models.DataVersion).
+FORGET_AS_OF = "UPDATE prodplan_dataversion SET as_of = NULL, as_of_recorded_at = NULL"
+
 DOMAIN_TABLES = [
     "orders_phase", "orders_product", "orders_routestep", "orders_employee", "orders_employeeskill",
     "orders_manufacturingorder", "orders_orderphase", "orders_phaseassignment", "quality_qualityerror",
@@ -176,3 +180,4 @@ def empty_tables(db):
             "TRUNCATE " + ", ".join(DOMAIN_TABLES) + ", ingestion_reject, ingestion_sheetrun, ingestion_dataqualityissue, "
             "ingestion_ingestionrun CASCADE"
         )
+        cursor.execute(FORGET_AS_OF)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 
 from orders.choices import OrderState
-from orders.selectors import active_orders_at, open_orders_at
+from orders.selectors import active_orders_at, open_orders_at, risk_scores
 from prodplan.stats import percentile
 from whatif.engine import ArrivalMix, SimInput, SimOrder, WeekCalendar
 from whatif.models import WhatIfRun
@@ -509,22 +509,9 @@ def trailing_flow(*, end: datetime, weeks: int) -> dict:
     return {"weekly": weekly, "lead_times": sorted(lead), "created": created}
 
 
-def risk_by_order(*, as_of: datetime, orders: list[SimOrder]) -> tuple[dict[int, float], str]:
-    """Risk score per open order from the risk queue when it exists, else the order's age (stated)."""
-    try:
-        from orders.selectors import risk_scores  # written by the orders domain
-    except ImportError:
-        risk_scores = None
-    if risk_scores is not None:
-        try:
-            raw = risk_scores(as_of=as_of)
-            items = raw.items() if isinstance(raw, dict) else (
-                (r.get("order_id", r.get("id")), r.get("score", r.get("risk_score"))) for r in raw)
-            scores = {int(k): float(v) for k, v in items if k is not None and v is not None}
-            return scores, "orders.selectors.risk_scores"
-        except Exception:  # noqa: BLE001 - the risk queue is another domain's; fall back, and say so
-            logger.warning("risk_scores unavailable; falling back to order age", exc_info=True)
-    return {o.order_id: -o.created_day for o in orders if o.order_id is not None}, "order_age_fallback"
+def risk_by_order(*, as_of: datetime) -> tuple[dict[int, float], str]:
+    """Risk score per active order at as_of (the risk queue's, orders.selectors.risk_scores), with its basis."""
+    return risk_scores(as_of=as_of), "orders.selectors.risk_scores"
 
 
 def _route_for(product_id, family, routes, family_routes) -> tuple[tuple[int, ...], str]:
@@ -594,7 +581,7 @@ def gather_sim_input(
 
     risk_basis = None
     if with_risk:
-        scores, risk_basis = risk_by_order(as_of=as_of, orders=orders)
+        scores, risk_basis = risk_by_order(as_of=as_of)
         orders = [SimOrder(**{**o.__dict__, "risk": scores.get(o.order_id, 0.0)}) for o in orders]
 
     recent = orders_created_between(start=as_of - timedelta(weeks=arrival_weeks), end=as_of)

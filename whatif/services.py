@@ -123,8 +123,6 @@ def whatif_run_execute(*, run_id: int) -> WhatIfRun:
         return run
     meta = sim_input.meta
     notes = []
-    if meta.get("risk_basis") == "order_age_fallback":
-        notes.append("RISK_FIRST: the risk queue's scores are not available; orders are ranked by age instead.")
     outputs = {
         **result,
         "basis": THEORETICAL,

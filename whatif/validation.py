@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext, gettext_noop, pgettext
 
 from orders.choices import ProductFamily
+from orders.models import Phase, Product
 from prodplan.asof import InvalidAsOf, as_of_from
 from whatif.choices import PriorityRule
 
@@ -231,8 +232,6 @@ def _coef(check: _Checker, index: int, item) -> dict | None:
 
 def _check_catalogue(check: _Checker, capacity: list, coef: list) -> None:
     """Phases and products named by the overrides must exist (two queries at most); a phase once in capacity."""
-    from orders.models import Phase, Product
-
     phase_refs = [(("capacity_overrides", i, "phase_id"), c.get("phase_id")) for i, c in enumerate(capacity) if c]
     phase_refs += [(("coef_overrides", i, "phase_id"), c.get("phase_id")) for i, c in enumerate(coef) if c]
     product_refs = [(("coef_overrides", i, "product_id"), c.get("product_id")) for i, c in enumerate(coef) if c]

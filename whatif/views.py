@@ -6,15 +6,16 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from orders.choices import ProductFamily
-from orders.views import _phase_choices, can_run_whatif, chart
-from prodplan.asof import data_as_of
+from orders.selectors import phase_choices
+from prodplan.asof import data_as_of, resolve_as_of
+from prodplan.pages import chart
 from prodplan.params import id_param, id_params
+from prodplan.roles import can_run_whatif
 from prodplan.task_queue import QueueUnavailable
 from whatif.choices import PriorityRule, RunStatus
 from whatif.models import WhatIfRun
@@ -91,7 +92,7 @@ def _stations_context() -> dict:
     as_of = data_as_of()
     if as_of is None:
         return {"stations": None}
-    overview = station_overview(as_of=as_of, names=dict(_phase_choices()))
+    overview = station_overview(as_of=as_of, names=dict(phase_choices()))
     calendar = overview["calendar"]
     return {"stations": overview["phases"], "calendar": {
         **calendar, "day_labels": [DAY_LABELS[d] for d in calendar["days"]],
@@ -102,7 +103,7 @@ def _form_context(request) -> dict:
     return {
         **_stations_context(),
         "rules": PriorityRule.choices,
-        "phases": _phase_choices(),
+        "phases": phase_choices(),
         "families": [c for c in ProductFamily.choices if c[0] != ProductFamily.UNKNOWN],
         "rows": range(OVERRIDE_ROWS),
         "can_run": can_run_whatif(request.user),
@@ -160,7 +161,8 @@ def whatif_run(request):
         return render(request, "whatif/partials/_form_errors.html", {"errors": errors},
                       status=200 if request.htmx else 400)
     data.pop("run_async", None)
-    as_of = data.pop("as_of", None) or data_as_of() or timezone.now()
+    data.pop("as_of", None)
+    as_of = resolve_as_of(request.POST)  # validated above: given, else the data's as-of, else the clock
     try:
         run, _computed = whatif_run_request(inputs=canonical_inputs(validated=data, as_of=as_of))
     except QueueUnavailable as exc:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-
-class AsOfQuerySerializer(serializers.Serializer):
-    as_of = serializers.CharField(required=False, help_text="Date or datetime; default: the data's as-of time.")
+from prodplan.asof import AsOfQuerySerializer
 
 
 class GelcoatQuerySerializer(AsOfQuerySerializer):

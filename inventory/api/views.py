@@ -8,8 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory import selectors
-from inventory.api.serializers import AsOfQuerySerializer, GelcoatQuerySerializer
+from inventory.api.serializers import GelcoatQuerySerializer
 from prodplan.api_views import CachedAnalyticView
+from prodplan.asof import AsOfQuerySerializer
 
 
 class _InventoryView(CachedAnalyticView):

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from mlops.models import ModelVersion
-from prodplan.asof import AS_OF_HELP
+from prodplan.asof import AS_OF_HELP, AsOfField
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1  # the id columns
 
@@ -24,8 +24,8 @@ class PredictRequestSerializer(serializers.Serializer):
     features = serializers.DictField(
         required=False, help_text="Or a feature payload: family, product_id and any numeric feature "
         "(see GET /api/ml/models features); absent features count as missing.")
-    as_of = serializers.CharField(
-        required=False, allow_blank=True, help_text="The moment of the prediction (default: the data's as-of): "
+    as_of = AsOfField(
+        help_text="The moment of the prediction (default: the data's as-of): "
         "with order_id, remaining time (ETA) is predicted from the order's state then, and only orders created "
         "(ETA: open) by then are found. " + AS_OF_HELP)
 
@@ -41,15 +41,6 @@ class PredictRequestSerializer(serializers.Serializer):
         if product_id is None or isinstance(raw, bool) or not BIGINT_MIN <= product_id <= BIGINT_MAX:
             raise serializers.ValidationError({"product_id": [f"Must be an integer from {BIGINT_MIN} to {BIGINT_MAX}."]})
         return value
-
-    def validate_as_of(self, value):
-        """The as-of rule (prodplan.asof): an invalid value is a 400 naming as_of; parsed to an aware datetime."""
-        from prodplan.asof import InvalidAsOf, as_of_from
-
-        try:
-            return as_of_from(value)
-        except InvalidAsOf as exc:
-            raise serializers.ValidationError(exc.message()) from exc
 
     def validate(self, attrs):
         if (attrs.get("order_id") is None) == (attrs.get("features") is None):

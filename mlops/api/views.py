@@ -12,7 +12,7 @@ from mlops.api.serializers import ModelVersionSerializer, PredictRequestSerializ
 from mlops.choices import ModelName
 from mlops.tasks import train_model_task
 from prodplan.api_keys import HasApiKeyOrSupervisorRole
-from prodplan.asof import AS_OF_HELP, parse_as_of
+from prodplan.asof import AS_OF_HELP, resolve_as_of
 from prodplan.pagination import ValidatedCursorPagination
 from prodplan.task_queue import enqueue
 
@@ -79,7 +79,7 @@ class ExplainView(APIView):
                                OpenApiParameter("as_of", str, description=AS_OF_HELP)],
                    responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
-        as_of = parse_as_of(request.query_params.get("as_of"))  # 400 naming as_of before anything is read
+        as_of = resolve_as_of(request.query_params, strict=True)  # 400 naming as_of before anything is read
         raw = request.query_params.get("of_id")
         try:
             order_id = int(raw) if raw not in (None, "") else None

@@ -85,7 +85,7 @@ class OrderListView(generics.ListAPIView):
         return selectors.order_queryset(as_of=self.as_of)
 
     def list(self, request, *args, **kwargs):
-        self.as_of = resolve_as_of(request)
+        self.as_of = resolve_as_of(request.query_params)
         params = sorted((k, v) for k in request.query_params for v in request.query_params.getlist(k))
         key = {"params": params, "as_of": self.as_of, "host": request.get_host()}
         return Response(cached("orders.api.order_list", key, self._page))
@@ -103,7 +103,7 @@ class OrderDetailView(APIView):
     response_cache = True
 
     def get(self, request, of_id: int):
-        as_of = resolve_as_of(request)
+        as_of = resolve_as_of(request.query_params)
         # Not in the payload cache: one prepared lookup is cheaper than its cache round trips, and anonymous
         # repeats are answered by the rendered-response cache (prodplan.response_cache).
         payload = _serialized(OrderDetailSerializer, selectors.order_detail(order_id=of_id, as_of=as_of))
@@ -118,7 +118,7 @@ class OrderPhasesView(APIView):
     response_cache = True
 
     def get(self, request, of_id: int):
-        payload = _serialized(OrderTimelineSerializer, selectors.order_phases(order_id=of_id, as_of=resolve_as_of(request)))
+        payload = _serialized(OrderTimelineSerializer, selectors.order_phases(order_id=of_id, as_of=resolve_as_of(request.query_params)))
         if not payload:
             raise Http404("No such order.")
         return Response(payload)
@@ -143,7 +143,7 @@ class OrderStatesView(APIView):
     response_cache = True
 
     def get(self, request):
-        return Response(selectors.state_summary(as_of=resolve_as_of(request)))
+        return Response(selectors.state_summary(as_of=resolve_as_of(request.query_params)))
 
 
 @extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
@@ -154,7 +154,7 @@ class StalledOrdersView(APIView):
     response_cache = True
 
     def get(self, request):
-        as_of = resolve_as_of(request)
+        as_of = resolve_as_of(request.query_params)
         return Response({"as_of": as_of, **selectors.stalled_block(as_of=as_of)})
 
 
@@ -166,7 +166,7 @@ class ScheduleCurrentView(APIView):
     response_cache = True
 
     def get(self, request):
-        return Response(selectors.schedule_current(as_of=resolve_as_of(request)))
+        return Response(selectors.schedule_current(as_of=resolve_as_of(request.query_params)))
 
 
 @extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
@@ -178,7 +178,7 @@ class BottlenecksView(APIView):
     response_cache = True
 
     def get(self, request):
-        return Response(selectors.bottlenecks(as_of=resolve_as_of(request)))
+        return Response(selectors.bottlenecks(as_of=resolve_as_of(request.query_params)))
 
 
 @extend_schema(tags=TAGS, parameters=[AS_OF, RiskQuerySerializer], responses=OpenApiTypes.OBJECT,
@@ -189,7 +189,7 @@ class RiskQueueView(APIView):
     def get(self, request):
         query = RiskQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return Response(selectors.risk_queue(as_of=resolve_as_of(request), limit=query.validated_data["limit"]))
+        return Response(selectors.risk_queue(as_of=resolve_as_of(request.query_params), limit=query.validated_data["limit"]))
 
 
 class _KpiView(APIView):
@@ -199,7 +199,7 @@ class _KpiView(APIView):
     def get(self, request):
         query = KpiRangeQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return Response(type(self).selector(as_of=resolve_as_of(request), **query.validated_data))
+        return Response(type(self).selector(as_of=resolve_as_of(request.query_params), **query.validated_data))
 
 
 KPI_DESCRIPTION = (

@@ -5,11 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from orders.choices import ProductFamily
+from prodplan.asof import AsOfQuerySerializer
 from quality.choices import Severity
-
-
-class AsOfQuerySerializer(serializers.Serializer):
-    as_of = serializers.CharField(required=False, help_text="Date or datetime; default: the data's as-of time.")
 
 
 class OverviewQuerySerializer(AsOfQuerySerializer):

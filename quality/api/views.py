@@ -6,8 +6,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 
 from prodplan.api_views import CachedAnalyticView
+from prodplan.asof import AsOfQuerySerializer
 from quality import selectors
-from quality.api.serializers import AsOfQuerySerializer, OverviewQuerySerializer, RiskQuerySerializer
+from quality.api.serializers import OverviewQuerySerializer, RiskQuerySerializer
 
 
 class _QualityView(CachedAnalyticView):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from orders.models import ManufacturingOrder, OrderPhase, Phase, Product, RouteStep
 from quality.models import QualityError
+from tests.conftest import FORGET_AS_OF
 
 START = datetime(2024, 1, 8, 8, 0, tzinfo=UTC)
 PHASES = [(10, "Moldagem"), (20, "Gelcoat"), (30, "Laminação"), (40, "Desmoldagem"), (50, "Acabamento")]
@@ -25,6 +26,7 @@ def empty_domain_tables() -> None:
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE orders_product, orders_phase, orders_routestep, orders_manufacturingorder, "
                        "orders_orderphase, quality_qualityerror, ingestion_ingestionrun CASCADE")
+        cursor.execute(FORGET_AS_OF)
 
 
 def build_factory(*, seed: int = 3, n_orders: int = 360, days: int = 520) -> dict:

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 
-from tests.conftest import DOMAIN_TABLES, clear_caches
+from tests.conftest import DOMAIN_TABLES, FORGET_AS_OF, clear_caches
 from tests.orders.cut_workbook import write_cut_workbook
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +47,7 @@ def _truncate() -> None:
             "TRUNCATE " + ", ".join(DOMAIN_TABLES) + ", ingestion_reject, ingestion_sheetrun, "
             "ingestion_dataqualityissue, ingestion_ingestionrun CASCADE"
         )
+        cursor.execute(FORGET_AS_OF)
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from prodplan.partitioning import ensure_order_phase_partitions, partition_health
+from orders.partitioning import ensure_order_phase_partitions, partition_health
 
 pytestmark = pytest.mark.django_db
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection
 
 from orders.models import ManufacturingOrder, OrderPhase, Phase, Product, RouteStep
+from tests.conftest import FORGET_AS_OF
 
 AS_OF = datetime(2025, 12, 15, 12, 0, tzinfo=ZoneInfo("Europe/Lisbon"))
 D = timedelta(days=1)
@@ -34,6 +35,7 @@ def empty_domain_tables() -> None:
     with connection.cursor() as cur:
         cur.execute("TRUNCATE orders_phase, orders_product, orders_routestep, orders_manufacturingorder, "
                     "orders_orderphase, ingestion_ingestionrun CASCADE")
+        cur.execute(FORGET_AS_OF)
 
 
 def build() -> dict:

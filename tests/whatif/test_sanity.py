@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection, transaction
 
-from tests.conftest import DOMAIN_TABLES, clear_caches
+from tests.conftest import DOMAIN_TABLES, FORGET_AS_OF, clear_caches
 from whatif import engine
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +36,7 @@ def demo(tmp_path_factory, django_db_setup, django_db_blocker) -> dict:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("TRUNCATE " + ", ".join(DOMAIN_TABLES) + ", ingestion_reject, ingestion_sheetrun, "
                            "ingestion_dataqualityissue, ingestion_ingestionrun CASCADE")
+            cursor.execute(FORGET_AS_OF)
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         clear_caches()
         run = ingest_workbook(path=str(path), profile=False, warm_caches=False)

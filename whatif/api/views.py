@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -9,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from prodplan.api_keys import HasApiKeyOrStaff
-from prodplan.asof import data_as_of, parse_as_of
+from prodplan.asof import resolve_as_of
 from prodplan.pagination import ValidatedCursorPagination
 from whatif.api.serializers import RunListSerializer, RunSerializer, ScenarioSerializer
 from whatif.choices import RunStatus
@@ -38,14 +40,14 @@ class SimulateView(APIView):
     )
     def post(self, request):
         # the one as_of rule first (400 naming the accepted range); a body that is not an object is the serializer's
-        parse_as_of(request.data.get("as_of") if hasattr(request.data, "get") else None)
+        body = request.data if isinstance(request.data, Mapping) else None
+        resolve_as_of(body, strict=True)
         ser = ScenarioSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         data = dict(ser.validated_data)
         run_async = data.pop("run_async", False)
-        from django.utils import timezone
-
-        as_of = data.pop("as_of", None) or data_as_of() or timezone.now()
+        data.pop("as_of", None)
+        as_of = resolve_as_of(body)  # given, else the data's as-of, else the clock
         inputs = canonical_inputs(validated=data, as_of=as_of)
         run, computed = whatif_run_request(inputs=inputs, run_async=run_async)
         if run.status in (RunStatus.PENDING, RunStatus.RUNNING):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from django.conf import settings
-from django.core.management import BaseCommand, CommandError, call_command
+from django.core.management import BaseCommand, call_command
+
+from prodplan.demo import demo_steps
 
 
 class Command(BaseCommand):
@@ -24,27 +25,14 @@ class Command(BaseCommand):
         parser.add_argument("--port", default="8000")
 
     def handle(self, *args, **options):
-        workbook = Path(options["workbook"])
         call_command("migrate", "--noinput", verbosity=0)
         call_command("pgpartition", "--yes", verbosity=0)
         self.stdout.write(f"database ready ({'embedded PostgreSQL' if settings.EMBEDDED_DATABASE else 'DATABASE_URL'})")
-        if not workbook.exists():
-            if options["no_generate"]:
-                raise CommandError(f"workbook not found: {workbook}")
-            workbook.parent.mkdir(parents=True, exist_ok=True)
-            self.stdout.write(f"generating demo workbook {workbook} (scale {options['scale']})")
-            call_command(
-                "make_demo_workbook", str(workbook), scale=options["scale"], seed=options["seed"], as_of=options["as_of"]
-            )
-        call_command("ingest", str(workbook))
         call_command("create_demo_users")
-        if not options["no_train"]:
-            from mlops.tasks import train_all_models_task
-
-            self.stdout.write("training the lead-time and risk models (the nightly job; about 15 s at the demo scale)")
-            train_all_models_task()
-        # The what-if page shows the simulator's backtest next to every scenario: give it one.
-        call_command("whatif_backtest")
+        # The domain's steps (ingestion: generate and load the workbook; mlops: train; whatif: backtest),
+        # registered by each app in its AppConfig.ready().
+        for _name, step in demo_steps():
+            step(options, self.stdout.write)
         if options["no_serve"]:
             return
         address = f"{options['host']}:{options['port']}"

@@ -10,7 +10,13 @@ from django.core.management import CommandError
 
 from prodplan.asof import data_as_of
 from prodplan.commands import DatabaseCommand, start_option
-from whatif.services import BACKTEST_RULE, backtest_summary, whatif_backtest_run, whatif_backtest_series
+from whatif.services import (
+    BACKTEST_RULE,
+    backtest_summary,
+    default_backtest_start,
+    whatif_backtest_run,
+    whatif_backtest_series,
+)
 
 
 def _row(bt) -> dict:
@@ -46,8 +52,6 @@ class Command(DatabaseCommand):
             raise CommandError("--weeks, --dates, --step-weeks and --replications must be at least 1")
         as_of = data_as_of()
         if start or dates == 1:
-            from whatif.services import default_backtest_start
-
             start_at = start_option(start, default=lambda: as_of and default_backtest_start(as_of=as_of, weeks=weeks))
             backtests = [whatif_backtest_run(start=start_at, weeks=weeks, replications=replications)]
             summary = backtest_summary(backtests)

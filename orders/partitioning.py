@@ -1,4 +1,4 @@
-"""Partition maintenance: monthly order-phase partitions from the oldest data month to N months ahead."""
+"""Partition maintenance of orders' order phases: monthly partitions from the oldest data month to N months ahead."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from django.conf import settings
 from django.db import connection
 from psqlextra.partitioning import PostgresPartitioningManager, PostgresTimePartitionSize
 from psqlextra.partitioning.config import PostgresPartitioningConfig
+from psqlextra.partitioning.constants import AUTO_PARTITIONED_COMMENT
 from psqlextra.partitioning.range_strategy import PostgresRangePartitioningStrategy
 from psqlextra.partitioning.time_partition import PostgresTimePartition
+
+from orders.models import OrderPhase
 
 MONTH = PostgresTimePartitionSize(months=1)
 
@@ -57,26 +60,10 @@ class DataMonthsStrategy(PostgresRangePartitioningStrategy):
         yield
 
 
-def _build_manager() -> PostgresPartitioningManager:
-    from orders.models import OrderPhase
-
-    return PostgresPartitioningManager(
-        [PostgresPartitioningConfig(model=OrderPhase, strategy=DataMonthsStrategy(OrderPhase._meta.db_table))]
-    )
-
-
-class _LazyManager:
-    """psqlextra imports the manager at command time; build it only once apps are ready."""
-
-    _manager: PostgresPartitioningManager | None = None
-
-    def __getattr__(self, name):
-        if self._manager is None:
-            type(self)._manager = _build_manager()
-        return getattr(self._manager, name)
-
-
-manager = _LazyManager()
+# psqlextra's pgpartition reads it (settings.PSQLEXTRA_PARTITIONING_MANAGER) once apps are ready.
+manager = PostgresPartitioningManager(
+    [PostgresPartitioningConfig(model=OrderPhase, strategy=DataMonthsStrategy(OrderPhase._meta.db_table))]
+)
 
 
 def ensure_order_phase_partitions(first: datetime, last: datetime) -> list[str]:
@@ -84,10 +71,6 @@ def ensure_order_phase_partitions(first: datetime, last: datetime) -> list[str]:
 
     Called inside the ingestion transaction before rows are merged, so no row of a known
     month lands in the default partition (which would block creating that month later)."""
-    from psqlextra.partitioning.constants import AUTO_PARTITIONED_COMMENT
-
-    from orders.models import OrderPhase
-
     with connection.cursor() as cursor:
         table = connection.introspection.get_partitioned_table(cursor, OrderPhase._meta.db_table)
     created = []
@@ -103,8 +86,6 @@ def ensure_order_phase_partitions(first: datetime, last: datetime) -> list[str]:
 
 def partition_health() -> dict:
     """Which monthly partitions exist, which stored months lack one, and how far ahead they reach."""
-    from orders.models import OrderPhase
-
     table_name = OrderPhase._meta.db_table
     with connection.cursor() as cursor:
         table = connection.introspection.get_partitioned_table(cursor, table_name)
