@@ -15,16 +15,16 @@ from prodplan.db import NextVal
 class Product(models.Model):
     """A product model (boat); sheet Modelos."""
 
-    id = models.BigIntegerField(primary_key=True, db_comment="Produto_Id")
-    name = models.CharField(max_length=200, db_comment="Produto_Nome")
-    family = models.CharField(
+    id = models.BigIntegerField(verbose_name=_("id"), primary_key=True, db_comment="Produto_Id")
+    name = models.CharField(verbose_name=_("name"), max_length=200, db_comment="Produto_Nome")
+    family = models.CharField(verbose_name=_("family"),
         max_length=8, choices=ProductFamily.choices, default=ProductFamily.OTHER, db_index=True,
         help_text=_("Derived from the product name (K1, K2, K4, C1, C2, C4)."),
     )
-    demould_weight_kg = models.FloatField(null=True, blank=True, db_comment="Produto_PesoDesmolde")
-    finished_weight_kg = models.FloatField(null=True, blank=True, db_comment="Produto_PesoAcabamento")
-    gelcoat_deck_qty = models.FloatField(null=True, blank=True, db_comment="Produto_QtdGelDeck")
-    gelcoat_hull_qty = models.FloatField(null=True, blank=True, db_comment="Produto_QtdGelCasco")
+    demould_weight_kg = models.FloatField(verbose_name=_("demoulding weight (kg)"), null=True, blank=True, db_comment="Produto_PesoDesmolde")
+    finished_weight_kg = models.FloatField(verbose_name=_("finished weight (kg)"), null=True, blank=True, db_comment="Produto_PesoAcabamento")
+    gelcoat_deck_qty = models.FloatField(verbose_name=_("deck gelcoat quantity"), null=True, blank=True, db_comment="Produto_QtdGelDeck")
+    gelcoat_hull_qty = models.FloatField(verbose_name=_("hull gelcoat quantity"), null=True, blank=True, db_comment="Produto_QtdGelCasco")
 
     class Meta:
         verbose_name = _("product (Modelos)")
@@ -39,11 +39,11 @@ class Product(models.Model):
 class Phase(models.Model):
     """A catalogue phase (moulding, gelcoat, lamination…); sheet Fases."""
 
-    id = models.BigIntegerField(primary_key=True, db_comment="Fase_Id")
-    name = models.CharField(max_length=200, db_comment="Fase_Nome")
-    sequence = models.IntegerField(null=True, blank=True, db_comment="Fase_Sequencia")
-    is_production = models.BooleanField(default=True, db_comment="Fase_DeProducao")
-    is_automatic = models.BooleanField(default=False, db_comment="Fase_Automatica")
+    id = models.BigIntegerField(verbose_name=_("id"), primary_key=True, db_comment="Fase_Id")
+    name = models.CharField(verbose_name=_("name"), max_length=200, db_comment="Fase_Nome")
+    sequence = models.IntegerField(verbose_name=_("sequence"), null=True, blank=True, db_comment="Fase_Sequencia")
+    is_production = models.BooleanField(verbose_name=_("production phase"), default=True, db_comment="Fase_DeProducao")
+    is_automatic = models.BooleanField(verbose_name=_("automatic"), default=False, db_comment="Fase_Automatica")
 
     class Meta:
         verbose_name = _("phase (Fases)")
@@ -59,11 +59,11 @@ class Phase(models.Model):
 class RouteStep(models.Model):
     """One step of a product's standard route; sheet FasesStandardModelos."""
 
-    product_id = models.BigIntegerField(db_comment="ProdutoFase_ProdutoId")
-    phase_id = models.BigIntegerField(db_comment="ProdutoFase_FaseId")
-    sequence = models.IntegerField(db_comment="ProdutoFase_Sequencia")
-    labour_coefficient = models.FloatField(null=True, blank=True, db_comment="ProdutoFase_Coeficiente")
-    machine_coefficient = models.FloatField(null=True, blank=True, db_comment="ProdutoFase_CoeficienteX")
+    product_id = models.BigIntegerField(verbose_name=_("product (id)"), db_comment="ProdutoFase_ProdutoId")
+    phase_id = models.BigIntegerField(verbose_name=_("phase (id)"), db_comment="ProdutoFase_FaseId")
+    sequence = models.IntegerField(verbose_name=_("sequence"), db_comment="ProdutoFase_Sequencia")
+    labour_coefficient = models.FloatField(verbose_name=_("labour coefficient"), null=True, blank=True, db_comment="ProdutoFase_Coeficiente")
+    machine_coefficient = models.FloatField(verbose_name=_("machine coefficient"), null=True, blank=True, db_comment="ProdutoFase_CoeficienteX")
 
     class Meta:
         verbose_name = _("standard route step (FasesStandardModelos)")
@@ -83,9 +83,9 @@ class RouteStep(models.Model):
 class Employee(models.Model):
     """An employee; sheet Funcionarios. The name is personal data."""
 
-    id = models.BigIntegerField(primary_key=True, db_comment="Funcionario_Id")
-    name = models.CharField(max_length=200, db_comment="Funcionario_Nome (personal data)")
-    is_active = models.BooleanField(default=True, db_comment="Funcionario_Activo")
+    id = models.BigIntegerField(verbose_name=_("id"), primary_key=True, db_comment="Funcionario_Id")
+    name = models.CharField(verbose_name=_("name"), max_length=200, db_comment="Funcionario_Nome (personal data)")
+    is_active = models.BooleanField(verbose_name=_("active"), default=True, db_comment="Funcionario_Activo")
 
     class Meta:
         verbose_name = _("employee (Funcionarios)")
@@ -101,9 +101,9 @@ class Employee(models.Model):
 class EmployeeSkill(models.Model):
     """A phase an employee is qualified for, since a date; sheet FuncionariosFasesAptos."""
 
-    employee_id = models.BigIntegerField(db_comment="FuncionarioFase_FuncionarioId")
-    phase_id = models.BigIntegerField(db_comment="FuncionarioFase_FaseId")
-    qualified_since = models.DateTimeField(null=True, blank=True, db_comment="FuncionarioFase_Inicio")
+    employee_id = models.BigIntegerField(verbose_name=_("employee (id)"), db_comment="FuncionarioFase_FuncionarioId")
+    phase_id = models.BigIntegerField(verbose_name=_("phase (id)"), db_comment="FuncionarioFase_FaseId")
+    qualified_since = models.DateTimeField(verbose_name=_("qualified since"), null=True, blank=True, db_comment="FuncionarioFase_Inicio")
 
     class Meta:
         verbose_name = _("employee skill (FuncionariosFasesAptos)")
@@ -119,14 +119,14 @@ class EmployeeSkill(models.Model):
 class ManufacturingOrder(models.Model):
     """A manufacturing order; sheet OrdensFabrico. product_id may name no product (orphan)."""
 
-    id = models.BigIntegerField(primary_key=True, db_comment="Of_Id")
-    created_at = models.DateTimeField(null=True, blank=True, db_comment="Of_DataCriacao")
-    finished_at = models.DateTimeField(null=True, blank=True, db_comment="Of_DataAcabamento (empty: open)")
-    product_id = models.BigIntegerField(null=True, blank=True, db_comment="Of_ProdutoId (not enforced: orphans exist)")
-    current_phase_id = models.BigIntegerField(null=True, blank=True, db_comment="Of_FaseId")
-    shipped_at = models.DateTimeField(null=True, blank=True, db_comment="Of_DataTransporte")
-    is_open = models.BooleanField(default=True, help_text="Derived: no finish date.")
-    lead_time_days = models.FloatField(null=True, blank=True, help_text="Derived: finished - created, in days.")
+    id = models.BigIntegerField(verbose_name=_("id"), primary_key=True, db_comment="Of_Id")
+    created_at = models.DateTimeField(verbose_name=_("created at"), null=True, blank=True, db_comment="Of_DataCriacao")
+    finished_at = models.DateTimeField(verbose_name=_("finished at"), null=True, blank=True, db_comment="Of_DataAcabamento (empty: open)")
+    product_id = models.BigIntegerField(verbose_name=_("product (id)"), null=True, blank=True, db_comment="Of_ProdutoId (not enforced: orphans exist)")
+    current_phase_id = models.BigIntegerField(verbose_name=_("current phase (id)"), null=True, blank=True, db_comment="Of_FaseId")
+    shipped_at = models.DateTimeField(verbose_name=_("shipped at"), null=True, blank=True, db_comment="Of_DataTransporte")
+    is_open = models.BooleanField(verbose_name=_("still open"), default=True, help_text=_("Derived: no finish date."))
+    lead_time_days = models.FloatField(verbose_name=_("lead time (days)"), null=True, blank=True, help_text=_("Derived: finished - created, in days."))
 
     class Meta:
         verbose_name = _("manufacturing order (OrdensFabrico)")
@@ -147,22 +147,22 @@ class ManufacturingOrder(models.Model):
 class OrderPhaseColumns(models.Model):
     """The columns of FasesOrdemFabrico, shared by the partitioned table and its admin view."""
 
-    id = models.BigIntegerField(db_comment="FaseOf_Id")
-    order_id = models.BigIntegerField(db_comment="FaseOf_OfId")
-    phase_id = models.BigIntegerField(null=True, blank=True, db_comment="FaseOf_FaseId")
-    started_at = models.DateTimeField(null=True, blank=True, db_comment="FaseOf_Inicio")
-    ended_at = models.DateTimeField(null=True, blank=True, db_comment="FaseOf_Fim")
-    planned_at = models.DateTimeField(null=True, blank=True, db_comment="FaseOf_DataPrevista")
-    labour_coefficient = models.FloatField(null=True, blank=True, db_comment="FaseOf_Coeficiente")
-    machine_coefficient = models.FloatField(null=True, blank=True, db_comment="FaseOf_CoeficienteX")
-    weight_kg = models.FloatField(null=True, blank=True, db_comment="FaseOf_Peso")
-    is_rework = models.BooleanField(default=False, db_comment="FaseOf_Retorno")
-    shift = models.SmallIntegerField(null=True, blank=True, choices=Shift.choices, db_comment="FaseOf_Turno")
-    sequence = models.IntegerField(null=True, blank=True, db_comment="FaseOf_Sequencia")
-    event_time = models.DateTimeField(help_text="Derived partition key: end, else start, else order creation.")
-    duration_seconds = models.FloatField(null=True, blank=True, help_text="Derived: end - start (elapsed, not labour).")
-    is_open = models.BooleanField(default=False, help_text="Derived: started, not ended.")
-    is_done = models.BooleanField(default=False, help_text="Derived: ended.")
+    id = models.BigIntegerField(verbose_name=_("id"), db_comment="FaseOf_Id")
+    order_id = models.BigIntegerField(verbose_name=_("order (id)"), db_comment="FaseOf_OfId")
+    phase_id = models.BigIntegerField(verbose_name=_("phase (id)"), null=True, blank=True, db_comment="FaseOf_FaseId")
+    started_at = models.DateTimeField(verbose_name=_("started at"), null=True, blank=True, db_comment="FaseOf_Inicio")
+    ended_at = models.DateTimeField(verbose_name=_("ended at"), null=True, blank=True, db_comment="FaseOf_Fim")
+    planned_at = models.DateTimeField(verbose_name=_("planned date"), null=True, blank=True, db_comment="FaseOf_DataPrevista")
+    labour_coefficient = models.FloatField(verbose_name=_("labour coefficient"), null=True, blank=True, db_comment="FaseOf_Coeficiente")
+    machine_coefficient = models.FloatField(verbose_name=_("machine coefficient"), null=True, blank=True, db_comment="FaseOf_CoeficienteX")
+    weight_kg = models.FloatField(verbose_name=_("weight (kg)"), null=True, blank=True, db_comment="FaseOf_Peso")
+    is_rework = models.BooleanField(verbose_name=_("rework"), default=False, db_comment="FaseOf_Retorno")
+    shift = models.SmallIntegerField(verbose_name=_("shift"), null=True, blank=True, choices=Shift.choices, db_comment="FaseOf_Turno")
+    sequence = models.IntegerField(verbose_name=_("sequence"), null=True, blank=True, db_comment="FaseOf_Sequencia")
+    event_time = models.DateTimeField(verbose_name=_("event time"), help_text=_("Derived partition key: end, else start, else order creation."))
+    duration_seconds = models.FloatField(verbose_name=_("duration (seconds)"), null=True, blank=True, help_text=_("Derived: end - start (elapsed, not labour)."))
+    is_open = models.BooleanField(verbose_name=_("still open"), default=False, help_text=_("Derived: started, not ended."))
+    is_done = models.BooleanField(verbose_name=_("ended"), default=False, help_text=_("Derived: ended."))
 
     class Meta:
         abstract = True
@@ -201,7 +201,7 @@ class OrderPhaseRecord(OrderPhaseColumns):
     Django 5.2's admin refuses composite primary keys; FaseOf_Id is unique on its own
     (ingestion rejects duplicates), so admin browses the same table through this model."""
 
-    id = models.BigIntegerField(primary_key=True, db_comment="FaseOf_Id")
+    id = models.BigIntegerField(verbose_name=_("id"), primary_key=True, db_comment="FaseOf_Id")
 
     class Meta:
         managed = False
@@ -214,10 +214,10 @@ class OrderPhaseRecord(OrderPhaseColumns):
 class PhaseAssignmentColumns(models.Model):
     """The columns of FuncionariosFaseOrdemFabrico, shared by the table and its admin view."""
 
-    id = models.BigIntegerField(db_default=NextVal("orders_phaseassignment_id_seq"), editable=False)
-    order_phase_id = models.BigIntegerField(db_comment="FuncionarioFaseOf_FaseOfId")
-    employee_id = models.BigIntegerField(db_comment="FuncionarioFaseOf_FuncionarioId")
-    is_leader = models.BooleanField(default=False, db_comment="FuncionarioFaseOf_Chefe")
+    id = models.BigIntegerField(verbose_name=_("id"), db_default=NextVal("orders_phaseassignment_id_seq"), editable=False)
+    order_phase_id = models.BigIntegerField(verbose_name=_("order phase (id)"), db_comment="FuncionarioFaseOf_FaseOfId")
+    employee_id = models.BigIntegerField(verbose_name=_("employee (id)"), db_comment="FuncionarioFaseOf_FuncionarioId")
+    is_leader = models.BooleanField(verbose_name=_("team leader"), default=False, db_comment="FuncionarioFaseOf_Chefe")
 
     class Meta:
         abstract = True
@@ -249,7 +249,7 @@ class PhaseAssignment(PostgresPartitionedModel, PhaseAssignmentColumns):
 class PhaseAssignmentRecord(PhaseAssignmentColumns):
     """Read-only single-key view of the assignment table for Django admin (see OrderPhaseRecord)."""
 
-    id = models.BigIntegerField(primary_key=True)
+    id = models.BigIntegerField(verbose_name=_("id"), primary_key=True)
 
     class Meta:
         managed = False
@@ -265,14 +265,14 @@ class PhaseAssignmentRecord(PhaseAssignmentColumns):
 class OrderSummary(models.Model):
     """Per-order counts and first start, so list and detail pages need no scan of the phase table."""
 
-    order_id = models.BigIntegerField(primary_key=True)
-    phase_count = models.IntegerField(default=0)
-    started_count = models.IntegerField(default=0)
-    done_count = models.IntegerField(default=0)
-    rework_count = models.IntegerField(default=0)
-    error_count = models.IntegerField(default=0)
-    first_started_at = models.DateTimeField(null=True)
-    last_ended_at = models.DateTimeField(null=True)
+    order_id = models.BigIntegerField(verbose_name=_("order (id)"), primary_key=True)
+    phase_count = models.IntegerField(verbose_name=_("phases"), default=0)
+    started_count = models.IntegerField(verbose_name=_("phases started"), default=0)
+    done_count = models.IntegerField(verbose_name=_("phases done"), default=0)
+    rework_count = models.IntegerField(verbose_name=_("rework passes"), default=0)
+    error_count = models.IntegerField(verbose_name=_("quality errors"), default=0)
+    first_started_at = models.DateTimeField(verbose_name=_("first start"), null=True)
+    last_ended_at = models.DateTimeField(verbose_name=_("last end"), null=True)
 
     class Meta:
         verbose_name = _("order summary (aggregate)")
@@ -285,11 +285,11 @@ class OrderSummary(models.Model):
 class ProductPhaseStat(models.Model):
     """Observed duration of each phase per product (ended phases with a start), for route pages."""
 
-    product_id = models.BigIntegerField()
-    phase_id = models.BigIntegerField()
-    n = models.IntegerField()
-    duration_p50_seconds = models.FloatField(null=True)
-    duration_p90_seconds = models.FloatField(null=True)
+    product_id = models.BigIntegerField(verbose_name=_("product (id)"))
+    phase_id = models.BigIntegerField(verbose_name=_("phase (id)"))
+    n = models.IntegerField(verbose_name=_("observations"))
+    duration_p50_seconds = models.FloatField(verbose_name=_("median duration (seconds)"), null=True)
+    duration_p90_seconds = models.FloatField(verbose_name=_("duration, 90th percentile (seconds)"), null=True)
 
     class Meta:
         verbose_name = _("product phase duration (aggregate)")
@@ -325,14 +325,14 @@ class BottleneckBacktest(models.Model):
 
     Written by `manage.py bottleneck_backtest`; the ranking's page and API show the latest score."""
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    start = models.DateTimeField(help_text="The first ranked date.")
-    weeks = models.IntegerField()
-    horizon_days = models.IntegerField(help_text="How far ahead the measured queue decides the right #1.")
-    scored_weeks = models.IntegerField(help_text="Weeks with a ranking and with queue measured next.")
-    hits = models.IntegerField(help_text="Weeks whose #1 was the phase with the most measured queue next.")
-    data_as_of = models.DateTimeField(null=True, help_text="The data's as-of time when the backtest ran.")
-    weekly = models.JSONField(default=list, help_text="Per week: date, predicted #1, actual #1, hit.")
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    start = models.DateTimeField(verbose_name=_("start"), help_text=_("The first ranked date."))
+    weeks = models.IntegerField(verbose_name=_("weeks"))
+    horizon_days = models.IntegerField(verbose_name=_("horizon (days)"), help_text=_("How far ahead the measured queue decides the right #1."))
+    scored_weeks = models.IntegerField(verbose_name=_("scored weeks"), help_text=_("Weeks with a ranking and with queue measured next."))
+    hits = models.IntegerField(verbose_name=_("hits"), help_text=_("Weeks whose #1 was the phase with the most measured queue next."))
+    data_as_of = models.DateTimeField(verbose_name=_("data as of"), null=True, help_text=_("The data's as-of time when the backtest ran."))
+    weekly = models.JSONField(verbose_name=_("weekly detail"), default=list, help_text=_("Per week: date, predicted #1, actual #1, hit."))
 
     class Meta:
         verbose_name = _("bottleneck backtest")

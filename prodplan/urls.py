@@ -5,14 +5,17 @@ from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from prodplan import health, metrics_view
 
-admin.site.site_header = "PRODPLAN administration"
-admin.site.site_title = "PRODPLAN admin"
-admin.site.index_title = "Data stewardship"
+admin.site.site_header = gettext_lazy("PRODPLAN administration")
+admin.site.site_title = gettext_lazy("PRODPLAN admin")
+admin.site.index_title = gettext_lazy("Data stewardship")
+# Django's own pt catalogue leaves these admin words in English ("View", "View %s"); ours (LOCALE_PATHS) wins.
+ADMIN_WORDS_DJANGO_LEAVES_ENGLISH = (gettext_noop("View"), gettext_noop("View %s"))
 admin.site.site_url = "/"
 # The triage changelists are wide (sheet, row, reason, message, status): they get the full width.
 admin.site.enable_nav_sidebar = False

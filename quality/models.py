@@ -15,17 +15,17 @@ from quality.choices import Severity
 class QualityErrorColumns(models.Model):
     """The columns of OrdemFabricoErros, shared by the partitioned table and its admin view."""
 
-    id = models.BigIntegerField(db_default=NextVal("quality_qualityerror_id_seq"), editable=False)
-    order_id = models.BigIntegerField(db_comment="Erro_OfId")
-    description = models.TextField(blank=True, default="", db_comment="Erro_Descricao")
-    found_phase_id = models.BigIntegerField(null=True, blank=True, db_comment="Erro_FaseAvaliacao (catalogue phase)")
-    severity = models.SmallIntegerField(choices=Severity.choices, db_comment="OFCH_GRAVIDADE")
-    found_order_phase_id = models.BigIntegerField(null=True, blank=True, db_comment="Erro_FaseOfAvaliacao")
-    culprit_order_phase_id = models.BigIntegerField(null=True, blank=True, db_comment="Erro_FaseOfCulpada")
-    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the normalised row content.")
-    occurrence = models.PositiveIntegerField(default=1, help_text="1 for the first identical row, 2 for the next…")
-    event_time = models.DateTimeField(
-        null=True, blank=True, help_text="Derived: end of the phase where found, else the culprit phase, else the order."
+    id = models.BigIntegerField(verbose_name=_("id"), db_default=NextVal("quality_qualityerror_id_seq"), editable=False)
+    order_id = models.BigIntegerField(verbose_name=_("order (id)"), db_comment="Erro_OfId")
+    description = models.TextField(verbose_name=_("description"), blank=True, default="", db_comment="Erro_Descricao")
+    found_phase_id = models.BigIntegerField(verbose_name=_("phase where found (id)"), null=True, blank=True, db_comment="Erro_FaseAvaliacao (catalogue phase)")
+    severity = models.SmallIntegerField(verbose_name=_("severity"), choices=Severity.choices, db_comment="OFCH_GRAVIDADE")
+    found_order_phase_id = models.BigIntegerField(verbose_name=_("order phase where found (id)"), null=True, blank=True, db_comment="Erro_FaseOfAvaliacao")
+    culprit_order_phase_id = models.BigIntegerField(verbose_name=_("culprit order phase (id)"), null=True, blank=True, db_comment="Erro_FaseOfCulpada")
+    content_hash = models.CharField(verbose_name=_("content hash"), max_length=64, help_text=_("SHA-256 of the normalised row content."))
+    occurrence = models.PositiveIntegerField(verbose_name=_("occurrence"), default=1, help_text=_("1 for the first identical row, 2 for the next…"))
+    event_time = models.DateTimeField(verbose_name=_("event time"),
+        null=True, blank=True, help_text=_("Derived: end of the phase where found, else the culprit phase, else the order.")
     )
 
     class Meta:
@@ -68,7 +68,7 @@ class QualityError(PostgresPartitionedModel, QualityErrorColumns):
 class QualityErrorRecord(QualityErrorColumns):
     """Read-only single-key view of the error table for Django admin (Django 5.2 admin refuses composite keys)."""
 
-    id = models.BigIntegerField(primary_key=True)
+    id = models.BigIntegerField(verbose_name=_("id"), primary_key=True)
 
     class Meta:
         managed = False
