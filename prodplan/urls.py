@@ -14,8 +14,8 @@ from prodplan import health, metrics_view
 admin.site.site_header = gettext_lazy("PRODPLAN administration")
 admin.site.site_title = gettext_lazy("PRODPLAN admin")
 admin.site.index_title = gettext_lazy("Data stewardship")
-# Django's own pt catalogue leaves these admin words in English ("View", "View %s"); ours (LOCALE_PATHS) wins.
-ADMIN_WORDS_DJANGO_LEAVES_ENGLISH = (gettext_noop("View"), gettext_noop("View %s"))
+# Django's own pt catalogue leaves these admin words in English ("View", "View %s") or in pt-BR ("História"); ours wins.
+ADMIN_WORDS_DJANGO_LEAVES_ENGLISH = (gettext_noop("View"), gettext_noop("View %s"), gettext_noop("History"))
 admin.site.site_url = "/"
 # The triage changelists are wide (sheet, row, reason, message, status): they get the full width.
 admin.site.enable_nav_sidebar = False
