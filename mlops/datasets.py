@@ -357,7 +357,8 @@ def _build(name: str, frame: pd.DataFrame, target: str, numeric: list[str], as_o
 
 
 def data_as_of() -> datetime | None:
-    """The data's as-of time (last ingestion), else the latest order timestamp."""
+    """The models' 'now': the data's as-of (prodplan.asof.data_as_of); in a database filled without a load record
+    (orders written directly, as the model tests do), the latest order timestamp instead."""
     as_of = loaded_as_of()
     if as_of is None:
         with connection.cursor() as cursor:

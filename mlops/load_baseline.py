@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from django.db import connection, transaction
 
+from mlops import training
 from mlops.choices import Algorithm
 
 WIP_DAYS = 90  # an order open longer than this leaves the WIP (abandoned orders would pile up otherwise)
@@ -79,9 +80,7 @@ class LoadAwareBaseline:
 
     @classmethod
     def fit(cls, name: str, train: pd.DataFrame, target: str) -> LoadAwareBaseline:
-        from mlops.training import Baseline
-
-        medians = Baseline.fit(name, train, target).params
+        medians = training.Baseline.fit(name, train, target).params
         known = train[train["little_days"] > 0]
         ratio = known[target].astype(float) / known["little_days"]
         product = ratio.groupby(known["product_id"]).median()
@@ -107,8 +106,6 @@ class LoadAwareBaseline:
 def fit_load_aware(*, name: str, dataset):
     """The load-aware baseline fitted on the dataset's training split (its splits must carry the load columns),
     evaluated like every other model."""
-    from mlops import training
-
     started = time.perf_counter()
     model = LoadAwareBaseline.fit(name, dataset.splits["train"], dataset.target)
     seconds = time.perf_counter() - started

@@ -30,7 +30,7 @@ from mlops.datasets import (
     eta_open_features,
     order_features_point,
 )
-from mlops.models import ModelVersion
+from mlops.models import EtaBacktest, ModelVersion
 from prodplan.cache import cached
 from prodplan.metrics import MODEL_INFERENCE
 
@@ -291,8 +291,6 @@ ETA_BACKTEST_RETRAINED = "retrained at each date"  # EtaBacktest.model_source of
 def eta_backtest_score() -> dict | None:
     """The latest stored ETA backtest that scored predictions (manage.py eta_backtest): how often the 80% interval
     held the real finish. (A run whose every date was skipped is kept but does not hide the last real score.)"""
-    from mlops.models import EtaBacktest
-
     latest = EtaBacktest.objects.filter(scored__gt=0).order_by("-created_at", "-id").first()  # one that scored
     if latest is None:
         return None

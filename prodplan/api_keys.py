@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
 from prodplan.models import ApiKey, hash_api_key
+from prodplan.roles import SUPERVISORS
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -86,8 +87,6 @@ class HasApiKeyOrSupervisorRole(permissions.BasePermission):
     message = "Training a model needs an API key or the supervisor role."
 
     def has_permission(self, request, view):
-        from prodplan.roles import SUPERVISORS
-
         if isinstance(request.auth, ApiKey):
             return True
         user = request.user

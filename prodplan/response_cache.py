@@ -35,6 +35,7 @@ from prodplan.api_keys import ApiKeyClient
 from prodplan.cache import data_version_memoised
 from prodplan.metrics import RESPONSE_CACHE_EVENTS
 from prodplan.middleware import database_unavailable_response, is_database_outage
+from prodplan.models import ApiKey, hash_api_key
 
 LOCAL_MAX_ENTRIES = 4096
 LOCAL_MAX_BYTES = 64 * 1024 * 1024
@@ -112,8 +113,6 @@ _valid_keys_lock = threading.Lock()
 
 def _api_key(raw: str):
     """The ApiKey row of a raw X-API-Key (memoised KEY_MEMO_SECONDS), or None when unknown or revoked."""
-    from prodplan.models import ApiKey, hash_api_key
-
     digest = hash_api_key(raw.strip())
     now = time.monotonic()
     with _valid_keys_lock:

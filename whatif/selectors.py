@@ -14,7 +14,7 @@ from orders.choices import OrderState
 from orders.selectors import active_orders_at, open_orders_at, risk_scores
 from prodplan.stats import percentile
 from whatif.engine import ArrivalMix, SimInput, SimOrder, WeekCalendar
-from whatif.models import WhatIfRun
+from whatif.models import WhatIfBacktest, WhatIfRun
 
 logger = logging.getLogger(__name__)
 
@@ -716,8 +716,6 @@ def station_overview(*, as_of: datetime, names: dict[int, str] | None = None) ->
 
 
 def latest_backtest():
-    from whatif.models import WhatIfBacktest
-
     return WhatIfBacktest.objects.order_by("-created_at", "-id").first()
 
 

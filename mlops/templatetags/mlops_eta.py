@@ -3,15 +3,15 @@
 from django import template
 from django.utils.translation import gettext as _
 
+from mlops.intervals import BUCKETS
+from mlops.selectors import eta_backtest_score as latest
+
 register = template.Library()
 
 
 @register.simple_tag
 def eta_backtest_score() -> dict | None:
     """The latest stored ETA backtest (mlops.selectors.eta_backtest_score) with its buckets as rows; None: none ran."""
-    from mlops.intervals import BUCKETS
-    from mlops.selectors import eta_backtest_score as latest
-
     score = latest()
     if score is None:
         return None
