@@ -1,10 +1,12 @@
 """App config: Quality errors and their analytics."""
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class QualityConfig(AppConfig):
     name = "quality"
+    verbose_name = gettext_lazy("Quality")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
