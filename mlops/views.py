@@ -11,7 +11,9 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from mlops.choices import Algorithm, ModelName
+from mlops.labels import feature_label
 from mlops.selectors import model_versions, order_page_eta, predict
+from mlops.templatetags.mlops_labels import version_label
 from orders.choices import OrderState
 from orders.selectors import order_states
 from prodplan.cache import cached
@@ -25,7 +27,7 @@ def _importance_chart(version) -> dict | None:
     items = sorted(version.importance or [], key=lambda i: -i["importance"])[:IMPORTANCE_TOP]
     if not items:
         return None
-    return chart("bar", [i["feature"] for i in items], [
+    return chart("bar", [feature_label(i["feature"]) for i in items], [
         {"label": _("Permutation importance (validation)"), "data": [i["importance"] for i in items],
          "backgroundColor": "#4a7fc1"},
     ], indexAxis="y")
@@ -52,7 +54,7 @@ _BASELINE_KINDS = {
 
 
 def _failed_check(check: dict) -> str:
-    code, reference = check.get("code"), check.get("reference", "")
+    code, reference = check.get("code"), version_label(check.get("reference", ""))
     if code == "validation_margin":
         return _("the 95%% interval of the validation margin over %(ref)s does not exclude zero") % {"ref": reference}
     if code == "test_not_worse":
