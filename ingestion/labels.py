@@ -173,3 +173,17 @@ def corrections_error(message: str) -> str:
     if match := re.fullmatch(r"sheet (?P<sheet>\S+): missing header\(s\) (?P<headers>.+)", message):
         return _("sheet %(sheet)s: missing column(s) %(headers)s") % {"sheet": match["sheet"], "headers": match["headers"]}
     return message
+
+
+def upload_error(message: str) -> str:
+    """Why an upload was refused (ingestion.uploads.UploadRejected, English for the API), in the page's language."""
+    if match := re.fullmatch(r"(?P<name>.+) is not an \.xlsx workbook", message):
+        return _("%(name)s is not an .xlsx workbook") % {"name": match["name"]}
+    if match := re.fullmatch(r"(?P<name>.+) is (?P<size>\d+) MB; the limit is (?P<limit>\d+) MB", message):
+        return _("%(name)s is %(size)s MB; the limit is %(limit)s MB") % {
+            "name": match["name"], "size": match["size"], "limit": match["limit"]}
+    if match := re.fullmatch(r"(?P<name>.+) is not an Excel workbook \(it does not start with the xlsx zip signature\)", message):
+        return _("%(name)s is not an Excel workbook (it does not start with the .xlsx signature)") % {"name": match["name"]}
+    if match := re.fullmatch(r"(?P<name>.+) is not a file in the inbox folder", message):
+        return _("%(name)s is not a file in the inbox folder") % {"name": match["name"]}
+    return message
