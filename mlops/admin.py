@@ -11,7 +11,7 @@ from mlops.models import ModelVersion, Prediction
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ["name", "version", "algorithm", "active", "data_version", "validation_start", "test_start",
-                    "training_seconds", "created_at", "promotion_reason"]
+                    "training_seconds", "created_at", "promotion"]
     list_filter = ["name", "algorithm", "active"]
     search_fields = ["=version", "promotion_reason"]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
@@ -19,6 +19,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description=gettext_lazy("promotion"))
+    def promotion(self, obj):
+        """The stored promotion_reason is English (API, logs): the list says the verdict and what failed in words."""
+        from mlops.views import promotion_evidence_view
+
+        evidence = promotion_evidence_view(obj)
+        if evidence is None:
+            return obj.promotion_reason or "—"
+        return "; ".join([str(evidence["verdict_label"]), *evidence.get("failed", [])])
 
     @admin.action(description=gettext_lazy("Promote to active (only if its recorded promotion evidence passes the rule)"))
     def promote(self, request, queryset):

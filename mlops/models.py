@@ -15,32 +15,32 @@ class ModelVersion(models.Model):
     A baseline version keeps its lookup tables in `params` (no artifact file), so the fallback
     never depends on a file. At most one version per name is active (constraint)."""
 
-    name = models.CharField(max_length=16, choices=ModelName.choices)
-    version = models.PositiveIntegerField()
-    algorithm = models.CharField(max_length=16, choices=Algorithm.choices)
-    params = models.JSONField(default=dict, blank=True, help_text="Hyper-parameters (baseline: its lookup tables).")
-    features = models.JSONField(default=list, blank=True)
-    data_version = models.PositiveBigIntegerField(help_text="prodplan.cache.data_version() when trained.")
-    data_as_of = models.DateTimeField(null=True, blank=True)
-    train_start = models.DateTimeField(null=True, blank=True)
-    validation_start = models.DateTimeField(null=True, blank=True)
-    test_start = models.DateTimeField(null=True, blank=True)
-    test_end = models.DateTimeField(null=True, blank=True)
-    rows = models.JSONField(default=dict, blank=True, help_text="Rows per split.")
-    metrics = models.JSONField(default=dict, blank=True, help_text="{'validation': {...}, 'test': {...}}")
-    importance = models.JSONField(default=list, blank=True, help_text="Global permutation importance (validation).")
-    residual_quantiles = models.JSONField(default=dict, blank=True, help_text="Validation residual q10/q90.")
-    artifact_path = models.CharField(max_length=500, blank=True, default="")
-    artifact_sha256 = models.CharField(max_length=64, blank=True, default="")
-    training_seconds = models.FloatField(null=True, blank=True)
-    seed = models.IntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now)
-    active = models.BooleanField(default=False)
-    promotion_reason = models.TextField(blank=True, default="")
+    name = models.CharField(verbose_name=_("target"), max_length=16, choices=ModelName.choices)
+    version = models.PositiveIntegerField(verbose_name=_("version"))
+    algorithm = models.CharField(verbose_name=_("algorithm"), max_length=16, choices=Algorithm.choices)
+    params = models.JSONField(verbose_name=_("parameters"), default=dict, blank=True, help_text=_("Hyper-parameters (baseline: its lookup tables)."))
+    features = models.JSONField(verbose_name=_("features"), default=list, blank=True)
+    data_version = models.PositiveBigIntegerField(verbose_name=_("data version"), help_text=_("prodplan.cache.data_version() when trained."))
+    data_as_of = models.DateTimeField(verbose_name=_("data as of"), null=True, blank=True)
+    train_start = models.DateTimeField(verbose_name=_("training from"), null=True, blank=True)
+    validation_start = models.DateTimeField(verbose_name=_("validation from"), null=True, blank=True)
+    test_start = models.DateTimeField(verbose_name=_("test from"), null=True, blank=True)
+    test_end = models.DateTimeField(verbose_name=_("test until"), null=True, blank=True)
+    rows = models.JSONField(verbose_name=_("rows per split"), default=dict, blank=True, help_text=_("Rows per split."))
+    metrics = models.JSONField(verbose_name=_("metrics"), default=dict, blank=True, help_text=_("{'validation': {...}, 'test': {...}}"))
+    importance = models.JSONField(verbose_name=_("feature importance"), default=list, blank=True, help_text=_("Global permutation importance (validation)."))
+    residual_quantiles = models.JSONField(verbose_name=_("residual quantiles"), default=dict, blank=True, help_text=_("Validation residual q10/q90."))
+    artifact_path = models.CharField(verbose_name=_("artifact path"), max_length=500, blank=True, default="")
+    artifact_sha256 = models.CharField(verbose_name=_("artifact SHA-256"), max_length=64, blank=True, default="")
+    training_seconds = models.FloatField(verbose_name=_("training time (seconds)"), null=True, blank=True)
+    seed = models.IntegerField(verbose_name=_("seed"), default=0)
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
+    active = models.BooleanField(verbose_name=_("active"), default=False)
+    promotion_reason = models.TextField(verbose_name=_("promotion reason"), blank=True, default="")
     promotion_evidence = models.JSONField(
-        default=dict, blank=True,
-        help_text="Why it was (not) promoted: paired bootstrap interval of the validation margin, "
-                  "test comparison, base-rate Brier (classifiers).")
+        verbose_name=_("promotion evidence"), default=dict, blank=True,
+        help_text=_("Why it was (not) promoted: paired bootstrap interval of the validation margin, "
+                  "test comparison, base-rate Brier (classifiers)."))
 
     class Meta:
         verbose_name = _("model version")
@@ -65,16 +65,17 @@ class ModelVersion(models.Model):
 class Prediction(models.Model):
     """The latest prediction for an open order, refreshed by the nightly task (one row per order and target)."""
 
-    order_id = models.BigIntegerField()
-    name = models.CharField(max_length=16, choices=ModelName.choices)
-    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
-    model_label = models.CharField(max_length=64, help_text="'baseline' or name:vN:algorithm.")
-    value = models.FloatField(help_text="Lead time in days, or probability of a severe defect.")
-    lower = models.FloatField(null=True, blank=True, help_text="Lead time: 80% interval, lower bound.")
-    upper = models.FloatField(null=True, blank=True)
-    predicted_finish = models.DateTimeField(null=True, blank=True)
-    as_of = models.DateTimeField()
-    created_at = models.DateTimeField(default=timezone.now)
+    order_id = models.BigIntegerField(verbose_name=_("order (id)"))
+    name = models.CharField(verbose_name=_("target"), max_length=16, choices=ModelName.choices)
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                      verbose_name=_("model version"))
+    model_label = models.CharField(verbose_name=_("model"), max_length=64, help_text=_("'baseline' or name:vN:algorithm."))
+    value = models.FloatField(verbose_name=_("value"), help_text=_("Lead time in days, or probability of a severe defect."))
+    lower = models.FloatField(verbose_name=_("lower bound"), null=True, blank=True, help_text=_("Lead time: 80% interval, lower bound."))
+    upper = models.FloatField(verbose_name=_("upper bound"), null=True, blank=True)
+    predicted_finish = models.DateTimeField(verbose_name=_("predicted finish"), null=True, blank=True)
+    as_of = models.DateTimeField(verbose_name=_("as of"))
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("prediction")
@@ -93,26 +94,26 @@ class EtaBacktest(models.Model):
     Written by `manage.py eta_backtest`; every ETA (API answers, the order page, the models page) shows the latest
     coverage of the 80% interval with its n and dates."""
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    start = models.DateTimeField(help_text="The first prediction date.")
-    weeks = models.IntegerField()
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    start = models.DateTimeField(verbose_name=_("start"), help_text=_("The first prediction date."))
+    weeks = models.IntegerField(verbose_name=_("weeks"))
     model_source = models.CharField(
-        max_length=200, help_text="'retrained at each date' (only what was known then) or the active model's label.")
-    data_as_of = models.DateTimeField(null=True, help_text="The data's as-of time when the backtest ran.")
-    scored = models.IntegerField(help_text="Predictions whose outcome is known: finished, or never finished once "
-                                           "the interval's upper end has passed (a miss).")
-    covered = models.IntegerField(help_text="Scored predictions whose real finish fell inside the 80% interval.")
-    coverage = models.FloatField(null=True, blank=True)
-    finished = models.IntegerField(default=0, help_text="Scored predictions with a real finish (MAE and bias).")
-    mae_days = models.FloatField(null=True, blank=True)
-    bias_days = models.FloatField(null=True, blank=True, help_text="Mean of predicted - real remaining days.")
-    never_finished = models.IntegerField(default=0, help_text="Counted as misses: unfinished past the upper end.")
-    unknown = models.IntegerField(default=0, help_text="Excluded: unfinished, upper end after the data's as-of.")
-    stalled = models.IntegerField(default=0, help_text="Excluded: stalled at the date (answered 'stalled').")
-    by_bucket = models.JSONField(default=dict, help_text="Per progress bucket: n, coverage, MAE, bias.")
-    by_state = models.JSONField(default=dict, help_text="Per flow state at the date: n, coverage, MAE, bias.")
-    weekly = models.JSONField(default=list, help_text="Per date: open orders, scored, covered, MAE, bias.")
-    details = models.JSONField(default=dict, blank=True, help_text="Method, interval rule, the models used.")
+        verbose_name=_("model source"), max_length=200, help_text=_("'retrained at each date' (only what was known then) or the active model's label."))
+    data_as_of = models.DateTimeField(verbose_name=_("data as of"), null=True, help_text=_("The data's as-of time when the backtest ran."))
+    scored = models.IntegerField(verbose_name=_("scored"), help_text=_("Predictions whose outcome is known: finished, or never finished once "
+                                           "the interval's upper end has passed (a miss)."))
+    covered = models.IntegerField(verbose_name=_("covered"), help_text=_("Scored predictions whose real finish fell inside the 80% interval."))
+    coverage = models.FloatField(verbose_name=_("coverage"), null=True, blank=True)
+    finished = models.IntegerField(verbose_name=_("finished"), default=0, help_text=_("Scored predictions with a real finish (MAE and bias)."))
+    mae_days = models.FloatField(verbose_name=_("mean absolute error (days)"), null=True, blank=True)
+    bias_days = models.FloatField(verbose_name=_("bias (days)"), null=True, blank=True, help_text=_("Mean of predicted - real remaining days."))
+    never_finished = models.IntegerField(verbose_name=_("never finished"), default=0, help_text=_("Counted as misses: unfinished past the upper end."))
+    unknown = models.IntegerField(verbose_name=_("outcome unknown"), default=0, help_text=_("Excluded: unfinished, upper end after the data's as-of."))
+    stalled = models.IntegerField(verbose_name=_("stalled"), default=0, help_text=_("Excluded: stalled at the date (answered 'stalled')."))
+    by_bucket = models.JSONField(verbose_name=_("by progress"), default=dict, help_text=_("Per progress bucket: n, coverage, MAE, bias."))
+    by_state = models.JSONField(verbose_name=_("by state"), default=dict, help_text=_("Per flow state at the date: n, coverage, MAE, bias."))
+    weekly = models.JSONField(verbose_name=_("weekly detail"), default=list, help_text=_("Per date: open orders, scored, covered, MAE, bias."))
+    details = models.JSONField(verbose_name=_("details"), default=dict, blank=True, help_text=_("Method, interval rule, the models used."))
 
     class Meta:
         verbose_name = _("ETA backtest")

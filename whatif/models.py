@@ -12,16 +12,16 @@ from whatif.choices import RunStatus
 class WhatIfRun(models.Model):
     """One simulated scenario; the same canonical inputs on the same data version are one row."""
 
-    inputs = models.JSONField(help_text="Canonical inputs (defaults filled, as-of resolved, lists sorted).")
-    input_hash = models.CharField(max_length=64, help_text="sha256 of the canonical inputs.")
-    data_version = models.IntegerField(help_text="prodplan.cache.data_version() when the run was made.")
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
-    outputs = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True, default="")
-    timings = models.JSONField(default=dict, blank=True, help_text="Milliseconds: gather, simulate, total.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    inputs = models.JSONField(verbose_name=_("inputs"), help_text=_("Canonical inputs (defaults filled, as-of resolved, lists sorted)."))
+    input_hash = models.CharField(verbose_name=_("input hash"), max_length=64, help_text=_("sha256 of the canonical inputs."))
+    data_version = models.IntegerField(verbose_name=_("data version"), help_text=_("prodplan.cache.data_version() when the run was made."))
+    status = models.CharField(verbose_name=_("status"), max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    outputs = models.JSONField(verbose_name=_("outputs"), null=True, blank=True)
+    error = models.TextField(verbose_name=_("error"), blank=True, default="")
+    timings = models.JSONField(verbose_name=_("timings"), default=dict, blank=True, help_text=_("Milliseconds: gather, simulate, total."))
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(verbose_name=_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(verbose_name=_("finished at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("what-if run")
@@ -39,15 +39,15 @@ class WhatIfRun(models.Model):
 class WhatIfBacktest(models.Model):
     """A backtest: the baseline simulated from a past date's WIP against the completions that followed."""
 
-    start = models.DateTimeField()
-    weeks = models.IntegerField()
-    data_version = models.IntegerField()
-    simulated_weekly = models.JSONField()
-    actual_weekly = models.JSONField()
-    mape = models.FloatField(null=True, blank=True, help_text="Mean absolute percentage error of weekly completions.")
-    total_error = models.FloatField(null=True, blank=True, help_text="Relative error of the total completions.")
-    details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    start = models.DateTimeField(verbose_name=_("start"))
+    weeks = models.IntegerField(verbose_name=_("weeks"))
+    data_version = models.IntegerField(verbose_name=_("data version"))
+    simulated_weekly = models.JSONField(verbose_name=_("simulated weekly completions"))
+    actual_weekly = models.JSONField(verbose_name=_("actual weekly completions"))
+    mape = models.FloatField(verbose_name=_("mean absolute percentage error"), null=True, blank=True, help_text=_("Mean absolute percentage error of weekly completions."))
+    total_error = models.FloatField(verbose_name=_("total error"), null=True, blank=True, help_text=_("Relative error of the total completions."))
+    details = models.JSONField(verbose_name=_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("what-if backtest")
