@@ -43,7 +43,7 @@ API = {
     "/api/ml/explain/eta": {},
 }
 
-# Every page that reads ?as_of= (orders.views.page_as_of), as a full page and as its HTMX widgets.
+# Every page that reads ?as_of= (prodplan.pages.page_as_of), as a full page and as its HTMX widgets.
 PAGES = ["/", "/orders/", "/orders/export.xlsx", "/orders/1/", "/quality/", "/inventory/"]
 WIDGETS = ["/?widget=kpis", "/?widget=risk", "/orders/", "/orders/?after=10", "/orders/1/?widget=prediction",
            "/quality/?widget=heatmap", "/quality/?widget=pareto", "/inventory/?widget=mass", "/inventory/?widget=gelcoat"]
