@@ -10,7 +10,7 @@ and mean of the orders finishing in the horizon, from creation) and of throughpu
 horizon) are compared with the real changes between the two workbooks over the same window.
 
 Usage: .venv/bin/python bench/whatif_counterfactual.py [--scale 0.05] [--seed 42] [--as-of 2025-07-15]
-       [--from 2025-05-20] [--factor 2.0] [--replications 40] [--keep-databases]
+       [--from 2025-05-20] [--factor 2.0] [--replications 40] [--keep-databases] [--db-suffix _x]
 Prints and saves bench/results/whatif_counterfactual.json. DATABASE_URL names the server (any database on it).
 """
 
@@ -256,7 +256,8 @@ def run_pair(args, seed: int, base_url: str, workdir: Path, horizon_days: int, w
                                                  gate_capacity_factor=factor, gate_capacity_from=args.change_from)
         workbooks[name] = str(path)
     for name, database in DATABASES.items():
-        url = create_database(base_url, database, template=TEMPLATE_DATABASE)
+        database += args.db_suffix
+        url = create_database(base_url, database, template=TEMPLATE_DATABASE + args.db_suffix)
         out = workdir / f"cf_{seed}_{name}.pickle"
         result = subprocess.run(
             [PY, __file__, "--child", workbooks[name], what_if_as_of, str(horizon_days), str(out),
@@ -339,6 +340,8 @@ def main() -> None:
     parser.add_argument("--replications", type=int, default=40, help="Engine seeds per scenario")
     parser.add_argument("--workdir", default=str(ROOT / "var" / "bench_counterfactual"))
     parser.add_argument("--keep-databases", action="store_true")
+    parser.add_argument("--db-suffix", default="",
+                        help="Appended to the scratch databases' names (runs side by side on one server)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "whatif_counterfactual.json"))
     args = parser.parse_args()
     if args.child:
@@ -359,11 +362,11 @@ def main() -> None:
     horizon_days = horizon_days // 7 * 7  # whole weeks, inside what both workbooks have seen
     what_if_as_of = f"{change_day.isoformat()}T00:00:00"
 
-    create_database(base_url, TEMPLATE_DATABASE)
+    create_database(base_url, TEMPLATE_DATABASE + args.db_suffix)
     try:
         pairs = [run_pair(args, seed, base_url, workdir, horizon_days, what_if_as_of) for seed in seeds]
     finally:
-        drop_database(base_url, TEMPLATE_DATABASE)
+        drop_database(base_url, TEMPLATE_DATABASE + args.db_suffix)
     headline = pairs[0]
     overall = across_seeds([p["deltas"] for p in pairs])
     overall_real_arrivals = (across_seeds([p["with_real_arrivals"]["deltas"] for p in pairs])

@@ -12,7 +12,11 @@ docs/DECISIONS.md):
   them from the data as the simultaneous work the phase sustains in its busy weeks (the 90th percentile
   of the weekly mean number of order phases in service over the year before as-of, rounded up, at least 1:
   throughput x touch time, Little's law; the instantaneous peak overstates a constraint's stations, see
-  docs/DECISIONS.md) and ``capacity_overrides`` change them.
+  docs/DECISIONS.md) and ``capacity_overrides`` change them. A phase whose start rate stays flat however long its
+  queue grew (throughput-limited, whatif.selectors.CAPACITY_RULE) gets the stations its saturated start rate
+  needs and a station cycle longer than the touch time (``station_hold``): the order leaves the phase at the end
+  of its touch time, the station takes the next order only after touch time x hold factor (set-up, cleaning,
+  a shared crew: whatever kept the measured rate below stations / touch time).
 - Every order walks its remaining route (a tuple of phase ids). At each step it:
   1. waits a non-capacity delay (transfer, curing, paperwork) counted in the phase's open working
      time: sampled from the waits observed before that phase when a station of it was free at the
@@ -29,6 +33,11 @@ docs/DECISIONS.md):
      first pass's).
   A step whose touch time is 0 (the ERP's event-marker phases) takes no station; it still waits its
   delay and is booked inside the calendar.
+  The delay of step 1 grows with the shop's load when the data show it does (``delay_load_elasticity`` b,
+  measured by the selector): it is scaled by (load now / the load the delays were measured at) ** b, load = station
+  starts per day over the trailing ``load_window_days`` (the real starts before as-of, then the simulated ones),
+  the factor kept within [LOAD_FACTOR_MIN, LOAD_FACTOR_MAX]. Work released faster (a station more at a gate)
+  thus meets longer waits downstream (shared crews, handling), as measured, not only the stations' queues.
 - WIP at t = 0: a step in service keeps its station and takes the residual of a touch time drawn from
   the samples longer than its elapsed time (fewer than MIN_TAIL_SAMPLES longer: it ends at once, "overdue");
   an order waiting takes the residual of a delay longer than what it already waited (same rule), then queues. Stalled and abandoned
@@ -49,7 +58,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -65,6 +74,7 @@ MIN_TAIL_SAMPLES = 3  # with MIN_TAIL_BASE samples or more, a residual needs thi
 MIN_TAIL_BASE = 20
 _ARRIVAL_STREAM_SALT = 0x5EED_A77
 _UNIFORMS_PER_STEP = 5  # touch time, delay, rework coin, rework touch time, rework delay
+LOAD_FACTOR_MIN, LOAD_FACTOR_MAX = 0.25, 4.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,15 @@ class SimInput:
     rework_durations_phase: dict[int, tuple[float, ...]] = field(default_factory=dict)
     rework_gaps_phase: dict[int, tuple[float, ...]] = field(default_factory=dict)
     stalled_orders: int = 0  # stalled at as-of (order-state model): not simulated, reported
+    # Station cycle / touch time per phase (>= 1; absent: 1): a station stays taken that much longer than the
+    # order's touch time (throughput-limited phases, whatif.selectors.CAPACITY_RULE).
+    station_hold: dict[int, float] = field(default_factory=dict)
+    # Load-dependent delays (see the module docstring): elasticity (0: off), the load (starts per day) the delay
+    # samples were measured at, the real station starts of the trailing window before as-of (days, negative).
+    delay_load_elasticity: float = 0.0
+    delay_reference_load: float = 0.0
+    recent_starts: tuple[float, ...] = ()
+    load_window_days: float = 14.0
     meta: dict = field(default_factory=dict)
 
 
@@ -229,6 +248,34 @@ class WeekCalendar:
         return delta + tie if delta > open_days + 1e-12 else delta
 
 
+class ShopLoad:
+    """Station starts per day over the trailing window at a moment of the run, and the delay factor it gives.
+
+    Both backends record every start they book (not the steps in service at t = 0: those are in the real starts)
+    and ask at a moment `now` for the starts strictly before it, so the answer never depends on the order in which
+    same-time events are processed."""
+
+    def __init__(self, sim_input: SimInput):
+        self.b = max(0.0, float(sim_input.delay_load_elasticity or 0.0))
+        self.ref = float(sim_input.delay_reference_load or 0.0)
+        self.window = float(sim_input.load_window_days or 14.0)
+        self.history = sorted(sim_input.recent_starts)
+        self.starts: list[float] = []
+        self.on = self.b > 0 and self.ref > 0
+
+    def record(self, t: float) -> None:
+        if self.on:
+            insort(self.starts, t)
+
+    def factor(self, now: float) -> float:
+        if not self.on:
+            return 1.0
+        lo = now - self.window
+        n = (bisect_left(self.history, now) - bisect_right(self.history, lo)
+             + bisect_left(self.starts, now) - bisect_right(self.starts, lo))
+        return min(LOAD_FACTOR_MAX, max(LOAD_FACTOR_MIN, (n / self.window / self.ref) ** self.b))
+
+
 def _tie(j: int) -> float:
     """A few microseconds per job: orders pushed to the same opening of the calendar reach it one after another
     in job order, so both backends see the same order of events (SimPy and the heap number same-time events
@@ -325,10 +372,12 @@ def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None else round(x, nd)
 
 
-# A job is (key, arrival day, phases, delays (open days), durations, priorities), all fixed before the run;
+# A job is (key, arrival day, phases, delays (open days), durations, priorities, holds), all fixed before the run
+# (holds: the station's time after the order's touch time ends, 0 unless the phase has a station_hold factor);
 # calendars maps a phase to its WeekCalendar. Both loops compute every time as now + delta, with the same deltas.
 
-def _simpy_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) -> tuple[dict, dict, dict, dict, int]:
+def _simpy_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float,
+                load: ShopLoad) -> tuple[dict, dict, dict, dict, int]:
     """The reference backend: one SimPy process per order, one PriorityResource per phase."""
     env = simpy.Environment()
     resources = {p: simpy.PriorityResource(env, capacity=n) for p, n in servers.items()}
@@ -336,14 +385,18 @@ def _simpy_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) 
     finish: dict[str, float] = {}
     steps = [0]
 
-    def walk(j, key, arrival, route, delays, durations, prio):
+    def hold_then_release(res, req, extra):
+        yield env.timeout(extra)
+        res.release(req)
+
+    def walk(j, key, arrival, route, delays, durations, prio, holds):
         tie = _tie(j)
         if arrival > 0:
             yield env.timeout(arrival)
-        for phase, g, d, pr in zip(route, delays, durations, prio, strict=True):
+        for phase, g, d, pr, extra in zip(route, delays, durations, prio, holds, strict=True):
             cal = calendars[phase]
             if g > 0:
-                yield env.timeout(cal.after_open(env.now, g, tie))
+                yield env.timeout(cal.after_open(env.now, g * load.factor(env.now), tie))
             if d <= 0:
                 w = cal.until_open(env.now, tie)
                 if w > 0:
@@ -355,12 +408,17 @@ def _simpy_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) 
             yield req
             lag = 0.0 if pr == -math.inf else cal.until_open(env.now)
             start = env.now + lag
+            if pr != -math.inf:
+                load.record(start)
             wait_sum[phase] += start - t0
             wait_n[phase] += 1
-            busy[phase] += max(0.0, min(start + d, horizon) - start)
+            busy[phase] += max(0.0, min(start + d + extra, horizon) - start)
             steps[0] += 1
             yield env.timeout(lag + d)
-            res.release(req)
+            if extra > 0:  # the order moves on; the station stays taken for the rest of its cycle
+                env.process(hold_then_release(res, req, extra))
+            else:
+                res.release(req)
         finish[key] = env.now
 
     for j, job in enumerate(jobs):
@@ -369,10 +427,11 @@ def _simpy_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) 
     return finish, busy, wait_sum, wait_n, steps[0]
 
 
-_END, _READY, _ARRIVE, _PASS = 0, 1, 2, 3
+_END, _READY, _ARRIVE, _PASS, _FREE = 0, 1, 2, 3, 4
 
 
-def _heap_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) -> tuple[dict, dict, dict, dict, int]:
+def _heap_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float,
+               load: ShopLoad) -> tuple[dict, dict, dict, dict, int]:
     """The fast backend: the same model as ``_simpy_loop`` on a plain binary-heap event list.
 
     SimPy spends most of its time on generator resumption, event objects and re-sorting the
@@ -390,12 +449,14 @@ def _heap_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) -
 
     def start(now, j, i, t_req):
         nonlocal seq, steps
-        phase, d, pr = jobs[j][2][i], jobs[j][4][i], jobs[j][5][i]
+        phase, d, pr, extra = jobs[j][2][i], jobs[j][4][i], jobs[j][5][i], jobs[j][6][i]
         lag = 0.0 if pr == -math.inf else calendars[phase].until_open(now)
         begin = now + lag
+        if pr != -math.inf:
+            load.record(begin)
         wait_sum[phase] += begin - t_req
         wait_n[phase] += 1
-        busy[phase] += max(0.0, min(begin + d, horizon) - begin)
+        busy[phase] += max(0.0, min(begin + d + extra, horizon) - begin)
         steps += 1
         seq += 1
         push(events, (now + (lag + d), seq, j, i, _END))
@@ -409,7 +470,8 @@ def _heap_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) -
             return
         if delays[i] > 0:
             seq += 1
-            push(events, (now + calendars[route[i]].after_open(now, delays[i], _tie(j)), seq, j, i, _READY))
+            push(events, (now + calendars[route[i]].after_open(now, delays[i] * load.factor(now), _tie(j)), seq, j, i,
+                          _READY))
             return
         ready(now, j, i)
 
@@ -450,6 +512,19 @@ def _heap_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float) -
             ready(now, j, i)
         elif kind == _PASS:
             advance(now, j, i + 1)
+        elif kind == _END and jobs[j][6][i] > 0:
+            # the order moves on at the end of its touch time; the station frees after the rest of its cycle
+            seq += 1
+            push(events, (now + jobs[j][6][i], seq, j, i, _FREE))
+            advance(now, j, i + 1)
+        elif kind == _FREE:
+            phase = jobs[j][2][i]
+            free[phase] += 1
+            q = queues[phase]
+            if free[phase] > 0 and q:
+                free[phase] -= 1
+                _, t_req, _, jq, iq = pop(q)
+                start(now, jq, iq, t_req)
         else:
             # SimPy frees the station when the order releases it and the order moves on at once: its next
             # request (the same phase again, e.g. a rework pass) competes with the queue by priority.
@@ -469,8 +544,9 @@ BACKENDS = {"heap": _heap_loop, "simpy": _simpy_loop}
 
 def _job_steps(sim_input: SimInput, scenario: Scenario, o: SimOrder, uniforms: list[float], priority) -> tuple:
     """The order's steps with their delays, touch times and priorities (rework passes inserted), fixed before the run."""
-    route, delays, durations, prio = [], [], [], []
+    route, delays, durations, prio, holds = [], [], [], [], []
     for i, phase in enumerate(o.route):
+        hold = max(1.0, sim_input.station_hold.get(phase, 1.0))
         u = uniforms[_UNIFORMS_PER_STEP * i: _UNIFORMS_PER_STEP * (i + 1)]
         coef = _coef(scenario, phase, o.family, o.product_id)
         in_service = i == 0 and o.in_service_elapsed is not None
@@ -484,6 +560,7 @@ def _job_steps(sim_input: SimInput, scenario: Scenario, o: SimOrder, uniforms: l
         route.append(phase)
         delays.append(g)
         durations.append(d)
+        holds.append(d * (hold - 1.0) if d > 0 else 0.0)
         prio.append(-math.inf if in_service else priority(o, d))
         p_rework = min(MAX_REWORK_PROBABILITY, sim_input.rework_probability.get(phase, 0.0))
         if p_rework > 0 and u[2] < p_rework:
@@ -493,8 +570,9 @@ def _job_steps(sim_input: SimInput, scenario: Scenario, o: SimOrder, uniforms: l
             route.append(phase)
             delays.append(_sample(rg, u[4]) if rg else 0.0)
             durations.append(rd)
+            holds.append(rd * (hold - 1.0) if rd > 0 else 0.0)
             prio.append(priority(o, rd))
-    return (o.key, o.arrival_day, tuple(route), delays, durations, prio)
+    return (o.key, o.arrival_day, tuple(route), delays, durations, prio, holds)
 
 
 def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") -> dict:
@@ -529,7 +607,7 @@ def run_once(sim_input: SimInput, scenario: Scenario, *, backend: str = "heap") 
     jobs += [_job_steps(sim_input, scenario, o, u_new[o.key], priority) for o in arrivals]
     overdue = sum(1 for o, job in zip(in_service_first, jobs, strict=False)
                   if o.in_service_elapsed is not None and job[4] and job[4][0] <= 0)
-    finish, busy, wait_sum, wait_n, steps = BACKENDS[backend](jobs, servers, calendars, horizon)
+    finish, busy, wait_sum, wait_n, steps = BACKENDS[backend](jobs, servers, calendars, horizon, ShopLoad(sim_input))
 
     weeks = max(1, math.ceil(horizon / 7.0))
     weekly = [0] * weeks

@@ -20,6 +20,13 @@ logger = logging.getLogger(__name__)
 
 CAPACITY_WINDOW_DAYS = 365  # a whole season: the spring peak is where a constraint shows its capacity
 CAPACITY_WEEK_PERCENTILE = 0.9
+# Throughput-limited phases (CAPACITY_RULE): the start rate measured while the queue held at least
+# max(SATURATION_MIN_QUEUE, SATURATION_QUEUE_PER_STATION x stations) orders, against the rate with a shorter queue.
+SATURATION_MIN_QUEUE = 3
+SATURATION_QUEUE_PER_STATION = 2
+SATURATION_MIN_OPEN_DAYS = 7.0  # open working days with that long a queue, at least
+SATURATION_MIN_STARTS = 20  # starts with a long queue and with a short one, at least each
+SATURATION_FLAT_RATIO = 1.25  # flat: the long-queue start rate at most this times the short-queue one
 DURATION_WINDOW_DAYS = 42  # backtested (whatif_backtest, 6 dates): 30, 42, 56 and 90 days; 42 gave the smallest lead-time error
 ROUTE_WINDOW_DAYS = 180
 CALENDAR_WINDOW_DAYS = 365
@@ -89,17 +96,113 @@ class ServiceLog:
         return bisect_left(s, t) - bisect_right(e, t)  # a span starting at t is not in service before t
 
 
+def _queue_and_starts(*, as_of: datetime, window_days: int) -> list[tuple]:
+    """(phase id, ready, start (local wall-clock epochs), touch days or None, ready, start (epochs)) of the first
+    passes started in the window that were ready (the previous phase's end, or the order's creation) by their start.
+
+    Expected plan: the phases of orders created since the window start less a margin, hash-joined to orders, one
+    window sort per order for the previous end and the pass number (as step_samples)."""
+    start = as_of - timedelta(days=window_days)
+    return _rows(
+        f"""
+        WITH steps AS (
+            SELECT op.phase_id, op.started_at, op.ended_at,
+                   coalesce(lag(op.ended_at) OVER w, mo.created_at) AS ready_at,
+                   op.is_rework OR row_number() OVER (PARTITION BY op.order_id, op.phase_id
+                                                      ORDER BY op.sequence, op.started_at, op.id) > 1 AS rework
+            FROM orders_orderphase op
+            JOIN orders_manufacturingorder mo ON mo.id = op.order_id
+            WHERE mo.created_at > %(created_after)s AND mo.created_at <= %(as_of)s
+              AND op.started_at IS NOT NULL AND op.started_at <= %(as_of)s AND op.phase_id IS NOT NULL
+            WINDOW w AS (PARTITION BY op.order_id ORDER BY op.sequence, op.started_at, op.id)
+        )
+        SELECT phase_id, extract(epoch FROM ready_at AT TIME ZONE '{LISBON}')::float8,
+               extract(epoch FROM started_at AT TIME ZONE '{LISBON}')::float8,
+               CASE WHEN ended_at <= %(as_of)s AND ended_at >= started_at
+                    THEN extract(epoch FROM ended_at - started_at)::float8 / 86400.0 END,
+               extract(epoch FROM ready_at)::float8, extract(epoch FROM started_at)::float8
+        FROM steps WHERE NOT rework AND started_at > %(start)s AND ready_at <= started_at
+        """,  # noqa: S608 - a constant
+        {"as_of": as_of, "start": start, "created_after": start - timedelta(days=CAPACITY_READY_MARGIN_DAYS)},
+    )
+
+
+CAPACITY_READY_MARGIN_DAYS = 120  # orders created up to this long before the window may start a phase in it
+
+
+def _local_epoch(moment: datetime) -> float:
+    """Lisbon wall-clock time as an epoch (the calendars' clock)."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo(LISBON)).replace(tzinfo=UTC).timestamp()
+
+
+def saturation(rows: list[tuple], *, stations: dict[int, int], calendar: dict, window_start_local: float) -> dict:
+    """Per phase, its start rate with a long queue and with a short one (CAPACITY_RULE), in open working days of
+    the phase's calendar.
+
+    rows: (phase, ready, start, touch) as _queue_and_starts gives them. The queue before a phase at t = the
+    orders ready for it and not started by t (rows ready before the window count from its start). A start is
+    counted at the queue length just before it (itself included when it waited; a start with no wait counts at
+    the others' queue). Long queue: at least max(SATURATION_MIN_QUEUE, SATURATION_QUEUE_PER_STATION x stations)."""
+    by_phase: dict[int, list[tuple]] = defaultdict(list)
+    for phase, ready, start, touch, *_utc in rows:
+        by_phase[phase].append((max(float(ready), window_start_local), float(start), touch))
+    out = {}
+    for phase, steps in by_phase.items():
+        cal = WeekCalendar(calendar.get("phases", {}).get(phase, calendar.get("default")), _EPOCH_HOUR_OF_WEEK)
+        long_queue = max(SATURATION_MIN_QUEUE, SATURATION_QUEUE_PER_STATION * stations.get(phase, 1))
+        events = []  # (time, kind): kind 0 = a waiting order starts, 1 = an order starts at once, 2 = one is ready
+        for ready, start, _touch in steps:
+            if start > ready:
+                events += [(ready, 2), (start, 0)]
+            else:
+                events.append((start, 1))
+        events.sort()
+        open_days = {"short": 0.0, "long": 0.0}
+        starts = {"short": 0, "long": 0}
+        waiting, last = 0, window_start_local
+        for t, kind in events:
+            if waiting and t > last:
+                open_days["long" if waiting >= long_queue else "short"] += cal.open_between(last / DAY, t / DAY)
+            last = max(last, t)
+            if kind == 2:
+                waiting += 1
+                continue
+            if waiting:
+                starts["long" if waiting >= long_queue else "short"] += 1
+            waiting -= kind == 0
+        touch = [x for _r, _s, x in steps if x is not None]
+        rate = {k: (starts[k] / open_days[k] if open_days[k] > 0 else None) for k in starts}
+        flat = (open_days["long"] >= SATURATION_MIN_OPEN_DAYS and min(starts.values()) >= SATURATION_MIN_STARTS
+                and rate["short"] is not None and rate["long"] <= SATURATION_FLAT_RATIO * rate["short"])
+        out[phase] = {"long_queue": long_queue, "open_days": open_days, "starts": starts, "rate": rate,
+                      "flat": flat, "mean_touch": sum(touch) / len(touch) if touch else None}
+    return out
+
+
 def capacity_by_phase(*, as_of: datetime, window_days: int = CAPACITY_WINDOW_DAYS,
-                      log: ServiceLog | None = None) -> dict[int, dict]:
-    """Stations per phase: the simultaneous work it sustains in its busy weeks (CAPACITY_RULE).
+                      log: ServiceLog | None = None, calendar: dict | None = None,
+                      queue_rows: list[tuple] | None = None) -> dict[int, dict]:
+    """Stations per phase: the simultaneous work it sustains in its busy weeks, unless its start rate shows a
+    lower limit (CAPACITY_RULE).
 
     For each whole week of the window, the phase's time in service (order phases started and not yet
     ended, clipped to the week and to as-of) over the week's length is its weekly mean concurrency
     (throughput x touch time, Little's law); stations = the smallest whole number that holds the p90 of those
     weeks (ceil), at least 1. Also
-    returned: the peak of instantaneous concurrency (start/end sweep) and the mean. One query
-    (_service_spans)."""
+    returned: the peak of instantaneous concurrency (start/end sweep) and the mean.
+
+    Throughput-limited: when the phase's start rate with a long queue (saturation()) is flat (at most
+    SATURATION_FLAT_RATIO times its rate with a short queue, over at least SATURATION_MIN_OPEN_DAYS open days and
+    SATURATION_MIN_STARTS starts each) and lower than stations / mean touch time, the phase could not start work
+    faster than that rate however much waited: its stations are the fewest that reach the rate at the mean touch
+    time (ceil(rate x touch), at least 1), each taking an order every stations / rate days (station_cycle_days;
+    the engine keeps the station that long, the order leaves at its touch time). Two queries (_service_spans,
+    _queue_and_starts) plus the calendar's unless given."""
     log = log or ServiceLog(_service_spans(as_of=as_of, window_days=window_days), as_of)
+    calendar = calendar if calendar is not None else working_calendar(as_of=as_of)
     t1 = as_of.timestamp()
     n_weeks = max(1, int(window_days * DAY // WEEK))
     t0 = t1 - n_weeks * WEEK
@@ -126,13 +229,119 @@ def capacity_by_phase(*, as_of: datetime, window_days: int = CAPACITY_WINDOW_DAY
         out[phase] = {"servers": max(1, math.ceil(p90 - 1e-9)), "p90_weekly_concurrent": round(p90, 3),
                       "max_weekly_concurrent": round(max(load), 3), "mean_concurrent": round(sum(load) / n_weeks, 3),
                       "max_concurrent": peak, "in_service_now": log.in_service(phase, t1)}
+    if queue_rows is None:
+        queue_rows = _queue_and_starts(as_of=as_of, window_days=window_days)
+    sat = saturation(queue_rows,
+                     stations={p: c["servers"] for p, c in out.items()}, calendar=calendar,
+                     window_start_local=_local_epoch(as_of - timedelta(days=window_days)))
+    for phase, c in out.items():
+        s = sat.get(phase)
+        c["concurrency_servers"] = c["servers"]
+        c["rule"] = "concurrency"
+        c["station_cycle_days"] = None
+        if s is None:
+            continue
+        c["saturation"] = {"long_queue": s["long_queue"],
+                           "open_days_long_queue": round(s["open_days"]["long"], 2),
+                           "open_days_short_queue": round(s["open_days"]["short"], 2),
+                           "starts_long_queue": s["starts"]["long"], "starts_short_queue": s["starts"]["short"],
+                           "start_rate_long_queue": _round(s["rate"]["long"], 3),
+                           "start_rate_short_queue": _round(s["rate"]["short"], 3),
+                           "flat": s["flat"], "mean_touch_days": _round(s["mean_touch"], 4)}
+        touch, rate = s["mean_touch"], s["rate"]["long"]
+        if not s["flat"] or not touch or not rate or rate >= c["servers"] / touch:
+            continue
+        stations = max(1, math.ceil(rate * touch - 1e-9))
+        c.update({"servers": stations, "rule": "throughput", "station_cycle_days": round(stations / rate, 4)})
+    for c in out.values():
+        cycle = c["station_cycle_days"]
+        c["per_station_rate_per_day"] = round(1 / cycle, 3) if cycle else None
     return out
+
+
+def _round(x: float | None, nd: int) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+LOAD_WINDOW_DAYS = 14.0  # the shop's load at a moment: station starts per day over the two weeks before it
+LOAD_BINS = 5
+LOAD_MIN_WAITS = 500  # fewer waits measured in the year: no load dependence (elasticity 0)
+LOAD_MIN_PHASE_WAITS = 30
+LOAD_MAX_ELASTICITY = 2.0
+
+
+def station_starts(log: ServiceLog) -> list[float]:
+    """Sorted epochs of the order phases started in the service log's window that took a station (touch time > 0,
+    or still in service)."""
+    return sorted(float(s) for _p, s, e in log.spans if e is None or float(e) > float(s))
+
+
+def load_at(starts: list[float], t: float) -> float:
+    """Station starts per day over the LOAD_WINDOW_DAYS before epoch t."""
+    return (bisect_left(starts, t) - bisect_left(starts, t - LOAD_WINDOW_DAYS * DAY)) / LOAD_WINDOW_DAYS
+
+
+def delay_load_elasticity(rows: list[tuple], starts: list[float], *, skip: set[int]) -> dict:
+    """How the wait before a phase grows with the shop's load (DELAY_LOAD_RULE): the slope of log(mean wait / the
+    phase's mean wait) on log(mean load) over LOAD_BINS equal bins of the waits sorted by the load at their ready
+    moment, from the year's waits (rows as _queue_and_starts gives them) of the phases not in `skip` (the
+    throughput-limited ones: their waits are their own queue), clamped to [0, LOAD_MAX_ELASTICITY]."""
+    by_phase: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    t_min = starts[0] + LOAD_WINDOW_DAYS * DAY if starts else math.inf  # a whole trailing window of history
+    for phase, _rl, _sl, _touch, ready, start in rows:
+        if phase in skip or ready < t_min:
+            continue
+        by_phase[phase].append(((start - ready) / DAY, load_at(starts, ready)))
+    samples = []
+    for values in by_phase.values():
+        mean = sum(w for w, _ in values) / len(values)
+        if len(values) >= LOAD_MIN_PHASE_WAITS and mean > 0:
+            samples += [(w / mean, load) for w, load in values]
+    out = {"elasticity": 0.0, "waits": len(samples), "bins": []}
+    if len(samples) < LOAD_MIN_WAITS:
+        return out
+    samples.sort(key=lambda x: x[1])
+    n = len(samples)
+    points = []
+    for k in range(LOAD_BINS):
+        part = samples[k * n // LOAD_BINS:(k + 1) * n // LOAD_BINS]
+        load = sum(x for _, x in part) / len(part)
+        ratio = sum(r for r, _ in part) / len(part)
+        if load > 0 and ratio > 0:
+            points.append((load, ratio))
+    out["bins"] = [{"load_per_day": round(x, 2), "wait_over_phase_mean": round(y, 3)} for x, y in points]
+    if len(points) < 3:
+        return out
+    xs, ys = [math.log(x) for x, _ in points], [math.log(y) for _, y in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx > 0 else 0.0
+    out["elasticity"] = round(min(LOAD_MAX_ELASTICITY, max(0.0, slope)), 4)
+    return out
+
+
+DELAY_LOAD_RULE = (f"the shop's load at a moment = station starts per day over the {LOAD_WINDOW_DAYS:g} days before "
+                   "it; the non-capacity delay before a phase is scaled in the run by (load now / the mean load at the "
+                   "ready moments of the delays sampled) ** b, b = the slope of log(mean wait / the phase's mean wait) "
+                   f"on log(mean load) over {LOAD_BINS} equal bins of the waits of the {CAPACITY_WINDOW_DAYS} days "
+                   "before as-of sorted by the load when they began (phases with at least "
+                   f"{LOAD_MIN_PHASE_WAITS} waits, throughput-limited phases left out; fewer than {LOAD_MIN_WAITS} "
+                   f"waits: b = 0), within [0, {LOAD_MAX_ELASTICITY:g}]")
 
 
 CAPACITY_RULE = (f"stations = ceil(p{int(CAPACITY_WEEK_PERCENTILE * 100)} over the whole weeks of the "
                  f"{CAPACITY_WINDOW_DAYS} days before as-of of the phase's weekly mean concurrency (time in service "
                  "over the week's length: throughput x touch time), at least 1: the work the phase sustains in its "
-                 "busy weeks; the instantaneous peak is shown beside it")
+                 "busy weeks; the instantaneous peak is shown beside it. Unless the phase is throughput-limited: "
+                 "its start rate (starts per open working day of its calendar) while at least "
+                 f"max({SATURATION_MIN_QUEUE}, {SATURATION_QUEUE_PER_STATION} x stations) orders waited for it (ready: "
+                 "the previous phase ended) is flat (at most "
+                 f"{SATURATION_FLAT_RATIO} x its rate with a shorter queue; at least {SATURATION_MIN_OPEN_DAYS:g} "
+                 f"open days and {SATURATION_MIN_STARTS} starts each) and below stations / mean touch time: it "
+                 "could not start work faster however much waited, so its stations = ceil(that rate x mean touch "
+                 "time), at least 1, each taking an order every stations / rate days (the order leaves at its touch "
+                 "time; the station is free only at the end of that cycle). One station more or less adds or removes "
+                 "one such cycle")
 
 
 def _open_hours(counts: Counter, keys: range, share: float) -> set:
@@ -213,14 +422,16 @@ def _rework_probability(first_passes: Counter, rework_passes: Counter) -> dict[i
 
 
 def step_samples(*, as_of: datetime, window_days: int | None = None, capacity: dict[int, int] | None = None,
-                 log: ServiceLog | None = None, calendar: dict | None = None) -> dict:
+                 log: ServiceLog | None = None, calendar: dict | None = None,
+                 cycles: dict[int, float] | None = None) -> dict:
     """Touch times, non-capacity delays and rework of the order phases started in the window (days).
 
     touch time = end - start, for phases ended by as-of (first passes and rework passes apart). Delay
     before a phase = the open working time (its calendar) from the moment the order was ready (the previous
     phase's end, or the order's creation) to the start, kept only when fewer of the phase's stations than
     `capacity` were in service at that moment and no other order was ready for it and not started (a station
-    was free and nobody was ahead: the wait was not queueing for it).
+    was free and nobody was ahead: the wait was not queueing for it). A throughput-limited phase (`cycles`: its
+    station cycle in days, CAPACITY_RULE) counts a station taken for one cycle after each start.
     Rework: a pass of a phase the order had already passed (or flagged as return); probability = rework
     passes / first passes. By (family, phase) (>= MIN_FAMILY_PHASE_SAMPLES), by phase, and all. One query;
     expected plan: the phases of orders created since the window start less a margin, hash-joined to
@@ -260,6 +471,8 @@ def step_samples(*, as_of: datetime, window_days: int | None = None, capacity: d
     rework_delay: dict[int, list[float]] = defaultdict(list)
     first_passes, rework_passes = Counter(), Counter()
     congested = measured = 0
+    shop_starts = station_starts(log) if log is not None else []
+    kept_loads: list[float] = []
     # orders ready for a phase and not started yet, per phase: sorted ready and start moments (epochs)
     readies: dict[int, list[float]] = defaultdict(list)
     started: dict[int, list[float]] = defaultdict(list)
@@ -273,6 +486,15 @@ def step_samples(*, as_of: datetime, window_days: int | None = None, capacity: d
 
     def waiting_ahead(phase: int, t: float) -> int:
         return bisect_left(readies[phase], t) - bisect_right(started[phase], t)
+
+    cycles = cycles or {}
+
+    def busy_at(phase: int, t: float) -> int:
+        """Stations taken at t: in service, or for a throughput-limited phase started less than a cycle before."""
+        if phase not in cycles or log is None:
+            return log.in_service(phase, t) if log is not None else 0
+        starts = log.starts.get(phase, [])
+        return bisect_left(starts, t) - bisect_right(starts, t - cycles[phase] * DAY)
 
     for family, phase, rework, duration, ready_epoch, ready_local, start_local in rows:
         if phase not in calendars:
@@ -294,11 +516,13 @@ def step_samples(*, as_of: datetime, window_days: int | None = None, capacity: d
             continue
         measured += 1
         # in service at the ready moment, this order's own span excluded (it had not started)
-        if log is not None and (log.in_service(phase, ready_epoch) >= capacity.get(phase, 1)
+        if log is not None and (busy_at(phase, ready_epoch) >= capacity.get(phase, 1)
                                 or waiting_ahead(phase, ready_epoch) > 0):
             congested += 1
             continue
         delay[(family, phase)].append(open_wait)
+        if shop_starts:
+            kept_loads.append(load_at(shop_starts, ready_epoch))
 
     def grouped(samples: dict[tuple[str, int], list[float]], min_phase: int = 1) -> tuple[dict, dict, tuple]:
         fp, by_p, everything = {}, defaultdict(list), []
@@ -318,6 +542,7 @@ def step_samples(*, as_of: datetime, window_days: int | None = None, capacity: d
         "rework_waits": {p: tuple(sorted(v)) for p, v in rework_delay.items() if len(v) >= MIN_REWORK_SAMPLES},
         "waits_measured": measured,
         "waits_congested": congested,
+        "delay_reference_load": sum(kept_loads) / len(kept_loads) if kept_loads else 0.0,
     }
 
 
@@ -531,11 +756,20 @@ def gather_sim_input(
     synthetic stream (the backtest)."""
     phases = phase_names()
     log = ServiceLog(_service_spans(as_of=as_of, window_days=CAPACITY_WINDOW_DAYS), as_of)
-    capacity = capacity_by_phase(as_of=as_of, log=log)
-    servers = {p: c["servers"] for p, c in capacity.items()}
     calendar = working_calendar(as_of=as_of)
-    samples = step_samples(as_of=as_of, capacity=servers, log=log, calendar=calendar)
+    queue_rows = _queue_and_starts(as_of=as_of, window_days=CAPACITY_WINDOW_DAYS)
+    capacity = capacity_by_phase(as_of=as_of, log=log, calendar=calendar, queue_rows=queue_rows)
+    servers = {p: c["servers"] for p, c in capacity.items()}
+    shop_starts = station_starts(log)
+    load = delay_load_elasticity(queue_rows, shop_starts,
+                                 skip={p for p, c in capacity.items() if c["rule"] == "throughput"})
+    t_as_of = as_of.timestamp()
+    recent_starts = tuple((t - t_as_of) / DAY for t in
+                          shop_starts[bisect_right(shop_starts, t_as_of - LOAD_WINDOW_DAYS * DAY):] if t <= t_as_of)
+    samples = step_samples(as_of=as_of, capacity=servers, log=log, calendar=calendar,
+                           cycles={p: c["station_cycle_days"] for p, c in capacity.items() if c["station_cycle_days"]})
     fp, by_phase, everything = samples["durations"]
+    station_hold = station_holds(capacity, by_phase)
     gap_fp, gap_phase, gap_all = samples["waits"]
     routes = standard_routes()
     family_routes = observed_family_routes(as_of=as_of)
@@ -620,6 +854,11 @@ def gather_sim_input(
         rework_durations_phase=samples["rework_durations"],
         rework_gaps_phase=samples["rework_waits"],
         stalled_orders=excluded[OrderState.STALLED],
+        station_hold=station_hold,
+        delay_load_elasticity=load["elasticity"],
+        delay_reference_load=samples["delay_reference_load"],
+        recent_starts=recent_starts,
+        load_window_days=LOAD_WINDOW_DAYS,
         meta={
             "as_of": as_of.isoformat(),
             "wip_orders": n,
@@ -637,6 +876,10 @@ def gather_sim_input(
             "progress_located_coverage": round(placed / n, 4) if n else None,
             "capacity": {str(p): c for p, c in sorted(capacity.items())},
             "capacity_rule": CAPACITY_RULE,
+            "station_hold": {str(p): h for p, h in sorted(station_hold.items())},
+            "delay_load": {**load, "reference_load_per_day": round(samples["delay_reference_load"], 3),
+                           "load_at_as_of_per_day": round(len(recent_starts) / LOAD_WINDOW_DAYS, 3)},
+            "delay_load_rule": DELAY_LOAD_RULE,
             "calendar": {"days": calendar["days"], "hours": calendar["hours"],
                          "phase_calendars": {str(p): c for p, c in sorted(calendar["phase_calendars"].items())},
                          "starts": calendar["starts"]},
@@ -668,6 +911,18 @@ def gather_sim_input(
     )
 
 
+def station_holds(capacity: dict[int, dict], durations_phase: dict[int, tuple[float, ...]]) -> dict[int, float]:
+    """Per throughput-limited phase, its station cycle over the mean of the touch times the engine draws (>= 1): so
+    the simulated stations start work at the measured rate whatever the window of the touch-time samples."""
+    out = {}
+    for phase, c in capacity.items():
+        cycle, touch = c.get("station_cycle_days"), durations_phase.get(phase)
+        mean = sum(touch) / len(touch) if touch else 0.0
+        if cycle and mean > 0 and cycle > mean:
+            out[phase] = round(cycle / mean, 4)
+    return out
+
+
 def cached_sim_input(*, as_of: datetime, arrival_weeks: int = 8, with_risk: bool = False) -> SimInput:
     """gather_sim_input through the versioned cache: scenarios on the same data share one gathering."""
     from prodplan.cache import cached
@@ -694,8 +949,8 @@ def station_overview(*, as_of: datetime, names: dict[int, str] | None = None) ->
     from prodplan.cache import cached
 
     def compute() -> dict:
-        capacity = capacity_by_phase(as_of=as_of)
         calendar = working_calendar(as_of=as_of)
+        capacity = capacity_by_phase(as_of=as_of, calendar=calendar)
         known = names if names is not None else phase_names()
         rows = [{"phase_id": p, "name": known.get(p, str(p)), **c,
                  "own_calendar": calendar["phase_calendars"].get(p)}

@@ -246,3 +246,47 @@ def test_rework_adds_a_second_pass_with_its_probability():
     assert set(finishes) == {2.0, 2.5}
     assert 0.18 < reworked / 400 < 0.32  # a quarter of the orders pass phase 1 twice
     assert r["steps"] == 800 + reworked
+
+
+def test_a_station_hold_limits_the_start_rate_and_the_order_leaves_at_its_touch_time():
+    # 30 orders wait for one station; touch time 0.1 day, station cycle 10 x that: one start a day
+    orders = [SimOrder(key=f"wip:{k:03d}", order_id=k, product_id=None, family="X", route=(1,)) for k in range(30)]
+    si = SimInput(phases={1: "gate"}, capacity={1: 1}, durations_family_phase={}, durations_phase={1: (0.1,)},
+                  durations_global=(0.1,), orders=orders, station_hold={1: 10.0})
+    plain = run_once(SimInput(**{**si.__dict__, "station_hold": {}}), Scenario(horizon_days=10, arrivals=False))
+    assert plain["kpis"]["orders_finished"] == 30  # without the hold: 30 x 0.1 day = 3 days
+    for backend in ("heap", "simpy"):
+        r = run_once(si, Scenario(horizon_days=10, arrivals=False), backend=backend)
+        finishes = sorted(r["finish_days"].values())
+        assert len(finishes) == 10  # starts at 0, 1, ..., 9
+        assert finishes == pytest.approx([k + 0.1 for k in range(10)])
+        assert r["kpis"]["utilisation"]["1"] == pytest.approx(1.0)
+    two = run_once(si, Scenario(horizon_days=10, arrivals=False, capacity_overrides=((1, "servers", 2),)))
+    assert two["kpis"]["orders_finished"] == 20  # a station more: one more cycle at a time
+
+
+def test_delays_grow_with_the_shop_load_by_the_measured_elasticity():
+    # one order waits a 1-day delay; the shop started 2 orders a day in the last 14 days, the delays were measured
+    # at 1 a day: with elasticity 1 the delay doubles, with 0 it is the sample
+    o = SimOrder(key="wip:1", order_id=1, product_id=None, family="X", route=(1,), waiting_elapsed=None)
+    base = dict(phases={1: "a"}, capacity={1: 1}, durations_family_phase={}, durations_phase={1: (0.1,)},
+                durations_global=(0.1,), orders=[o], gaps_phase={1: (1.0,) * 10},
+                recent_starts=tuple(0.25 - k * 0.5 for k in range(1, 29)), delay_reference_load=1.0)
+    for b, delay in ((0.0, 1.0), (1.0, 2.0), (0.5, 2 ** 0.5)):
+        for backend in ("heap", "simpy"):
+            r = run_once(SimInput(**base, delay_load_elasticity=b), Scenario(horizon_days=10, arrivals=False),
+                         backend=backend)
+            assert r["finish_days"]["wip:1"] == pytest.approx(delay + 0.1)
+
+
+@pytest.mark.parametrize("rule", ["FIFO", "SPT"])
+def test_heap_loop_matches_simpy_with_station_holds_and_load_dependent_delays(rule):
+    si = shop_input()
+    si.station_hold = {20: 2.5, 30: 1.4}
+    si.delay_load_elasticity = 0.8
+    si.delay_reference_load = 6.0
+    si.recent_starts = tuple(-k * 0.2 for k in range(1, 60))
+    sc = Scenario(priority_rule=rule, horizon_days=28, seed=5)
+    heap, ref = run_once(si, sc, backend="heap"), run_once(si, sc, backend="simpy")
+    assert heap["finish_days"] == ref["finish_days"] and heap["kpis"] == ref["kpis"]
+    assert heap["finish_days"] != run_once(shop_input(), sc)["finish_days"]

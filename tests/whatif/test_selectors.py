@@ -98,6 +98,57 @@ def test_capacity_is_the_work_sustained_in_busy_weeks():
     assert cap[4]["max_weekly_concurrent"] == round(30 / 24 / 7, 3)
 
 
+def _two_phase_orders(first_id: int, phase: int, readies: list[float], starts: list[float], touch: float) -> tuple:
+    """Orders whose phase 1 ends at `ready` (days after AS_OF - 100 days) and whose `phase` runs from `start` for
+    `touch` days."""
+    base = AS_OF - 100 * D
+    orders, rows = [], []
+    for k, (ready, start) in enumerate(zip(readies, starts, strict=True)):
+        oid = first_id + k
+        orders.append(order(oid, 100, base + (ready - 0.5) * D))
+        rows += [phase_row(2 * oid, oid, 1, 1, base + (ready - 0.5) * D, base + ready * D),
+                 phase_row(2 * oid + 1, oid, phase, 2, base + start * D, base + (start + touch) * D)]
+    return orders, rows
+
+
+def test_a_phase_that_starts_work_at_a_steady_rate_however_long_its_queue_gets_fewer_stations():
+    """Phase 2 has a short touch time (2 h) but starts one order a day whatever waits (a queue of 1-2 for a month,
+    5-6 for a month, 1-2 again): throughput-limited, one station with a one-day cycle instead of the 12 orders a
+    day the concurrency rule's station would start. Phase 3 waits 1.5 days before every start whatever the load,
+    and starts faster when more wait (a delay, not a limit): the concurrency rule stays."""
+    empty_domain_tables()
+    days = range(90)
+    waits = [1.5 if d < 30 or d >= 60 else 5.0 for d in days]
+    gate_orders, gate_rows = _two_phase_orders(1, 2, [d + 0.5 - w for d, w in zip(days, waits, strict=True)],
+                                               [d + 0.5 for d in days], 1 / 12)
+    # phase 3: one order a day for 40 days, then four a day for 10 days, each starting 1.5 days after it is ready
+    readies = [d + 0.3 for d in range(40)] + [40 + k / 4 + 0.1 for k in range(40)]
+    delay_orders, delay_rows = _two_phase_orders(1000, 3, readies, [r + 1.5 for r in readies], 1 / 12)
+    ManufacturingOrder.objects.bulk_create(gate_orders + delay_orders)
+    OrderPhase.objects.bulk_create(gate_rows + delay_rows)
+
+    cap = capacity_by_phase(as_of=AS_OF)
+    gate, delay = cap[2], cap[3]
+    assert gate["concurrency_servers"] == 1 and gate["p90_weekly_concurrent"] < 0.2
+    assert gate["rule"] == "throughput" and gate["saturation"]["flat"]
+    assert gate["saturation"]["start_rate_long_queue"] == pytest.approx(1.0, rel=0.15)
+    assert gate["servers"] == 1
+    assert gate["station_cycle_days"] == pytest.approx(1.0, rel=0.15)  # one order a day, not 12
+    assert gate["per_station_rate_per_day"] < 0.2 * 12
+    assert delay["rule"] == "concurrency" and not delay["saturation"]["flat"]
+    assert delay["saturation"]["start_rate_long_queue"] > 1.25 * delay["saturation"]["start_rate_short_queue"]
+    assert delay["servers"] == delay["concurrency_servers"] and delay["station_cycle_days"] is None
+
+    si = gather_sim_input(as_of=AS_OF - 10 * D)  # before the last orders: the same limit, and the engine keeps it
+    assert si.meta["capacity"]["2"]["rule"] == "throughput"
+    touch = si.durations_phase[2]
+    assert sum(touch) / len(touch) == pytest.approx(1 / 12, rel=0.05)
+    # the station is kept for the cycle, whatever the touch-time samples' mean
+    assert si.station_hold[2] * sum(touch) / len(touch) == pytest.approx(si.meta["capacity"]["2"]["station_cycle_days"],
+                                                                        rel=1e-3)
+    assert 3 not in si.station_hold
+
+
 def test_weekly_completions_count_real_finishes():
     build()
     start = AS_OF - 8 * D
@@ -181,3 +232,20 @@ def test_remaining_route_from_the_position_phase():
     assert remaining_route(route, (1,), 9) == (9, 2, 3, 4)  # at a phase off the route, then the rest of it
     assert remaining_route(route, (), 3) == (3, 4)  # placed further on by the state (e.g. the route's next step)
     assert remaining_route(route, (1, 2), None) == (3, 4)  # not placed: after the furthest step reached
+
+
+def test_delay_elasticity_is_the_measured_growth_of_waits_with_the_shop_load():
+    from whatif.selectors import DAY, delay_load_elasticity
+
+    # the shop starts 5 orders a day for 100 days, then 20 a day; waits before phase 7 are 0.5 day, then 2 days
+    starts = [k * DAY / 5 for k in range(500)] + [100 * DAY + k * DAY / 20 for k in range(2000)]
+    rows = []
+    for k in range(60, 800):  # four waits a day from day 15
+        ready = k * DAY / 4
+        wait = (0.5 if ready < 100 * DAY else 2.0) * DAY
+        rows += [(7, 0.0, 0.0, 0.1, ready, ready + wait), (8, 0.0, 0.0, 0.1, ready, ready + DAY)]
+    grows = delay_load_elasticity(rows, starts, skip={8})
+    assert grows["elasticity"] == pytest.approx(1.0, abs=0.1)  # four times the load, four times the wait
+    flat = delay_load_elasticity(rows, starts, skip={7})
+    assert flat["elasticity"] == 0.0  # the same wait whatever the load
+    assert delay_load_elasticity(rows[:400], starts, skip=set())["elasticity"] == 0.0  # too few waits to say

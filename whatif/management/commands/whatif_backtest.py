@@ -69,7 +69,8 @@ class Command(DatabaseCommand):
                 "as_of": as_of.isoformat() if as_of else None,
                 "rule": BACKTEST_RULE,
                 "model": {k: backtests[-1].details["model"].get(k) for k in
-                          ("capacity_rule", "calendar_rule", "duration_rule", "wait_rule", "rework_rule", "calendar")},
+                          ("capacity_rule", "calendar_rule", "duration_rule", "wait_rule", "delay_load_rule", "rework_rule",
+                           "calendar")},
                 "backtests": report["backtests"],
                 "mean_absolute_errors": summary["mean_absolute_errors"],
                 "met": summary["met"],
