@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import logging
 import os
 import time
@@ -66,7 +65,8 @@ from ingestion.reader import (
 from orders.partitioning import ensure_order_phase_partitions
 from prodplan import metrics
 from prodplan.cache import bump_data_version
-from prodplan.task_queue import PENDING_RUN_PICKUP_SECONDS, QueueUnavailable, enqueue, enqueue_run
+from prodplan.signals import data_changed
+from prodplan.task_queue import PENDING_RUN_PICKUP_SECONDS, QueueUnavailable, enqueue, enqueue_run, task_named
 from prodplan.xlsx import safe_row
 
 logger = logging.getLogger("prodplan.ingestion")
@@ -74,7 +74,6 @@ logger = logging.getLogger("prodplan.ingestion")
 ADVISORY_LOCK_KEY = 74_210_001
 PROGRESS_EVERY_ROWS = 20_000
 BULK_INDEX_ROWS = 50_000  # a first load at least this big builds its table's plain indexes after the INSERT
-AGGREGATE_APPS = ("orders", "quality", "inventory", "mlops")
 
 
 class IngestionError(Exception):
@@ -165,9 +164,7 @@ def pending_runs_fail_unclaimed() -> datetime:
 def ingestion_enqueue(*, run_id: int) -> None:
     """Queue a pending run for the worker; when the broker cannot take it, the run fails with that reason
     (a pending run that nothing will execute would answer "already running" to every request for 30 minutes)."""
-    from ingestion.tasks import ingest_run_task
-
-    enqueue_run(ingest_run_task, runs=IngestionRun.objects, run_id=run_id)
+    enqueue_run(task_named("ingestion.tasks.ingest_run_task"), runs=IngestionRun.objects, run_id=run_id)
 
 
 def ingest_workbook(
@@ -334,7 +331,10 @@ def _run_pipeline(
             step = time.perf_counter()
             run.as_of = _data_as_of()
             _record_orphans(run, sheet_runs)
-            _refresh_aggregates(warm_cache=warm_caches)
+            # Each app refreshes its aggregates in this transaction and queues its cache warm-ups for the commit.
+            data_changed.send(sender=IngestionRun, run_id=run.pk, as_of=run.as_of,
+                              sheets=sorted(spec.name for spec in SHEETS if spec.name not in skip),
+                              warm_cache=warm_caches)
             run.data_version = bump_data_version()
             timings["derive_and_refresh"] = round(time.perf_counter() - step, 3)
             for sheet_run in sheet_runs.values():
@@ -355,12 +355,10 @@ def _run_pipeline(
             metrics.INGESTED_ROWS.labels(sheet=name, outcome="loaded").inc(sheet_run.rows_loaded)
             metrics.INGESTED_ROWS.labels(sheet=name, outcome="rejected").inc(sheet_run.rows_rejected)
         if profile:
-            from ingestion.tasks import profile_run_task
-
             # The data is committed; the inspector's profile re-reads the file, so it runs as its own task.
             # Without a broker the run still succeeded: the profile is missing, and the log says why.
             with contextlib.suppress(QueueUnavailable):
-                enqueue(profile_run_task, run.pk)
+                enqueue(task_named("ingestion.tasks.profile_run_task"), run.pk)
         return run
     except Exception as exc:  # every failure is recorded on the run; the transaction rolled back
         if isinstance(exc, WorkbookError | IngestionError):
@@ -713,18 +711,6 @@ def _upsert_issue(run, now, key, *, row_count, measured, sample, detail) -> None
         issue.row_count, issue.measured, issue.sample, issue.detail = row_count, measured, sample, detail
         issue.status, issue.closed_at = IssueStatus.OPEN, None
         issue.save()
-
-
-def _refresh_aggregates(*, warm_cache: bool = True) -> None:
-    """Each app that keeps aggregates exposes services.refresh_aggregates(); run them inside the transaction."""
-    for app in AGGREGATE_APPS:
-        try:
-            module = importlib.import_module(f"{app}.services")
-        except ModuleNotFoundError:
-            continue
-        refresh = getattr(module, "refresh_aggregates", None)
-        if refresh is not None:
-            refresh(warm_cache=warm_cache)
 
 
 def ingestion_run_attach_profile(*, run_id: int) -> None:

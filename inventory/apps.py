@@ -8,3 +8,6 @@ class InventoryConfig(AppConfig):
     name = "inventory"
     verbose_name = gettext_lazy("Inventory")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from inventory import receivers  # noqa: F401 - subscribes to prodplan.signals.data_changed

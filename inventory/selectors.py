@@ -17,6 +17,7 @@ from ingestion.contract import SHEETS
 from inventory.phases import catalogue_phases, match_phases, normalise_name
 from orders.choices import OrderState, PlacementBasis
 from orders.selectors import ORDER_STATE_RULE, active_orders_at, open_orders_at
+from prodplan.cache import versioned_cache
 from prodplan.gates import OBSERVED, THEORETICAL, figure, not_supported, ratio
 
 ORPHAN_LIST_LIMIT = 200
@@ -89,6 +90,7 @@ def _phase_key(row: dict) -> tuple:
     return (row["phase_sequence"] is None, row["phase_sequence"] or 0, row["phase_id"] is None, row["phase_id"] or 0)
 
 
+@versioned_cache("inventory.wip", warm=True)
 def wip(*, as_of: datetime) -> dict:
     """WIP order counts at as_of (the active orders of the order state), by phase and by product / family."""
     rows = _wip_rows(as_of, [])
@@ -141,6 +143,7 @@ def _phase_gate(kind: str, feature: str):
     return match, None
 
 
+@versioned_cache("inventory.wip_mass", warm=True)
 def wip_mass(*, as_of: datetime) -> dict:
     """Theoretical mass in process: demould weight before the demoulding phase, finished weight after."""
     match, gate = _phase_gate("demoulding", "wip_mass")
@@ -230,6 +233,7 @@ GROUP BY 1 ORDER BY 1
 """
 
 
+@versioned_cache("inventory.gelcoat_theoretical_usage", warm=({"period": "month"}, {"period": "week"}))
 def gelcoat_theoretical_usage(*, as_of: datetime, period: str = "month") -> dict:
     """Theoretical gelcoat use per week or month: orders passing gelcoat x the product's deck + hull standard."""
     match, gate = _phase_gate("gelcoat", "gelcoat_theoretical_usage")

@@ -9,7 +9,6 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from inventory import selectors
-from prodplan.cache import cached
 from prodplan.gates import NOT_SUPPORTED
 from prodplan.pages import chart, widget_page
 
@@ -17,8 +16,7 @@ UNSUPPORTED = ("real_stock", "material_consumption")
 
 
 def _mass(*, as_of: datetime) -> dict:
-    # Same cache names and params as inventory.api.views (warmed after every ingestion).
-    payload = cached("inventory.wip_mass", {"as_of": as_of.isoformat()}, lambda: selectors.wip_mass(as_of=as_of))
+    payload = selectors.wip_mass(as_of=as_of)  # cached: the API's entry, warmed after every ingestion
     if payload.get("status") == NOT_SUPPORTED:
         return {"unsupported": payload}
     phases = sorted(payload["by_phase"]["value"], key=lambda p: -p["mass_kg"])
@@ -29,8 +27,7 @@ def _mass(*, as_of: datetime) -> dict:
 
 
 def _gelcoat(*, as_of: datetime) -> dict:
-    payload = cached("inventory.gelcoat_theoretical_usage", {"as_of": as_of.isoformat(), "period": "month"},
-                     lambda: selectors.gelcoat_theoretical_usage(as_of=as_of, period="month"))
+    payload = selectors.gelcoat_theoretical_usage(as_of=as_of, period="month")
     if payload.get("status") == NOT_SUPPORTED:
         return {"unsupported": payload}
     series = payload["series"]["value"]

@@ -31,7 +31,7 @@ from mlops.datasets import (
     order_features_point,
 )
 from mlops.models import EtaBacktest, ModelVersion
-from prodplan.cache import cached
+from prodplan.cache import versioned_cache
 from prodplan.metrics import MODEL_INFERENCE
 
 logger = logging.getLogger(__name__)
@@ -203,13 +203,11 @@ def active_predictor(name: str) -> Predictor:
     return Predictor(name, model, version, version.algorithm)
 
 
-FEATURE_CACHE = "mlops.order_features"
-
-
+@versioned_cache("mlops.order_features")
 def order_feature_frame(order_id: int) -> pd.DataFrame:
     """One order's features at its creation; they never change within a data version, so they are cached
-    (versioned cache; the nightly task pre-fills it for open orders)."""
-    return cached(FEATURE_CACHE, {"id": int(order_id)}, lambda: order_features_point(ids=[int(order_id)]))
+    (versioned cache; the nightly task pre-fills it for open orders: order_feature_frame.prime)."""
+    return order_features_point(ids=[int(order_id)])
 
 
 def features_from_payload(name: str, payload: dict) -> pd.DataFrame:
@@ -372,12 +370,19 @@ def predict_eta(*, order_id: int | None = None, features: dict | None = None, as
     return answer
 
 
+@versioned_cache("mlops.order_page_eta")
 def order_page_eta(*, order_id: int, as_of) -> dict | None:
     """The order page's remaining-time block at as_of: predict_eta's answer plus the latest backtest (one dict)."""
     answer = predict_eta(order_id=order_id, as_of=as_of)
     if answer is None:
         return None
     return {**answer, "backtest": eta_backtest_score()}
+
+
+@versioned_cache("mlops.order_page_lead_time")
+def order_page_lead_time(*, order_id: int) -> dict | None:
+    """The order page's lead-time prediction (features at creation: the same at every as_of), cached."""
+    return predict(name=ModelName.LEAD_TIME, order_id=order_id)
 
 
 _BASELINE_METHODS = {

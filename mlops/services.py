@@ -25,7 +25,7 @@ from mlops.datasets import (
     order_features,
 )
 from mlops.models import EtaBacktest, ModelVersion, Prediction
-from mlops.selectors import active_predictor, load_artifact, sha256_of
+from mlops.selectors import active_predictor, load_artifact, order_feature_frame, sha256_of
 from orders.models import ManufacturingOrder
 from prodplan.cache import bump_data_version, data_version
 
@@ -526,17 +526,8 @@ def eta_backtest_record(*, start, weeks: int, use_active_model: bool = False, se
 
 def _warm_feature_cache(frame) -> None:
     """Pre-fill the per-order feature cache for open orders (what predict-by-id reads)."""
-    from django.conf import settings as django_settings
-    from django.core.cache import cache
-
-    from mlops.selectors import FEATURE_CACHE
-    from prodplan.cache import cache_key
-
-    if frame.empty or not getattr(django_settings, "CACHE_ENABLED", True):
-        return
-    entries = {cache_key(FEATURE_CACHE, {"id": int(oid)}): frame.iloc[[i]].reset_index(drop=True)
-               for i, oid in enumerate(frame["order_id"])}
-    cache.set_many(entries, django_settings.CACHE_TTL_SECONDS)
+    order_feature_frame.prime(({"order_id": int(oid)}, frame.iloc[[i]].reset_index(drop=True))
+                              for i, oid in enumerate(frame["order_id"]))
 
 
 def train_all_models(*, seed: int = 0, force: bool = False) -> dict:

@@ -12,11 +12,10 @@ from django.views.decorators.http import require_GET
 
 from mlops.choices import Algorithm, ModelName
 from mlops.labels import feature_label
-from mlops.selectors import model_versions, order_page_eta, predict
+from mlops.selectors import model_versions, order_page_eta, order_page_lead_time
 from mlops.templatetags.mlops_labels import version_label
 from orders.choices import OrderState
 from orders.selectors import order_states
-from prodplan.cache import cached
 from prodplan.pages import chart
 
 IMPORTANCE_TOP = 12
@@ -126,9 +125,8 @@ def order_prediction(*, order_id: int, as_of: datetime) -> dict:
         idle = (as_of - state["last_event_at"]).total_seconds() / 86400.0 if state["last_event_at"] else None
         return {"prediction": None, "state": state["state"], "idle_days": idle, "unavailable": None}
     # the remaining time from the order's state at as_of (calibrated interval, latest backtest's coverage)
-    eta = cached("ui.order_eta", {"order_id": order_id, "as_of": as_of},
-                 lambda: order_page_eta(order_id=order_id, as_of=as_of))
-    prediction = cached("ui.order_prediction", {"order_id": order_id}, lambda: predict(name=ModelName.LEAD_TIME, order_id=order_id))
+    eta = order_page_eta(order_id=order_id, as_of=as_of)
+    prediction = order_page_lead_time(order_id=order_id)
     if prediction and prediction.get("predicted_finish") and str(prediction["predicted_finish"]) < as_of.isoformat():
         prediction = {**prediction, "predicted_finish_past": True}
     return {"prediction": prediction, "eta": eta,

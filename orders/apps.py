@@ -10,4 +10,4 @@ class OrdersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from orders import checks  # noqa: F401 - its release-gate checks (prodplan.checks.release_checks)
+        from orders import checks, receivers  # noqa: F401 - release-gate checks; subscribes to data_changed

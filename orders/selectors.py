@@ -24,7 +24,6 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 from django.db.models import CharField, FloatField, Func, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
@@ -40,7 +39,7 @@ from orders.models import (
     RouteStep,
 )
 from prodplan.asof import data_as_of
-from prodplan.cache import cached, cached_in_process
+from prodplan.cache import versioned_cache
 from prodplan.db import fetch_prepared
 from prodplan.gates import (
     MATCH_RATE_RULE,
@@ -101,13 +100,15 @@ def _product_payload(product_id, name, family) -> dict | None:
     return {"id": product_id, "name": name, "family": family, "is_known": True}
 
 
+@versioned_cache("orders.phase_names", in_process=True)
 def phase_names() -> dict[int, str]:
-    return cached_in_process("orders.phase_names", lambda: dict(Phase.objects.values_list("id", "name")))
+    return dict(Phase.objects.values_list("id", "name"))
 
 
+@versioned_cache("orders.phase_choices")
 def phase_choices() -> list[tuple[int, str]]:
     """(id, name) of every phase in route order, for a page's phase filter."""
-    return cached("ui.phase_choices", {}, lambda: list(Phase.objects.order_by("sequence", "id").values_list("id", "name")))
+    return list(Phase.objects.order_by("sequence", "id").values_list("id", "name"))
 
 
 # --- the order state: where every order is at an as-of time (the one definition) ------------------
@@ -193,12 +194,13 @@ def stall_learnt_at(as_of: datetime) -> datetime:
 def stall_thresholds(*, as_of: datetime) -> dict:
     """The stall threshold (seconds) per phase at as_of (STALL_RULE) and the usual next phases, learnt from the
     gaps measured before the first day of as_of's month; cached per month."""
-    learnt_at = stall_learnt_at(as_of)
-    return cached("orders.stall_thresholds", {"learnt_at": learnt_at}, lambda: _learn_stall_thresholds(as_of=learnt_at))
+    return _learn_stall_thresholds(as_of=stall_learnt_at(as_of))
 
 
+@versioned_cache("orders.stall_thresholds")
 def _learn_stall_thresholds(*, as_of: datetime) -> dict:
-    """Learn STALL_RULE's thresholds and the usual next phases from the gaps measured before as_of (one query)."""
+    """Learn STALL_RULE's thresholds and the usual next phases from the gaps measured before as_of (one query;
+    cached, so per month through stall_thresholds)."""
     floor = settings.ORDER_STALLED_FLOOR_DAYS * DAY
     start = as_of - timedelta(days=STALL_WINDOW_DAYS)
     found = _fetch(_STALL_GAPS_SQL.format(phases=phases_since("%(start)s")),
@@ -244,6 +246,7 @@ GROUP BY GROUPING SETS ((o.product_id, p.family), (p.family), ())
 """
 
 
+@versioned_cache("orders.lead_time_thresholds")
 def lead_time_thresholds(*, as_of: datetime) -> dict:
     """Status thresholds at as_of from the orders finished by then (no hindsight), cached per as_of.
 
@@ -251,33 +254,29 @@ def lead_time_thresholds(*, as_of: datetime) -> dict:
     percentiles with at least MIN_HISTORY_FOR_PRODUCT_PERCENTILE finished orders, else its family's (when
     that has enough), else the global ones; each entry carries its scope, n, p50, p75, p90, mean,
     at_risk_days and late_days."""
-
-    def compute() -> dict:
-        rows = _fetch(_LEAD_TIME_AT_SQL, {"as_of": as_of, "risk": settings.ORDER_AT_RISK_PERCENTILE,
-                                          "late": settings.ORDER_LATE_PERCENTILE})
-        keys = ("n", "p50", "p75", "p90", "mean", "at_risk_days", "late_days")
-        empty = {"scope": "global", **{k: None for k in keys}, "n": 0}
-        result: dict = {"global": empty, "family": {}, "product": {}}
-        own: dict = {}
-        for r in rows:
-            stats = {k: (float(r[k]) if r[k] is not None and k != "n" else r[k]) for k in keys}
-            if r["level"] == 3:
-                result["global"] = {"scope": "global", **stats}
-            elif r["level"] == 2 and r["family"] is not None:  # GROUPING: product_id (high bit) left out
-                result["family"][r["family"]] = {"scope": "family", **stats}
-            elif r["level"] == 0 and r["product_id"] is not None:
-                own[int(r["product_id"])] = (r["family"], {"scope": "product", **stats})
-        minimum = settings.MIN_HISTORY_FOR_PRODUCT_PERCENTILE
-        for product_id, family in Product.objects.values_list("id", "family"):
-            own.setdefault(product_id, (family, None))
-        for product_id, (family, stats) in own.items():
-            if stats is not None and stats["n"] >= minimum:
-                result["product"][product_id] = stats
-            elif family in result["family"] and result["family"][family]["n"] >= minimum:
-                result["product"][product_id] = result["family"][family]
-        return result
-
-    return cached("orders.lead_time_thresholds", {"as_of": as_of}, compute)
+    rows = _fetch(_LEAD_TIME_AT_SQL, {"as_of": as_of, "risk": settings.ORDER_AT_RISK_PERCENTILE,
+                                      "late": settings.ORDER_LATE_PERCENTILE})
+    keys = ("n", "p50", "p75", "p90", "mean", "at_risk_days", "late_days")
+    empty = {"scope": "global", **{k: None for k in keys}, "n": 0}
+    result: dict = {"global": empty, "family": {}, "product": {}}
+    own: dict = {}
+    for r in rows:
+        stats = {k: (float(r[k]) if r[k] is not None and k != "n" else r[k]) for k in keys}
+        if r["level"] == 3:
+            result["global"] = {"scope": "global", **stats}
+        elif r["level"] == 2 and r["family"] is not None:  # GROUPING: product_id (high bit) left out
+            result["family"][r["family"]] = {"scope": "family", **stats}
+        elif r["level"] == 0 and r["product_id"] is not None:
+            own[int(r["product_id"])] = (r["family"], {"scope": "product", **stats})
+    minimum = settings.MIN_HISTORY_FOR_PRODUCT_PERCENTILE
+    for product_id, family in Product.objects.values_list("id", "family"):
+        own.setdefault(product_id, (family, None))
+    for product_id, (family, stats) in own.items():
+        if stats is not None and stats["n"] >= minimum:
+            result["product"][product_id] = stats
+        elif family in result["family"] and result["family"][family]["n"] >= minimum:
+            result["product"][product_id] = result["family"][family]
+    return result
 
 
 def _lead_param(thresholds: dict) -> dict:
@@ -287,13 +286,14 @@ def _lead_param(thresholds: dict) -> dict:
     return {"global": glob, "product": {str(pid): {k: t[k] for k in fields} for pid, t in thresholds["product"].items()}}
 
 
+@versioned_cache("orders.export_has_unstarted_rows")
 def export_has_unstarted_rows() -> bool:
     """Whether the ERP export writes phase rows before work on them starts (rows with neither start nor end).
 
     An export that writes a row only once work starts had, at a past as_of, no row for a phase started later;
     the order state must then not see one (no hindsight). Cached per data version."""
-    return cached("orders.export_has_unstarted_rows", {}, lambda: _fetch(
-        "SELECT EXISTS (SELECT 1 FROM orders_orderphase WHERE started_at IS NULL AND ended_at IS NULL) AS found")[0]["found"])
+    return _fetch(
+        "SELECT EXISTS (SELECT 1 FROM orders_orderphase WHERE started_at IS NULL AND ended_at IS NULL) AS found")[0]["found"]
 
 
 def order_state_params(*, as_of: datetime, order_ids: list[int] | None = None) -> dict:
@@ -327,17 +327,14 @@ def order_states(*, as_of: datetime, order_ids: list[int]) -> dict[int, dict]:
     return {r["order_id"]: r for r in _fetch(sql, order_state_params(as_of=as_of, order_ids=order_ids))}
 
 
+@versioned_cache("orders.open_orders_at")
 def open_orders_at(*, as_of: datetime) -> list[dict]:
     """The state rows of every order open at as_of (not finished; stalled and abandoned included), cached per as_of.
 
     One query; expected plan: the orders created by as_of (seq scan, 27k rows), the phase rows of the open
     ones by order id (orders_op_order_seq_idx in each partition), one aggregate per order."""
-
-    def compute() -> list[dict]:
-        sql = f"SELECT {_STATE_COLUMNS} FROM {ORDER_STATE_CALL} WHERE state <> 'finished' ORDER BY order_id"  # noqa: S608
-        return _fetch(sql, order_state_params(as_of=as_of))
-
-    return cached("orders.open_orders_at", {"as_of": as_of}, compute)
+    sql = f"SELECT {_STATE_COLUMNS} FROM {ORDER_STATE_CALL} WHERE state <> 'finished' ORDER BY order_id"  # noqa: S608
+    return _fetch(sql, order_state_params(as_of=as_of))
 
 
 def active_orders_at(*, as_of: datetime) -> list[dict]:
@@ -359,35 +356,32 @@ def order_ids_where(*, as_of: datetime, column: str, values: list) -> RawSQL:
     return RawSQL(positional, [params[n] for n in names])
 
 
+@versioned_cache("orders.state_summary")
 def state_summary(*, as_of: datetime) -> dict:
     """Counts of orders per state at as_of, the placement bases of open orders and the coverage (cached)."""
-
-    def compute() -> dict:
-        rows = open_orders_at(as_of=as_of)
-        finished = _fetch(
-            f"SELECT count(*) AS n FROM {ORDER_STATE_CALL} WHERE state = 'finished'",  # noqa: S608
-            order_state_params(as_of=as_of))[0]["n"]
-        states = Counter(r["state"] for r in rows)
-        bases = Counter(r["placement_basis"] for r in rows)
-        placed = sum(n for basis, n in bases.items() if basis != PlacementBasis.UNKNOWN)
-        stall = stall_thresholds(as_of=as_of)
-        return {
-            "as_of": as_of,
-            "rule": ORDER_STATE_RULE,
-            "states": {state: (finished if state == OrderState.FINISHED else states.get(state, 0))
-                       for state in OrderState.values},
-            "open_orders": len(rows),
-            "placement": figure({basis: bases.get(basis, 0) for basis in PlacementBasis.values if basis != "none"},
-                                basis=OBSERVED, coverage=_r(ratio(placed, len(rows)), 4), placed=placed),
-            "stall_threshold": {
-                "floor_days": stall["floor_days"], "default_days": _r(stall["default_seconds"] / DAY, 3),
-                "by_phase_days": {pid: _r(s / DAY, 3) for pid, s in sorted(stall["phase_seconds"].items())},
-                "percentile": stall["percentile"], "window_days": stall["window_days"],
-                "gaps_measured": stall["gaps_measured"], "rule": stall["rule"], "learnt_at": stall["learnt_at"],
-            },
-        }
-
-    return cached("orders.state_summary", {"as_of": as_of}, compute)
+    rows = open_orders_at(as_of=as_of)
+    finished = _fetch(
+        f"SELECT count(*) AS n FROM {ORDER_STATE_CALL} WHERE state = 'finished'",  # noqa: S608
+        order_state_params(as_of=as_of))[0]["n"]
+    states = Counter(r["state"] for r in rows)
+    bases = Counter(r["placement_basis"] for r in rows)
+    placed = sum(n for basis, n in bases.items() if basis != PlacementBasis.UNKNOWN)
+    stall = stall_thresholds(as_of=as_of)
+    return {
+        "as_of": as_of,
+        "rule": ORDER_STATE_RULE,
+        "states": {state: (finished if state == OrderState.FINISHED else states.get(state, 0))
+                   for state in OrderState.values},
+        "open_orders": len(rows),
+        "placement": figure({basis: bases.get(basis, 0) for basis in PlacementBasis.values if basis != "none"},
+                            basis=OBSERVED, coverage=_r(ratio(placed, len(rows)), 4), placed=placed),
+        "stall_threshold": {
+            "floor_days": stall["floor_days"], "default_days": _r(stall["default_seconds"] / DAY, 3),
+            "by_phase_days": {pid: _r(s / DAY, 3) for pid, s in sorted(stall["phase_seconds"].items())},
+            "percentile": stall["percentile"], "window_days": stall["window_days"],
+            "gaps_measured": stall["gaps_measured"], "rule": stall["rule"], "learnt_at": stall["learnt_at"],
+        },
+    }
 
 
 def stalled_orders(*, as_of: datetime, limit: int | None = None) -> list[dict]:
@@ -657,23 +651,20 @@ ORDER BY p.order_id, p.started_at, p.sequence NULLS LAST, p.id
 """
 
 
+@versioned_cache("orders.route")
 def route(*, product_id: int) -> dict:
     """The product's standard route with observed durations per step, and the conformance of its finished orders."""
-
-    def compute() -> dict:
-        product = Product.objects.filter(id=product_id).values("id", "name", "family").first()
-        steps = list(RouteStep.objects.filter(product_id=product_id).order_by("sequence", "phase_id").values(*_STEP_FIELDS))
-        stats = {s["phase_id"]: s for s in ProductPhaseStat.objects.filter(product_id=product_id).values()}
-        # Executed phases of the product's finished orders, in start order. The order ids come first as an
-        # array (InitPlan on orders_mo_product_created_idx), so each partition answers from its
-        # (order_id, sequence, id) index: 1-25 ms. A join is planned as a hash join over all ~520k phases
-        # (80-170 ms at full scale), whatever the product.
-        by_order: dict[int, list] = defaultdict(list)
-        for r in _fetch(_ROUTE_EXECUTIONS_SQL, {"pid": product_id}):
-            by_order[r["order_id"]].append((r["phase_id"], r["is_rework"]))
-        return _route_payload(product_id, product, steps, stats, by_order, phase_names())
-
-    return cached("orders.route", {"product_id": product_id}, compute)
+    product = Product.objects.filter(id=product_id).values("id", "name", "family").first()
+    steps = list(RouteStep.objects.filter(product_id=product_id).order_by("sequence", "phase_id").values(*_STEP_FIELDS))
+    stats = {s["phase_id"]: s for s in ProductPhaseStat.objects.filter(product_id=product_id).values()}
+    # Executed phases of the product's finished orders, in start order. The order ids come first as an
+    # array (InitPlan on orders_mo_product_created_idx), so each partition answers from its
+    # (order_id, sequence, id) index: 1-25 ms. A join is planned as a hash join over all ~520k phases
+    # (80-170 ms at full scale), whatever the product.
+    by_order: dict[int, list] = defaultdict(list)
+    for r in _fetch(_ROUTE_EXECUTIONS_SQL, {"pid": product_id}):
+        by_order[r["order_id"]].append((r["phase_id"], r["is_rework"]))
+    return _route_payload(product_id, product, steps, stats, by_order, phase_names())
 
 
 _STEP_FIELDS = ("phase_id", "sequence", "labour_coefficient", "machine_coefficient")
@@ -684,8 +675,6 @@ def routes_warm() -> int:
 
     Per product the answer costs 1-25 ms of SQL plus the classification of its orders; the first
     supervisor (or API client) to open each of ~900 products would pay it. Returns the products cached."""
-    from prodplan.cache import cache_key
-
     names = phase_names()
     products = {p["id"]: p for p in Product.objects.values("id", "name", "family")}
     steps: dict[int, list] = defaultdict(list)
@@ -699,13 +688,10 @@ def routes_warm() -> int:
         cursor.execute(_ALL_ROUTE_EXECUTIONS_SQL)
         for product_id, order_id, phase_id, is_rework in cursor.fetchall():
             executions[product_id][order_id].append((phase_id, is_rework))
-    entries = {
-        cache_key("orders.route", {"product_id": pid}): _route_payload(
-            pid, product, steps.get(pid, []), stats.get(pid, {}), executions.get(pid, {}), names)
-        for pid, product in products.items()
-    }
-    cache.set_many(entries, settings.CACHE_TTL_SECONDS)
-    return len(entries)
+    route.prime(({"product_id": pid}, _route_payload(pid, product, steps.get(pid, []), stats.get(pid, {}),
+                                                      executions.get(pid, {}), names))
+                for pid, product in products.items())
+    return len(products)
 
 
 def _route_payload(product_id: int, product: dict | None, steps: list[dict], stats: dict, by_order: dict, names: dict) -> dict:
@@ -777,57 +763,54 @@ def _age_buckets(ages: list[float]) -> dict:
     return buckets
 
 
+@versioned_cache("orders.schedule_current", warm=True)
 def schedule_current(*, as_of: datetime) -> dict:
     """WIP at as_of per phase from the order state: not started, waiting, in progress; stalled orders apart."""
-
-    def compute() -> dict:
-        names = phase_names()
-        summary = state_summary(as_of=as_of)
-        rows = open_orders_at(as_of=as_of)
-        active = [r for r in rows if r["state"] in ACTIVE_STATES]
-        per_phase: dict = defaultdict(list)
-        for r in active:
-            per_phase[r["phase_id"]].append(r)
-        stalled_per_phase = Counter(r["phase_id"] for r in rows if r["state"] == OrderState.STALLED)
-        phases = []
-        for phase_id, items in per_phase.items():
-            ages = _ages(items, as_of)
-            oldest = sorted(items, key=lambda r: (r["created_at"] is None, r["created_at"], r["order_id"]))[:5]
-            phases.append({
-                "phase": None if phase_id is None else {"id": phase_id, "name": names.get(phase_id)},
-                "wip": len(items),
-                "not_started": sum(1 for r in items if r["state"] == OrderState.NOT_STARTED),
-                "waiting": sum(1 for r in items if r["state"] == OrderState.WAITING),
-                "in_progress": sum(1 for r in items if r["state"] == OrderState.IN_PROGRESS),
-                "stalled": stalled_per_phase.get(phase_id, 0),
-                "age_days": {
-                    "p50": _r(percentile(ages, 0.5), 3), "p90": _r(percentile(ages, 0.9), 3),
-                    "max": _r(max(ages), 3) if ages else None, "buckets": _age_buckets(ages),
-                },
-                "oldest_orders": [
-                    {"order_id": r["order_id"], "age_days": _r(r["age_days"], 3), "state": r["state"],
-                     "in_state_days": _r((as_of - r["since"]).total_seconds() / DAY, 3) if r["since"] else None}
-                    for r in oldest
-                ],
-            })
-        phases.sort(key=lambda x: (-x["wip"], x["phase"] is None, (x["phase"] or {}).get("id") or 0))
-        placed = sum(1 for r in active if r["placement_basis"] != PlacementBasis.UNKNOWN)
-        return {
-            "as_of": as_of,
-            "rule": ORDER_STATE_RULE,
-            "states": summary["states"],
-            "open_orders": len(rows),
-            "active_orders": len(active),
-            "positioned_orders": placed,
-            "coverage": _r(ratio(placed, len(active)), 4),
-            "placement": summary["placement"],
-            "basis": OBSERVED,
-            "phases": phases,
-            "stalled": stalled_block(as_of=as_of, limit=20),
-            "abandoned": summary["states"][OrderState.ABANDONED],
-        }
-
-    return cached("orders.schedule_current", {"as_of": as_of}, compute)
+    names = phase_names()
+    summary = state_summary(as_of=as_of)
+    rows = open_orders_at(as_of=as_of)
+    active = [r for r in rows if r["state"] in ACTIVE_STATES]
+    per_phase: dict = defaultdict(list)
+    for r in active:
+        per_phase[r["phase_id"]].append(r)
+    stalled_per_phase = Counter(r["phase_id"] for r in rows if r["state"] == OrderState.STALLED)
+    phases = []
+    for phase_id, items in per_phase.items():
+        ages = _ages(items, as_of)
+        oldest = sorted(items, key=lambda r: (r["created_at"] is None, r["created_at"], r["order_id"]))[:5]
+        phases.append({
+            "phase": None if phase_id is None else {"id": phase_id, "name": names.get(phase_id)},
+            "wip": len(items),
+            "not_started": sum(1 for r in items if r["state"] == OrderState.NOT_STARTED),
+            "waiting": sum(1 for r in items if r["state"] == OrderState.WAITING),
+            "in_progress": sum(1 for r in items if r["state"] == OrderState.IN_PROGRESS),
+            "stalled": stalled_per_phase.get(phase_id, 0),
+            "age_days": {
+                "p50": _r(percentile(ages, 0.5), 3), "p90": _r(percentile(ages, 0.9), 3),
+                "max": _r(max(ages), 3) if ages else None, "buckets": _age_buckets(ages),
+            },
+            "oldest_orders": [
+                {"order_id": r["order_id"], "age_days": _r(r["age_days"], 3), "state": r["state"],
+                 "in_state_days": _r((as_of - r["since"]).total_seconds() / DAY, 3) if r["since"] else None}
+                for r in oldest
+            ],
+        })
+    phases.sort(key=lambda x: (-x["wip"], x["phase"] is None, (x["phase"] or {}).get("id") or 0))
+    placed = sum(1 for r in active if r["placement_basis"] != PlacementBasis.UNKNOWN)
+    return {
+        "as_of": as_of,
+        "rule": ORDER_STATE_RULE,
+        "states": summary["states"],
+        "open_orders": len(rows),
+        "active_orders": len(active),
+        "positioned_orders": placed,
+        "coverage": _r(ratio(placed, len(active)), 4),
+        "placement": summary["placement"],
+        "basis": OBSERVED,
+        "phases": phases,
+        "stalled": stalled_block(as_of=as_of, limit=20),
+        "abandoned": summary["states"][OrderState.ABANDONED],
+    }
 
 
 # --- bottlenecks from measured flow ---------------------------------------------------------------------
@@ -958,15 +941,12 @@ def rank_bottlenecks(*, flow: dict[int, dict], active: list[dict], as_of: dateti
     return table
 
 
+@versioned_cache("orders.bottleneck_table")
 def bottleneck_table(*, as_of: datetime) -> list[dict]:
     """Phases ranked by measured queue time at as_of (numbers only; cached)."""
-
-    def compute() -> list[dict]:
-        flow = measured_flow(snapshots=[as_of])[as_of]
-        return rank_bottlenecks(flow=flow, active=active_orders_at(as_of=as_of), as_of=as_of,
-                                peaks=_peak_concurrency(as_of=as_of, days=BOTTLENECK_WINDOW_DAYS))
-
-    return cached("orders.bottleneck_table", {"as_of": as_of}, compute)
+    flow = measured_flow(snapshots=[as_of])[as_of]
+    return rank_bottlenecks(flow=flow, active=active_orders_at(as_of=as_of), as_of=as_of,
+                            peaks=_peak_concurrency(as_of=as_of, days=BOTTLENECK_WINDOW_DAYS))
 
 
 def bottleneck_backtest(*, start: datetime, weeks: int, horizon_days: int = BOTTLENECK_BACKTEST_HORIZON_DAYS) -> list[dict]:
@@ -1016,90 +996,86 @@ def bottleneck_backtest_score() -> dict | None:
             "horizon_days": latest.horizon_days, "data_as_of": latest.data_as_of}
 
 
+@versioned_cache("orders.bottlenecks", warm=True)
 def bottlenecks(*, as_of: datetime) -> dict:
     """Phases ranked by measured queue time with their components; the #1 phase week by week (12 weeks)."""
-
-    def compute() -> dict:
-        names = phase_names()
-        table = bottleneck_table(as_of=as_of)
-        weeks = [as_of - timedelta(days=7 * k) for k in range(TREND_WEEKS - 1, -1, -1)]
-        flows = measured_flow(snapshots=weeks)
-        trend = []
-        for t in weeks:
-            ranked = rank_bottlenecks(flow=flows.get(t, {}), active=active_orders_at(as_of=t), as_of=t)
-            top = ranked[0] if ranked and ranked[0]["queue_score_hours"] > 0 else None
-            trend.append({
-                "week_ending": t,
-                "top_phase": None if top is None else {"id": top["phase_id"], "name": names.get(top["phase_id"])},
-                "queue_hours": _r(top and top["queue_score_hours"], 2),
-            })
-        summary = state_summary(as_of=as_of)
-        active_n = sum(summary["states"][s] for s in ACTIVE_STATES)
-        placed_active = sum(1 for r in active_orders_at(as_of=as_of) if r["phase_id"] is not None)
-        phases = [{
-            "rank": row["rank"],
-            "phase": {"id": row["phase_id"], "name": names.get(row["phase_id"])},
-            "queue_time_hours": figure(
-                {"total": _r(row["queue_score_hours"], 3), "measured_in_window": _r(row["measured_queue_seconds"] / 3600.0, 3),
-                 "waiting_now": _r(row["waiting_seconds"] / 3600.0, 3), "mean_wait": _r(row["mean_wait_hours"], 3)},
-                basis=OBSERVED, coverage=1.0, n=row["queue_events"], window_days=BOTTLENECK_WINDOW_DAYS),
-            "queue_size": row["waiting_orders"],
-            "in_progress": row["in_progress"],
-            "throughput_per_day": figure(_r(row["throughput_per_day"], 4), basis=OBSERVED, coverage=1.0,
-                                         window_days=BOTTLENECK_WINDOW_DAYS),
-            "utilisation": figure(_r(row["utilisation"], 4), basis=OBSERVED,
-                                  coverage=1.0 if row["peak_concurrency"] else 0.0,
-                                  capacity_observed=row["peak_concurrency"],
-                                  note="busy time over the window times the most orders seen in the phase at once"),
-            "enough_volume": row["enough_volume"],
-        } for row in table]
-        return {
-            "as_of": as_of,
-            "rule": BOTTLENECK_RULE.format(window=BOTTLENECK_WINDOW_DAYS, min_n=BOTTLENECK_MIN_QUEUE_EVENTS),
-            "basis": OBSERVED,
-            "coverage": _r(ratio(placed_active, active_n), 4),
-            "active_orders": active_n,
-            "stalled_orders": summary["states"][OrderState.STALLED],
-            "placement": summary["placement"],
-            "phases": phases,
-            "top_bottleneck_by_week": trend,
-            "backtest": bottleneck_backtest_score(),
-        }
-
-    return cached("orders.bottlenecks", {"as_of": as_of}, compute)
+    names = phase_names()
+    table = bottleneck_table(as_of=as_of)
+    weeks = [as_of - timedelta(days=7 * k) for k in range(TREND_WEEKS - 1, -1, -1)]
+    flows = measured_flow(snapshots=weeks)
+    trend = []
+    for t in weeks:
+        ranked = rank_bottlenecks(flow=flows.get(t, {}), active=active_orders_at(as_of=t), as_of=t)
+        top = ranked[0] if ranked and ranked[0]["queue_score_hours"] > 0 else None
+        trend.append({
+            "week_ending": t,
+            "top_phase": None if top is None else {"id": top["phase_id"], "name": names.get(top["phase_id"])},
+            "queue_hours": _r(top and top["queue_score_hours"], 2),
+        })
+    summary = state_summary(as_of=as_of)
+    active_n = sum(summary["states"][s] for s in ACTIVE_STATES)
+    placed_active = sum(1 for r in active_orders_at(as_of=as_of) if r["phase_id"] is not None)
+    phases = [{
+        "rank": row["rank"],
+        "phase": {"id": row["phase_id"], "name": names.get(row["phase_id"])},
+        "queue_time_hours": figure(
+            {"total": _r(row["queue_score_hours"], 3), "measured_in_window": _r(row["measured_queue_seconds"] / 3600.0, 3),
+             "waiting_now": _r(row["waiting_seconds"] / 3600.0, 3), "mean_wait": _r(row["mean_wait_hours"], 3)},
+            basis=OBSERVED, coverage=1.0, n=row["queue_events"], window_days=BOTTLENECK_WINDOW_DAYS),
+        "queue_size": row["waiting_orders"],
+        "in_progress": row["in_progress"],
+        "throughput_per_day": figure(_r(row["throughput_per_day"], 4), basis=OBSERVED, coverage=1.0,
+                                     window_days=BOTTLENECK_WINDOW_DAYS),
+        "utilisation": figure(_r(row["utilisation"], 4), basis=OBSERVED,
+                              coverage=1.0 if row["peak_concurrency"] else 0.0,
+                              capacity_observed=row["peak_concurrency"],
+                              note="busy time over the window times the most orders seen in the phase at once"),
+        "enough_volume": row["enough_volume"],
+    } for row in table]
+    return {
+        "as_of": as_of,
+        "rule": BOTTLENECK_RULE.format(window=BOTTLENECK_WINDOW_DAYS, min_n=BOTTLENECK_MIN_QUEUE_EVENTS),
+        "basis": OBSERVED,
+        "coverage": _r(ratio(placed_active, active_n), 4),
+        "active_orders": active_n,
+        "stalled_orders": summary["states"][OrderState.STALLED],
+        "placement": summary["placement"],
+        "phases": phases,
+        "top_bottleneck_by_week": trend,
+        "backtest": bottleneck_backtest_score(),
+    }
 
 
 # --- risk ------------------------------------------------------------------------------------------------
 
 
+@versioned_cache("orders.product_defect_rates")
 def _product_defect_rates(*, as_of: datetime) -> dict[int, float]:
     """Share of each product's orders finished by as_of with at least one quality error."""
 
-    def compute() -> dict[int, float]:
-        # An error is known at as_of when the order phase where it was found had started by then (errors carry no
-        # date of their own), or, found at no known order phase, when its order had finished by then.
-        rows = _fetch(
-            """
-            WITH finished AS MATERIALIZED (
-                SELECT id, product_id FROM orders_manufacturingorder
-                WHERE finished_at <= %(as_of)s AND product_id IS NOT NULL
-            ), known_errors AS (
-                SELECT DISTINCT e.order_id
-                FROM quality_qualityerror e
-                JOIN finished f ON f.id = e.order_id
-                LEFT JOIN orders_orderphase p ON p.id = e.found_order_phase_id AND p.order_id = e.order_id
-                WHERE p.started_at <= %(as_of)s OR p.id IS NULL  -- found at no known phase of the order
-            )
-            SELECT f.product_id, count(*) AS n, count(k.order_id) AS with_errors
-            FROM finished f LEFT JOIN known_errors k ON k.order_id = f.id
-            GROUP BY f.product_id
-            """, {"as_of": as_of}
+    # An error is known at as_of when the order phase where it was found had started by then (errors carry no
+    # date of their own), or, found at no known order phase, when its order had finished by then.
+    rows = _fetch(
+        """
+        WITH finished AS MATERIALIZED (
+            SELECT id, product_id FROM orders_manufacturingorder
+            WHERE finished_at <= %(as_of)s AND product_id IS NOT NULL
+        ), known_errors AS (
+            SELECT DISTINCT e.order_id
+            FROM quality_qualityerror e
+            JOIN finished f ON f.id = e.order_id
+            LEFT JOIN orders_orderphase p ON p.id = e.found_order_phase_id AND p.order_id = e.order_id
+            WHERE p.started_at <= %(as_of)s OR p.id IS NULL  -- found at no known phase of the order
         )
-        return {r["product_id"]: r["with_errors"] / r["n"] for r in rows if r["n"]}
+        SELECT f.product_id, count(*) AS n, count(k.order_id) AS with_errors
+        FROM finished f LEFT JOIN known_errors k ON k.order_id = f.id
+        GROUP BY f.product_id
+        """, {"as_of": as_of}
+    )
+    return {r["product_id"]: r["with_errors"] / r["n"] for r in rows if r["n"]}
 
-    return cached("orders.product_defect_rates", {"as_of": as_of}, compute)
 
-
+@versioned_cache("orders.risk_rows", warm=True)
 def _risk_rows(*, as_of: datetime) -> list[dict]:
     """Every active order at as_of (not stalled, not abandoned) with its risk components, score and reasons."""
     names = phase_names()
@@ -1149,7 +1125,7 @@ def _risk_rows(*, as_of: datetime) -> list[dict]:
 
 def risk_scores(*, as_of: datetime) -> dict[int, float]:
     """Active order id → risk score in [0, 1] at as_of (the risk queue's score)."""
-    return {row["order_id"]: row["score"] for row in cached("orders.risk_rows", {"as_of": as_of}, lambda: _risk_rows(as_of=as_of))}
+    return {row["order_id"]: row["score"] for row in _risk_rows(as_of=as_of)}
 
 
 RISK_METHOD = (
@@ -1162,7 +1138,7 @@ RISK_METHOD = (
 
 
 def risk_queue(*, as_of: datetime, limit: int = 100) -> dict:
-    rows = cached("orders.risk_rows", {"as_of": as_of}, lambda: _risk_rows(as_of=as_of))
+    rows = _risk_rows(as_of=as_of)
     summary = state_summary(as_of=as_of)
     return {"as_of": as_of, "method": RISK_METHOD, "weights": RISK_WEIGHTS, "basis": THEORETICAL,
             "open_orders": summary["open_orders"], "active_orders": len(rows), "orders": rows[:limit],
@@ -1233,109 +1209,116 @@ def kpi_range(*, date_from, date_to, as_of: datetime) -> tuple[datetime, datetim
     return start, end, (end - start).total_seconds() / (7 * DAY)
 
 
+@versioned_cache("orders.kpi_overview", warm=True)
 def kpi_overview(*, date_from=None, date_to=None, as_of: datetime) -> dict:
     """Lead time, throughput, WIP (at the window's end, capped at as_of), on-time and rework rates."""
     start, end, weeks = kpi_range(date_from=date_from, date_to=date_to, as_of=as_of)
     wip_at = min(end, as_of)
 
-    def compute() -> dict:
-        stalled = state_summary(as_of=wip_at)["states"][OrderState.STALLED]
-        return {"from": start, "to": end, "wip_at": wip_at,
-                **_kpi_block(_finished_rows(start=start, end=end, as_of=as_of), _wip_rows(t=wip_at), weeks, stalled)}
-
-    return cached("orders.kpi_overview", {"start": start, "end": end, "as_of": as_of}, compute)
+    stalled = state_summary(as_of=wip_at)["states"][OrderState.STALLED]
+    return {"from": start, "to": end, "wip_at": wip_at,
+            **_kpi_block(_finished_rows(start=start, end=end, as_of=as_of), _wip_rows(t=wip_at), weeks, stalled)}
 
 
+@versioned_cache("orders.kpi_by_product")
 def kpi_by_product(*, date_from=None, date_to=None, as_of: datetime) -> dict:
     start, end, weeks = kpi_range(date_from=date_from, date_to=date_to, as_of=as_of)
     wip_at = min(end, as_of)
 
-    def compute() -> dict:
-        finished = defaultdict(list)
-        wip = defaultdict(list)
-        for r in _finished_rows(start=start, end=end, as_of=as_of):
-            finished[r["product_id"]].append(r)
-        for r in _wip_rows(t=wip_at):
-            wip[r["product_id"]].append(r)
-        stalled = Counter(r["product_id"] for r in open_orders_at(as_of=wip_at) if r["state"] == OrderState.STALLED)
-        products = {p["id"]: p for p in Product.objects.filter(id__in=[k for k in set(finished) | set(wip) if k is not None])
-                    .values("id", "name", "family")}
-        rows = []
-        for pid in sorted(set(finished) | set(wip), key=lambda k: (k is None, k or 0)):
-            prod = products.get(pid)
-            rows.append({"product": _product_payload(pid, prod and prod["name"], prod and prod["family"]),
-                         **_kpi_block(finished.get(pid, []), wip.get(pid, []), weeks, stalled.get(pid, 0))})
-        rows.sort(key=lambda r: -r["finished_orders"])
-        return {"from": start, "to": end, "wip_at": wip_at, "products": rows}
-
-    return cached("orders.kpi_by_product", {"start": start, "end": end, "as_of": as_of}, compute)
+    finished = defaultdict(list)
+    wip = defaultdict(list)
+    for r in _finished_rows(start=start, end=end, as_of=as_of):
+        finished[r["product_id"]].append(r)
+    for r in _wip_rows(t=wip_at):
+        wip[r["product_id"]].append(r)
+    stalled = Counter(r["product_id"] for r in open_orders_at(as_of=wip_at) if r["state"] == OrderState.STALLED)
+    products = {p["id"]: p for p in Product.objects.filter(id__in=[k for k in set(finished) | set(wip) if k is not None])
+                .values("id", "name", "family")}
+    rows = []
+    for pid in sorted(set(finished) | set(wip), key=lambda k: (k is None, k or 0)):
+        prod = products.get(pid)
+        rows.append({"product": _product_payload(pid, prod and prod["name"], prod and prod["family"]),
+                     **_kpi_block(finished.get(pid, []), wip.get(pid, []), weeks, stalled.get(pid, 0))})
+    rows.sort(key=lambda r: -r["finished_orders"])
+    return {"from": start, "to": end, "wip_at": wip_at, "products": rows}
 
 
+@versioned_cache("orders.kpi_by_phase")
 def kpi_by_phase(*, date_from=None, date_to=None, as_of: datetime) -> dict:
     """Per phase: duration (start → end) p50/p90/mean of phases ended in the window, throughput, WIP, rework share."""
     start, end, weeks = kpi_range(date_from=date_from, date_to=date_to, as_of=as_of)
     wip_at = min(end, as_of)
 
-    def compute() -> dict:
-        names = phase_names()
-        # Partition pruning on event_time (= end for ended phases), then the aggregate per phase.
-        stats = {r["phase_id"]: r for r in _fetch(
-            """
-            SELECT phase_id, count(*) AS n, count(duration_seconds) AS timed,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_seconds) / 3600.0 AS p50,
-                   percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_seconds) / 3600.0 AS p90,
-                   avg(duration_seconds) / 3600.0 AS mean,
-                   count(*) FILTER (WHERE is_rework) AS reworks
-            FROM orders_orderphase
-            WHERE ended_at >= %(start)s AND ended_at < %(end)s AND event_time >= %(start)s AND event_time < %(end)s
-              AND ended_at <= %(as_of)s AND started_at <= %(as_of)s AND phase_id IS NOT NULL
-            GROUP BY phase_id
-            """, {"start": start, "end": end, "as_of": as_of})}
-        per_phase: dict[int, list] = defaultdict(list)
-        for r in _wip_rows(t=wip_at):
-            if r["phase_id"] is not None and r["since"] is not None:
-                per_phase[r["phase_id"]].append((wip_at - r["since"]).total_seconds() / DAY)
-        rows = []
-        for pid in sorted(set(stats) | set(per_phase)):
-            s = stats.get(pid, {"n": 0, "timed": 0, "p50": None, "p90": None, "mean": None, "reworks": 0})
-            ages = per_phase.get(pid, [])
-            rows.append({
-                "phase": {"id": pid, "name": names.get(pid)},
-                "executions": s["n"],
-                "duration_hours": figure({"p50": _r(s["p50"]), "p90": _r(s["p90"]), "mean": _r(s["mean"])},
-                                         basis=OBSERVED, coverage=ratio(s["timed"], s["n"]), n=s["timed"]),
-                "throughput_per_week": figure(_r(s["n"] / weeks), basis=OBSERVED, coverage=1.0),
-                "wip": figure({"count": len(ages), "in_state_days_p50": _r(percentile(ages, 0.5)),
-                               "in_state_days_p90": _r(percentile(ages, 0.9))}, basis=OBSERVED, coverage=1.0),
-                "on_time_rate": figure(None, basis=THEORETICAL, coverage=0.0,
-                                       note="no per-phase due date or standard duration in the data"),
-                "rework_rate": figure(_r(ratio(s["reworks"], s["n"])), basis=OBSERVED, coverage=1.0 if s["n"] else None,
-                                      note="share of the phase's executions that were rework passes"),
-            })
-        rows.sort(key=lambda r: -r["executions"])
-        return {"from": start, "to": end, "wip_at": wip_at, "phases": rows}
-
-    return cached("orders.kpi_by_phase", {"start": start, "end": end, "as_of": as_of}, compute)
+    names = phase_names()
+    # Partition pruning on event_time (= end for ended phases), then the aggregate per phase.
+    stats = {r["phase_id"]: r for r in _fetch(
+        """
+        SELECT phase_id, count(*) AS n, count(duration_seconds) AS timed,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_seconds) / 3600.0 AS p50,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_seconds) / 3600.0 AS p90,
+               avg(duration_seconds) / 3600.0 AS mean,
+               count(*) FILTER (WHERE is_rework) AS reworks
+        FROM orders_orderphase
+        WHERE ended_at >= %(start)s AND ended_at < %(end)s AND event_time >= %(start)s AND event_time < %(end)s
+          AND ended_at <= %(as_of)s AND started_at <= %(as_of)s AND phase_id IS NOT NULL
+        GROUP BY phase_id
+        """, {"start": start, "end": end, "as_of": as_of})}
+    per_phase: dict[int, list] = defaultdict(list)
+    for r in _wip_rows(t=wip_at):
+        if r["phase_id"] is not None and r["since"] is not None:
+            per_phase[r["phase_id"]].append((wip_at - r["since"]).total_seconds() / DAY)
+    rows = []
+    for pid in sorted(set(stats) | set(per_phase)):
+        s = stats.get(pid, {"n": 0, "timed": 0, "p50": None, "p90": None, "mean": None, "reworks": 0})
+        ages = per_phase.get(pid, [])
+        rows.append({
+            "phase": {"id": pid, "name": names.get(pid)},
+            "executions": s["n"],
+            "duration_hours": figure({"p50": _r(s["p50"]), "p90": _r(s["p90"]), "mean": _r(s["mean"])},
+                                     basis=OBSERVED, coverage=ratio(s["timed"], s["n"]), n=s["timed"]),
+            "throughput_per_week": figure(_r(s["n"] / weeks), basis=OBSERVED, coverage=1.0),
+            "wip": figure({"count": len(ages), "in_state_days_p50": _r(percentile(ages, 0.5)),
+                           "in_state_days_p90": _r(percentile(ages, 0.9))}, basis=OBSERVED, coverage=1.0),
+            "on_time_rate": figure(None, basis=THEORETICAL, coverage=0.0,
+                                   note="no per-phase due date or standard duration in the data"),
+            "rework_rate": figure(_r(ratio(s["reworks"], s["n"])), basis=OBSERVED, coverage=1.0 if s["n"] else None,
+                                  note="share of the phase's executions that were rework passes"),
+        })
+    rows.sort(key=lambda r: -r["executions"])
+    return {"from": start, "to": end, "wip_at": wip_at, "phases": rows}
 
 
 # --- per employee (gated) -----------------------------------------------------------------------------
 
 
+@versioned_cache("orders.employee_match_rate")
 def employee_match_rate() -> dict:
     """The assignment → order-phase match rate (prodplan.gates.MATCH_RATE_RULE), the one every gate and page uses."""
+    with connection.cursor() as cursor:
+        cursor.execute(reference_match_sql(table="orders_phaseassignment", column="order_phase_id",
+                                           known_values_sql="SELECT DISTINCT id AS value FROM orders_orderphase"))
+        distinct, matched, orphan_rows, _, rows = cursor.fetchone()
+    rows, orphan_rows = int(rows), int(orphan_rows)
+    return {"values": distinct, "matched_values": matched, "rows": rows, "matched_rows": rows - orphan_rows,
+            "rate": ratio(matched, distinct), "definition": MATCH_RATE_RULE,
+            # the former names, kept for the API's clients
+            "assignments": rows, "matched": rows - orphan_rows}
 
-    def compute() -> dict:
-        with connection.cursor() as cursor:
-            cursor.execute(reference_match_sql(table="orders_phaseassignment", column="order_phase_id",
-                                               known_values_sql="SELECT DISTINCT id AS value FROM orders_orderphase"))
-            distinct, matched, orphan_rows, _, rows = cursor.fetchone()
-        rows, orphan_rows = int(rows), int(orphan_rows)
-        return {"values": distinct, "matched_values": matched, "rows": rows, "matched_rows": rows - orphan_rows,
-                "rate": ratio(matched, distinct), "definition": MATCH_RATE_RULE,
-                # the former names, kept for the API's clients
-                "assignments": rows, "matched": rows - orphan_rows}
 
-    return cached("orders.employee_match_rate", {}, compute)
+@versioned_cache("orders.kpi_by_employee")
+def _employee_rows() -> list[dict]:
+    """Phases worked, led and their elapsed hours per employee id (names apart: they never enter the cache)."""
+    return _fetch(
+        """
+        SELECT a.employee_id, count(*) AS phases_worked, count(*) FILTER (WHERE a.is_leader) AS phases_led,
+               coalesce(sum(p.duration_seconds), 0) / 3600.0 AS elapsed_hours, count(p.duration_seconds) AS timed
+        FROM orders_phaseassignment a
+        JOIN (SELECT DISTINCT ON (id) id, duration_seconds FROM orders_orderphase ORDER BY id) p
+          ON p.id = a.order_phase_id
+        GROUP BY a.employee_id
+        ORDER BY a.employee_id
+        """
+    )
 
 
 def kpi_by_employee(*, include_names: bool) -> dict:
@@ -1354,20 +1337,7 @@ def kpi_by_employee(*, include_names: bool) -> dict:
             match_rate_definition=MATCH_RATE_RULE, values=match["values"], matched_values=match["matched_values"],
         )
 
-    def compute() -> list[dict]:
-        return _fetch(
-            """
-            SELECT a.employee_id, count(*) AS phases_worked, count(*) FILTER (WHERE a.is_leader) AS phases_led,
-                   coalesce(sum(p.duration_seconds), 0) / 3600.0 AS elapsed_hours, count(p.duration_seconds) AS timed
-            FROM orders_phaseassignment a
-            JOIN (SELECT DISTINCT ON (id) id, duration_seconds FROM orders_orderphase ORDER BY id) p
-              ON p.id = a.order_phase_id
-            GROUP BY a.employee_id
-            ORDER BY a.employee_id
-            """
-        )
-
-    rows = cached("orders.kpi_by_employee", {}, compute)
+    rows = _employee_rows()
     names = dict(Employee.objects.values_list("id", "name")) if include_names else {}
     return {
         "status": "OK",

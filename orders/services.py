@@ -7,9 +7,12 @@ import time
 
 from django.db import connection, transaction
 
+from orders import selectors
 from orders.models import BottleneckBacktest, ManufacturingOrder, OrderAbandonment
 from prodplan.asof import data_as_of
 from prodplan.cache import bump_data_version
+from prodplan.task_queue import task_named
+from prodplan.warmup import warm_app_caches
 
 logger = logging.getLogger(__name__)
 
@@ -60,25 +63,18 @@ def refresh_aggregates(*, warm_cache: bool = True) -> None:
     bump_data_version()
     logger.info("orders aggregates refreshed", extra={"seconds": round(time.monotonic() - started, 3)})
     if warm_cache:
-        from orders.tasks import warm_orders_cache_task
-
         # The first supervisor to open the overview after an ingestion should not pay for its analytics.
-        transaction.on_commit(warm_orders_cache_task.delay, robust=True)
+        transaction.on_commit(task_named("orders.warm_cache").delay, robust=True)
 
 
 def orders_cache_warm() -> list[str]:
-    """Compute the overview's cached analytics at the data's as-of date, and every product's route (idempotent)."""
-    from orders import selectors
-
-    as_of = data_as_of()
-    if as_of is None:
+    """Compute the overview's cached analytics (the selectors marked warm=...) at the data's as-of date, and every
+    product's route (idempotent); returns their cache names."""
+    warmed = warm_app_caches(selectors)
+    if not warmed:
         return []
-    selectors.kpi_overview(as_of=as_of)
-    selectors.schedule_current(as_of=as_of)
-    selectors.bottlenecks(as_of=as_of)
-    selectors.risk_queue(as_of=as_of)
     selectors.routes_warm()
-    return ["kpi_overview", "schedule_current", "bottlenecks", "risk_queue", "routes"]
+    return [*warmed, selectors.route.cache_name]
 
 
 class OrderNotAbandonable(ValueError):

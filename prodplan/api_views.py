@@ -1,4 +1,4 @@
-"""The shared shape of a cached analytic GET endpoint: validate the query, resolve as-of, cache, compute."""
+"""The shared shape of an analytic GET endpoint: validate the query, resolve as-of, call the (cached) selector."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from prodplan.asof import AsOfQuerySerializer, resolve_as_of
-from prodplan.cache import cached
 
 
 class CachedAnalyticView(APIView):
-    """Subclasses name the query serializer, the cache name and compute(as_of=..., **params)."""
+    """Subclasses name the query serializer and compute(as_of=..., **params), which calls a @versioned_cache selector
+    (prodplan.cache): the cache key is the selector's, shared with the pages and the post-ingestion warm-ups."""
 
     query_serializer = AsOfQuerySerializer
-    cache_name = ""
     response_cache = True  # the answer depends on the request line and the data version only
 
     def compute(self, *, as_of, **params):
@@ -24,5 +23,4 @@ class CachedAnalyticView(APIView):
         query = self.query_serializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = {k: v for k, v in query.validated_data.items() if k != "as_of"}
-        payload = cached(self.cache_name, {"as_of": as_of.isoformat(), **params}, lambda: self.compute(as_of=as_of, **params))
-        return Response(payload)
+        return Response(self.compute(as_of=as_of, **params))

@@ -21,6 +21,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from prodplan.cache import versioned_cache
 from prodplan.models import DataVersion
 
 AS_OF_MIN = date(2000, 1, 1)
@@ -61,16 +62,10 @@ class InvalidAsOf(BadRequest):
         return gettext(self.template) % self._params()
 
 
+@versioned_cache("prodplan.data_as_of", in_process=True)
 def data_as_of() -> datetime | None:
     """The data's as-of time (recorded on DataVersion by the last successful load), cached per data version (and in
     this process)."""
-    from prodplan.cache import cached_in_process
-
-    return cached_in_process("prodplan.data_as_of", _stored_as_of)
-
-
-def _stored_as_of() -> datetime | None:
-    """The data's as-of as recorded on DataVersion by the last successful load."""
     return DataVersion.objects.filter(pk=1).values_list("as_of", flat=True).first()
 
 

@@ -22,6 +22,20 @@ class QueueUnavailable(Exception):
         self.run_id = run_id
 
 
+def task_named(name: str):
+    """The registered Celery task of this name, for a service that queues one of its app's tasks: tasks import
+    services, never the reverse. A task named "<app>.<...>" is found in <app>.tasks (Celery's autodiscovery rule,
+    applied to that one app); KeyError naming it when it does not exist."""
+    from prodplan.celery import app
+
+    if name not in app.tasks:
+        app.autodiscover_tasks([name.split(".")[0]], force=True)
+    try:
+        return app.tasks[name]
+    except KeyError:
+        raise KeyError(f"no Celery task is named {name!r}") from None
+
+
 def enqueue(task, *args, **kwargs):
     """task.delay(*args, **kwargs), or QueueUnavailable when the broker cannot be reached.
 

@@ -11,6 +11,7 @@ class QualityConfig(AppConfig):
 
     def ready(self) -> None:
         from prodplan.pages import add_panel
+        from quality import receivers  # noqa: F401 - subscribes to prodplan.signals.data_changed
         from quality.selectors import order_errors
 
         add_panel("order-detail", "errors", order_errors)

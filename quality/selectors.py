@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from orders.selectors import phase_names
+from prodplan.cache import versioned_cache
 from prodplan.gates import OBSERVED, THEORETICAL, figure, not_supported, ratio
 from quality.choices import Severity
 from quality.models import QualityError
@@ -108,6 +109,7 @@ SELECT json_build_object(
 """
 
 
+@versioned_cache("quality.overview", warm=True)
 def quality_overview(*, as_of: datetime, top: int = 20) -> dict:
     """Totals, errors per order, by severity / found phase / culprit phase, monthly trend and Pareto."""
     raw = _fetch_json(OVERVIEW_SQL, {"as_of": as_of, "tz": settings.TIME_ZONE, "top": top})
@@ -192,6 +194,7 @@ ORDER BY ph.sequence NULLS LAST, ids.phase_id
 """
 
 
+@versioned_cache("quality.by_phase", warm=True)
 def quality_by_phase(*, as_of: datetime) -> dict:
     """Per catalogue phase: errors found there and errors caused there, per execution, with severity split."""
     rows = _fetch_all(BY_PHASE_SQL, {"as_of": as_of})
@@ -261,6 +264,7 @@ def _rates(orders: int, finished: int, clean: int, with_errors: int, errors: int
     }
 
 
+@versioned_cache("quality.by_product", warm=True)
 def quality_by_product(*, as_of: datetime) -> dict:
     """Per product and per family: errors per order, severity split and first-pass yield."""
     rows = _fetch_all(BY_PRODUCT_SQL, {"as_of": as_of})
@@ -318,6 +322,7 @@ SELECT json_build_object(
 """
 
 
+@versioned_cache("quality.heatmap", warm=True)
 def quality_heatmap(*, as_of: datetime) -> dict:
     """Matrix phase where found x culprit phase (counts), over the errors that have a culprit."""
     raw = _fetch_json(HEATMAP_SQL, {"as_of": as_of})
@@ -404,6 +409,7 @@ SELECT json_build_object(
 """
 
 
+@versioned_cache("quality.escapes", warm=True)
 def quality_escapes(*, as_of: datetime) -> dict:
     """Defect escape per culprit phase and severity: phases and hours from culprit to detection, mass carried."""
     raw = _fetch_json(ESCAPES_SQL, {"as_of": as_of})
@@ -490,6 +496,7 @@ def wilson_interval(k: int, n: int, z: float = WILSON_Z95) -> tuple[float, float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+@versioned_cache("quality.risk")
 def quality_risk(*, as_of: datetime, phase_id: int, severity: int = 1, product_id: int | None = None,
                  family: str | None = None, attribution: str = "found", min_sample: int = DEFAULT_MIN_SAMPLE) -> dict:
     """Baseline probability that an order running `phase_id` gets an error of severity >= s attributed to it.
@@ -575,6 +582,7 @@ def _risk_cell(k: int, n: int) -> dict:
                   wilson_95=None if interval is None else [_round(interval[0], 6), _round(interval[1], 6)])
 
 
+@versioned_cache("quality.risk_table")
 def quality_risk_table(*, as_of: datetime, severity: int = 1, product_id: int | None = None, family: str | None = None,
                        attribution: str = "found", min_sample: int = DEFAULT_MIN_SAMPLE) -> dict:
     """The baseline risk of every (product family, phase) pair: the share of orders that finished the phase up to

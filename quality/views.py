@@ -8,7 +8,6 @@ from django.contrib.auth.decorators import login_required
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from prodplan.cache import cached
 from prodplan.gates import NOT_SUPPORTED
 from prodplan.pages import chart, widget_page
 from quality import selectors
@@ -18,13 +17,11 @@ SEVERITY_COLOURS = {"1": "#f2c94c", "2": "#f2994a", "3": "#c0392b"}
 
 
 def _overview(as_of: datetime) -> dict:
-    return cached("quality.overview", {"as_of": as_of.isoformat(), "top": PARETO_TOP},
-                  lambda: selectors.quality_overview(as_of=as_of, top=PARETO_TOP))
+    return selectors.quality_overview(as_of=as_of, top=PARETO_TOP)
 
 
 def _heatmap(*, as_of: datetime) -> dict:
-    # Same cache names and params as quality.api.views (warmed after every ingestion).
-    payload = cached("quality.heatmap", {"as_of": as_of.isoformat()}, lambda: selectors.quality_heatmap(as_of=as_of))
+    payload = selectors.quality_heatmap(as_of=as_of)  # cached: the API's entry, warmed after every ingestion
     if payload.get("status") == NOT_SUPPORTED:
         return {"unsupported": payload}
     cells = payload["matrix"]["value"]

@@ -12,6 +12,7 @@ from django.db import connection
 
 from orders.choices import OrderState
 from orders.selectors import active_orders_at, open_orders_at, risk_scores
+from prodplan.cache import versioned_cache
 from prodplan.stats import percentile
 from whatif.engine import ArrivalMix, SimInput, SimOrder, WeekCalendar
 from whatif.models import WhatIfBacktest, WhatIfRun
@@ -923,12 +924,10 @@ def station_holds(capacity: dict[int, dict], durations_phase: dict[int, tuple[fl
     return out
 
 
+@versioned_cache("whatif.sim_input")
 def cached_sim_input(*, as_of: datetime, arrival_weeks: int = 8, with_risk: bool = False) -> SimInput:
     """gather_sim_input through the versioned cache: scenarios on the same data share one gathering."""
-    from prodplan.cache import cached
-
-    return cached("whatif.sim_input", {"as_of": as_of.isoformat(), "arrival_weeks": arrival_weeks, "risk": with_risk},
-                  lambda: gather_sim_input(as_of=as_of, arrival_weeks=arrival_weeks, with_risk=with_risk))
+    return gather_sim_input(as_of=as_of, arrival_weeks=arrival_weeks, with_risk=with_risk)
 
 
 def _hour_ranges(hours: list[int]) -> list[tuple[int, int]]:
@@ -942,32 +941,28 @@ def _hour_ranges(hours: list[int]) -> list[tuple[int, int]]:
     return out
 
 
+@versioned_cache("whatif.station_overview", ignore=("names",))
 def station_overview(*, as_of: datetime, names: dict[int, str] | None = None) -> dict:
     """What the what-if page shows before a run: each phase's current stations (CAPACITY_RULE) with the figures
     behind them, busiest first, and the working calendar (CALENDAR_RULE). Cached per as-of and data version;
     on a miss, two queries (service spans, calendar) plus the phase names unless given."""
-    from prodplan.cache import cached
-
-    def compute() -> dict:
-        calendar = working_calendar(as_of=as_of)
-        capacity = capacity_by_phase(as_of=as_of, calendar=calendar)
-        known = names if names is not None else phase_names()
-        rows = [{"phase_id": p, "name": known.get(p, str(p)), **c,
-                 "own_calendar": calendar["phase_calendars"].get(p)}
-                for p, c in capacity.items()]
-        rows.sort(key=lambda r: (-r["p90_weekly_concurrent"], r["phase_id"]))
-        return {
-            "phases": rows,
-            "calendar": {"days": calendar["days"], "hours": calendar["hours"],
-                         "hour_ranges": _hour_ranges(calendar["hours"]), "starts": calendar["starts"],
-                         "always_open": calendar["default"] is None},
-            "basis": "observed",
-            "coverage": None,
-            "capacity_rule": CAPACITY_RULE,
-            "calendar_rule": CALENDAR_RULE,
-        }
-
-    return cached("whatif.station_overview", {"as_of": as_of.isoformat()}, compute)
+    calendar = working_calendar(as_of=as_of)
+    capacity = capacity_by_phase(as_of=as_of, calendar=calendar)
+    known = names if names is not None else phase_names()
+    rows = [{"phase_id": p, "name": known.get(p, str(p)), **c,
+             "own_calendar": calendar["phase_calendars"].get(p)}
+            for p, c in capacity.items()]
+    rows.sort(key=lambda r: (-r["p90_weekly_concurrent"], r["phase_id"]))
+    return {
+        "phases": rows,
+        "calendar": {"days": calendar["days"], "hours": calendar["hours"],
+                     "hour_ranges": _hour_ranges(calendar["hours"]), "starts": calendar["starts"],
+                     "always_open": calendar["default"] is None},
+        "basis": "observed",
+        "coverage": None,
+        "capacity_rule": CAPACITY_RULE,
+        "calendar_rule": CALENDAR_RULE,
+    }
 
 
 def latest_backtest():

@@ -15,7 +15,7 @@ from prodplan.cache import data_version
 from prodplan.gates import THEORETICAL
 from prodplan.metrics import WHATIF_DURATION, WHATIF_RUNS
 from prodplan.stats import percentile
-from prodplan.task_queue import PENDING_RUN_PICKUP_SECONDS, enqueue_run
+from prodplan.task_queue import PENDING_RUN_PICKUP_SECONDS, enqueue_run, task_named
 from whatif import engine
 from whatif.choices import RunStatus
 from whatif.models import WhatIfBacktest, WhatIfRun
@@ -89,11 +89,10 @@ def whatif_run_request(*, inputs: dict, run_async: bool = False) -> tuple[WhatIf
         WHATIF_RUNS.labels(outcome="reused").inc()
         return run, False
     if run_async or inputs["horizon_days"] > ASYNC_HORIZON_DAYS:
-        from whatif.tasks import whatif_run_task
-
+        task = task_named("whatif.tasks.whatif_run_task")  # tasks import services, never the reverse
         WhatIfRun.objects.filter(pk=run.pk).update(status=RunStatus.PENDING, error="")
         # A broker outage fails the run (an identical request then computes it again) and answers 503.
-        transaction.on_commit(lambda: enqueue_run(whatif_run_task, runs=WhatIfRun.objects, run_id=run.pk))
+        transaction.on_commit(lambda: enqueue_run(task, runs=WhatIfRun.objects, run_id=run.pk))
         run.refresh_from_db()
         return run, True
     return whatif_run_execute(run_id=run.pk), True

@@ -1,4 +1,4 @@
-"""Thin DRF views of SmartInventory: validate parameters, resolve as-of, cache, call the selector."""
+"""Thin DRF views of SmartInventory: validate parameters, resolve as-of, call the (cached) selector."""
 
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ class _InventoryView(CachedAnalyticView):
 @extend_schema(tags=["smartinventory"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
                summary="WIP orders at the as-of date by phase and by product/family")
 class WipView(_InventoryView):
-    cache_name = "inventory.wip"
-
     def compute(self, *, as_of):
         return selectors.wip(as_of=as_of)
 
@@ -29,8 +27,6 @@ class WipView(_InventoryView):
 @extend_schema(tags=["smartinventory"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
                summary="Theoretical mass in process (demould weight before demoulding, finished weight after)")
 class WipMassView(_InventoryView):
-    cache_name = "inventory.wip_mass"
-
     def compute(self, *, as_of):
         return selectors.wip_mass(as_of=as_of)
 
@@ -39,7 +35,6 @@ class WipMassView(_InventoryView):
                summary="Theoretical gelcoat use per week or month (product standards, not a consumption)")
 class GelcoatTheoreticalUsageView(_InventoryView):
     query_serializer = GelcoatQuerySerializer
-    cache_name = "inventory.gelcoat_theoretical_usage"
 
     def compute(self, *, as_of, period="month"):
         return selectors.gelcoat_theoretical_usage(as_of=as_of, period=period)

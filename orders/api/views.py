@@ -21,7 +21,7 @@ from orders.api.serializers import (
 from orders.filtersets import ManufacturingOrderFilterSet
 from orders.models import ManufacturingOrder
 from prodplan.asof import AS_OF_RANGE, resolve_as_of
-from prodplan.cache import cached
+from prodplan.cache import versioned_cache
 from prodplan.pagination import ValidatedCursorPagination
 
 AS_OF = OpenApiParameter(
@@ -70,6 +70,14 @@ class OrderCursorPagination(ValidatedCursorPagination):
     max_page_size = 500
 
 
+@versioned_cache("orders.api_order_list", ignore=("view",))
+def _order_list_page(*, view: OrderListView, as_of, query: list[tuple[str, str]], host: str) -> dict:
+    """One page of the order list as the API answers it, cached per request line: the query (filters, cursor, page
+    size) and the host (the page's next/previous links) at as_of. The filtering and the cursor need the request,
+    so the view computes the page (OrderListView.page)."""
+    return view.page()
+
+
 @extend_schema(tags=TAGS, parameters=[AS_OF], responses=OrderSerializer(many=True),
                summary="Manufacturing orders with status, age or lead time (cursor-paginated).")
 class OrderListView(generics.ListAPIView):
@@ -86,11 +94,10 @@ class OrderListView(generics.ListAPIView):
 
     def list(self, request, *args, **kwargs):
         self.as_of = resolve_as_of(request.query_params)
-        params = sorted((k, v) for k in request.query_params for v in request.query_params.getlist(k))
-        key = {"params": params, "as_of": self.as_of, "host": request.get_host()}
-        return Response(cached("orders.api.order_list", key, self._page))
+        query = sorted((k, v) for k in request.query_params for v in request.query_params.getlist(k))
+        return Response(_order_list_page(view=self, as_of=self.as_of, query=query, host=request.get_host()))
 
-    def _page(self) -> dict:
+    def page(self) -> dict:
         queryset = self.filter_queryset(self.get_queryset()).values(*selectors.ORDER_FIELDS)
         rows = self.paginate_queryset(queryset)
         data = OrderSerializer(selectors.order_rows(as_of=self.as_of, rows=list(rows)), many=True).data

@@ -1,4 +1,4 @@
-"""Thin DRF views of the quality analytics: validate parameters, resolve as-of, cache, call the selector."""
+"""Thin DRF views of the quality analytics: validate parameters, resolve as-of, call the (cached) selector."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ class _QualityView(CachedAnalyticView):
                summary="Quality overview: totals, errors per order, severity, found/culprit phase, trend, Pareto")
 class OverviewView(_QualityView):
     query_serializer = OverviewQuerySerializer
-    cache_name = "quality.overview"
 
     def compute(self, *, as_of, top=20):
         return selectors.quality_overview(as_of=as_of, top=top)
@@ -28,8 +27,6 @@ class OverviewView(_QualityView):
 @extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
                summary="Error rate per phase execution (found there / caused there) with severity split")
 class ByPhaseView(_QualityView):
-    cache_name = "quality.by_phase"
-
     def compute(self, *, as_of):
         return selectors.quality_by_phase(as_of=as_of)
 
@@ -37,8 +34,6 @@ class ByPhaseView(_QualityView):
 @extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
                summary="Errors per order and first-pass yield per product and family")
 class ByProductView(_QualityView):
-    cache_name = "quality.by_product"
-
     def compute(self, *, as_of):
         return selectors.quality_by_product(as_of=as_of)
 
@@ -46,8 +41,6 @@ class ByProductView(_QualityView):
 @extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
                summary="Heatmap: phase where found x culprit phase (errors with a culprit)")
 class HeatmapView(_QualityView):
-    cache_name = "quality.heatmap"
-
     def compute(self, *, as_of):
         return selectors.quality_heatmap(as_of=as_of)
 
@@ -55,8 +48,6 @@ class HeatmapView(_QualityView):
 @extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
                summary="Defect escape: phases, hours and mass from culprit phase to detection")
 class EscapesView(_QualityView):
-    cache_name = "quality.escapes"
-
     def compute(self, *, as_of):
         return selectors.quality_escapes(as_of=as_of)
 
@@ -66,7 +57,6 @@ class EscapesView(_QualityView):
                        "without phase the table by family and phase")
 class RiskView(_QualityView):
     query_serializer = RiskQuerySerializer
-    cache_name = "quality.risk"
 
     def compute(self, *, as_of, phase=None, severity=1, product=None, family=None, attribution="found", min_sample=30):
         if phase is None:
