@@ -108,8 +108,6 @@ def order_unabandon(*, order_ids: list[int]) -> int:
 @transaction.atomic
 def bottleneck_backtest_record(*, start, weeks: int, horizon_days: int | None = None) -> BottleneckBacktest:
     """Replay the bottleneck ranking at weekly dates from start and store how often #1 was right."""
-    from orders import selectors
-
     horizon = horizon_days or selectors.BOTTLENECK_BACKTEST_HORIZON_DAYS
     weekly = selectors.bottleneck_backtest(start=start, weeks=weeks, horizon_days=horizon)
     scored = [w for w in weekly if w["hit"] is not None]
