@@ -52,9 +52,10 @@ def _wip_chart(*, as_of: datetime) -> dict:
 
 def _bottlenecks(*, as_of: datetime) -> dict:
     names = selectors.phase_names()
-    rows = [dict(r, name=names.get(r["phase_id"])) for r in selectors.bottleneck_table(as_of=as_of) if r["queue_score_hours"]]
+    rows = [dict(r, name=names.get(r["phase_id"])) for r in selectors.bottleneck_table(as_of=as_of) if r["forecast_hours"]]
     return {"rows": rows[:BOTTLENECK_TOP], "as_of": as_of, "backtest": selectors.bottleneck_backtest_score(),
-            "min_volume": selectors.BOTTLENECK_MIN_QUEUE_EVENTS}
+            "min_volume": selectors.BOTTLENECK_MIN_QUEUE_EVENTS, "route_steps": selectors.BOTTLENECK_ROUTE_STEPS,
+            "recent_weight": selectors.BOTTLENECK_RECENT_WEIGHT}
 
 
 def _risk(*, as_of: datetime) -> dict:

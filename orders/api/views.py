@@ -177,10 +177,9 @@ class ScheduleCurrentView(APIView):
 
 
 @extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
-               summary="Bottleneck phases ranked by measured queue time; top bottleneck week by week (12 weeks).",
-               description=selectors.BOTTLENECK_RULE.format(window=selectors.BOTTLENECK_WINDOW_DAYS,
-                                                            min_n=selectors.BOTTLENECK_MIN_QUEUE_EVENTS)
-               + " 'backtest' is the latest `manage.py bottleneck_backtest` score.")
+               summary="Bottleneck phases ranked by the queue forecast for the next 4 weeks; top bottleneck week by "
+                       "week (12 weeks).",
+               description=selectors.bottleneck_rule() + " 'backtest' is the latest `manage.py bottleneck_backtest` score.")
 class BottlenecksView(APIView):
     response_cache = True
 

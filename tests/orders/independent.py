@@ -24,6 +24,9 @@ STALL_MIN_GAPS = 30
 FLOW_WINDOW_DAYS = selectors.BOTTLENECK_WINDOW_DAYS
 FLOW_LOOKBACK_DAYS = selectors.FLOW_LOOKBACK_DAYS
 MIN_QUEUE_EVENTS = selectors.BOTTLENECK_MIN_QUEUE_EVENTS
+WAIT_DAYS = selectors.BOTTLENECK_WAIT_DAYS
+ROUTE_STEPS = selectors.BOTTLENECK_ROUTE_STEPS
+RECENT_WEIGHT = selectors.BOTTLENECK_RECENT_WEIGHT
 ACTIVE = ("not_started", "waiting", "in_progress")
 
 
@@ -244,12 +247,14 @@ def active(states: dict[int, dict]) -> list[dict]:
 # --- measured flow and the bottleneck ranking --------------------------------------------------------------
 
 
-def measured_flow(frames: dict, t: datetime, days: int = FLOW_WINDOW_DAYS) -> dict[int, dict]:
+def measured_flow(frames: dict, t: datetime, days: int = FLOW_WINDOW_DAYS, wait_days: int = WAIT_DAYS) -> dict[int, dict]:
     """Per phase over (t - days, t]: the waits before the phases started in it (start minus the previous phase's
     end, in start order; the order's creation before its first phase): how many, their full length and the part
-    inside the window; the phases ended in it; the busy seconds inside it."""
-    lookback = t - timedelta(days=days + FLOW_LOOKBACK_DAYS)
+    inside the window; the phases ended in it; the busy seconds inside it. Over (t - wait_days, t]: the waits
+    again (how many, their full length)."""
+    lookback = t - timedelta(days=max(days, wait_days) + FLOW_LOOKBACK_DAYS)
     window = t - timedelta(days=days)
+    wait_window = t - timedelta(days=wait_days)
     rows = known_phases(frames, t)
     rows = rows[rows["start_k"].notna() & (rows["event_k"] > lookback)]
     rows = rows.sort_values(["order_id", "start_k", "sequence", "id"])
@@ -261,6 +266,7 @@ def measured_flow(frames: dict, t: datetime, days: int = FLOW_WINDOW_DAYS) -> di
     out = {}
     for pid, g in rows.groupby("phase_id"):
         queued = g[(g["start_k"] > window) & g["previous"].notna() & (g["previous"] <= g["start_k"])]
+        waited = g[(g["start_k"] > wait_window) & g["previous"].notna() & (g["previous"] <= g["start_k"])]
         running_end = g["end_k"].fillna(pd.Timestamp(t))
         busy = g[running_end > window]
         busy_seconds = (running_end[busy.index].clip(upper=pd.Timestamp(t))
@@ -270,7 +276,8 @@ def measured_flow(frames: dict, t: datetime, days: int = FLOW_WINDOW_DAYS) -> di
             "queue_seconds": float((queued["start_k"] - queued["previous"]).dt.total_seconds().sum()),
             "queue_in_window_seconds": float(
                 (queued["start_k"] - queued["previous"].clip(lower=pd.Timestamp(window))).dt.total_seconds().sum()),
-            "done": int((g["end_k"] > window).sum()), "busy_seconds": float(busy_seconds)}
+            "done": int((g["end_k"] > window).sum()), "busy_seconds": float(busy_seconds),
+            "wait_n": len(waited), "wait_seconds": float((waited["start_k"] - waited["previous"]).dt.total_seconds().sum())}
     return out
 
 
@@ -293,12 +300,47 @@ def peak_concurrency(frames: dict, t: datetime, days: int = FLOW_WINDOW_DAYS) ->
     return out
 
 
+def next_steps(product_id, phase_id: int, routes: dict[int, list[int]], successors: dict[str, int]) -> list[int]:
+    """The ROUTE_STEPS phases after phase_id on the product's standard route (when the phase is on it), else the
+    chain of the phases that usually came next (no phase twice, not back to phase_id)."""
+    route = routes.get(product_id) or []
+    if phase_id in route:
+        i = route.index(phase_id)
+        return route[i + 1:i + 1 + ROUTE_STEPS]
+    out: list[int] = []
+    current = phase_id
+    while len(out) < ROUTE_STEPS:
+        current = successors.get(str(current))
+        if current is None or current in out or current == phase_id:
+            break
+        out.append(current)
+    return out
+
+
+def standard_routes(frames: dict) -> dict[int, list[int]]:
+    """product id -> its route's phase ids by step sequence (ties: phase id)."""
+    routes: dict[int, list[int]] = defaultdict(list)
+    for step in frames["routes"].sort_values(["product_id", "sequence", "phase_id"]).itertuples():
+        routes[int(step.product_id)].append(int(step.phase_id))
+    return dict(routes)
+
+
 def rank(flow: dict[int, dict], states: dict[int, dict], t: datetime, peaks: dict | None = None,
-         days: int = FLOW_WINDOW_DAYS) -> list[dict]:
-    """BOTTLENECK_RULE: the hours waited for each phase inside the window (t - days, t]: the measured waits' part
-    in it, plus, for the active orders placed there and not in progress, their wait so far inside it. Phases with
-    >= MIN_QUEUE_EVENTS waits (measured or still running) first, by those hours; then the others; ties by id."""
+         days: int = FLOW_WINDOW_DAYS, routes: dict | None = None, successors: dict | None = None) -> list[dict]:
+    """BOTTLENECK_RULE: the hours waited for each phase inside the window (t - days, t] (score_hours: the measured
+    waits' part in it, plus, for the active orders placed there and not in progress, their wait so far inside it);
+    the forecast = expected visits (active orders waiting there now + active orders with the phase among their
+    next ROUTE_STEPS steps) x the mean measured wait over WAIT_DAYS + RECENT_WEIGHT x score_hours. Phases with
+    >= MIN_QUEUE_EVENTS waits (measured or still running) first, by the forecast; then the others; ties by id."""
     window = t - timedelta(days=days)
+    coming: Counter = Counter()
+    for s in active(states):
+        if s["phase_id"] is None:
+            continue
+        if s["state"] != "in_progress":
+            coming[s["phase_id"]] += 1
+        for q in next_steps(s["product_id"], s["phase_id"], routes or {}, successors or {}):
+            coming[q] += 1
     waiting: dict[int, list] = defaultdict(list)
     working: Counter = Counter()
     for s in active(states):
@@ -309,9 +351,9 @@ def rank(flow: dict[int, dict], states: dict[int, dict], t: datetime, peaks: dic
         else:
             waiting[s["phase_id"]].append((t - max(s["since"], window)).total_seconds())
     table = []
-    for pid in set(flow) | set(waiting) | set(working):
+    for pid in set(flow) | set(waiting) | set(working) | set(coming):
         f = flow.get(pid, {"queue_n": 0, "queue_seconds": 0.0, "queue_in_window_seconds": 0.0, "done": 0,
-                           "busy_seconds": 0.0})
+                           "busy_seconds": 0.0, "wait_n": 0, "wait_seconds": 0.0})
         peak = (peaks or {}).get(pid)
         waits = f["queue_n"] + len(waiting[pid])
         table.append({
@@ -322,7 +364,11 @@ def rank(flow: dict[int, dict], states: dict[int, dict], t: datetime, peaks: dic
             "throughput_per_day": f["done"] / days, "enough": waits >= MIN_QUEUE_EVENTS,
             "utilisation": f["busy_seconds"] / (days * DAY * peak) if peak else None,
         })
-    table.sort(key=lambda r: (not r["enough"], -r["score_hours"], r["phase_id"]))
+        row = table[-1]
+        mean_wait = f["wait_seconds"] / f["wait_n"] / 3600 if f["wait_n"] else None
+        row.update(visits=coming[pid], forecast_mean_wait_hours=mean_wait,
+                   forecast_hours=coming[pid] * (mean_wait or 0.0) + RECENT_WEIGHT * row["score_hours"])
+    table.sort(key=lambda r: (not r["enough"], -r["forecast_hours"], r["phase_id"]))
     for k, row in enumerate(table, start=1):
         row["rank"] = k
     return table

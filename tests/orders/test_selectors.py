@@ -282,7 +282,13 @@ def test_schedule_current_counts_the_independent_states_per_phase(states_world, 
 @pytest.mark.parametrize("t", [AS_OF, PAST], ids=["snapshot", "past"])
 def test_bottlenecks_rank_the_queue_measured_with_pandas(states_world, t):
     expected_state = expected_states(states_world, t)
-    expected = ind.rank(ind.measured_flow(states_world, t), expected_state, t, ind.peak_concurrency(states_world, t))
+    routes = ind.standard_routes(states_world)
+
+    def ranked_at(when, peaks=None):
+        return ind.rank(ind.measured_flow(states_world, when), expected_states(states_world, when), when, peaks,
+                        routes=routes, successors=ind.stall_thresholds(states_world, when)["next_phase"])
+
+    expected = ranked_at(t, ind.peak_concurrency(states_world, t))
     result = selectors.bottlenecks(as_of=t)
     assert [p["phase"]["id"] for p in result["phases"]] == [r["phase_id"] for r in expected]
     assert [p["rank"] for p in result["phases"]] == list(range(1, len(expected) + 1))
@@ -296,17 +302,27 @@ def test_bottlenecks_rank_the_queue_measured_with_pandas(states_world, t):
         assert p["queue_size"] == want["waiting_orders"] and p["in_progress"] == want["in_progress"]
         assert p["throughput_per_day"]["value"] == approx(want["throughput_per_day"], 4)
         assert p["utilisation"]["value"] == approx(want["utilisation"], 4)
-    assert expected[0]["enough"] and expected[0]["score_hours"] > 0
+        forecast = p["forecast_queue_hours"]
+        assert forecast["value"]["total"] == approx(want["forecast_hours"]), want
+        assert forecast["value"]["mean_wait"] == approx(want["forecast_mean_wait_hours"])
+        visits = forecast["value"]["expected_visits"]
+        assert visits["waiting_now"] + visits["on_route_next_steps"] == want["visits"]
+        assert visits["waiting_now"] == want["waiting_orders"]
+        assert forecast["value"]["from_expected_visits"] + forecast["value"]["from_recent_queue"] == approx(
+            forecast["value"]["total"], 2)
+    assert expected[0]["enough"] and expected[0]["forecast_hours"] > 0
+    assert sum(result["next_steps_basis"].values()) == sum(1 for s in ind.active(expected_state) if s["phase_id"] is not None)
     assert result["active_orders"] == len(ind.active(expected_state))
     assert result["stalled_orders"] == sum(1 for s in expected_state.values() if s["state"] == "stalled")
     trend = result["top_bottleneck_by_week"]
     assert len(trend) == 12 and trend[-1]["week_ending"] == t
     assert trend[-1]["top_phase"]["id"] == expected[0]["phase_id"]
     week = trend[5]["week_ending"]
-    then = ind.rank(ind.measured_flow(states_world, week), expected_states(states_world, week), week)
-    top = then[0] if then and then[0]["score_hours"] > 0 else None
+    then = ranked_at(week)
+    top = then[0] if then and then[0]["forecast_hours"] > 0 else None
     assert (trend[5]["top_phase"] or {}).get("id") == (top and top["phase_id"])
     assert trend[5]["queue_hours"] == (None if top is None else pytest.approx(top["score_hours"], abs=1e-2))
+    assert trend[5]["forecast_hours"] == (None if top is None else pytest.approx(top["forecast_hours"], abs=1e-2))
 
 
 def test_rank_bottlenecks_needs_volume_and_orders_by_queue_time():
@@ -337,8 +353,57 @@ def test_rank_bottlenecks_needs_volume_and_orders_by_queue_time():
     assert by_id[2]["mean_wait_hours"] == pytest.approx(12 / 5) and by_id[4]["mean_wait_hours"] is None
 
 
+def test_rank_bottlenecks_forecast_counts_the_work_coming_on_the_route():
+    """The forecast: visits expected (waiting now + the next route steps of the active orders) x the mean wait
+    measured over the wait window, plus the recent-queue weight x the queue measured in the window."""
+    t, hour, days = AS_OF, 3600.0, 14
+    assert selectors.BOTTLENECK_ROUTE_STEPS >= 2  # the routes below are at most two steps long after each phase
+
+    def flow(n, in_window_hours, wait_n, wait_hours):
+        return {"queue_n": n, "queue_seconds": in_window_hours * hour, "queue_overlap_seconds": in_window_hours * hour,
+                "done": n, "busy_seconds": 0.0, "wait_n": wait_n, "wait_seconds": wait_hours * hour}
+
+    # Phase 10 had the longest queue lately; phase 30 little, but the work in the shop is heading for it.
+    flows = {10: flow(6, 15, 8, 40), 20: flow(5, 10, 6, 12), 30: flow(5, 5, 10, 20)}
+    routes = {1: [10, 20, 30], 2: [20, 30]}
+    successors = {"50": 30, "30": 40}
+    orders = [{"product_id": 1, "phase_id": 10, "state": "in_progress", "since": t - timedelta(hours=3)},  # -> 20, 30
+              {"product_id": 1, "phase_id": 20, "state": "waiting", "since": t - timedelta(hours=2)},  # 20; -> 30
+              {"product_id": 2, "phase_id": 20, "state": "in_progress", "since": t - timedelta(hours=1)},  # -> 30
+              {"product_id": 9, "phase_id": 50, "state": "in_progress", "since": t - timedelta(hours=1)},  # off route: -> 30, 40
+              {"product_id": 2, "phase_id": 30, "state": "waiting", "since": t - timedelta(hours=4)}]  # 30 (its route ends)
+    table = selectors.rank_bottlenecks(flow=flows, active=orders, as_of=t, days=days, routes=routes,
+                                       successors=successors)
+    by_id = {r["phase_id"]: r for r in table}
+    w = selectors.BOTTLENECK_RECENT_WEIGHT
+    # phase 30: 1 waiting + 4 coming (orders 1, 2, 3 on their routes; 4 by the usual next phase) = 5 visits x 2 h mean
+    assert (by_id[30]["visits_waiting"], by_id[30]["visits_upstream"]) == (1, 4)
+    assert by_id[30]["forecast_mean_wait_hours"] == pytest.approx(2.0) and by_id[30]["forecast_waits_measured"] == 10
+    assert by_id[30]["forecast_from_visits_hours"] == pytest.approx(10.0)
+    assert by_id[30]["forecast_from_recent_hours"] == pytest.approx(w * (5 + 4))  # measured + waiting now
+    assert by_id[30]["forecast_hours"] == pytest.approx(10.0 + w * 9)
+    # phase 10: nobody waits for it or comes to it: only its recent queue counts
+    assert by_id[10]["visits_waiting"] + by_id[10]["visits_upstream"] == 0
+    assert by_id[10]["forecast_hours"] == pytest.approx(w * 15)
+    # phase 20: order 2 waits, order 1 comes; 2 visits x 2 h + the recent queue (10 h measured + 2 h waiting)
+    assert (by_id[20]["visits_waiting"], by_id[20]["visits_upstream"]) == (1, 1)
+    assert by_id[20]["forecast_hours"] == pytest.approx(2 * 2.0 + w * 12)
+    # 40 is coming for order 4, but never measured: no mean wait, no volume, no forecast
+    assert by_id[40]["visits_upstream"] == 1 and by_id[40]["forecast_mean_wait_hours"] is None
+    assert by_id[40]["forecast_hours"] == 0 and not by_id[40]["enough_volume"]
+    # ranked by the forecast (phases with enough volume first; ties by id), where the recent queue alone puts 10 first
+    expected = sorted(by_id.values(), key=lambda r: (not r["enough_volume"], -r["forecast_hours"], r["phase_id"]))
+    assert [r["phase_id"] for r in table] == [r["phase_id"] for r in expected]
+    assert table[0]["phase_id"] == 30 and max(table, key=lambda r: r["queue_score_hours"])["phase_id"] == 10
+    assert [r["rank"] for r in table] == list(range(1, len(table) + 1))
+    # without routes only the orders waiting now are visits
+    bare = {r["phase_id"]: r for r in selectors.rank_bottlenecks(flow=flows, active=orders, as_of=t, days=days)}
+    assert bare[30]["visits_upstream"] == 0 and bare[30]["forecast_from_visits_hours"] == pytest.approx(2.0)
+
+
 def test_bottleneck_backtest_scores_against_the_queue_measured_next(frames):
     start, weeks, horizon = AS_OF - timedelta(weeks=20), 4, selectors.BOTTLENECK_BACKTEST_HORIZON_DAYS
+    routes = ind.standard_routes(frames)
     rows = selectors.bottleneck_backtest(start=start, weeks=weeks)
     assert [r["date"] for r in rows] == [start + timedelta(weeks=k) for k in range(weeks)]
     for row in rows:
@@ -348,8 +413,10 @@ def test_bottleneck_backtest_scores_against_the_queue_measured_next(frames):
         measured = sorted(ind.rank(ind.measured_flow(frames, end, days=horizon), ind.order_states(frames, end), end,
                                    days=horizon), key=lambda r: (-r["score_hours"], r["phase_id"]))
         actual = measured[0]["phase_id"] if measured and measured[0]["score_hours"] > 0 else None
-        ranked = ind.rank(ind.measured_flow(frames, t), ind.order_states(frames, t), t)
-        predicted = ranked[0]["phase_id"] if ranked and ranked[0]["score_hours"] > 0 else None
+        # the forecast: the ranking as users see it at t, with only what was known at t
+        ranked = ind.rank(ind.measured_flow(frames, t), ind.order_states(frames, t), t, routes=routes,
+                          successors=ind.stall_thresholds(frames, t)["next_phase"])
+        predicted = ranked[0]["phase_id"] if ranked and ranked[0]["forecast_hours"] > 0 else None
         assert (row["actual"], row["predicted"]) == (actual, predicted), t
         assert row["hit"] == (None if actual is None or predicted is None else actual == predicted)
         if actual is not None:
@@ -423,7 +490,8 @@ def test_kpi_by_product_and_by_phase_match_pandas(frames):
 def test_risk_queue_scores_the_active_orders_by_independent_components(states_world, t):
     states = expected_states(states_world, t)
     active = {s["order_id"]: s for s in ind.active(states)}
-    ranked = ind.rank(ind.measured_flow(states_world, t), states, t)
+    ranked = ind.rank(ind.measured_flow(states_world, t), states, t, routes=ind.standard_routes(states_world),
+                      successors=ind.stall_thresholds(states_world, t)["next_phase"])
     ranks = {r["phase_id"]: r["rank"] for r in ranked if r["enough"] and r["score_hours"] > 0}
     defects = ind.defect_rates(states_world, t)
     scores = selectors.risk_scores(as_of=t)
