@@ -187,6 +187,11 @@ def versioned_cache(name: str, *, in_process: bool = False, ttl: int | None = No
         unknown = ignored - set(signature.parameters)
         if unknown:
             raise ImproperlyConfigured(f"{name}: ignore names no parameter: {sorted(unknown)}")
+        for variant in variants:
+            try:
+                signature.bind(as_of=None, **variant)
+            except TypeError as exc:
+                raise ImproperlyConfigured(f"{name}: warm variant {variant!r} does not fit the selector: {exc}") from None
 
         def params_of(args: tuple, kwargs: dict) -> dict:
             bound = signature.bind(*args, **kwargs)

@@ -81,6 +81,8 @@ def test_names_are_unique_and_start_with_their_app_label():
         versioned_cache("quality.from_a_test")(lambda *, as_of: None)
     with pytest.raises(ImproperlyConfigured, match="ignore"):
         versioned_cache("tests.ignores_nothing", ignore=("nope",))(lambda *, as_of: None)
+    with pytest.raises(ImproperlyConfigured, match="warm variant"):
+        versioned_cache("tests.warms_a_typo", warm=({"perod": "week"},))(lambda *, as_of, period="month": None)
 
 
 def test_every_app_warm_up_names_registered_selectors():
