@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
+from ingestion import labels
 from ingestion.choices import RunStatus, RunTrigger
 from ingestion.contract import SHEETS
 from ingestion.models import IngestionRun
@@ -111,7 +112,7 @@ def _upload(request):
             path = store_upload(uploaded)
             run = ingestion_request(path=str(path), trigger=RunTrigger.UI, allow_shrink=request.POST.get("allow_shrink") == "on")
         except UploadRejected as exc:
-            error = str(exc)
+            error = labels.upload_error(str(exc))  # the stored English reason (also the API's), in the page's language
         except AlreadyRunning as exc:
             upload_discard(path)  # refused: no run will read it
             error = _("Another ingestion is already running (run %(id)s).") % {"id": exc.run_id}

@@ -11,11 +11,13 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from orders import selectors
 from orders.choices import OrderState, OrderStatus, ProductFamily
 from orders.filtersets import ManufacturingOrderFilterSet
+from orders.templatetags.order_labels import basis_label, family_label, scope_label, state_label, status_label
 from prodplan.pages import chart, extra_widget, page_as_of, panels, widget_page
 from prodplan.params import id_param
 from prodplan.xlsx import safe_row
@@ -27,6 +29,15 @@ EXPORT_COLUMNS = ("id", "product_id", "product_name", "product_family", "status"
                   "placement_basis", "in_state_days", "created_at", "finished_at", "age_days", "lead_time_days",
                   "threshold_scope")
 EXPORT_CHUNK = 2000
+# The export's header row, in the request's language (the columns stay in EXPORT_COLUMNS' order).
+EXPORT_HEADERS = {
+    "id": gettext_lazy("Order"), "product_id": gettext_lazy("Product id"), "product_name": gettext_lazy("Product"),
+    "product_family": gettext_lazy("Family"), "status": gettext_lazy("Status against lead time"),
+    "state": gettext_lazy("State"), "phase_id": gettext_lazy("Phase id"), "phase_name": gettext_lazy("Phase"),
+    "placement_basis": gettext_lazy("Placed by"), "in_state_days": gettext_lazy("Days in this state"),
+    "created_at": gettext_lazy("Created"), "finished_at": gettext_lazy("Finished"), "age_days": gettext_lazy("Age (days)"),
+    "lead_time_days": gettext_lazy("Lead time (days)"), "threshold_scope": gettext_lazy("Thresholds from"),
+}
 
 
 # --- overview ----------------------------------------------------------------------------------------------
@@ -144,8 +155,8 @@ def order_export(request):
     filterset = _filterset(request, as_of)
     queryset = filterset.qs if filterset.is_valid() else filterset.queryset.none()
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("orders")
-    sheet.append([*EXPORT_COLUMNS, "as_of"])
+    sheet = workbook.create_sheet(str(_("orders")))
+    sheet.append([str(EXPORT_HEADERS[column]) for column in EXPORT_COLUMNS] + [str(_("Data as of"))])
     stamp = timezone.localtime(as_of).replace(tzinfo=None)
     count = 0
     chunk: list[dict] = []
@@ -155,12 +166,15 @@ def order_export(request):
             position = order["position"] or {}
             values = {
                 "id": order["id"], "product_id": (order["product"] or {}).get("id"),
-                "product_name": (order["product"] or {}).get("name"), "product_family": (order["product"] or {}).get("family"),
-                "status": order["status"], "state": order["state"], "phase_id": (position.get("phase") or {}).get("id"),
-                "phase_name": (position.get("phase") or {}).get("name"), "placement_basis": position.get("placement_basis"),
+                "product_name": (order["product"] or {}).get("name"),
+                "product_family": family_label((order["product"] or {}).get("family")),
+                "status": status_label(order["status"]), "state": state_label(order["state"]),
+                "phase_id": (position.get("phase") or {}).get("id"), "phase_name": (position.get("phase") or {}).get("name"),
+                "placement_basis": basis_label(position.get("placement_basis")) if position.get("placement_basis") else None,
                 "in_state_days": position.get("in_state_days") if order["state"] != OrderState.FINISHED else None,
                 "created_at": order["created"], "finished_at": order["finished"], "age_days": order["age_days"],
-                "lead_time_days": order["lead_time_days"], "threshold_scope": order["status_basis"]["threshold_scope"],
+                "lead_time_days": order["lead_time_days"], "threshold_scope": scope_label(order["status_basis"]["threshold_scope"])
+                if order["status_basis"]["threshold_scope"] else None,
             }
             row = []
             for column in EXPORT_COLUMNS:

