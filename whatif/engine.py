@@ -34,7 +34,7 @@ docs/DECISIONS.md):
   A step whose touch time is 0 (the ERP's event-marker phases) takes no station; it still waits its
   delay and is booked inside the calendar.
   The delay of step 1 grows with the shop's load when the data show it does (``delay_load_elasticity`` b,
-  measured by the selector): it is scaled by (load now / the load the delays were measured at) ** b, load = station
+  measured by the selector, the phase's own in ``delay_load_elasticity_by_phase`` when it has one): it is scaled by (load now / the load the delays were measured at) ** b, load = station
   starts per day over the trailing ``load_window_days`` (the real starts before as-of, then the simulated ones),
   the factor kept within [LOAD_FACTOR_MIN, LOAD_FACTOR_MAX]. Work released faster (a station more at a gate)
   thus meets longer waits downstream (shared crews, handling), as measured, not only the stations' queues.
@@ -136,6 +136,7 @@ class SimInput:
     # Load-dependent delays (see the module docstring): elasticity (0: off), the load (starts per day) the delay
     # samples were measured at, the real station starts of the trailing window before as-of (days, negative).
     delay_load_elasticity: float = 0.0
+    delay_load_elasticity_by_phase: dict[int, float] = field(default_factory=dict)
     delay_reference_load: float = 0.0
     recent_starts: tuple[float, ...] = ()
     load_window_days: float = 14.0
@@ -261,19 +262,23 @@ class ShopLoad:
         self.window = float(sim_input.load_window_days or 14.0)
         self.history = sorted(sim_input.recent_starts)
         self.starts: list[float] = []
-        self.on = self.b > 0 and self.ref > 0
+        self.by_phase = dict(sim_input.delay_load_elasticity_by_phase or {})
+        self.on = (self.b > 0 or any(v > 0 for v in self.by_phase.values())) and self.ref > 0
 
     def record(self, t: float) -> None:
         if self.on:
             insort(self.starts, t)
 
-    def factor(self, now: float) -> float:
+    def factor(self, now: float, phase: int | None = None) -> float:
         if not self.on:
+            return 1.0
+        b = self.by_phase.get(phase, self.b)
+        if b <= 0:
             return 1.0
         lo = now - self.window
         n = (bisect_left(self.history, now) - bisect_right(self.history, lo)
              + bisect_left(self.starts, now) - bisect_right(self.starts, lo))
-        return min(LOAD_FACTOR_MAX, max(LOAD_FACTOR_MIN, (n / self.window / self.ref) ** self.b))
+        return min(LOAD_FACTOR_MAX, max(LOAD_FACTOR_MIN, (n / self.window / self.ref) ** b))
 
 
 def _tie(j: int) -> float:
@@ -396,7 +401,7 @@ def _simpy_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float,
         for phase, g, d, pr, extra in zip(route, delays, durations, prio, holds, strict=True):
             cal = calendars[phase]
             if g > 0:
-                yield env.timeout(cal.after_open(env.now, g * load.factor(env.now), tie))
+                yield env.timeout(cal.after_open(env.now, g * load.factor(env.now, phase), tie))
             if d <= 0:
                 w = cal.until_open(env.now, tie)
                 if w > 0:
@@ -470,7 +475,7 @@ def _heap_loop(jobs, servers: dict[int, int], calendars: dict, horizon: float,
             return
         if delays[i] > 0:
             seq += 1
-            push(events, (now + calendars[route[i]].after_open(now, delays[i] * load.factor(now), _tie(j)), seq, j, i,
+            push(events, (now + calendars[route[i]].after_open(now, delays[i] * load.factor(now, route[i]), _tie(j)), seq, j, i,
                           _READY))
             return
         ready(now, j, i)

@@ -269,6 +269,30 @@ LOAD_BINS = 5
 LOAD_MIN_WAITS = 500  # fewer waits measured in the year: no load dependence (elasticity 0)
 LOAD_MIN_PHASE_WAITS = 30
 LOAD_MAX_ELASTICITY = 2.0
+LOAD_MIN_PHASE_SLOPE_WAITS = 100
+
+
+def _log_slope(samples: list[tuple[float, float]]) -> tuple[float, list]:
+    """(wait ratio, load) samples: the least-squares slope of log ratio on log load over LOAD_BINS equal bins by
+    load, clamped to [0, LOAD_MAX_ELASTICITY] (0 with fewer than 3 bins), and the bins' (load, ratio) means."""
+    samples = sorted(samples, key=lambda x: x[1])
+    n = len(samples)
+    points = []
+    for k in range(LOAD_BINS):
+        part = samples[k * n // LOAD_BINS:(k + 1) * n // LOAD_BINS]
+        if not part:
+            continue
+        load = sum(x for _, x in part) / len(part)
+        ratio = sum(r for r, _ in part) / len(part)
+        if load > 0 and ratio > 0:
+            points.append((load, ratio))
+    if len(points) < 3:
+        return 0.0, points
+    xs, ys = [math.log(x) for x, _ in points], [math.log(y) for _, y in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx > 0 else 0.0
+    return round(min(LOAD_MAX_ELASTICITY, max(0.0, slope)), 4), points
 
 
 def station_starts(log: ServiceLog) -> list[float]:
@@ -286,38 +310,28 @@ def delay_load_elasticity(rows: list[tuple], starts: list[float], *, skip: set[i
     """How the wait before a phase grows with the shop's load (DELAY_LOAD_RULE): the slope of log(mean wait / the
     phase's mean wait) on log(mean load) over LOAD_BINS equal bins of the waits sorted by the load at their ready
     moment, from the year's waits (rows as _queue_and_starts gives them) of the phases not in `skip` (the
-    throughput-limited ones: their waits are their own queue), clamped to [0, LOAD_MAX_ELASTICITY]."""
+    throughput-limited ones: their waits are their own queue), clamped to [0, LOAD_MAX_ELASTICITY]: pooled over the
+    phases ("elasticity") and per phase with at least LOAD_MIN_PHASE_SLOPE_WAITS waits ("by_phase")."""
     by_phase: dict[int, list[tuple[float, float]]] = defaultdict(list)
     t_min = starts[0] + LOAD_WINDOW_DAYS * DAY if starts else math.inf  # a whole trailing window of history
     for phase, _rl, _sl, _touch, ready, start in rows:
         if phase in skip or ready < t_min:
             continue
         by_phase[phase].append(((start - ready) / DAY, load_at(starts, ready)))
-    samples = []
-    for values in by_phase.values():
+    samples, per_phase = [], {}
+    for phase, values in by_phase.items():
         mean = sum(w for w, _ in values) / len(values)
         if len(values) >= LOAD_MIN_PHASE_WAITS and mean > 0:
-            samples += [(w / mean, load) for w, load in values]
-    out = {"elasticity": 0.0, "waits": len(samples), "bins": []}
+            normalised = [(w / mean, load) for w, load in values]
+            samples += normalised
+            if len(values) >= LOAD_MIN_PHASE_SLOPE_WAITS:
+                per_phase[phase] = _log_slope(normalised)[0]
+    out = {"elasticity": 0.0, "waits": len(samples), "bins": [], "by_phase": {}}
     if len(samples) < LOAD_MIN_WAITS:
         return out
-    samples.sort(key=lambda x: x[1])
-    n = len(samples)
-    points = []
-    for k in range(LOAD_BINS):
-        part = samples[k * n // LOAD_BINS:(k + 1) * n // LOAD_BINS]
-        load = sum(x for _, x in part) / len(part)
-        ratio = sum(r for r, _ in part) / len(part)
-        if load > 0 and ratio > 0:
-            points.append((load, ratio))
-    out["bins"] = [{"load_per_day": round(x, 2), "wait_over_phase_mean": round(y, 3)} for x, y in points]
-    if len(points) < 3:
-        return out
-    xs, ys = [math.log(x) for x, _ in points], [math.log(y) for _, y in points]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx > 0 else 0.0
-    out["elasticity"] = round(min(LOAD_MAX_ELASTICITY, max(0.0, slope)), 4)
+    slope, points = _log_slope(samples)
+    out.update({"elasticity": slope, "by_phase": per_phase,
+                "bins": [{"load_per_day": round(x, 2), "wait_over_phase_mean": round(y, 3)} for x, y in points]})
     return out
 
 
@@ -325,9 +339,10 @@ DELAY_LOAD_RULE = (f"the shop's load at a moment = station starts per day over t
                    "it; the non-capacity delay before a phase is scaled in the run by (load now / the mean load at the "
                    "ready moments of the delays sampled) ** b, b = the slope of log(mean wait / the phase's mean wait) "
                    f"on log(mean load) over {LOAD_BINS} equal bins of the waits of the {CAPACITY_WINDOW_DAYS} days "
-                   "before as-of sorted by the load when they began (phases with at least "
-                   f"{LOAD_MIN_PHASE_WAITS} waits, throughput-limited phases left out; fewer than {LOAD_MIN_WAITS} "
-                   f"waits: b = 0), within [0, {LOAD_MAX_ELASTICITY:g}]")
+                   "before as-of sorted by the load when they began: the phase's own with at least "
+                   f"{LOAD_MIN_PHASE_SLOPE_WAITS} waits, else pooled over the phases with at least "
+                   f"{LOAD_MIN_PHASE_WAITS} (throughput-limited phases left out; fewer than {LOAD_MIN_WAITS} waits in "
+                   f"all: b = 0), within [0, {LOAD_MAX_ELASTICITY:g}]; the factor within [0.25, 4]")
 
 
 CAPACITY_RULE = (f"stations = ceil(p{int(CAPACITY_WEEK_PERCENTILE * 100)} over the whole weeks of the "
@@ -857,6 +872,7 @@ def gather_sim_input(
         stalled_orders=excluded[OrderState.STALLED],
         station_hold=station_hold,
         delay_load_elasticity=load["elasticity"],
+        delay_load_elasticity_by_phase=load.get("by_phase", {}),
         delay_reference_load=samples["delay_reference_load"],
         recent_starts=recent_starts,
         load_window_days=LOAD_WINDOW_DAYS,
@@ -878,7 +894,8 @@ def gather_sim_input(
             "capacity": {str(p): c for p, c in sorted(capacity.items())},
             "capacity_rule": CAPACITY_RULE,
             "station_hold": {str(p): h for p, h in sorted(station_hold.items())},
-            "delay_load": {**load, "reference_load_per_day": round(samples["delay_reference_load"], 3),
+            "delay_load": {**load, "by_phase": {str(p): b for p, b in sorted(load["by_phase"].items())},
+                           "reference_load_per_day": round(samples["delay_reference_load"], 3),
                            "load_at_as_of_per_day": round(len(recent_starts) / LOAD_WINDOW_DAYS, 3)},
             "delay_load_rule": DELAY_LOAD_RULE,
             "calendar": {"days": calendar["days"], "hours": calendar["hours"],

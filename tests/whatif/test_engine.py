@@ -277,6 +277,9 @@ def test_delays_grow_with_the_shop_load_by_the_measured_elasticity():
             r = run_once(SimInput(**base, delay_load_elasticity=b), Scenario(horizon_days=10, arrivals=False),
                          backend=backend)
             assert r["finish_days"]["wip:1"] == pytest.approx(delay + 0.1)
+    # a phase's own elasticity comes before the pooled one
+    own = SimInput(**base, delay_load_elasticity=1.0, delay_load_elasticity_by_phase={1: 0.0})
+    assert run_once(own, Scenario(horizon_days=10, arrivals=False))["finish_days"]["wip:1"] == pytest.approx(1.1)
 
 
 @pytest.mark.parametrize("rule", ["FIFO", "SPT"])
@@ -284,6 +287,7 @@ def test_heap_loop_matches_simpy_with_station_holds_and_load_dependent_delays(ru
     si = shop_input()
     si.station_hold = {20: 2.5, 30: 1.4}
     si.delay_load_elasticity = 0.8
+    si.delay_load_elasticity_by_phase = {30: 1.5, 40: 0.0}
     si.delay_reference_load = 6.0
     si.recent_starts = tuple(-k * 0.2 for k in range(1, 60))
     sc = Scenario(priority_rule=rule, horizon_days=28, seed=5)

@@ -248,4 +248,7 @@ def test_delay_elasticity_is_the_measured_growth_of_waits_with_the_shop_load():
     assert grows["elasticity"] == pytest.approx(1.0, abs=0.1)  # four times the load, four times the wait
     flat = delay_load_elasticity(rows, starts, skip={7})
     assert flat["elasticity"] == 0.0  # the same wait whatever the load
+    both = delay_load_elasticity(rows, starts, skip=set())  # each phase its own, the pool in between
+    assert both["by_phase"][7] == pytest.approx(1.0, abs=0.1) and both["by_phase"][8] == 0.0
+    assert 0.0 < both["elasticity"] < both["by_phase"][7]
     assert delay_load_elasticity(rows[:400], starts, skip=set())["elasticity"] == 0.0  # too few waits to say
