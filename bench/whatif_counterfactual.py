@@ -247,7 +247,7 @@ def compare(predicted: dict, real: dict) -> dict:
 
 def run_pair(args, seed: int, base_url: str, workdir: Path, horizon_days: int, what_if_as_of: str) -> dict:
     """Both workbooks of one generator seed: generate, ingest, gather at D, predict, compare."""
-    from ingestion.demo_workbook import generate_demo_workbook
+    from ingestion.demo import generate_demo_workbook
 
     workbooks, manifests, gathered = {}, {}, {}
     for name, factor in (("usual", 1.0), ("changed", args.factor)):

@@ -15,7 +15,7 @@ from django.db import connection
 from python_calamine import CalamineWorkbook
 
 from ingestion import contract
-from ingestion.demo_workbook import (
+from ingestion.demo import (
     PLANTED,
     PLANTED_PER_REASON,
     generate_demo_workbook,

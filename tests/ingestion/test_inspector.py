@@ -10,7 +10,7 @@ from openpyxl import Workbook
 from python_calamine import CalamineWorkbook
 
 from ingestion import contract
-from ingestion.demo_workbook import generate_demo_workbook
+from ingestion.demo import generate_demo_workbook
 from ingestion.inspector import (
     BAD_ID,
     WorkbookUnreadable,

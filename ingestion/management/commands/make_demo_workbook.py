@@ -7,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ingestion.demo_workbook import GATE_FACTOR_RANGE, GATE_PHASE, generate_demo_workbook, manifest_path
+from ingestion.demo import GATE_FACTOR_RANGE, GATE_PHASE, generate_demo_workbook, manifest_path
 
 
 class Command(BaseCommand):

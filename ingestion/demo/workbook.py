@@ -1349,7 +1349,7 @@ def generate_demo_workbook(out_path: str | Path, *, scale: float = 1.0, seed: in
     }
     manifest = {
         "workbook": out_path.name,
-        "generator": "ingestion.demo_workbook",
+        "generator": "ingestion.demo",
         "args": {"scale": scale, "seed": seed, "as_of": as_of if isinstance(as_of, str) else as_of.isoformat()},
         "as_of": as_of_dt.isoformat(),
         "history_start": _minutes(np.array([start_min]))[0].astype(object).isoformat(),
