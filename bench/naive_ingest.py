@@ -18,7 +18,7 @@ from django.db import connection, transaction  # noqa: E402
 from openpyxl import load_workbook  # noqa: E402
 
 from ingestion.contract import SHEETS  # noqa: E402
-from ingestion.merge import TARGETS  # noqa: E402
+from ingestion.pipeline.sql import TARGETS  # noqa: E402
 from ingestion.reader import COERCERS, CellError, coerce_text  # noqa: E402
 
 BATCH = 1000

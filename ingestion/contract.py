@@ -11,6 +11,8 @@ FLOAT = "float"
 BOOL = "bool"  # 0/1
 DATETIME = "datetime"  # Excel datetime or text (2023-04-05 10:31:00, 05/04/2023), Lisbon local time
 TEXT = "text"
+# The workbook's datetimes are naive local time in this zone (the reader and the merge SQL apply it).
+LOCAL_ZONE = "Europe/Lisbon"
 
 
 @dataclass(frozen=True)

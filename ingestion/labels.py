@@ -23,7 +23,7 @@ _STAGES = {
     "pending": gettext_lazy("pending"),
 }
 
-# What an orphan reference points at (ingestion.merge.ORPHAN_CHECKS), by issue kind.
+# What an orphan reference points at (ingestion.pipeline.sql.ORPHAN_CHECKS), by issue kind.
 _TARGETS = {
     IssueKind.ORPHAN_PRODUCT: gettext_lazy("product"),
     IssueKind.ORPHAN_PHASE: gettext_lazy("catalogue phase"),

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 from python_calamine import CalamineError, CalamineWorkbook
 
-from ingestion.contract import BOOL, DATETIME, FLOAT, ID, INT, SHEETS, SheetSpec
+from ingestion.contract import BOOL, DATETIME, FLOAT, ID, INT, LOCAL_ZONE, SHEETS, SheetSpec
 
-LISBON = ZoneInfo("Europe/Lisbon")
+LISBON = ZoneInfo(LOCAL_ZONE)
 EXCEL_EPOCH = datetime(1899, 12, 30)
 MIN_YEAR, MAX_YEAR = 1900, 2100
 MAX_UNCOMPRESSED_BYTES = 2 * 1024**3  # a real 40 MB export unpacks to a few hundred MB
@@ -198,7 +198,7 @@ def coerce_bool(value) -> bool | None:
 
 
 def _aware(value: datetime) -> datetime:
-    """Check the year; return naive Lisbon local time (PostgreSQL applies the zone set-wise, see merge.py)."""
+    """Check the year; return naive Lisbon local time (PostgreSQL applies the zone set-wise, see pipeline/sql.py)."""
     if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise CellError("bad_date", f"year {value.year} is outside {MIN_YEAR}..{MAX_YEAR}")
     return value if value.tzinfo is None else value.astimezone(LISBON).replace(tzinfo=None)

@@ -20,7 +20,8 @@ from django.utils import timezone
 from ingestion.choices import IssueStatus, RejectReason, RunStatus, RunTrigger, TriageStatus
 from ingestion.contract import SHEETS, SHEETS_BY_NAME, SheetSpec
 from ingestion.inspector import profile_workbook
-from ingestion.merge import (
+from ingestion.models import DataQualityIssue, IngestionRun, Reject, SheetRun
+from ingestion.pipeline.sql import (
     ORPHAN_CHECKS,
     PER_KEY_ENTITIES,
     TARGETS,
@@ -50,7 +51,6 @@ from ingestion.merge import (
     validation_sql,
     vanished_count_sql,
 )
-from ingestion.models import DataQualityIssue, IngestionRun, Reject, SheetRun
 from ingestion.reader import (
     COERCERS,
     CellError,

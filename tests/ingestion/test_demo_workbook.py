@@ -419,8 +419,8 @@ def test_started_only_duplicate_key_copied_from_a_not_started_row_still_repeats_
 
 @pytest.mark.django_db
 def test_started_only_ingests_to_exactly_the_manifest_counts(started_only, empty_tables):
-    from ingestion.merge import TARGETS
     from ingestion.models import Reject, SheetRun
+    from ingestion.pipeline.sql import TARGETS
     from ingestion.services import ingest_workbook
 
     run = ingest_workbook(path=str(started_only["path"]))

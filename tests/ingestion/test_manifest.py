@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from ingestion.merge import TARGETS
 from ingestion.models import IngestionRun, Reject, SheetRun
+from ingestion.pipeline.sql import TARGETS
 from ingestion.services import ingest_workbook
 
 pytestmark = pytest.mark.django_db

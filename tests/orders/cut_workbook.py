@@ -14,7 +14,7 @@ from openpyxl import Workbook
 
 from ingestion import contract
 
-# The workbook's convention (ingestion.reader.coerce_datetime, ingestion.merge.LOCAL_ZONE): cells hold naive
+# The workbook's convention (ingestion.reader.coerce_datetime, ingestion.contract.LOCAL_ZONE): cells hold naive
 # Lisbon local time. Converting a stored instant back to it round-trips: the stored instant came from PostgreSQL
 # reading that same local time (an ambiguous or skipped hour maps back to the instant it was stored as).
 LISBON = ZoneInfo("Europe/Lisbon")

@@ -1,0 +1,1 @@
+"""The ingestion pipeline: lock, stage, merge, derive, orphans (one transaction per workbook)."""
