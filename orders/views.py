@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from io import BytesIO
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
@@ -70,7 +71,9 @@ def _bottlenecks(*, as_of: datetime) -> dict:
 
 
 def _risk(*, as_of: datetime) -> dict:
-    return {"risk": selectors.risk_queue(as_of=as_of, limit=RISK_TOP), "as_of": as_of}
+    # The note states the score's weights and the lateness percentile as configured, not as once written.
+    return {"risk": selectors.risk_queue(as_of=as_of, limit=RISK_TOP), "as_of": as_of,
+            "late_percentile": round(100 * settings.ORDER_LATE_PERCENTILE)}
 
 
 OVERVIEW_WIDGETS = {"kpis": _kpis, "wip": _wip_chart, "bottlenecks": _bottlenecks, "risk": _risk}
