@@ -274,6 +274,12 @@ SPECTACULAR_SETTINGS = {
         "OrderStateEnum": "orders.choices.OrderState",
         "PlacementBasisEnum": "orders.choices.PlacementBasis",
         "PhaseExecutionStateEnum": ["done", "in_progress", "not_started"],
+        "SeverityEnum": "quality.choices.Severity",
+        "NotSupportedStatusEnum": ["NOT_SUPPORTED_BY_DATA"],
+        "SupportedStatusEnum": ["OK"],
+        "UnavailableStatusEnum": ["unavailable"],
+        "PendingStatusEnum": ["pending"],
+        "StalledStatusEnum": ["stalled"],
     },
 }
 

@@ -181,3 +181,44 @@ def empty_tables(db):
             "ingestion_ingestionrun CASCADE"
         )
         cursor.execute(FORGET_AS_OF)
+
+
+@pytest.fixture
+def pinned_queries(django_assert_num_queries):
+    """`with pinned_queries("name"):` asserts the block runs exactly tests.query_counts.QUERY_COUNTS["name"] queries.
+
+    The count does not depend on the clock: the block starts with the data-version memo empty and the memo lasts the
+    whole block (prodplan.cache keeps it VERSION_MEMO_SECONDS, so a slow request would otherwise read the version once
+    more per second it takes). With PRODPLAN_MEASURE_QUERIES=<file> it asserts nothing and appends
+    "name<TAB>count" lines to that file instead (how the pinned figures are measured; see tests/query_counts.py)."""
+    import os
+    from contextlib import contextmanager
+    from unittest import mock
+
+    from django.test.utils import CaptureQueriesContext
+
+    from prodplan import cache as kernel_cache
+    from tests.query_counts import QUERY_COUNTS
+
+    measure_into = os.environ.get("PRODPLAN_MEASURE_QUERIES")
+
+    @contextmanager
+    def pinned(name: str):
+        with mock.patch.object(kernel_cache, "VERSION_MEMO_SECONDS", 3600.0):
+            kernel_cache.forget_data_version()
+            with _counted(name) as context:
+                yield context
+
+    @contextmanager
+    def _counted(name: str):
+        if measure_into:
+            with CaptureQueriesContext(connection) as context:
+                yield context
+            with open(measure_into, "a") as out:
+                out.write(f"{name}\t{len(context)}\n")
+            return
+        assert name in QUERY_COUNTS, f"no pinned query count for {name!r} in tests/query_counts.py"
+        with django_assert_num_queries(QUERY_COUNTS[name]) as context:
+            yield context
+
+    return pinned

@@ -1,8 +1,11 @@
 """Serializers of the ingestion API."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ingestion.choices import RunStatus
 from ingestion.models import IngestionRun, SheetRun
+from prodplan.api_serializers import IdOrLabelField
 
 
 class IngestionRequestSerializer(serializers.Serializer):
@@ -23,6 +26,14 @@ class SheetRunSerializer(serializers.ModelSerializer):
         fields = ["sheet", "rows_read", "rows_loaded", "rows_rejected", "inserted", "updated", "unchanged", "deleted", "orphans", "seconds", "reconciled"]
 
 
+class SheetProgressSerializer(serializers.Serializer):
+    rows = serializers.IntegerField()
+    total = serializers.IntegerField()
+    rows_per_s = serializers.IntegerField()
+    eta_s = serializers.FloatField()
+    stage = serializers.CharField()
+
+
 class RunStatusSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
 
@@ -30,7 +41,88 @@ class RunStatusSerializer(serializers.ModelSerializer):
         model = IngestionRun
         fields = ["id", "file_name", "status", "trigger", "created_at", "started_at", "finished_at", "duration_seconds", "as_of", "error", "progress"]
 
+    @extend_schema_field(serializers.DictField(child=SheetProgressSerializer(), help_text="Sheet -> live progress."))
     def get_progress(self, run) -> dict:
         from ingestion.services import run_progress
 
         return run_progress(run)
+
+
+# --- response shapes (schema only) ----------------------------------------------------------------------------
+
+class RunAcceptedSerializer(serializers.Serializer):
+    run_id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["pending"])
+    status_url = serializers.CharField()
+    report_url = serializers.CharField()
+
+
+class RunConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    run_id = serializers.IntegerField(allow_null=True, help_text="The run already queued or in progress.")
+
+
+class RejectCountSerializer(serializers.Serializer):
+    sheet = serializers.CharField()
+    reason = serializers.CharField()
+    rows = serializers.IntegerField()
+
+
+class DataQualityIssueSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    entity = serializers.CharField()
+    row_count = serializers.IntegerField()
+    measured = serializers.FloatField(allow_null=True)
+    detail = serializers.CharField(allow_blank=True)
+    sample = serializers.ListField(child=IdOrLabelField(), help_text="A sample of the offending keys.")
+
+
+class ColumnProfileField(serializers.JSONField):
+    """One column's profile (type counts, empties, distinct values, examples; personal columns redacted)."""
+
+
+class SheetKeyProfileSerializer(serializers.Serializer):
+    columns = serializers.ListField(child=serializers.CharField())
+    missing = serializers.IntegerField(allow_null=True, help_text="Rows without a complete key (null: key column absent).")
+    duplicates = serializers.IntegerField(allow_null=True)
+
+
+class SheetProfileSerializer(serializers.Serializer):
+    rows = serializers.IntegerField()
+    headers = serializers.ListField(child=serializers.CharField())
+    key = SheetKeyProfileSerializer(required=False, help_text="Contract sheets: the key's completeness.")
+    columns = serializers.DictField(child=ColumnProfileField(), help_text="Header -> column profile.")
+
+
+class WorkbookProfileSerializer(serializers.Serializer):
+    """The workbook profile the inspector measured (empty before a run profiled it)."""
+
+    workbook = serializers.CharField(required=False)
+    file_size = serializers.IntegerField(required=False)
+    sheets = serializers.DictField(child=SheetProfileSerializer(), required=False, help_text="Sheet -> profile.")
+    relationships = serializers.ListField(child=serializers.JSONField(), required=False)
+    missing_sheets = serializers.ListField(child=serializers.CharField(), required=False)
+    missing_headers = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
+                                            help_text="Sheet -> contract headers it lacks.")
+    extra_sheets = serializers.ListField(child=serializers.CharField(), required=False)
+    extra_columns = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
+                                          help_text="Sheet -> headers the contract does not know.")
+
+
+class RunReportSerializer(serializers.Serializer):
+    run_id = serializers.IntegerField()
+    file_name = serializers.CharField(allow_blank=True)
+    file_sha256 = serializers.CharField(allow_blank=True)
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    error = serializers.CharField(allow_blank=True)
+    as_of = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    duration_seconds = serializers.FloatField(allow_null=True)
+    timings = serializers.DictField(child=serializers.FloatField(), help_text="Step -> seconds.")
+    sheets = SheetRunSerializer(many=True)
+    rejects_by_reason = RejectCountSerializer(many=True)
+    rejects_total = serializers.IntegerField()
+    data_quality_issues = DataQualityIssueSerializer(many=True)
+    orphan_keys_open = serializers.IntegerField()
+    profile = WorkbookProfileSerializer(allow_null=True)
+    admin_rejects_url = serializers.CharField()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -11,13 +10,20 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ingestion.api.serializers import IngestionRequestSerializer, RunStatusSerializer
+from ingestion.api.serializers import (
+    IngestionRequestSerializer,
+    RunAcceptedSerializer,
+    RunConflictSerializer,
+    RunReportSerializer,
+    RunStatusSerializer,
+)
 from ingestion.choices import RunTrigger
 from ingestion.models import IngestionRun
 from ingestion.selectors import run_report
 from ingestion.services import AlreadyRunning, ingestion_enqueue, ingestion_request, runs_fail_dead
 from ingestion.uploads import UploadRejected, inbox_path, store_upload, upload_discard
 from prodplan.api_keys import HasApiKeyOrStaff
+from prodplan.api_serializers import DetailSerializer, UnavailableSerializer
 from prodplan.parsers import JSONParser
 
 
@@ -27,7 +33,7 @@ class IngestionRunView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": IngestionRequestSerializer, "application/json": IngestionRequestSerializer},
-        responses={202: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
+        responses={202: RunAcceptedSerializer, 400: DetailSerializer, 409: RunConflictSerializer, 503: UnavailableSerializer},
         summary="Upload a workbook (or name one in the inbox) and ingest it as a background task",
     )
     def post(self, request):
@@ -73,7 +79,7 @@ class IngestionReportView(APIView):
     # File name and hash, rejects and the profile: a session or an API key (an ApiKeyClient is authenticated).
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Counts, rejects by reason, data-quality issues, timings and profile of a run")
+    @extend_schema(responses=RunReportSerializer, summary="Counts, rejects by reason, data-quality issues, timings and profile of a run")
     def get(self, request, run_id: int):
         run = get_object_or_404(IngestionRun, pk=run_id)
         return Response(run_report(run))

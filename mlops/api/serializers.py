@@ -1,15 +1,24 @@
 """Serializers of the mlops API: registry rows and prediction requests."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from mlops.choices import ModelName
 from mlops.models import ModelVersion
 from prodplan.asof import AS_OF_HELP, AsOfField
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1  # the id columns
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "integer", "nullable": True},
+                      "properties": {"censor_cutoff": {"type": "string", "format": "date-time", "nullable": True}}})
+class SplitRowsField(serializers.JSONField):
+    """Rows per split (train, validation, test...) and the censoring cut-off of the dataset."""
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     label = serializers.CharField(read_only=True)
+    rows = SplitRowsField(read_only=True)
 
     class Meta:
         model = ModelVersion
@@ -50,3 +59,136 @@ class PredictRequestSerializer(serializers.Serializer):
 
 class TrainRequestSerializer(serializers.Serializer):
     seed = serializers.IntegerField(required=False, default=0, min_value=0)
+
+
+# --- response shapes (schema only: the views return the selectors' dicts) -------------------------------------
+
+class AnsweringModelSerializer(serializers.Serializer):
+    """The model that answered: a registered version, or the baseline and why."""
+
+    label = serializers.CharField(help_text="'baseline' or name:vN:algorithm.")
+    algorithm = serializers.CharField()
+    version = serializers.IntegerField(allow_null=True)
+    id = serializers.IntegerField(allow_null=True)
+    trained_at = serializers.DateTimeField(allow_null=True)
+    data_version = serializers.IntegerField(allow_null=True)
+    fallback_reason = serializers.CharField(allow_null=True, allow_blank=True)
+    fallback_codes = serializers.ListField(child=serializers.CharField())
+
+
+class IntervalSerializer(serializers.Serializer):
+    lower = serializers.FloatField()
+    upper = serializers.FloatField()
+
+
+class FinishIntervalSerializer(serializers.Serializer):
+    earliest = serializers.DateTimeField()
+    latest = serializers.DateTimeField()
+
+
+class IntervalBacktestSerializer(serializers.Serializer):
+    coverage = serializers.FloatField(allow_null=True)
+    n = serializers.IntegerField()
+    start = serializers.DateField(allow_null=True)
+    end = serializers.DateField(allow_null=True)
+    weeks = serializers.IntegerField(required=False)
+    backtest_id = serializers.IntegerField(required=False)
+    text = serializers.CharField()
+
+
+FEATURE_VALUE = {"oneOf": [{"type": "number"}, {"type": "string"}], "nullable": True}
+
+
+@extend_schema_field({"type": "object", "additionalProperties": FEATURE_VALUE})
+class FeatureValuesField(serializers.DictField):
+    """Feature name -> the value used (a number, a category, or null when missing)."""
+
+
+@extend_schema_field(FEATURE_VALUE)
+class FeatureValueField(serializers.Field):
+    """One feature's value: a number, a category, or null."""
+
+    def to_representation(self, value):
+        return value
+
+
+class PredictionSerializer(serializers.Serializer):
+    """A prediction: lead time (days), risk (probability) or ETA (remaining days, or a stalled order's answer)."""
+
+    name = serializers.ChoiceField(choices=ModelName.choices)
+    model = AnsweringModelSerializer(required=False, help_text="Absent for a stalled order (no model answers).")
+    order_id = serializers.IntegerField(allow_null=True)
+    as_of = serializers.DateTimeField(required=False)
+    lead_time_days = serializers.FloatField(required=False)
+    probability = serializers.FloatField(required=False)
+    remaining_days = serializers.FloatField(required=False, allow_null=True, help_text="ETA; null when stalled.")
+    interval_80 = IntervalSerializer(required=False, allow_null=True)
+    interval_basis = serializers.CharField(required=False, allow_null=True)
+    interval_group = serializers.CharField(required=False, allow_null=True)
+    interval_backtest = IntervalBacktestSerializer(required=False)
+    lower_clipped_at_as_of = serializers.BooleanField(required=False)
+    created_at = serializers.DateTimeField(required=False)
+    predicted_finish = serializers.DateTimeField(required=False)
+    finish_interval_80 = FinishIntervalSerializer(required=False)
+    notes = serializers.ListField(child=serializers.CharField(), required=False)
+    baseline_level = serializers.CharField(required=False, help_text="Which baseline level answered.")
+    features = FeatureValuesField(required=False)
+    status = serializers.ChoiceField(choices=["stalled"], required=False)
+    idle_days = serializers.FloatField(required=False)
+    stall_threshold_days = serializers.FloatField(required=False)
+    reason = serializers.CharField(required=False)
+
+
+class ImportanceSerializer(serializers.Serializer):
+    feature = serializers.CharField()
+    importance = serializers.FloatField()
+    std = serializers.FloatField()
+
+
+class ContributionSerializer(serializers.Serializer):
+    feature = serializers.CharField()
+    value = FeatureValueField(allow_null=True, help_text="The order's value of the feature.")
+    reference = FeatureValueField(allow_null=True, help_text="The reference order's value.")
+    contribution = serializers.FloatField()
+
+
+class ExplanationSerializer(serializers.Serializer):
+    """Global importance of the answering model; with of_id, that prediction's contributions."""
+
+    name = serializers.ChoiceField(choices=ModelName.choices)
+    model = AnsweringModelSerializer()
+    as_of = serializers.DateTimeField(required=False)
+    global_importance = ImportanceSerializer(many=True)
+    global_method = serializers.CharField(required=False)
+    method = serializers.CharField(required=False)
+    order_id = serializers.IntegerField(required=False)
+    remaining_days = serializers.FloatField(required=False, allow_null=True)
+    calibration_note = serializers.CharField(required=False)
+    prediction = serializers.FloatField(required=False)
+    reference_prediction = serializers.FloatField(required=False)
+    baseline_level = serializers.CharField(required=False)
+    contributions = ContributionSerializer(many=True, required=False)
+    status = serializers.ChoiceField(choices=["stalled"], required=False)
+    idle_days = serializers.FloatField(required=False)
+    stall_threshold_days = serializers.FloatField(required=False)
+    reason = serializers.CharField(required=False)
+
+
+class TrainResultSerializer(serializers.Serializer):
+    name = serializers.ChoiceField(choices=ModelName.choices)
+    status = serializers.CharField()
+    data_version = serializers.IntegerField()
+    rows = serializers.DictField(child=serializers.IntegerField(allow_null=True), help_text="Rows per split.")
+    dataset_seconds = serializers.FloatField()
+    seconds = serializers.FloatField()
+    baseline = serializers.IntegerField()
+    baselines = serializers.ListField(child=serializers.IntegerField())
+    versions = serializers.ListField(child=serializers.IntegerField())
+    promoted = serializers.IntegerField(allow_null=True)
+
+
+class TrainAcceptedSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    name = serializers.ChoiceField(choices=ModelName.choices)
+    state = serializers.CharField(help_text="Celery state.")
+    result = TrainResultSerializer(required=False, help_text="Eager mode (no broker): the task already ran.")

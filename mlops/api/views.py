@@ -1,6 +1,5 @@
 """Thin DRF views of the mlops API: train (async), registry, predict, explain."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -8,10 +7,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mlops import selectors
-from mlops.api.serializers import ModelVersionSerializer, PredictRequestSerializer, TrainRequestSerializer
+from mlops.api.serializers import (
+    ExplanationSerializer,
+    ModelVersionSerializer,
+    PredictionSerializer,
+    PredictRequestSerializer,
+    TrainAcceptedSerializer,
+    TrainRequestSerializer,
+)
 from mlops.choices import ModelName
 from mlops.tasks import train_model_task
 from prodplan.api_keys import HasApiKeyOrSupervisorRole
+from prodplan.api_serializers import UnavailableSerializer
 from prodplan.asof import AS_OF_HELP, resolve_as_of
 from prodplan.pagination import ValidatedCursorPagination
 from prodplan.task_queue import enqueue
@@ -23,7 +30,7 @@ class TrainView(APIView):
     permission_classes = [HasApiKeyOrSupervisorRole]
     model_name = ModelName.LEAD_TIME
 
-    @extend_schema(request=TrainRequestSerializer, responses={202: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+    @extend_schema(request=TrainRequestSerializer, responses={202: TrainAcceptedSerializer, 503: UnavailableSerializer})
     def post(self, request):
         payload = TrainRequestSerializer(data=request.data or {})
         payload.is_valid(raise_exception=True)
@@ -55,7 +62,7 @@ class PredictView(APIView):
 
     model_name = ModelName.LEAD_TIME
 
-    @extend_schema(request=PredictRequestSerializer, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(request=PredictRequestSerializer, responses={200: PredictionSerializer})
     def post(self, request):
         payload = PredictRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -77,7 +84,7 @@ class ExplainView(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("of_id", int, description="Order id to explain."),
                                OpenApiParameter("as_of", str, description=AS_OF_HELP)],
-                   responses={200: OpenApiTypes.OBJECT})
+                   responses={200: ExplanationSerializer})
     def get(self, request):
         as_of = resolve_as_of(request.query_params, strict=True)  # 400 naming as_of before anything is read
         raw = request.query_params.get("of_id")

@@ -5,18 +5,29 @@ from __future__ import annotations
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders import selectors
 from orders.api.serializers import (
+    BottlenecksResponseSerializer,
+    KpiByEmployeeNotSupportedSerializer,
+    KpiByEmployeeResponseSerializer,
+    KpiByPhaseResponseSerializer,
+    KpiByProductResponseSerializer,
+    KpiOverviewResponseSerializer,
     KpiRangeQuerySerializer,
     OrderDetailSerializer,
     OrderSerializer,
+    OrderStatesResponseSerializer,
     OrderTimelineSerializer,
     RiskQuerySerializer,
+    RiskQueueResponseSerializer,
+    RouteResponseSerializer,
+    ScheduleCurrentResponseSerializer,
+    StalledOrdersResponseSerializer,
 )
 from orders.filtersets import ManufacturingOrderFilterSet
 from orders.models import ManufacturingOrder
@@ -131,7 +142,7 @@ class OrderPhasesView(APIView):
         return Response(payload)
 
 
-@extend_schema(tags=TAGS, responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=TAGS, responses=RouteResponseSerializer,
                summary="Standard route of a product with observed step durations and route conformance.",
                description="Per step: observed median and p90 duration (hours) of the product's ended phases and n. "
                "Conformance over the product's finished orders: shares that followed the route, skipped steps, ran "
@@ -143,7 +154,7 @@ class RouteView(APIView):
         return Response(selectors.route(product_id=produto_id))
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OrderStatesResponseSerializer,
                summary="How many orders are in each state at the as-of time, how open orders are placed, stall thresholds.",
                description=selectors.ORDER_STATE_RULE)
 class OrderStatesView(APIView):
@@ -153,7 +164,7 @@ class OrderStatesView(APIView):
         return Response(selectors.state_summary(as_of=resolve_as_of(request.query_params)))
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=TAGS, parameters=[AS_OF], responses=StalledOrdersResponseSerializer,
                summary="Stalled orders at the as-of time, longest idle first.",
                description="Open orders with no event for longer than their position's stall threshold (learnt from "
                "the gaps measured before as-of, floor in the response); out of WIP, flow KPIs and the risk queue.")
@@ -165,7 +176,7 @@ class StalledOrdersView(APIView):
         return Response({"as_of": as_of, **selectors.stalled_block(as_of=as_of)})
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=TAGS, parameters=[AS_OF], responses=ScheduleCurrentResponseSerializer,
                summary="WIP at the as-of time per phase from the order state; stalled orders apart.",
                description=selectors.ORDER_STATE_RULE + " WIP counts active orders (not stalled, not abandoned). "
                "Ages are as-of minus creation, in days.")
@@ -176,7 +187,7 @@ class ScheduleCurrentView(APIView):
         return Response(selectors.schedule_current(as_of=resolve_as_of(request.query_params)))
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=TAGS, parameters=[AS_OF], responses=BottlenecksResponseSerializer,
                summary="Bottleneck phases ranked by the queue forecast for the next 4 weeks; top bottleneck week by "
                        "week (12 weeks).",
                description=selectors.bottleneck_rule() + " 'backtest' is the latest `manage.py bottleneck_backtest` score.")
@@ -187,7 +198,7 @@ class BottlenecksView(APIView):
         return Response(selectors.bottlenecks(as_of=resolve_as_of(request.query_params)))
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF, RiskQuerySerializer], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=TAGS, parameters=[AS_OF, RiskQuerySerializer], responses=RiskQueueResponseSerializer,
                summary="Open orders ranked by risk score with reasons.", description=selectors.RISK_METHOD)
 class RiskQueueView(APIView):
     response_cache = True
@@ -208,6 +219,10 @@ class _KpiView(APIView):
         return Response(type(self).selector(as_of=resolve_as_of(request.query_params), **query.validated_data))
 
 
+KPI_BY_EMPLOYEE_RESPONSE = PolymorphicProxySerializer(
+    component_name="KpiByEmployeeAnswer", serializers=[KpiByEmployeeResponseSerializer, KpiByEmployeeNotSupportedSerializer],
+    resource_type_field_name=None)
+
 KPI_DESCRIPTION = (
     "For orders finished in [date_from, date_to]: lead time p50/p90/mean (days), throughput per week, on-time "
     "rate against the product's historical p75 lead time (basis theoretical: no due date in the data), rework "
@@ -215,13 +230,13 @@ KPI_DESCRIPTION = (
 )
 
 
-@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=KpiOverviewResponseSerializer,
                summary="Factory KPIs for a date range.", description=KPI_DESCRIPTION)
 class KpiOverviewView(_KpiView):
     selector = staticmethod(selectors.kpi_overview)
 
 
-@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=KpiByPhaseResponseSerializer,
                summary="KPIs per phase for a date range.",
                description="Per phase, for phases ended in the window: duration p50/p90/mean (hours), throughput per "
                "week, rework share of executions; WIP and time in state at the window's end.")
@@ -229,13 +244,13 @@ class KpiByPhaseView(_KpiView):
     selector = staticmethod(selectors.kpi_by_phase)
 
 
-@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=KpiByProductResponseSerializer,
                summary="KPIs per product for a date range.", description=KPI_DESCRIPTION)
 class KpiByProductView(_KpiView):
     selector = staticmethod(selectors.kpi_by_product)
 
 
-@extend_schema(tags=KPI_TAGS, responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=KPI_TAGS, responses=KPI_BY_EMPLOYEE_RESPONSE,
                summary="Per-employee figures, only when assignments match order phases.",
                description="NOT_SUPPORTED_BY_DATA (HTTP 200, with the measured match rate) while the share of "
                "assignments pointing at a known order phase is under settings.EMPLOYEE_MATCH_RATE_GATE. Otherwise "

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 
+from prodplan.api_serializers import NotSupportedSerializer
 from prodplan.api_views import CachedAnalyticView
 from prodplan.asof import AsOfQuerySerializer
 from quality import selectors
-from quality.api.serializers import OverviewQuerySerializer, RiskQuerySerializer
+from quality.api.serializers import (
+    OverviewQuerySerializer,
+    QualityByPhaseResponseSerializer,
+    QualityByProductResponseSerializer,
+    QualityEscapesResponseSerializer,
+    QualityHeatmapResponseSerializer,
+    QualityOverviewResponseSerializer,
+    QualityRiskResponseSerializer,
+    QualityRiskTableResponseSerializer,
+    RiskQuerySerializer,
+)
+
+HEATMAP_RESPONSE = PolymorphicProxySerializer(
+    component_name="QualityHeatmapAnswer", resource_type_field_name=None,
+    serializers=[QualityHeatmapResponseSerializer, NotSupportedSerializer])
+ESCAPES_RESPONSE = PolymorphicProxySerializer(
+    component_name="QualityEscapesAnswer", resource_type_field_name=None,
+    serializers=[QualityEscapesResponseSerializer, NotSupportedSerializer])
+RISK_RESPONSE = PolymorphicProxySerializer(
+    component_name="QualityRiskAnswer", resource_type_field_name=None,
+    serializers=[QualityRiskResponseSerializer, QualityRiskTableResponseSerializer])
 
 
 class _QualityView(CachedAnalyticView):
     query_serializer = AsOfQuerySerializer
 
 
-@extend_schema(tags=["quality"], parameters=[OverviewQuerySerializer], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=["quality"], parameters=[OverviewQuerySerializer], responses=QualityOverviewResponseSerializer,
                summary="Quality overview: totals, errors per order, severity, found/culprit phase, trend, Pareto")
 class OverviewView(_QualityView):
     query_serializer = OverviewQuerySerializer
@@ -24,35 +44,35 @@ class OverviewView(_QualityView):
         return selectors.quality_overview(as_of=as_of, top=top)
 
 
-@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=QualityByPhaseResponseSerializer,
                summary="Error rate per phase execution (found there / caused there) with severity split")
 class ByPhaseView(_QualityView):
     def compute(self, *, as_of):
         return selectors.quality_by_phase(as_of=as_of)
 
 
-@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=QualityByProductResponseSerializer,
                summary="Errors per order and first-pass yield per product and family")
 class ByProductView(_QualityView):
     def compute(self, *, as_of):
         return selectors.quality_by_product(as_of=as_of)
 
 
-@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=HEATMAP_RESPONSE,
                summary="Heatmap: phase where found x culprit phase (errors with a culprit)")
 class HeatmapView(_QualityView):
     def compute(self, *, as_of):
         return selectors.quality_heatmap(as_of=as_of)
 
 
-@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=ESCAPES_RESPONSE,
                summary="Defect escape: phases, hours and mass from culprit phase to detection")
 class EscapesView(_QualityView):
     def compute(self, *, as_of):
         return selectors.quality_escapes(as_of=as_of)
 
 
-@extend_schema(tags=["quality"], parameters=[RiskQuerySerializer], responses=OpenApiTypes.OBJECT,
+@extend_schema(tags=["quality"], parameters=[RiskQuerySerializer], responses=RISK_RESPONSE,
                summary="Baseline defect risk (Wilson 95%): for one phase with product -> family -> factory fallback, or "
                        "without phase the table by family and phase")
 class RiskView(_QualityView):

@@ -25,8 +25,8 @@ def steward_client(client, db, settings, tmp_path):
     return client
 
 
-def test_page_lists_runs_and_links_rejects(steward_client, ingested, django_assert_max_num_queries):
-    with django_assert_max_num_queries(10):
+def test_page_lists_runs_and_links_rejects(steward_client, ingested, pinned_queries):
+    with pinned_queries("ingestion.test_views.test_page_lists_runs_and_links_rejects"):
         html = steward_client.get("/ingestion/").content.decode()
     run_id = ingested["run_id"]
     assert html.count("<h1") == 1 and 'id="upload-form"' in html
@@ -35,10 +35,10 @@ def test_page_lists_runs_and_links_rejects(steward_client, ingested, django_asse
     assert '<label for="id_workbook"' in html
 
 
-def test_run_report_matches_the_manifest(steward_client, ingested, django_assert_max_num_queries):
+def test_run_report_matches_the_manifest(steward_client, ingested, pinned_queries):
     from ingestion.models import Reject
 
-    with django_assert_max_num_queries(14):
+    with pinned_queries("ingestion.test_views.test_run_report_matches_the_manifest"):
         html = steward_client.get(f"/ingestion/runs/{ingested['run_id']}/").content.decode()
     table = re.search(r'<table id="sheet-table">.*?</table>', html, re.S).group(0)
     assert table.count("<tr>") == 1 + 9

@@ -93,13 +93,13 @@ def _in_progress_phase(rows, order_id, as_of=AS_OF):
 
 
 @pytest.mark.parametrize("as_of", [AS_OF, JUNE])
-def test_wip_is_the_order_state(api_client, rows, as_of, django_assert_max_num_queries):
+def test_wip_is_the_order_state(api_client, rows, as_of, pinned_queries):
     from orders.choices import PlacementBasis
     from orders.selectors import open_orders_at
 
     # cold cache: data version, the order state's parameters (stall gaps, lead times and products, the data's
     # as-of), the order state itself, the catalogue of the WIP ids: 7
-    with django_assert_max_num_queries(8):  # cold: thresholds, export shape, states, catalogue
+    with pinned_queries("inventory.test_api.test_wip_is_the_order_state"):  # cold: thresholds, export shape, states, catalogue
         body = api_client.get("/api/smartinventory/wip", {"as_of": as_of.isoformat()}).json()
     active = _active(as_of)
     states = Counter(r["state"] for r in open_orders_at(as_of=as_of))
@@ -152,9 +152,9 @@ def test_wip_per_phase_equals_the_schedule(api_client, rows, as_of):
     assert lamination["orders"] == theirs[30][0] > 0
 
 
-def test_wip_mass_matches_rows(api_client, rows, django_assert_max_num_queries):
+def test_wip_mass_matches_rows(api_client, rows, pinned_queries):
     # cold cache: as for /wip (7) plus the catalogue phases matched by name: 8
-    with django_assert_max_num_queries(9):
+    with pinned_queries("inventory.test_api.test_wip_mass_matches_rows"):
         body = api_client.get("/api/smartinventory/wip_mass", Q).json()
     active = _active()
     wip = [o for o in rows["orders"] if o["id"] in active]
@@ -196,8 +196,8 @@ def test_wip_mass_matches_rows(api_client, rows, django_assert_max_num_queries):
 
 
 @pytest.mark.parametrize("period", ["week", "month"])
-def test_gelcoat_theoretical_usage_matches_rows(api_client, rows, period, django_assert_max_num_queries):
-    with django_assert_max_num_queries(6):
+def test_gelcoat_theoretical_usage_matches_rows(api_client, rows, period, pinned_queries):
+    with pinned_queries("inventory.test_api.test_gelcoat_theoretical_usage_matches_rows"):
         body = api_client.get("/api/smartinventory/gelcoat_theoretical_usage", Q | {"period": period}).json()
     assert {p["name"] for p in body["gelcoat_phases"]["matched_phases"]} == {"Gelcoat Casco", "Gel-Coat Deck"}
     first = {}
@@ -243,8 +243,8 @@ def test_not_supported_when_no_named_phase(api_client, rows):
 
 
 @pytest.mark.parametrize("feature", ["real_stock", "material_consumption", "stock_valuation", "replenishment"])
-def test_unsupported_features_name_missing_data(api_client, db, feature, django_assert_max_num_queries):
-    with django_assert_max_num_queries(0):
+def test_unsupported_features_name_missing_data(api_client, db, feature, pinned_queries):
+    with pinned_queries("inventory.test_api.test_unsupported_features_name_missing_data"):
         response = api_client.get(f"/api/smartinventory/{feature}")
     assert response.status_code == 200
     body = response.json()

@@ -21,18 +21,18 @@ def _chart(html: str, chart_id: str) -> dict:
     return json.loads(re.search(rf'<script id="{chart_id}" type="application/json">(.*?)</script>', html, re.S).group(1))
 
 
-def test_inventory_page_is_labelled_theoretical(sclient, ingested, django_assert_max_num_queries):
-    with django_assert_max_num_queries(4):
+def test_inventory_page_is_labelled_theoretical(sclient, ingested, pinned_queries):
+    with pinned_queries("inventory.test_views.test_inventory_page_is_labelled_theoretical"):
         html = sclient.get("/inventory/").content.decode()
     assert html.count("<h1") == 1 and "theoretical-banner" in html
 
 
-def test_wip_mass_and_gelcoat_widgets(sclient, ingested, django_assert_max_num_queries):
+def test_wip_mass_and_gelcoat_widgets(sclient, ingested, pinned_queries):
     from inventory.selectors import gelcoat_theoretical_usage, wip_mass
     from orders.models import ManufacturingOrder, Product
 
     as_of = ingested["as_of"]
-    with django_assert_max_num_queries(11):
+    with pinned_queries("inventory.test_views.test_wip_mass_and_gelcoat_widgets"):
         mass = sclient.get("/inventory/?widget=mass", **HX).content.decode()
     payload = wip_mass(as_of=as_of)
     config = _chart(mass, "chart-mass")

@@ -41,10 +41,10 @@ def test_train_with_the_broker_down_is_a_503_naming_it(keyed_client, broker_down
 
 
 @pytest.mark.django_db
-def test_predict_and_explain(trained, api_client, django_assert_max_num_queries):
+def test_predict_and_explain(trained, api_client, pinned_queries):
     active = ModelVersion.objects.get(name="leadtime", active=True)
     order_id = int(lead_time_dataset().splits["test"]["order_id"].iloc[-1])
-    with django_assert_max_num_queries(6):
+    with pinned_queries("mlops.test_api.test_predict_and_explain"):
         body = api_client.post("/api/ml/predict/leadtime", {"order_id": order_id}, format="json").json()
     assert body["model"]["label"] == active.label and body["model"]["version"] == active.version
     low, high = body["interval_80"]["lower"], body["interval_80"]["upper"]

@@ -221,7 +221,7 @@ def test_hgb_training_is_reproducible_with_the_same_seed(factory):
 
 @pytest.mark.django_db
 def test_train_promote_predict_store_and_fall_back(factory, keyed_client, settings, monkeypatch,
-                                                   django_assert_max_num_queries):
+                                                   pinned_queries):
     monkeypatch.setattr(services, "DEFAULT_HGB_PARAMS", {**services.DEFAULT_HGB_PARAMS, **FAST["hgb"]})
     assert APIClient().post("/api/ml/train/eta", {}, format="json").status_code in (401, 403)
     body = keyed_client.post("/api/ml/train/eta", {"seed": 1}, format="json").json()
@@ -243,7 +243,7 @@ def test_train_promote_predict_store_and_fall_back(factory, keyed_client, settin
     open_ids = eta_open_features(as_of=as_of)["order_id"].tolist()
     assert open_ids
     order_id = int(open_ids[0])
-    with django_assert_max_num_queries(9):  # key, as-of, one feature query (+ savepoint, settings), registry, backtest
+    with pinned_queries("mlops.test_eta.test_train_promote_predict_store_and_fall_back"):  # key, as-of, one feature query (+ savepoint, settings), registry, backtest
         response = keyed_client.post("/api/ml/predict/eta", {"order_id": order_id}, format="json")
     assert response.status_code == 200
     answer = response.json()

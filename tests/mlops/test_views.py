@@ -14,13 +14,13 @@ def sclient(client, db):
     return client
 
 
-def test_models_page_empty_registry(sclient, ingested, django_assert_max_num_queries):
-    with django_assert_max_num_queries(4):
+def test_models_page_empty_registry(sclient, ingested, pinned_queries):
+    with pinned_queries("mlops.test_views.test_models_page_empty_registry"):
         html = sclient.get("/models/").content.decode()
     assert html.count("<h1") == 1 and 'id="registry"' not in html and "not-supported" in html
 
 
-def test_models_page_lists_the_registry(sclient, ingested, django_assert_max_num_queries):
+def test_models_page_lists_the_registry(sclient, ingested, pinned_queries):
     from mlops.models import ModelVersion
 
     ModelVersion.objects.create(name="leadtime", version=1, algorithm="baseline", data_version=1,
@@ -28,7 +28,7 @@ def test_models_page_lists_the_registry(sclient, ingested, django_assert_max_num
     ModelVersion.objects.create(name="leadtime", version=2, algorithm="hgb", data_version=1, active=True,
                                 metrics={"validation": {"mae": 2.5}, "baseline_validation": {"mae": 3.5}},
                                 importance=[{"feature": "family", "importance": 0.4}, {"feature": "wip", "importance": 0.1}])
-    with django_assert_max_num_queries(4):
+    with pinned_queries("mlops.test_views.test_models_page_lists_the_registry"):
         html = sclient.get("/models/").content.decode()
     assert html.count('<tr>\n      <td>Prazo de fabrico v') == 2  # the target in words, not its code
     # metrics as a small table: words, a unit, pt-PT decimals (no "mae=2.5" dict dump)
@@ -37,7 +37,7 @@ def test_models_page_lists_the_registry(sclient, ingested, django_assert_max_num
     assert 'id="chart-importance-leadtime"' in html and "fam\\u00edlia do produto" in html and '"family"' not in html
 
 
-def test_models_page_shows_why_a_classifier_was_refused(sclient, ingested, django_assert_max_num_queries):
+def test_models_page_shows_why_a_classifier_was_refused(sclient, ingested, pinned_queries):
     """Evidence in words and pt-PT numbers: the margin with its 95% interval, the test check, Brier against the base
     rate, the failed checks; no dict dumps."""
     from mlops.models import ModelVersion
@@ -61,7 +61,7 @@ def test_models_page_shows_why_a_classifier_was_refused(sclient, ingested, djang
                        {"code": "test_not_worse", "reference": "risk:v1:baseline", "ok": False},
                        {"code": "brier_validation", "ok": False}, {"code": "brier_test", "ok": False}],
             "active_version": None})
-    with django_assert_max_num_queries(4):
+    with pinned_queries("mlops.test_views.test_models_page_shows_why_a_classifier_was_refused"):
         html = sclient.get("/models/").content.decode()
     assert 'data-verdict="refused"' in html and 'data-verdict="baseline"' in html
     assert '<span class="margin">-0,023</span>' in html

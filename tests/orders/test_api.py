@@ -135,11 +135,11 @@ def orders_finished(frames) -> list[int]:
     return [int(i) for i in orders.loc[orders["finished_at"].notna(), "id"]]
 
 
-def test_order_detail_and_timeline(factory, frames, api_client, django_assert_max_num_queries):
+def test_order_detail_and_timeline(factory, frames, api_client, pinned_queries):
     phases = frames["phases"]
     order_id = int(phases.loc[phases["is_rework"], "order_id"].iloc[0])
     warm_as_of(api_client)
-    with django_assert_max_num_queries(3):  # the order, its state row, its counts
+    with pinned_queries("orders.test_api.test_order_detail_and_timeline"):  # the order, its state row, its counts
         detail = get(api_client, f"/api/prodplan/orders/{order_id}")
     mine = phases[phases["order_id"] == order_id]
     assert detail["counts"]["phases"] == len(mine)
@@ -149,7 +149,7 @@ def test_order_detail_and_timeline(factory, frames, api_client, django_assert_ma
     errors = frames["errors"]
     assert detail["counts"]["errors"] == (errors["order_id"] == order_id).sum()
     assert detail["state"] == ind.order_states(frames, AS_OF)[order_id]["state"]
-    with django_assert_max_num_queries(3):  # the order, its phases with team sizes, the product's route
+    with pinned_queries("orders.test_api.test_order_detail_and_timeline[2]"):  # the order, its phases with team sizes, the product's route
         timeline = get(api_client, f"/api/prodplan/orders/{order_id}/phases")
     assert [p["id"] for p in timeline["phases"]] == list(mine.sort_values(["sequence", "id"])["id"])
     team = frames["assignments"].groupby("order_phase_id").size()
@@ -188,27 +188,26 @@ def test_timeline_reports_missing_and_extra_steps(factory, frames, api_client):
 
 
 @pytest.mark.parametrize(
-    ("url", "max_queries"),
+    "url",
     [
-        ("/api/prodplan/routes/101", 4),
-        ("/api/prodplan/schedule/current", 2),  # open orders' states, the count of finished ones
-        # 12 weekly rankings, each with the order state at its own date (its thresholds: 3 queries, open orders: 1)
-        ("/api/prodplan/bottlenecks", 50),
-        ("/api/prodplan/risk_queue", 6),  # with the standard routes the bottleneck forecast reads (cached)
-        ("/api/prodplan/orders/states", 2),
-        ("/api/prodplan/orders/stalled", 2),
-        ("/api/kpis/overview", 3),
-        ("/api/kpis/by-phase", 2),
-        ("/api/kpis/by-product", 3),
-        ("/api/kpis/by-employee", 3),  # + the reader's user and group permissions (may it see employee names?)
+        "/api/prodplan/routes/101",
+        "/api/prodplan/schedule/current",
+        "/api/prodplan/bottlenecks",
+        "/api/prodplan/risk_queue",
+        "/api/prodplan/orders/states",
+        "/api/prodplan/orders/stalled",
+        "/api/kpis/overview",
+        "/api/kpis/by-phase",
+        "/api/kpis/by-product",
+        "/api/kpis/by-employee",
     ],
 )
-def test_analytic_endpoints_answer_with_bounded_queries(factory, api_client, django_assert_max_num_queries, url, max_queries):
+def test_analytic_endpoints_answer_with_pinned_queries(factory, api_client, pinned_queries, url):
     warm_as_of(api_client)
-    with django_assert_max_num_queries(max_queries):
+    with pinned_queries(f"orders.api.analytic[{url}]"):
         data = get(api_client, url)
     assert data
-    with django_assert_max_num_queries(2):  # second call: the versioned cache answers
+    with pinned_queries(f"orders.api.analytic.cached[{url}]"):  # second call: the versioned cache answers
         assert get(api_client, url) == data
 
 

@@ -66,10 +66,10 @@ def test_login_page_has_labelled_inputs(client, db):
         assert f'<label for="{field}"' in html and f'id="{field}"' in html
 
 
-def test_overview_page_lazy_widgets_and_freshness(sclient, ingested, django_assert_max_num_queries):
+def test_overview_page_lazy_widgets_and_freshness(sclient, ingested, pinned_queries):
     from ingestion.models import Reject
 
-    with django_assert_max_num_queries(8):
+    with pinned_queries("orders.test_views.test_overview_page_lazy_widgets_and_freshness"):
         html = sclient.get("/").content.decode()
     assert html.count("<h1") == 1
     for widget in ("kpis", "wip", "bottlenecks", "risk"):
@@ -79,8 +79,8 @@ def test_overview_page_lazy_widgets_and_freshness(sclient, ingested, django_asse
     assert 'href="/ingestion/"' in html
 
 
-def test_overview_kpis_match_the_api_and_the_rows(sclient, ingested, django_assert_max_num_queries):
-    with django_assert_max_num_queries(12):
+def test_overview_kpis_match_the_api_and_the_rows(sclient, ingested, pinned_queries):
+    with pinned_queries("orders.test_views.test_overview_kpis_match_the_api_and_the_rows"):
         html = sclient.get("/?widget=kpis", **HX).content.decode()
     api = sclient.get("/api/kpis/overview").json()
     raw = dict(re.findall(r'data-kpi="(\w+)" data-raw="([^"]*)"', html))
@@ -118,17 +118,17 @@ def test_overview_widgets_render(sclient, ingested):
     assert "<table" in sclient.get("/?widget=bottlenecks", **HX).content.decode()
 
 
-def test_order_list_keyset_pages_and_filters(sclient, ingested, django_assert_max_num_queries):
+def test_order_list_keyset_pages_and_filters(sclient, ingested, pinned_queries):
     as_of = ingested["as_of"]
     expected = sorted((o["id"] for o in ManufacturingOrder.objects.values("id", "created_at")
                        if o["created_at"] is None or o["created_at"] <= as_of), reverse=True)
     _warm(sclient, as_of)
-    with django_assert_max_num_queries(5):  # with the as-of's thresholds cached
+    with pinned_queries("orders.test_views.test_order_list_keyset_pages_and_filters"):  # with the as-of's thresholds cached
         html = sclient.get("/orders/").content.decode()
     first = [int(x) for x in re.findall(r'data-order-id="(\d+)"', html)]
     assert first == expected[:50]
     assert html.count("<h1") == 1 and 'id="load-more"' in html
-    with django_assert_max_num_queries(4):
+    with pinned_queries("orders.test_views.test_order_list_keyset_pages_and_filters[2]"):
         more = sclient.get(f"/orders/?after={first[-1]}", **HX).content.decode()
     assert [int(x) for x in re.findall(r'data-order-id="(\d+)"', more)] == expected[50:100]
     done = sclient.get("/orders/?status=DONE", **HX).content.decode()
@@ -190,13 +190,13 @@ def test_order_export_writes_workbook_text_as_text_not_formulas(sclient, ingeste
         assert exported[product_id].value == name and exported[product_id].data_type == "s"
 
 
-def test_order_detail_gantt_errors_and_prediction(sclient, ingested, django_assert_max_num_queries):
+def test_order_detail_gantt_errors_and_prediction(sclient, ingested, pinned_queries):
     from quality.models import QualityError
 
     order_id = (QualityError.objects.values_list("order_id", flat=True)
                 .filter(order_id__in=ManufacturingOrder.objects.values("id")).first())
     _warm(sclient, ingested["as_of"])
-    with django_assert_max_num_queries(9):  # with the as-of's thresholds cached
+    with pinned_queries("orders.test_views.test_order_detail_gantt_errors_and_prediction"):  # with the as-of's thresholds cached
         html = sclient.get(f"/orders/{order_id}/").content.decode()
     assert html.count("<h1") == 1 and f"{order_id}" in html
     started = OrderPhase.objects.filter(order_id=order_id, started_at__isnull=False).count()

@@ -32,8 +32,8 @@ def _culprit_phase(rows):
     return lambda e: by_id[e["culprit_order_phase_id"]]["phase_id"] if e["culprit_order_phase_id"] in by_id else None
 
 
-def test_overview_matches_rows(api_client, rows, django_assert_max_num_queries):
-    with django_assert_max_num_queries(5):
+def test_overview_matches_rows(api_client, rows, pinned_queries):
+    with pinned_queries("quality.test_api.test_overview_matches_rows"):
         body = api_client.get("/api/quality/overview", Q | {"top": 3}).json()
     errors = _errors_in_scope(rows)
     total = len(errors)
@@ -72,8 +72,8 @@ def test_overview_respects_as_of(api_client, rows):
     assert body["total_errors"]["value"] == expected < len(rows["errors"])
 
 
-def test_by_phase_matches_rows(api_client, rows, django_assert_max_num_queries):
-    with django_assert_max_num_queries(5):
+def test_by_phase_matches_rows(api_client, rows, pinned_queries):
+    with pinned_queries("quality.test_api.test_by_phase_matches_rows"):
         body = api_client.get("/api/quality/by-phase", Q).json()
     errors = _errors_in_scope(rows)
     executions = Counter(p["phase_id"] for p in rows["order_phases"] if p["is_done"] and p["ended_at"] <= AS_OF)
@@ -94,8 +94,8 @@ def test_by_phase_matches_rows(api_client, rows, django_assert_max_num_queries):
     assert [p["sequence"] for p in body["phases"]["value"]] == sorted(p["sequence"] for p in body["phases"]["value"])
 
 
-def test_by_product_and_first_pass_yield(api_client, rows, django_assert_max_num_queries):
-    with django_assert_max_num_queries(5):
+def test_by_product_and_first_pass_yield(api_client, rows, pinned_queries):
+    with pinned_queries("quality.test_api.test_by_product_and_first_pass_yield"):
         body = api_client.get("/api/quality/by-product", Q).json()
     errors = _errors_in_scope(rows)
     per_order = Counter(e["order_id"] for e in errors)
@@ -126,8 +126,8 @@ def test_by_product_and_first_pass_yield(api_client, rows, django_assert_max_num
     assert body["errors_on_unknown_orders"] == sum(e["order_id"] not in order_ids for e in errors) == 1
 
 
-def test_heatmap_matches_rows(api_client, rows, django_assert_max_num_queries):
-    with django_assert_max_num_queries(5):
+def test_heatmap_matches_rows(api_client, rows, pinned_queries):
+    with pinned_queries("quality.test_api.test_heatmap_matches_rows"):
         body = api_client.get("/api/quality/heatmap", Q).json()
     errors = _errors_in_scope(rows)
     culprit_of = _culprit_phase(rows)
@@ -138,8 +138,8 @@ def test_heatmap_matches_rows(api_client, rows, django_assert_max_num_queries):
     assert {p["phase_id"] for p in body["phases"]} == {k for cell in cells for k in cell}
 
 
-def test_escapes_match_rows(api_client, rows, django_assert_max_num_queries):
-    with django_assert_max_num_queries(5):
+def test_escapes_match_rows(api_client, rows, pinned_queries):
+    with pinned_queries("quality.test_api.test_escapes_match_rows"):
         body = api_client.get("/api/quality/escapes", Q).json()
     errors = _errors_in_scope(rows)
     by_id = {p["id"]: p for p in rows["order_phases"]}
@@ -205,10 +205,10 @@ def _risk_expected(rows, *, phase, severity, scope, attribution="found"):
     return len(units & hits), len(units)
 
 
-def test_risk_levels_and_fallback(api_client, rows, django_assert_max_num_queries):
+def test_risk_levels_and_fallback(api_client, rows, pinned_queries):
     family_of = {pid: p["family"] for pid, p in rows["products"].items()}
     # product level: product 1 has enough finished inspections
-    with django_assert_max_num_queries(5):
+    with pinned_queries("quality.test_api.test_risk_levels_and_fallback"):
         body = api_client.get("/api/quality/risk", Q | {"phase": 60, "product": 1, "severity": 1,
                                                          "min_sample": 5}).json()
     k, n = _risk_expected(rows, phase=60, severity=1, scope=lambda o: o and o["product_id"] == 1)

@@ -32,8 +32,8 @@ def _culprit_of(rows):
     return lambda e: by_id[e["culprit_order_phase_id"]]["phase_id"] if e["culprit_order_phase_id"] in by_id else None
 
 
-def test_overview_on_workbook(api_client, data, django_assert_max_num_queries):
-    with django_assert_max_num_queries(6):
+def test_overview_on_workbook(api_client, data, pinned_queries):
+    with pinned_queries("quality.test_ingested.test_overview_on_workbook"):
         body = api_client.get("/api/quality/overview").json()
     assert body["as_of"] == data["as_of"].isoformat()
     errors = _errors(data)

@@ -13,7 +13,7 @@ from tests.quality.builders import AS_OF, build_factory
 pytestmark = pytest.mark.django_db
 
 
-def test_warm_cache_makes_first_requests_hits(api_client, django_assert_max_num_queries):
+def test_warm_cache_makes_first_requests_hits(api_client, pinned_queries):
     build_factory()
     IngestionRun.objects.create(file_name="x.xlsx", status=RunStatus.SUCCEEDED, as_of=AS_OF)
     assert quality_cache_warm() and inventory_cache_warm()
@@ -22,7 +22,7 @@ def test_warm_cache_makes_first_requests_hits(api_client, django_assert_max_num_
              "/api/smartinventory/gelcoat_theoretical_usage?period=week"]
     for path in paths:
         # only the as-of lookup (last successful run) reaches the database: the payload comes from the cache
-        with django_assert_max_num_queries(1):
+        with pinned_queries("quality.test_services.test_warm_cache_makes_first_requests_hits"):
             response = api_client.get(path)
         assert response.status_code == 200
         assert response.json()["as_of"] == AS_OF.isoformat()

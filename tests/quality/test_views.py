@@ -25,15 +25,15 @@ def _chart(html: str, chart_id: str) -> dict:
     return json.loads(re.search(rf'<script id="{chart_id}" type="application/json">(.*?)</script>', html, re.S).group(1))
 
 
-def test_quality_page_and_widgets(sclient, ingested, django_assert_max_num_queries):
-    with django_assert_max_num_queries(4):
+def test_quality_page_and_widgets(sclient, ingested, pinned_queries):
+    with pinned_queries("quality.test_views.test_quality_page_and_widgets"):
         html = sclient.get("/quality/").content.decode()
     assert html.count("<h1") == 1
     for widget in ("heatmap", "pareto", "trend", "notes"):
         assert f"/quality/?widget={widget}" in html
     errors = list(QualityError.objects.values("description", "culprit_order_phase_id"))
 
-    with django_assert_max_num_queries(8):
+    with pinned_queries("quality.test_views.test_quality_page_and_widgets[2]"):
         heat = sclient.get("/quality/?widget=heatmap", **HX).content.decode()
     phase_ids = set(OrderPhase.objects.values_list("id", flat=True))
     with_culprit = sum(1 for e in errors if e["culprit_order_phase_id"] in phase_ids)

@@ -16,10 +16,10 @@ def _scenario(phase_id: int) -> dict:
             "dur-0-family": "K1", "dur-0-multiplier": "0.8"}
 
 
-def test_form_offers_real_phases_and_families(supervisor_client, ingested, django_assert_max_num_queries):
+def test_form_offers_real_phases_and_families(supervisor_client, ingested, pinned_queries):
     from orders.models import Phase
 
-    with django_assert_max_num_queries(11):  # the stations: spans, calendar, queues before the phases
+    with pinned_queries("whatif.test_views.test_form_offers_real_phases_and_families"):
         html = supervisor_client.get("/whatif/").content.decode()
     assert html.count("<h1") == 1
     options = set(re.findall(r'<select id="cap-0-phase".*?</select>', html, re.S)[0].split('value="')[1:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orders.choices import ProductFamily
@@ -55,7 +56,51 @@ class ScenarioSerializer(serializers.Serializer):
             raise serializers.ValidationError(exc.as_api_errors()) from exc
 
 
+class CanonicalInputsSerializer(serializers.Serializer):
+    """The scenario in its canonical form (defaults filled, as-of resolved, overrides sorted): what input_hash hashes."""
+
+    as_of = serializers.DateTimeField()
+    priority_rule = serializers.ChoiceField(choices=PriorityRule.choices)
+    capacity_overrides = CapacityOverrideSerializer(many=True)
+    coef_overrides = CoefOverrideSerializer(many=True)
+    horizon_days = serializers.IntegerField()
+    arrivals = serializers.BooleanField()
+    arrival_weeks = serializers.IntegerField()
+    seed = serializers.IntegerField()
+
+
+class RunTimingsSerializer(serializers.Serializer):
+    """Milliseconds (empty until the run finished)."""
+
+    gather_ms = serializers.FloatField(required=False)
+    simulate_ms = serializers.FloatField(required=False)
+    total_ms = serializers.FloatField(required=False)
+
+
+@extend_schema_field(CanonicalInputsSerializer)
+class CanonicalInputsField(serializers.JSONField):
+    """The stored canonical inputs, as stored (the schema is CanonicalInputsSerializer's)."""
+
+
+@extend_schema_field(RunTimingsSerializer)
+class RunTimingsField(serializers.JSONField):
+    """The stored timings, as stored."""
+
+
+@extend_schema_field({"type": "array", "items": {"type": "number"}})
+class WeeklySeriesField(serializers.JSONField):
+    """Finishes per week, as stored."""
+
+
+class RunOutputsField(serializers.JSONField):
+    """The simulation's outputs (whatif.engine.simulate plus basis, coverage, model, notes): baseline and scenario
+    KPIs, their deltas, the bottleneck, per-order finish changes. Null until the run succeeded."""
+
+
 class BacktestSummarySerializer(serializers.ModelSerializer):
+    simulated_weekly = WeeklySeriesField(help_text="Simulated finishes per week.")
+    actual_weekly = WeeklySeriesField(help_text="Real finishes per week.")
+
     class Meta:
         model = WhatIfBacktest
         fields = ["id", "start", "weeks", "data_version", "mape", "total_error", "simulated_weekly", "actual_weekly",
@@ -63,12 +108,18 @@ class BacktestSummarySerializer(serializers.ModelSerializer):
 
 
 class RunListSerializer(serializers.ModelSerializer):
+    inputs = CanonicalInputsField()
+    timings = RunTimingsField()
+
     class Meta:
         model = WhatIfRun
         fields = ["id", "status", "input_hash", "data_version", "inputs", "timings", "created_at", "finished_at"]
 
 
 class RunSerializer(serializers.ModelSerializer):
+    inputs = CanonicalInputsField()
+    outputs = RunOutputsField(allow_null=True)
+    timings = RunTimingsField()
     backtest = serializers.SerializerMethodField(help_text="The latest backtest, shown next to every scenario.")
 
     class Meta:
@@ -76,6 +127,7 @@ class RunSerializer(serializers.ModelSerializer):
         fields = ["id", "status", "input_hash", "data_version", "inputs", "outputs", "error", "timings",
                   "created_at", "started_at", "finished_at", "backtest"]
 
+    @extend_schema_field(BacktestSummarySerializer(allow_null=True))
     def get_backtest(self, obj) -> dict | None:
         bt = self.context.get("backtest")
         return BacktestSummarySerializer(bt).data if bt is not None else None
