@@ -71,7 +71,7 @@ class Prediction(models.Model):
                                       verbose_name=_("model version"))
     model_label = models.CharField(verbose_name=_("model"), max_length=64, help_text=_("'baseline' or name:vN:algorithm."))
     value = models.FloatField(verbose_name=_("value"), help_text=_("Lead time in days, or probability of a severe defect."))
-    lower = models.FloatField(verbose_name=_("lower bound"), null=True, blank=True, help_text=_("Lead time: 80% interval, lower bound."))
+    lower = models.FloatField(verbose_name=_("lower bound"), null=True, blank=True, help_text=_("Lead time: lower end of the 80-percent interval."))
     upper = models.FloatField(verbose_name=_("upper bound"), null=True, blank=True)
     predicted_finish = models.DateTimeField(verbose_name=_("predicted finish"), null=True, blank=True)
     as_of = models.DateTimeField(verbose_name=_("as of"))
@@ -102,7 +102,7 @@ class EtaBacktest(models.Model):
     data_as_of = models.DateTimeField(verbose_name=_("data as of"), null=True, help_text=_("The data's as-of time when the backtest ran."))
     scored = models.IntegerField(verbose_name=_("scored"), help_text=_("Predictions whose outcome is known: finished, or never finished once "
                                            "the interval's upper end has passed (a miss)."))
-    covered = models.IntegerField(verbose_name=_("covered"), help_text=_("Scored predictions whose real finish fell inside the 80% interval."))
+    covered = models.IntegerField(verbose_name=_("covered"), help_text=_("Scored predictions whose real finish fell inside the 80-percent interval."))
     coverage = models.FloatField(verbose_name=_("coverage"), null=True, blank=True)
     finished = models.IntegerField(verbose_name=_("finished"), default=0, help_text=_("Scored predictions with a real finish (MAE and bias)."))
     mae_days = models.FloatField(verbose_name=_("mean absolute error (days)"), null=True, blank=True)
