@@ -37,6 +37,27 @@ def _visible_text(body: str) -> list[str]:
     return [html.unescape(line.strip()) for line in text.split("\n") if line.strip()]
 
 
+def _chart_words(body: str) -> list[str]:
+    """The words a chart draws (its data is JSON in a script tag): dataset labels, axis and category labels, titles."""
+    import json
+
+    words: list[str] = []
+
+    def walk(node, key=None):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, key)
+        elif isinstance(node, str) and key in ("label", "labels", "text", "title"):
+            words.append(node)
+
+    for raw in re.findall(r'<script[^>]*type="application/json"[^>]*>(.*?)</script>', body, flags=re.S):
+        walk(json.loads(raw))
+    return words
+
+
 def _titles(body: str) -> list[str]:
     return [html.unescape(t) for t in re.findall(r'\b(?:title|aria-label|placeholder)="([^"]+)"', body)]
 
@@ -81,7 +102,7 @@ def _crawl(client, start: list[str]) -> dict[str, list[str]]:
         assert response.status_code == expected, (url, response.status_code)
         body = response.content.decode()
         queue.extend(html.unescape(u) for u in re.findall(r'hx-get="([^"]+)"', body))
-        found = _english_in(_visible_text(body) + _titles(body), products)
+        found = _english_in(_visible_text(body) + _titles(body) + _chart_words(body), products)
         if found:
             problems[url] = found
     assert len(seen) >= len(start)
