@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orders.choices import ProductFamily
+from prodplan.api_serializers import basis_field
 from whatif import validation as rules
 from whatif.choices import PriorityRule
 from whatif.models import WhatIfBacktest, WhatIfRun
@@ -92,6 +93,103 @@ class WeeklySeriesField(serializers.JSONField):
     """Finishes per week, as stored."""
 
 
+class OrdersInSerializer(serializers.Serializer):
+    wip = serializers.IntegerField()
+    arrivals = serializers.IntegerField()
+
+
+class SimulatedKpisSerializer(serializers.Serializer):
+    """One simulated run's figures over the horizon (days; per-phase maps keyed by phase id)."""
+
+    orders_in = OrdersInSerializer()
+    orders_stalled = serializers.IntegerField()
+    orders_overdue_at_start = serializers.IntegerField()
+    orders_finished = serializers.IntegerField()
+    orders_unfinished = serializers.IntegerField()
+    orders_finished_wip = serializers.IntegerField()
+    orders_finished_arrivals = serializers.IntegerField()
+    throughput_per_week = serializers.ListField(child=serializers.IntegerField())
+    mean_throughput_per_week = serializers.FloatField(allow_null=True)
+    mean_remaining_lead_time_days = serializers.FloatField(allow_null=True)
+    p90_remaining_lead_time_days = serializers.FloatField(allow_null=True)
+    mean_lead_time_arrivals_days = serializers.FloatField(allow_null=True)
+    median_lead_time_finished_days = serializers.FloatField(allow_null=True)
+    mean_lead_time_finished_days = serializers.FloatField(allow_null=True)
+    mean_flow_time_days = serializers.FloatField(allow_null=True)
+    wip_at_horizon_end = serializers.IntegerField()
+    mean_queue_wait_days = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    mean_queue_wait_days_overall = serializers.FloatField(allow_null=True)
+    utilisation = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    bottleneck_phase_id = serializers.IntegerField(allow_null=True)
+    servers = serializers.DictField(child=serializers.IntegerField())
+
+
+class KpiDeltasSerializer(serializers.Serializer):
+    """Scenario minus baseline for every figure (null where one side has none)."""
+
+    orders_stalled = serializers.FloatField(allow_null=True)
+    orders_overdue_at_start = serializers.FloatField(allow_null=True)
+    orders_finished = serializers.FloatField(allow_null=True)
+    orders_unfinished = serializers.FloatField(allow_null=True)
+    orders_finished_wip = serializers.FloatField(allow_null=True)
+    orders_finished_arrivals = serializers.FloatField(allow_null=True)
+    throughput_per_week = serializers.ListField(child=serializers.FloatField(allow_null=True), allow_null=True)
+    mean_throughput_per_week = serializers.FloatField(allow_null=True)
+    mean_remaining_lead_time_days = serializers.FloatField(allow_null=True)
+    p90_remaining_lead_time_days = serializers.FloatField(allow_null=True)
+    mean_lead_time_arrivals_days = serializers.FloatField(allow_null=True)
+    median_lead_time_finished_days = serializers.FloatField(allow_null=True)
+    mean_lead_time_finished_days = serializers.FloatField(allow_null=True)
+    mean_flow_time_days = serializers.FloatField(allow_null=True)
+    wip_at_horizon_end = serializers.FloatField(allow_null=True)
+    mean_queue_wait_days = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    mean_queue_wait_days_overall = serializers.FloatField(allow_null=True)
+    utilisation = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    servers = serializers.DictField(child=serializers.FloatField(allow_null=True))
+
+
+class BottleneckPhaseRefSerializer(serializers.Serializer):
+    phase_id = serializers.IntegerField(allow_null=True)
+    name = serializers.CharField(allow_null=True)
+
+
+class BottleneckShiftSerializer(serializers.Serializer):
+    baseline = BottleneckPhaseRefSerializer()
+    scenario = BottleneckPhaseRefSerializer()
+
+
+class AffectedOrderSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The simulated order (an order id, or an arrival's key).")
+    order_id = serializers.IntegerField(allow_null=True)
+    product_id = serializers.IntegerField(allow_null=True)
+    baseline_finish_day = serializers.FloatField(allow_null=True)
+    scenario_finish_day = serializers.FloatField(allow_null=True)
+    change_days = serializers.FloatField()
+
+
+class SimulationModelField(serializers.JSONField):
+    """What the simulation stood on at as_of (the engine's inputs: rules, capacity per phase, calendar, delays,
+    sample sizes); a free document that changes with the engine."""
+
+
+class WhatIfOutputsSerializer(serializers.Serializer):
+    """A succeeded run's outputs: baseline and scenario figures, their deltas, the bottleneck, the orders that move."""
+
+    basis = basis_field()
+    coverage = serializers.FloatField(allow_null=True, help_text="Share of the WIP placed at a phase.")
+    baseline = SimulatedKpisSerializer()
+    scenario = SimulatedKpisSerializer()
+    deltas = KpiDeltasSerializer()
+    bottleneck = BottleneckShiftSerializer()
+    top_affected_orders = AffectedOrderSerializer(many=True)
+    orders_affected = serializers.IntegerField()
+    steps = serializers.IntegerField()
+    model = SimulationModelField()
+    notes = serializers.ListField(child=serializers.CharField())
+    events_per_second = serializers.IntegerField(allow_null=True)
+
+
+@extend_schema_field(WhatIfOutputsSerializer)
 class RunOutputsField(serializers.JSONField):
     """The simulation's outputs (whatif.engine.simulate plus basis, coverage, model, notes): baseline and scenario
     KPIs, their deltas, the bottleneck, per-order finish changes. Null until the run succeeded."""
