@@ -11,7 +11,7 @@ from ingestion import labels
 from ingestion.choices import REJECT_REASON_HELP, TriageStatus
 from ingestion.contract import SHEETS_BY_NAME
 from ingestion.models import DataQualityIssue, IngestionRun, Reject, SheetRun
-from ingestion.services import (
+from ingestion.triage import (
     CorrectionsRejected,
     rejects_export_xlsx,
     rejects_import_corrections,

@@ -160,7 +160,7 @@ _SKIPS = {"no such reject of this sheet": gettext_lazy("no such reject of this s
 
 
 def skip_reason(why: str) -> str:
-    """Why the corrections import skipped a row (ingestion.services.rejects_import_corrections), in words."""
+    """Why the corrections import skipped a row (ingestion.triage.rejects_import_corrections), in words."""
     return str(_SKIPS.get(why, why))
 
 

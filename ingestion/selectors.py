@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.cache import cache
+
 from ingestion.choices import IssueStatus, RunStatus, TriageStatus
 from ingestion.inspector import redact_profile
 from ingestion.models import DataQualityIssue, IngestionRun, Reject
+from ingestion.pipeline.progress import progress_key
 from ingestion.reader import file_sha256
+
+
+def run_progress(run: IngestionRun) -> dict:
+    """Live per-sheet progress (cache while running; the stored copy once finished)."""
+    return cache.get(progress_key(run.pk)) or run.progress or {}
 
 
 def last_successful_run() -> IngestionRun | None:

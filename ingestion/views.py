@@ -17,16 +17,15 @@ from ingestion import labels
 from ingestion.choices import RunStatus, RunTrigger
 from ingestion.contract import SHEETS
 from ingestion.models import IngestionRun
-from ingestion.selectors import freshness, run_report
+from ingestion.selectors import freshness, run_progress, run_report
 from ingestion.services import (
     AlreadyRunning,
     ingestion_enqueue,
-    ingestion_request,
-    run_progress,
+    ingestion_start,
     runs_fail_dead,
 )
 from ingestion.tasks import ingest_run_task
-from ingestion.uploads import UploadRejected, store_upload, upload_discard
+from ingestion.uploads import UploadRejected
 from prodplan.roles import can_ingest
 from prodplan.task_queue import QueueUnavailable
 
@@ -107,19 +106,15 @@ def _upload(request):
     if uploaded is None:
         error = _("Choose a workbook (.xlsx) to upload.")
     else:
-        path = None
         try:
-            path = store_upload(uploaded)
-            run = ingestion_request(path=str(path), trigger=RunTrigger.UI, allow_shrink=request.POST.get("allow_shrink") == "on")
+            run = ingestion_start(trigger=RunTrigger.UI, uploaded=uploaded, allow_shrink=request.POST.get("allow_shrink") == "on")
         except UploadRejected as exc:
             error = labels.upload_error(str(exc))  # the stored English reason (also the API's), in the page's language
         except AlreadyRunning as exc:
-            upload_discard(path)  # refused: no run will read it
             error = _("Another ingestion is already running (run %(id)s).") % {"id": exc.run_id}
     if error:
         status = 200 if request.htmx else 400  # htmx swaps only 2xx answers
         return render(request, "ingestion/partials/_upload_error.html", {"error": error}, status=status)
-    IngestionRun.objects.filter(pk=run.pk).update(file_name=uploaded.name[:255])
     run_id = run.pk
     transaction.on_commit(lambda: start_run(run_id))
     run.refresh_from_db()

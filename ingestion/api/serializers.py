@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from ingestion.choices import RunStatus
 from ingestion.models import IngestionRun, SheetRun
+from ingestion.selectors import run_progress
 from prodplan.api_serializers import IdOrLabelField
 
 
@@ -43,8 +44,6 @@ class RunStatusSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.DictField(child=SheetProgressSerializer(), help_text="Sheet -> live progress."))
     def get_progress(self, run) -> dict:
-        from ingestion.services import run_progress
-
         return run_progress(run)
 
 

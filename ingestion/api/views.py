@@ -20,8 +20,8 @@ from ingestion.api.serializers import (
 from ingestion.choices import RunTrigger
 from ingestion.models import IngestionRun
 from ingestion.selectors import run_report
-from ingestion.services import AlreadyRunning, ingestion_enqueue, ingestion_request, runs_fail_dead
-from ingestion.uploads import UploadRejected, inbox_path, store_upload, upload_discard
+from ingestion.services import AlreadyRunning, ingestion_enqueue, ingestion_start, runs_fail_dead
+from ingestion.uploads import UploadRejected
 from prodplan.api_keys import HasApiKeyOrStaff
 from prodplan.api_serializers import DetailSerializer, UnavailableSerializer
 from prodplan.parsers import JSONParser
@@ -39,24 +39,14 @@ class IngestionRunView(APIView):
     def post(self, request):
         serializer = IngestionRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        uploaded = None
+        data = serializer.validated_data
         try:
-            if serializer.validated_data.get("file"):
-                path = uploaded = store_upload(serializer.validated_data["file"])
-                display_name = serializer.validated_data["file"].name
-            else:
-                path = inbox_path(serializer.validated_data["inbox_name"])
-                display_name = path.name
-            run = ingestion_request(
-                path=str(path), trigger=RunTrigger.API, allow_shrink=serializer.validated_data["allow_shrink"]
-            )
+            run = ingestion_start(trigger=RunTrigger.API, uploaded=data.get("file") or None, inbox_name=data.get("inbox_name", ""),
+                                  allow_shrink=data["allow_shrink"])
         except UploadRejected as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except AlreadyRunning as exc:
-            if uploaded is not None:
-                upload_discard(uploaded)  # refused: no run will read it (an inbox file is not ours to delete)
             return Response({"detail": str(exc), "run_id": exc.run_id}, status=status.HTTP_409_CONFLICT)
-        IngestionRun.objects.filter(pk=run.pk).update(file_name=display_name)
         ingestion_enqueue(run_id=run.pk)  # the run is committed; a broker outage fails it and answers 503
         return Response(
             {"run_id": run.pk, "status": "pending", "status_url": f"/api/ingestion/status/{run.pk}", "report_url": f"/api/ingestion/report/{run.pk}"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from ingestion.contract import BOOL, DATETIME, FLOAT, ID, INT, LOCAL_ZONE, SHEETS_BY_NAME, TEXT, SheetSpec
@@ -539,3 +540,12 @@ def orphan_keys_sql(table: str, column: str, target_table: str, target_column: s
 
 
 assert set(TARGETS) == set(SHEETS_BY_NAME)
+
+
+@contextlib.contextmanager
+def local_setting(cursor, name: str, value: str):
+    """A server setting changed for the statements inside (transaction-local), then put back for the rest of the run."""
+    cursor.execute("SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value])
+    previous = cursor.fetchone()[0]
+    yield
+    cursor.execute("SELECT set_config(%s, %s, true)", [name, previous])

@@ -94,20 +94,20 @@ def test_incremental_merge_writes_only_changed_rows_and_counts_them(empty_tables
 
 def test_derivation_plan_follows_the_load_order():
     from ingestion.contract import SHEETS
-    from ingestion.services import _derivation_plan
+    from ingestion.pipeline.derive import derivation_plan
 
     every = {spec.name for spec in SHEETS}
-    assert _derivation_plan(set()) == (set(), set())  # nothing skipped: everything is merged
-    assert _derivation_plan(every) == (set(), set())  # nothing changed: nothing to derive
+    assert derivation_plan(set()) == (set(), set())  # nothing skipped: everything is merged
+    assert derivation_plan(every) == (set(), set())  # nothing changed: nothing to derive
     # only phases changed: errors are re-derived from the phases it touched
-    assert _derivation_plan(every - {"FasesOrdemFabrico"}) == ({"OrdemFabricoErros"}, {"FasesOrdemFabrico"})
+    assert derivation_plan(every - {"FasesOrdemFabrico"}) == ({"OrdemFabricoErros"}, {"FasesOrdemFabrico"})
     # only orders changed: phases re-derived from the orders, errors from both
-    assert _derivation_plan(every - {"OrdensFabrico"}) == (
+    assert derivation_plan(every - {"OrdensFabrico"}) == (
         {"FasesOrdemFabrico", "OrdemFabricoErros"}, {"OrdensFabrico", "FasesOrdemFabrico"})
     # orders and errors changed: errors are merged (reading the new orders), phases re-derived
-    assert _derivation_plan(every - {"OrdensFabrico", "OrdemFabricoErros"}) == ({"FasesOrdemFabrico"}, {"OrdensFabrico"})
+    assert derivation_plan(every - {"OrdensFabrico", "OrdemFabricoErros"}) == ({"FasesOrdemFabrico"}, {"OrdensFabrico"})
     # only assignments changed: nothing derives from them
-    assert _derivation_plan(every - {"FuncionariosFaseOrdemFabrico"}) == (set(), set())
+    assert derivation_plan(every - {"FuncionariosFaseOrdemFabrico"}) == (set(), set())
 
 
 def _event_times() -> dict:
@@ -200,12 +200,12 @@ def _index_definitions() -> list[tuple[str, str, str]]:
 
 
 def test_big_first_load_rebuilds_the_plain_indexes_it_dropped(empty_tables, tmp_path, monkeypatch):
-    from ingestion import services
+    from ingestion.pipeline import merge
 
     parents = ("orders_orderphase", "orders_phaseassignment", "quality_qualityerror")
     before = [row for row in _index_definitions() if row[0] in parents]
     assert any("orders_op_phase_event_idx" in definition for _, definition, _ in before)
-    monkeypatch.setattr(services, "BULK_INDEX_ROWS", 1)  # every table of the small workbook counts as big
+    monkeypatch.setattr(merge, "BULK_INDEX_ROWS", 1)  # every table of the small workbook counts as big
     run = ingest_workbook(path=str(write_workbook(tmp_path / "a.xlsx")), profile=False)
     assert run.status == "succeeded", run.error
     assert run.sheets.get(sheet="FasesOrdemFabrico").inserted == 4

@@ -261,13 +261,13 @@ def test_fault_point_is_inert_without_the_variable():
 
 
 def test_only_changed_sheets_are_reloaded_and_dependents_rederived(empty_tables, tmp_path):
-    from ingestion.services import _unchanged_sheets
+    from ingestion.pipeline.derive import unchanged_sheets
 
     everything = {name: "h" for name in ("Fases", "Modelos", "OrdensFabrico", "FasesOrdemFabrico", "OrdemFabricoErros")}
-    assert _unchanged_sheets(everything, everything) == set(everything)
+    assert unchanged_sheets(everything, everything) == set(everything)
     orders_changed = {**everything, "OrdensFabrico": "new"}
     # sheets deriving from a changed one are not re-read: their derived columns are recomputed
-    assert _unchanged_sheets(orders_changed, everything) == set(everything) - {"OrdensFabrico"}
+    assert unchanged_sheets(orders_changed, everything) == set(everything) - {"OrdensFabrico"}
 
     ingest_workbook(path=str(write_workbook(tmp_path / "a.xlsx")))
     rows = base_rows()
