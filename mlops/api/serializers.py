@@ -16,9 +16,134 @@ class SplitRowsField(serializers.JSONField):
     """Rows per split (train, validation, test...) and the censoring cut-off of the dataset."""
 
 
+class CalibrationBinSerializer(serializers.Serializer):
+    bin = serializers.CharField()
+    n = serializers.IntegerField()
+    mean_predicted = serializers.FloatField()
+    observed_rate = serializers.FloatField()
+
+
+class SplitMetricsSerializer(serializers.Serializer):
+    """One split's metrics: regression (mae, mape, p90_abs_error; days) or classification (roc_auc, brier, base
+    rate, calibration bins)."""
+
+    n = serializers.IntegerField()
+    mae = serializers.FloatField(required=False, allow_null=True)
+    mape = serializers.FloatField(required=False, allow_null=True)
+    p90_abs_error = serializers.FloatField(required=False, allow_null=True)
+    roc_auc = serializers.FloatField(required=False, allow_null=True)
+    brier = serializers.FloatField(required=False, allow_null=True)
+    base_rate = serializers.FloatField(required=False, allow_null=True)
+    calibration = CalibrationBinSerializer(many=True, required=False)
+
+
+@extend_schema_field(serializers.DictField(child=SplitMetricsSerializer(), help_text="Split (validation, test, "
+                                           "baseline_validation...) -> its metrics."))
+class MetricsField(serializers.JSONField):
+    """The stored metrics, as stored."""
+
+
+class PromotionCheckSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    ok = serializers.BooleanField()
+    reference = serializers.CharField(required=False)
+
+
+class MarginIntervalSerializer(serializers.Serializer):
+    """The paired bootstrap interval of the validation margin (candidate against reference)."""
+
+    candidate = serializers.FloatField(allow_null=True)
+    reference = serializers.FloatField(allow_null=True)
+    margin = serializers.FloatField(allow_null=True)
+    low = serializers.FloatField(allow_null=True)
+    high = serializers.FloatField(allow_null=True)
+    excludes_zero = serializers.BooleanField()
+    confidence = serializers.FloatField()
+    n = serializers.IntegerField()
+    groups = serializers.IntegerField(allow_null=True)
+    resamples = serializers.IntegerField()
+    resamples_used = serializers.IntegerField()
+    seed = serializers.IntegerField()
+
+
+class TestComparisonSerializer(serializers.Serializer):
+    candidate = serializers.FloatField(allow_null=True)
+    reference = serializers.FloatField(allow_null=True)
+    margin = serializers.FloatField(allow_null=True)
+    tolerance = serializers.FloatField()
+    not_worse = serializers.BooleanField()
+
+
+class ComparisonSerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    reference_id = serializers.IntegerField()
+    reference_kind = serializers.CharField()
+    reference_detail = serializers.CharField()
+    validation = MarginIntervalSerializer()
+    test = TestComparisonSerializer()
+
+
+class SplitScoresSerializer(serializers.Serializer):
+    validation = serializers.FloatField(allow_null=True)
+    test = serializers.FloatField(allow_null=True)
+
+
+class BaselineScoreSerializer(SplitScoresSerializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    baseline_kind = serializers.CharField(allow_null=True)
+
+
+class ActiveVersionSerializer(serializers.Serializer):
+    """The version active when the candidate was judged, and whether it could compete."""
+
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    comparable = serializers.BooleanField()
+    reason = serializers.CharField(required=False, help_text="Why it could not compete (its artifact failed).")
+
+
+class BrierSplitSerializer(serializers.Serializer):
+    candidate = serializers.FloatField(allow_null=True)
+    base_rate = serializers.FloatField(allow_null=True)
+    ok = serializers.BooleanField()
+
+
+class BrierEvidenceSerializer(serializers.Serializer):
+    base_rate = serializers.FloatField(allow_null=True)
+    validation = BrierSplitSerializer()
+    test = BrierSplitSerializer()
+
+
+class PromotionEvidenceSerializer(serializers.Serializer):
+    """Why a version was (not) promoted (mlops.promotion.RULE): a baseline's role, or a candidate's checks."""
+
+    verdict = serializers.CharField(required=False, help_text="promoted, passed, refused, baseline...")
+    role = serializers.CharField(required=False, help_text="A baseline's role: reference or fallback.")
+    baseline_kind = serializers.CharField(required=False)
+    rule = serializers.CharField(required=False)
+    metric = serializers.CharField(required=False)
+    better = serializers.ChoiceField(choices=["lower", "higher"], required=False)
+    best_baseline = serializers.CharField(required=False)
+    passed = serializers.BooleanField(required=False)
+    candidate = SplitScoresSerializer(required=False)
+    comparisons = ComparisonSerializer(many=True, required=False)
+    checks = PromotionCheckSerializer(many=True, required=False)
+    baselines = BaselineScoreSerializer(many=True, required=False)
+    brier = BrierEvidenceSerializer(required=False)
+    active_version = ActiveVersionSerializer(required=False, allow_null=True)
+
+
+@extend_schema_field(PromotionEvidenceSerializer)
+class PromotionEvidenceField(serializers.JSONField):
+    """The stored evidence, as stored."""
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     label = serializers.CharField(read_only=True)
     rows = SplitRowsField(read_only=True)
+    metrics = MetricsField(read_only=True)
+    promotion_evidence = PromotionEvidenceField(read_only=True)
 
     class Meta:
         model = ModelVersion

@@ -121,3 +121,30 @@ def test_training_follows_the_role_not_is_staff(db, broker_down):
     as_supervisor.force_login(supervisor)
     assert as_steward.post("/api/ml/train/leadtime", {}, format="json").status_code == 403
     assert as_supervisor.post("/api/ml/train/leadtime", {}, format="json").status_code == 503
+
+
+def test_registry_predictions_and_explanations_match_the_schema(trained, api_client, keyed_client):
+    """The mlops answers on a trained registry, checked strictly against the generated schema (tests/openapi_check)."""
+    from mlops.models import ModelVersion
+    from orders.models import ManufacturingOrder
+    from tests.openapi_check import generated_schema, response_errors
+
+    spec = generated_schema()
+    order_id = ManufacturingOrder.objects.order_by("id").values_list("id", flat=True).first()
+    answers = [("get", "/api/ml/models?page_size=200", api_client.get("/api/ml/models", {"page_size": 200}))]
+    for target in ("leadtime", "risk"):
+        answers.append(("post", f"/api/ml/predict/{target}",
+                        api_client.post(f"/api/ml/predict/{target}", {"order_id": order_id}, format="json")))
+        answers.append(("post", f"/api/ml/predict/{target}", api_client.post(
+            f"/api/ml/predict/{target}", {"features": {"family": "K1", "product_id": 1}}, format="json")))
+        answers.append(("get", f"/api/ml/explain/{target}", api_client.get(f"/api/ml/explain/{target}")))
+        answers.append(("get", f"/api/ml/explain/{target}",
+                        api_client.get(f"/api/ml/explain/{target}", {"of_id": order_id})))
+    problems = []
+    for method, path, response in answers:
+        assert response.status_code == 200, (path, response.content[:300])
+        problems += response_errors(spec, path, 200, response.json(), method=method)
+    registry = answers[0][2].json()["results"]
+    assert {v["algorithm"] for v in registry} >= {"baseline", "hgb"} and len(registry) == ModelVersion.objects.count()
+    assert any(v["promotion_evidence"] for v in registry) and all(v["metrics"] for v in registry)
+    assert not problems, "\n".join(problems)

@@ -293,3 +293,24 @@ def test_train_promote_predict_store_and_fall_back(factory, keyed_client, settin
         intervals.bounds(baseline.residual_quantiles, frame, np.array([expected]))["point"][0], abs=1e-4)
     explained = explain(name="eta", order_id=order_id)
     assert explained["prediction"] == pytest.approx(expected, abs=1e-4) and "finished last" in explained["method"]
+
+
+def test_eta_training_registry_and_answers_match_the_schema(factory, keyed_client, monkeypatch):
+    """Training ETA through the API (eager: the task's result in the 202), the registry with its calibration and
+    evidence, and the ETA prediction and explanation of an open order, checked strictly against the schema."""
+    from tests.openapi_check import generated_schema, response_errors
+
+    monkeypatch.setattr(services, "DEFAULT_HGB_PARAMS", {**services.DEFAULT_HGB_PARAMS, **FAST["hgb"]})
+    spec = generated_schema()
+    trained = keyed_client.post("/api/ml/train/eta", {"seed": 1}, format="json")
+    assert trained.status_code == 202 and trained.json()["result"]["status"] == "trained"
+    order_id = int(eta_open_features(as_of=data_as_of())["order_id"].iloc[0])
+    answers = [("post", "/api/ml/train/eta", trained),
+               ("get", "/api/ml/models", keyed_client.get("/api/ml/models", {"name": "eta"})),
+               ("post", "/api/ml/predict/eta", keyed_client.post("/api/ml/predict/eta", {"order_id": order_id}, format="json")),
+               ("get", "/api/ml/explain/eta", keyed_client.get("/api/ml/explain/eta", {"of_id": order_id}))]
+    problems = []
+    for method, path, response in answers:
+        problems += response_errors(spec, path, response.status_code, response.json(), method=method)
+    assert len(answers[1][2].json()["results"]) >= 2
+    assert not problems, "\n".join(problems)
