@@ -43,7 +43,7 @@ def scope_label(value: str | None) -> str:
 
 @register.filter
 def risk_reason(reason: dict) -> str:
-    """One reason of the risk queue (orders.selectors._risk_rows), in words."""
+    """One reason of the risk queue (orders.selectors.risk._risk_rows), in words."""
     code = reason.get("code")
     if code == "older_than_p90":
         return _("older than the p90 lead time (%(age)s > %(limit)s days, %(scope)s)") % {

@@ -528,23 +528,6 @@ def test_risk_queue_scores_the_active_orders_by_independent_components(states_wo
 # --- routes, employees, aggregates -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("executed", "expected"),
-    [
-        ([(1, False), (2, False), (3, False)], {"conformant": True}),
-        ([(1, False), (3, False)], {"skipped": [2]}),
-        ([(2, False), (1, False), (3, False)], {"out_of_order": True}),
-        ([(1, False), (2, False), (2, True), (3, False)], {"rework": [2]}),
-        ([(1, False), (9, False), (2, False), (3, False)], {"extra": [9]}),
-    ],
-)
-def test_classify_route(executed, expected):
-    result = selectors.classify_route([1, 2, 3], executed)
-    for key, value in expected.items():
-        assert result[key] == value
-    assert result["conformant"] == (expected == {"conformant": True})
-
-
 def test_route_conformance_counts_finished_orders(frames):
     result = selectors.route(product_id=101)
     orders = frames["orders"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -71,7 +71,7 @@ def test_bottleneck_backtest_is_stored_and_shown_beside_the_ranking(factory, cap
     scored = [w for w in stored.weekly if w["hit"] is not None]
     assert stored.scored_weeks == len(scored) and stored.hits == sum(1 for w in scored if w["hit"])
     for week in scored:  # the truth is the phase with the most queue measured over the next 4 weeks
-        end = selectors.datetime.fromisoformat(week["date"]) + timedelta(days=28)
+        end = datetime.fromisoformat(week["date"]) + timedelta(days=28)
         ranked = selectors.rank_bottlenecks(flow=selectors.measured_flow(snapshots=[end], days=28)[end],
                                             active=selectors.active_orders_at(as_of=end), as_of=end, days=28)
         assert week["actual"] == max(ranked, key=lambda r: (r["queue_score_hours"], -r["phase_id"]))["phase_id"]
