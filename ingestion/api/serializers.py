@@ -76,8 +76,55 @@ class DataQualityIssueSerializer(serializers.Serializer):
     sample = serializers.ListField(child=IdOrLabelField(), help_text="A sample of the offending keys.")
 
 
-class ColumnProfileField(serializers.JSONField):
-    """One column's profile (type counts, empties, distinct values, examples; personal columns redacted)."""
+@extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}], "nullable": True})
+class CellValueField(serializers.Field):
+    """A cell's value as the profile keeps it: a number, a text, a date-time (ISO text), a boolean or null."""
+
+    def to_representation(self, value):
+        return value
+
+
+class ColumnProfileSerializer(serializers.Serializer):
+    """One column's profile: type counts, empties, distinct values, range and examples (personal columns keep only
+    their counts: values null or empty, personal true)."""
+
+    header = serializers.CharField()
+    index = serializers.IntegerField()
+    contract_kind = serializers.CharField(allow_null=True)
+    rows = serializers.IntegerField()
+    types = serializers.DictField(child=serializers.IntegerField(), help_text="Cell type -> cells.")
+    nulls = serializers.IntegerField()
+    filled = serializers.IntegerField()
+    null_rate = serializers.FloatField(allow_null=True)
+    distinct = serializers.IntegerField(allow_null=True)
+    min = CellValueField(allow_null=True)
+    max = CellValueField(allow_null=True)
+    numeric_range = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    datetime_range = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    text_length_max = serializers.IntegerField(allow_null=True)
+    examples = serializers.ListField(child=CellValueField())
+    unparseable_ids = serializers.IntegerField(required=False)
+    unparseable_examples = serializers.ListField(child=CellValueField(), required=False)
+    personal = serializers.BooleanField(required=False)
+
+
+class RelationshipProfileSerializer(serializers.Serializer):
+    """One contract reference measured on the workbook (MATCH_RATE_RULE), or why it could not be."""
+
+    source = serializers.CharField(help_text="Sheet.column that refers.")
+    target = serializers.CharField(help_text="Sheet.column referred to.")
+    contract_rate = serializers.FloatField(allow_null=True, help_text="The rate the data contract measured.")
+    status = serializers.ChoiceField(choices=["ok", "missing"])
+    missing = serializers.ListField(child=serializers.CharField(), required=False)
+    match_rate = serializers.FloatField(allow_null=True)
+    distinct_values = serializers.IntegerField(required=False)
+    matched_distinct = serializers.IntegerField(required=False)
+    rows_with_value = serializers.IntegerField(required=False)
+    matched_rows = serializers.IntegerField(required=False)
+    row_match_rate = serializers.FloatField(required=False, allow_null=True)
+    orphan_distinct = serializers.IntegerField(required=False)
+    orphan_rows = serializers.IntegerField(required=False)
+    orphan_sample = serializers.ListField(child=CellValueField(), required=False)
 
 
 class SheetKeyProfileSerializer(serializers.Serializer):
@@ -90,7 +137,7 @@ class SheetProfileSerializer(serializers.Serializer):
     rows = serializers.IntegerField()
     headers = serializers.ListField(child=serializers.CharField())
     key = SheetKeyProfileSerializer(required=False, help_text="Contract sheets: the key's completeness.")
-    columns = serializers.DictField(child=ColumnProfileField(), help_text="Header -> column profile.")
+    columns = serializers.DictField(child=ColumnProfileSerializer(), help_text="Header -> column profile.")
 
 
 class WorkbookProfileSerializer(serializers.Serializer):
@@ -99,7 +146,7 @@ class WorkbookProfileSerializer(serializers.Serializer):
     workbook = serializers.CharField(required=False)
     file_size = serializers.IntegerField(required=False)
     sheets = serializers.DictField(child=SheetProfileSerializer(), required=False, help_text="Sheet -> profile.")
-    relationships = serializers.ListField(child=serializers.JSONField(), required=False)
+    relationships = RelationshipProfileSerializer(many=True, required=False)
     missing_sheets = serializers.ListField(child=serializers.CharField(), required=False)
     missing_headers = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
                                             help_text="Sheet -> contract headers it lacks.")

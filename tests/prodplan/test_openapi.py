@@ -15,14 +15,11 @@ COMMITTED = Path(settings.BASE_DIR) / "docs" / "openapi.yaml"
 REGENERATE = ".venv/bin/python manage.py spectacular --lang en --file docs/openapi.yaml --validate"
 
 # Stored JSON documents whose inner shape is free by design (the API hands them over as stored): the what-if
-# simulation's model inputs, a model version's interval calibration (its shape is the ETA intervals' own), the profile of a
-# workbook's columns. Everything around them is typed; this list names every place the schema leaves open.
+# simulation's model inputs and a model version's interval calibration (its shape is mlops.intervals' own).
+# Everything around them is typed; this list names every place the schema leaves open.
 FREE_DOCUMENTS = {
     "WhatIfOutputs/model",
     "ModelVersion/residual_quantiles",
-    "SheetProfile/columns",
-    "SheetProfile/columns/additionalProperties",
-    "WorkbookProfile/relationships/items",
 }
 
 
