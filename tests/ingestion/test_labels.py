@@ -50,3 +50,37 @@ def test_the_shrink_refusal_reads_in_portuguese_without_the_command_line_flag(em
         status = labels.run_status(refused.status)
     assert shown.startswith("Recusado:") and "OrdensFabrico perderia 2 de 3" in shown and "--allow-shrink" not in shown
     assert status == "Falhou" and not _english_in([shown, status], set())
+
+
+def test_the_corrections_import_answers_in_portuguese(empty_tables, tmp_path, client):
+    """A steward in pt-PT: a file that is not a workbook, then a file imported twice (the second time every row is
+    skipped as already resolved) - the messages are Portuguese words, not the import's English codes."""
+    import io
+
+    from django.contrib.auth import get_user_model
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from openpyxl import load_workbook
+
+    from prodplan.roles import ensure_role_groups
+
+    run = _bad_workbook(tmp_path)
+    _, stewards = ensure_role_groups()
+    steward = get_user_model().objects.create_user("steward-pt-import", password="x-Very-Long-pass-1", is_staff=True)
+    steward.groups.add(stewards)
+    client.force_login(steward)
+    url = "/admin/ingestion/reject/import-corrections/"
+    refused = client.post(url, {"corrections": SimpleUploadedFile("notes.xlsx", b"hello")}, HTTP_ACCEPT_LANGUAGE="pt-pt")
+    assert refused.status_code == 400 and "Nada foi importado: não é um livro .xlsx" in refused.content.decode()
+    bad_date = Reject.objects.get(run=run, sheet="OrdensFabrico", reason="bad_date")
+    exported = client.post("/admin/ingestion/reject/", {"action": "export_xlsx", "_selected_action": [bad_date.pk]},
+                           HTTP_ACCEPT_LANGUAGE="pt-pt")
+    workbook = load_workbook(io.BytesIO(exported.content))
+    workbook["OrdensFabrico"].cell(2, 2).value = "2025-03-04 10:30:00"  # the steward fixes the date
+    stream = io.BytesIO()
+    workbook.save(stream)
+    pages = [client.post(url, {"corrections": SimpleUploadedFile("fixed.xlsx", stream.getvalue())}, follow=True,
+                         HTTP_ACCEPT_LANGUAGE="pt-pt").content.decode() for _ in range(2)]
+    assert "1 linha corrigida guardada e a sua rejeição resolvida" in pages[0]
+    assert "0 linhas corrigidas guardadas" in pages[1] and "ignorada, já resolvida" in pages[1]
+    for page in pages:
+        assert "corrected row" not in page and "already resolved" not in page
