@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET
 
 from orders import selectors
@@ -20,7 +20,7 @@ from orders.choices import OrderState, OrderStatus, ProductFamily
 from orders.filtersets import ManufacturingOrderFilterSet
 from orders.templatetags.order_labels import basis_label, family_label, scope_label, state_label, status_label
 from prodplan.pages import chart, extra_widget, page_as_of, panels, widget_page
-from prodplan.params import id_param
+from prodplan.params import InvalidParam, id_param
 from prodplan.xlsx import safe_row
 
 ORDER_PAGE_SIZE = 50
@@ -93,48 +93,107 @@ def overview(request):
 # --- order list -----------------------------------------------------------------------------------------------
 
 
+# A bad ?sort= or filter value is a 400 naming the parameter (prodplan.params.InvalidParam), not an empty list.
+_BAD_SORT = gettext_noop("'%(value)s' is not a sort of this list: age, lead_time, state or phase (with - first for "
+                         "descending).")
+_BAD_FILTER = gettext_noop("'%(value)s' is not a value this filter accepts.")
+# Query keys that are not filters: the page's cursor, offset, sort and HTMX widget keys.
+_NOT_FILTERS = ("after", "offset", "sort", "widget")
+
+
 def _filterset(request, as_of: datetime) -> ManufacturingOrderFilterSet:
+    """The list's filters from the query string; an invalid value is a 400 naming its parameter."""
     data = request.GET.copy()
-    data.pop("after", None)
-    return ManufacturingOrderFilterSet(data, queryset=selectors.order_queryset(as_of=as_of), as_of=as_of)
-
-
-def _filter_query(request) -> str:
-    """The current filter as a query string (no cursor, no HTMX widget keys)."""
-    data = request.GET.copy()
-    for key in ("after", "widget"):
+    for key in _NOT_FILTERS:
         data.pop(key, None)
+    filterset = ManufacturingOrderFilterSet(data, queryset=selectors.order_queryset(as_of=as_of), as_of=as_of)
+    if not filterset.is_valid():
+        field = next(iter(filterset.errors))
+        raise InvalidParam(field, ",".join(request.GET.getlist(field)), _BAD_FILTER)
+    return filterset
+
+
+def _sort_param(request) -> str | None:
+    """?sort=<key> or -<key> (a key of selectors.ORDER_SORTS); None when absent; anything else a 400 naming it."""
+    raw = request.GET.get("sort", "")
+    if raw == "":
+        return None
+    if raw.removeprefix("-") not in selectors.ORDER_SORTS:
+        raise InvalidParam("sort", raw, _BAD_SORT)
+    return raw
+
+
+def _filter_query(request, *, keep_sort: bool = True) -> str:
+    """The current filter (and sort) as a query string (no cursor, no HTMX widget keys)."""
+    data = request.GET.copy()
+    for key in _NOT_FILTERS:
+        if key != "sort" or not keep_sort:
+            data.pop(key, None)
+    if keep_sort and not data.get("sort"):
+        data.pop("sort", None)
     return data.urlencode()
 
 
-def _order_page(request, as_of: datetime) -> dict:
-    """One keyset page (id < after, newest first): page_size + 1 rows tell whether there is more; their states (2 queries)."""
+def _sort_links(request, sort: str | None) -> dict:
+    """Per sortable column: the URL sorting by it (descending first for age and lead time, toggled when it is the
+    current sort) and its aria-sort."""
+    base = _filter_query(request, keep_sort=False)
+    links = {}
+    for key in selectors.ORDER_SORTS:
+        current = sort is not None and sort.removeprefix("-") == key
+        descending = sort.startswith("-") if current else False
+        first = f"-{key}" if key in ("age", "lead_time") else key
+        target = (key if descending else f"-{key}") if current else first
+        links[key] = {"url": f"{reverse('order-list')}?{base + '&' if base else ''}sort={target}",
+                      "aria": ("descending" if descending else "ascending") if current else "none"}
+    return links
+
+
+def _order_page(request, as_of: datetime, *, count: bool) -> dict:
+    """One page of the list: newest first by keyset (id < after), or by ?sort= with an offset; page_size + 1 rows
+    tell whether there is more; count: also the number of orders the filter matches."""
     filterset = _filterset(request, as_of)
-    queryset = filterset.qs if filterset.is_valid() else filterset.queryset.none()
-    after = id_param(request, "after")  # anything but ASCII digits: a 400 naming it
-    if after is not None:
-        queryset = queryset.filter(id__lt=after)
-    rows = list(queryset.values(*selectors.ORDER_FIELDS)[: ORDER_PAGE_SIZE + 1])
-    more = len(rows) > ORDER_PAGE_SIZE
-    orders = selectors.order_rows(as_of=as_of, rows=rows[:ORDER_PAGE_SIZE])
+    sort = _sort_param(request)
+    queryset = filterset.qs
     query = _filter_query(request)
-    next_url = None
-    if more:
-        next_url = f"{reverse('order-list')}?{query + '&' if query else ''}after={orders[-1]['id']}"
-    return {"orders": orders, "next_url": next_url, "filterset": filterset, "filter_query": query}
+    prefix = f"{reverse('order-list')}?{query + '&' if query else ''}"
+    total = None
+    if sort:
+        offset = id_param(request, "offset") or 0  # anything but ASCII digits: a 400 naming it
+        ids = selectors.sorted_order_ids(as_of=as_of, queryset=queryset, sort=sort)
+        total = len(ids)
+        orders = selectors.order_rows_by_id(as_of=as_of, queryset=selectors.order_queryset(as_of=as_of),
+                                            ids=ids[offset: offset + ORDER_PAGE_SIZE])
+        next_url = f"{prefix}offset={offset + ORDER_PAGE_SIZE}" if offset + ORDER_PAGE_SIZE < total else None
+    else:
+        after = id_param(request, "after")  # anything but ASCII digits: a 400 naming it
+        page = queryset.filter(id__lt=after) if after is not None else queryset
+        rows = list(page.values(*selectors.ORDER_FIELDS)[: ORDER_PAGE_SIZE + 1])
+        orders = selectors.order_rows(as_of=as_of, rows=rows[:ORDER_PAGE_SIZE])
+        next_url = f"{prefix}after={orders[-1]['id']}" if len(rows) > ORDER_PAGE_SIZE else None
+        if count:
+            total = queryset.count()
+    return {"orders": orders, "next_url": next_url, "filterset": filterset, "filter_query": _filter_query(request, keep_sort=False),
+            "sort": sort or "", "sort_links": _sort_links(request, sort), "total": total}
 
 
 @login_required
 @require_GET
 def order_list(request):
-    """Filterable, searchable order table; HTMX swaps the table on filter and appends rows on 'load more'."""
+    """Filterable, sortable order table with its count and the late / at risk / stalled tiles; HTMX swaps the
+    table on filter or sort (pushing the URL, so Back restores it) and appends rows on 'load more'."""
     as_of = page_as_of(request)
-    context = {"as_of": as_of, **_order_page(request, as_of)}
-    if request.htmx and request.GET.get("after"):
+    more = bool(request.GET.get("after") or request.GET.get("offset"))
+    # A history restore (Back to a URL htmx pushed, not in its cache) asks for the whole page.
+    restore = request.headers.get("HX-History-Restore-Request") == "true"
+    partial = request.htmx and not restore
+    context = {"as_of": as_of, **_order_page(request, as_of, count=not (partial and more))}
+    if partial and more:
         return render(request, "orders/partials/_order_rows.html", context)
-    if request.htmx:
+    if partial:
         return render(request, "orders/partials/_order_table.html", context)
     context.update({
+        "tiles": selectors.order_tiles(as_of=as_of),
         "statuses": OrderStatus.choices,
         "states": OrderState.choices,
         "selected_states": request.GET.getlist("state"),
@@ -155,8 +214,7 @@ def order_export(request):
     from openpyxl import Workbook  # loaded by the export only (a large module)
 
     as_of = page_as_of(request)
-    filterset = _filterset(request, as_of)
-    queryset = filterset.qs if filterset.is_valid() else filterset.queryset.none()
+    queryset = _filterset(request, as_of).qs
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(str(_("orders")))
     sheet.append([str(EXPORT_HEADERS[column]) for column in EXPORT_COLUMNS] + [str(_("Data as of"))])

@@ -58,12 +58,16 @@ from orders.selectors.kpis import (  # noqa: F401
 )
 from orders.selectors.order_list import (  # noqa: F401
     ORDER_FIELDS,
+    ORDER_SORTS,
     annotate_id_text,
     order_detail,
     order_ids_matching,
     order_queryset,
     order_row_payload,
     order_rows,
+    order_rows_by_id,
+    order_tiles,
+    sorted_order_ids,
 )
 from orders.selectors.risk import (  # noqa: F401
     RISK_METHOD,

@@ -12,8 +12,8 @@ from orders.models import (
     ManufacturingOrder,
     Product,
 )
-from orders.selectors.common import _fetch, _product_payload, _r
-from orders.selectors.state import order_states, state_payload
+from orders.selectors.common import _fetch, _product_payload, _r, phase_choices
+from orders.selectors.state import open_orders_at, order_states, state_payload
 from prodplan.db import fetch_prepared
 from prodplan.gates import (
     THEORETICAL,
@@ -114,6 +114,64 @@ def order_detail(*, order_id: int, as_of: datetime) -> dict | None:
         _r(reference / late, 4) if reference is not None and late else None, basis=THEORETICAL, coverage=1.0 if late else 0.0
     )
     return payload
+
+
+# The order list's sortable columns (?sort=<key>, or -<key> for descending).
+ORDER_SORTS = ("age", "lead_time", "state", "phase")
+
+
+def sorted_order_ids(*, as_of: datetime, queryset: QuerySet, sort: str) -> list[int]:
+    """The ids of the queryset's orders sorted at as_of by sort (a key of ORDER_SORTS, '-' first for descending);
+    orders without a value (a finished order's age, an open order's lead time, no phase) last, ties newest first.
+
+    age and phase from the order state at as_of (the open orders' rows, cached per as_of; every other order of
+    the queryset is finished), state in the order of OrderState, phase in route order; one query for the ids."""
+    descending = sort.startswith("-")
+    key = sort.removeprefix("-")
+    if key not in ORDER_SORTS:
+        raise ValueError(sort)
+    open_rows = {r["order_id"]: r for r in open_orders_at(as_of=as_of)}
+    state_rank = {state: i for i, state in enumerate(OrderState.values)}
+    phase_rank = {pid: i for i, (pid, _name) in enumerate(phase_choices())}
+
+    def value(order_id: int, lead_time: float | None):
+        row = open_rows.get(order_id)
+        if key == "age":
+            return row and row["age_days"]
+        if key == "lead_time":
+            return None if row else lead_time
+        if key == "state":
+            return state_rank[row["state"] if row else OrderState.FINISHED]
+        return phase_rank.get(row["phase_id"]) if row and row["phase_id"] is not None else None
+
+    keyed = [(value(oid, lead), oid) for oid, lead in queryset.order_by().values_list("id", "lead_time_days")]
+    present = sorted(((v, oid) for v, oid in keyed if v is not None),
+                     key=lambda t: (-t[0] if descending else t[0], -t[1]))
+    missing = sorted((oid for v, oid in keyed if v is None), reverse=True)
+    return [oid for _v, oid in present] + missing
+
+
+def order_rows_by_id(*, as_of: datetime, queryset: QuerySet, ids: list[int]) -> list[dict]:
+    """order_rows() of these ids of the queryset, in the given order (one query for the rows, one for the states)."""
+    found = {r["id"]: r for r in queryset.order_by().filter(id__in=ids).values(*ORDER_FIELDS)}
+    return order_rows(as_of=as_of, rows=[found[i] for i in ids if i in found])
+
+
+def order_tiles(*, as_of: datetime) -> dict:
+    """Counts of open orders late, at risk and stalled at as_of (the order state; cached with it), each with the
+    list filter that shows them."""
+    from collections import Counter
+
+    from orders.choices import OrderStatus
+
+    rows = open_orders_at(as_of=as_of)  # state_summary's counts come from the same rows
+    statuses = Counter(r["status"] for r in rows)
+    states = Counter(r["state"] for r in rows)
+    return {
+        "late": {"count": statuses.get(OrderStatus.LATE, 0), "query": f"status={OrderStatus.LATE}"},
+        "at_risk": {"count": statuses.get(OrderStatus.AT_RISK, 0), "query": f"status={OrderStatus.AT_RISK}"},
+        "stalled": {"count": states.get(OrderState.STALLED, 0), "query": f"state={OrderState.STALLED}"},
+    }
 
 
 def order_ids_matching(q: str) -> Q:
