@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from io import BytesIO
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -59,12 +60,29 @@ def _wip_chart(*, as_of: datetime) -> dict:
         {"label": _("Waiting"), "data": [p["waiting"] for p in phases], "backgroundColor": "#f0a020", "stack": "wip"},
         {"label": _("In progress"), "data": [p["in_progress"] for p in phases], "backgroundColor": "#4a7fc1", "stack": "wip"},
     ], indexAxis="y", scales={"x": {"stacked": True, "title": {"display": True, "text": _("orders")}}, "y": {"stacked": True}})
-    return {"schedule": schedule, "config": config, "as_of": as_of}
+    # Each bar's orders in the order list (the table under the chart; config "links" for a click on a bar).
+    states = (OrderState.NOT_STARTED, OrderState.WAITING, OrderState.IN_PROGRESS)
+    rows = [{"label": label, "cells": [{"n": p[state], "url": _orders_url(p, state)} for state in states]}
+            for label, p in zip(labels, phases, strict=True)]
+    for dataset, state in zip(config["data"]["datasets"], states, strict=True):
+        dataset["links"] = [_orders_url(p, state) for p in phases]
+    return {"schedule": schedule, "config": config, "as_of": as_of, "rows": rows}
+
+
+def _orders_url(phase_row: dict, *states: str) -> str | None:
+    """The order list filtered to the orders of a phase in these states (None for orders with no phase)."""
+    if not phase_row["phase"]:
+        return None
+    query = urlencode([("current_phase", phase_row["phase"]["id"]), *(("state", s) for s in states)])
+    return f"{reverse('order-list')}?{query}"
 
 
 def _bottlenecks(*, as_of: datetime) -> dict:
     names = selectors.phase_names()
-    rows = [dict(r, name=names.get(r["phase_id"])) for r in selectors.bottleneck_table(as_of=as_of) if r["forecast_hours"]]
+    # "Waiting now" counts the orders waiting for the phase or not started at it: the link lists those.
+    rows = [dict(r, name=names.get(r["phase_id"]), orders_url=_orders_url(
+                {"phase": {"id": r["phase_id"]}}, OrderState.WAITING, OrderState.NOT_STARTED))
+            for r in selectors.bottleneck_table(as_of=as_of) if r["forecast_hours"]]
     return {"rows": rows[:BOTTLENECK_TOP], "as_of": as_of, "backtest": selectors.bottleneck_backtest_score(),
             "min_volume": selectors.BOTTLENECK_MIN_QUEUE_EVENTS, "route_steps": selectors.BOTTLENECK_ROUTE_STEPS,
             "recent_weight": selectors.BOTTLENECK_RECENT_WEIGHT}
