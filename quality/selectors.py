@@ -13,6 +13,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
 
 from orders.selectors import phase_names
 from prodplan.cache import versioned_cache
@@ -623,3 +624,54 @@ def order_errors(*, order_id: int) -> list[dict]:
     for row in rows:
         row["found_phase_name"] = names.get(row["found_phase_id"])
     return rows
+
+
+# --------------------------------------------------------------------------------------------- error list
+
+# The errors in scope at as_of, filtered as the heatmap attributes them (found = Erro_FaseAvaliacao, culprit = the
+# catalogue phase of Erro_FaseOfCulpada) and by period on event_time; one page, newest first, and the count.
+ERRORS_SQL = f"""
+WITH {ERR_CTE},
+phased AS MATERIALIZED (
+    SELECT err.id, err.order_id, err.severity, err.description, err.event_time, err.found_phase_id,
+           err.culprit_order_phase_id, op.phase_id AS culprit_phase_id
+    FROM err LEFT JOIN orders_orderphase op ON op.id = err.culprit_order_phase_id
+    WHERE (%(found)s::bigint IS NULL OR err.found_phase_id = %(found)s::bigint)
+      AND (%(culprit)s::bigint IS NULL OR op.phase_id = %(culprit)s::bigint)
+),
+filtered AS (
+    SELECT * FROM phased
+    WHERE (%(since)s::timestamptz IS NULL OR event_time >= %(since)s::timestamptz)
+      AND (%(until)s::timestamptz IS NULL OR event_time < %(until)s::timestamptz)
+)
+SELECT json_build_object(
+    'count', (SELECT count(*) FROM filtered),
+    'phased', (SELECT count(*) FROM phased),
+    'undated', (SELECT count(*) FROM phased WHERE event_time IS NULL),
+    'rows', (SELECT json_agg(p) FROM (SELECT * FROM filtered ORDER BY event_time DESC NULLS LAST, id DESC
+                                       LIMIT %(limit)s OFFSET %(offset)s) p)
+)
+"""
+
+
+def quality_errors(*, as_of: datetime, found_phase_id: int | None = None, culprit_phase_id: int | None = None,
+                   since: datetime | None = None, until: datetime | None = None, offset: int = 0,
+                   limit: int = 50) -> dict:
+    """One page of the errors in scope at as_of (ERR_CTE), filtered by the phase where found, the culprit's phase
+    (as quality_heatmap counts them: a cell's filter gives its count) and the period [since, until) on event_time
+    (undated errors only without a period); newest first, with the phase names and the count (one query)."""
+    raw = _fetch_json(ERRORS_SQL, {"as_of": as_of, "found": found_phase_id, "culprit": culprit_phase_id,
+                                   "since": since, "until": until, "limit": limit, "offset": offset})
+    names = phase_names()
+    rows = raw["rows"] or []
+    for row in rows:
+        row["event_time"] = parse_datetime(row["event_time"]) if row["event_time"] else None
+        row["found_phase_name"] = names.get(row["found_phase_id"])
+        row["culprit_phase_name"] = names.get(row["culprit_phase_id"])
+    period = since is not None or until is not None
+    # With a period, undated errors cannot be placed in it: the coverage is the dated share of the phase filter.
+    coverage = _round(1 - ratio(raw["undated"], raw["phased"])) if period and raw["phased"] else 1.0
+    return {"count": raw["count"], "rows": rows, "offset": offset, "limit": limit, "basis": OBSERVED,
+            "coverage": coverage, "undated_left_out": raw["undated"] if period else 0,
+            "rule": "errors whose derived time is at or before as_of (undated ones always); found = Erro_FaseAvaliacao, "
+                    "culprit = catalogue phase of Erro_FaseOfCulpada; period on the derived time"}

@@ -4,4 +4,7 @@ from django.urls import path
 
 from quality import views
 
-urlpatterns = [path("quality/", views.quality_page, name="quality")]
+urlpatterns = [
+    path("quality/", views.quality_page, name="quality"),
+    path("quality/errors/", views.quality_errors_page, name="quality-errors"),
+]
