@@ -49,6 +49,11 @@ class TriageStatus(models.TextChoices):
     ACKNOWLEDGED = "acknowledged", _("Acknowledged")
     IGNORED = "ignored", _("Ignored")
     RESOLVED = "resolved", _("Resolved (row stored after re-validation or a corrected import)")
+    SUPERSEDED = "superseded", _("Superseded (the row was fixed or is gone in a later run)")
+
+
+# A reject in one of these is still live: a later run meeting the same row reuses it (one per identity).
+LIVE_TRIAGE_STATUSES = (TriageStatus.OPEN, TriageStatus.ACKNOWLEDGED, TriageStatus.IGNORED)
 
 
 class IssueKind(models.TextChoices):

@@ -8,7 +8,15 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ingestion.choices import IssueKind, IssueStatus, RejectReason, RunStatus, RunTrigger, TriageStatus
+from ingestion.choices import (
+    LIVE_TRIAGE_STATUSES,
+    IssueKind,
+    IssueStatus,
+    RejectReason,
+    RunStatus,
+    RunTrigger,
+    TriageStatus,
+)
 
 
 class IngestionRun(models.Model):
@@ -78,8 +86,18 @@ class SheetRun(models.Model):
 class Reject(models.Model):
     """A workbook row that could not be stored as typed, for a data steward to triage."""
 
+    # The last run that met the row (a later run meeting the same row moves the reject to itself).
     run = models.ForeignKey(IngestionRun, on_delete=models.CASCADE, related_name="rejects", verbose_name=_("run"))
+    first_seen_run = models.ForeignKey(IngestionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                       verbose_name=_("first seen in run"))
+    times_seen = models.IntegerField(_("runs that met it"), default=1)
+    closed_in_run = models.ForeignKey(IngestionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                      verbose_name=_("superseded by run"))
     sheet = models.CharField(_("sheet"), max_length=64, db_index=True)
+    identity = models.CharField(
+        _("identity"), max_length=200, default="", blank=True,
+        help_text=_("The row's key in its sheet (k:…), or a hash of its cells when it has no usable key (h:…); "
+                    "#n marks the n-th row of one run with the same identity."))
     row_number = models.IntegerField(_("row number"), help_text=_("Excel row number (the header is row 1)."))
     reason = models.CharField(_("reason"), max_length=32, choices=RejectReason.choices, db_index=True)
     column = models.CharField(_("column"), max_length=64, blank=True, default="")
@@ -98,6 +116,9 @@ class Reject(models.Model):
         verbose_name_plural = _("rejected rows")
         ordering = ["run", "sheet", "row_number"]
         indexes = [models.Index(fields=["run", "sheet", "row_number"], name="ingestion_reject_run_row_idx")]
+        constraints = [models.UniqueConstraint(
+            fields=["sheet", "identity"], condition=models.Q(status__in=[s.value for s in LIVE_TRIAGE_STATUSES]),
+            name="ingestion_reject_live_identity")]
 
     def __str__(self) -> str:
         return gettext("%(sheet)s row %(row)s: %(reason)s") % {

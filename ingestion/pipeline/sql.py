@@ -96,14 +96,56 @@ def validation_sql(spec: SheetSpec) -> list[str]:
     return statements
 
 
-def reject_insert_sql(spec: SheetSpec) -> str:
+REJECTS_MET = "stg_rejects_met"
+LIVE_REJECT = "status IN ('open', 'acknowledged', 'ignored')"
+
+
+def reject_record_sql(spec: SheetSpec) -> list[tuple[str, str]]:
+    """Record a staged sheet's rejects: (name, statement) pairs, the run id for every placeholder.
+
+    A reject's identity survives runs: the sheet plus the row's key ("k:" + the typed key), or a hash
+    of its cells when it has no usable key (no key in the sheet, a key that is empty or unparseable,
+    or a duplicate key, "h:" + md5); the n-th row of one run with the same identity gets "#n". A live
+    reject (open, acknowledged, ignored) met again moves to this run with its triage decision; a new
+    identity is inserted; a live reject of this sheet this run did not meet is superseded (the row was
+    fixed or is gone)."""
     table = staging_table(spec)
     typed = ", ".join(f"'{h}', {q(h)}" for h in spec.headers)
-    return (
-        "INSERT INTO ingestion_reject (run_id, sheet, row_number, reason, \"column\", message, original, status) "
-        f"SELECT %s, '{spec.name}', _row, _reject, coalesce(_col, ''), coalesce(_msg, _reject), "
-        f"coalesce(_raw, jsonb_build_object({typed})), 'open' FROM {table} WHERE _reject IS NOT NULL ORDER BY _row"
-    )
+    original = f"coalesce(_raw, jsonb_build_object({typed}))"
+    if spec.key:
+        usable = " AND ".join(f"{q(k)} IS NOT NULL" for k in spec.key)
+        key = "concat_ws('|', " + ", ".join(f"{q(k)}::text" for k in spec.key) + ")"
+        base = f"CASE WHEN _reject <> 'duplicate_key' AND {usable} THEN 'k:' || {key} ELSE 'h:' || md5({original}::text) END"
+    else:
+        base = f"'h:' || md5({original}::text)"
+    live = f"r.sheet = '{spec.name}' AND r.{LIVE_REJECT}"
+    return [
+        ("drop", f"DROP TABLE IF EXISTS {REJECTS_MET}"),
+        ("met", (
+            f"CREATE TEMP TABLE {REJECTS_MET} ON COMMIT DROP AS "
+            "SELECT _row, reason, col, msg, original, base || CASE WHEN n > 1 THEN '#' || n ELSE '' END AS identity "
+            "FROM (SELECT _row, _reject AS reason, coalesce(_col, '') AS col, coalesce(_msg, _reject) AS msg, original, base, "
+            "row_number() OVER (PARTITION BY base ORDER BY _row) AS n "
+            f"FROM (SELECT _row, _reject, _col, _msg, {original} AS original, {base} AS base "
+            f"FROM {table} WHERE _reject IS NOT NULL) b) x"
+        )),
+        ("reused", (
+            "UPDATE ingestion_reject r SET run_id = %s, times_seen = r.times_seen + 1, row_number = m._row, "
+            "reason = m.reason, \"column\" = m.col, message = m.msg, original = m.original "
+            f"FROM {REJECTS_MET} m WHERE {live} AND r.identity = m.identity"
+        )),
+        ("inserted", (
+            "INSERT INTO ingestion_reject (run_id, first_seen_run_id, times_seen, sheet, identity, row_number, reason, "
+            "\"column\", message, original, status) "
+            f"SELECT %s, %s, 1, '{spec.name}', m.identity, m._row, m.reason, m.col, m.msg, m.original, 'open' "
+            f"FROM {REJECTS_MET} m WHERE NOT EXISTS (SELECT 1 FROM ingestion_reject r WHERE {live} AND r.identity = m.identity) "
+            "ORDER BY m._row"
+        )),
+        ("superseded", (
+            "UPDATE ingestion_reject r SET status = 'superseded', closed_in_run_id = %s "
+            f"WHERE {live} AND r.run_id <> %s"
+        )),
+    ]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from ingestion.pipeline.sql import (
     copy_columns,
     copy_types,
     q,
-    reject_insert_sql,
+    reject_record_sql,
     staging_ddl,
     staging_table,
     validation_sql,
@@ -78,8 +78,7 @@ def stage_all(
         raw_cursor.execute(f"ANALYZE {table}")
         for statement in validation_sql(spec):
             raw_cursor.execute(statement)
-        raw_cursor.execute(reject_insert_sql(spec), [run.pk])
-        rejected = raw_cursor.rowcount
+        rejected = record_rejects(raw_cursor, spec, run)
         raw_cursor.execute(f"SELECT _reject, count(*) FROM {table} WHERE _reject IS NOT NULL GROUP BY 1")
         for reason, count in raw_cursor.fetchall():
             metrics.REJECTS.labels(sheet=spec.name, reason=reason).inc(count)
@@ -91,3 +90,14 @@ def stage_all(
         log_step(run, "staged", sheet=spec.name, rows=rows_read, rejected=rejected, seconds=timings[f"stage:{spec.name}"])
     raw_cursor.close()
     return sheet_runs
+
+
+def record_rejects(cursor, spec, run: IngestionRun) -> int:
+    """The sheet's rejects by identity: met again (reused with its decision), new, or superseded; returns the rows rejected."""
+    counts = {}
+    for name, statement in reject_record_sql(spec):
+        cursor.execute(statement, [run.pk] * statement.count("%s"))
+        counts[name] = cursor.rowcount
+    log_step(run, "rejects", sheet=spec.name, new=counts["inserted"], met_again=counts["reused"],
+             superseded=counts["superseded"])
+    return counts["met"]
