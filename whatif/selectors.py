@@ -987,5 +987,85 @@ def latest_backtest():
 
 
 def run_list():
-    """Runs newest first; outputs deferred (the list does not need them)."""
-    return WhatIfRun.objects.defer("outputs").order_by("-created_at", "-id")
+    """Runs newest first; outputs deferred but for the stations each simulation used (scenario_changes)."""
+    from django.db.models.fields.json import KeyTransform
+
+    return (WhatIfRun.objects.defer("outputs")
+            .annotate(servers_before=KeyTransform("servers", KeyTransform("baseline", "outputs")),
+                      servers_after=KeyTransform("servers", KeyTransform("scenario", "outputs")))
+            .order_by("-created_at", "-id"))
+
+
+MOVING_ORDERS = 10  # the comparison and the result list the orders whose finish moves most
+
+
+def _fmt_number(value) -> str:
+    from django.utils.formats import number_format
+
+    if isinstance(value, float) and not value.is_integer():
+        return number_format(round(value, 2))  # 0.8, 1.25: no trailing zeros
+    return number_format(int(value)) if isinstance(value, int | float) else str(value)
+
+
+def scenario_changes(run: WhatIfRun, names: dict[int, str]) -> list[str]:
+    """What the run's scenario changed against the baseline, in words: the rule (when not FIFO), each phase's
+    stations ("Preparação Molde Casco: 2 → 3 stations") and each duration multiplier; phases by name, never id.
+
+    Stations before and after come from the run's outputs (the servers each simulation used); a run without
+    outputs yet says what was asked."""
+    from django.utils.translation import gettext as _
+
+    from orders.choices import ProductFamily
+    from whatif.choices import PriorityRule
+
+    inputs = run.inputs or {}
+    if "outputs" in run.get_deferred_fields():  # run_list(): only the servers were read
+        outputs = {"baseline": {"servers": getattr(run, "servers_before", None)},
+                   "scenario": {"servers": getattr(run, "servers_after", None)}}
+    else:
+        outputs = run.outputs or {}
+    model_names = {int(k): v for k, v in ((outputs.get("model") or {}).get("phases") or {}).items()}
+
+    def phase_name(phase_id) -> str:
+        if phase_id is None:
+            return _("every phase")
+        return names.get(int(phase_id)) or model_names.get(int(phase_id)) or _("a phase no longer in the catalogue")
+
+    changes = []
+    before = (outputs.get("baseline") or {}).get("servers") or {}
+    after = (outputs.get("scenario") or {}).get("servers") or {}
+    for c in inputs.get("capacity_overrides") or []:
+        key, name = str(c["phase_id"]), phase_name(c["phase_id"])
+        target = after.get(key, c.get("servers"))
+        if key in before and target is not None:
+            changes.append(_("%(phase)s: %(before)s → %(after)s stations") % {
+                "phase": name, "before": _fmt_number(before[key]), "after": _fmt_number(target)})
+        elif c.get("servers") is not None:
+            changes.append(_("%(phase)s: %(after)s stations") % {"phase": name, "after": _fmt_number(c["servers"])})
+        else:
+            changes.append(_("%(phase)s: stations × %(m)s") % {"phase": name, "m": _fmt_number(c["multiplier"])})
+    families = dict(ProductFamily.choices)
+    for c in inputs.get("coef_overrides") or []:
+        family = families.get(c["family"], c["family"]) if c.get("family") else None
+        if c.get("phase_id") is None:
+            scope = family or phase_name(None)
+        else:
+            scope = f"{phase_name(c['phase_id'])} ({family})" if family else phase_name(c["phase_id"])
+        changes.append(_("%(scope)s: durations × %(m)s") % {"scope": scope, "m": _fmt_number(c["multiplier"])})
+    rule = inputs.get("priority_rule") or PriorityRule.FIFO
+    if rule != PriorityRule.FIFO:
+        label = PriorityRule(rule).label if rule in PriorityRule.values else rule
+        changes.append(_("rule: %(rule)s") % {"rule": label})
+    if not changes:
+        changes.append(_("no change (the baseline itself)"))
+    return changes
+
+
+def moving_orders(run: WhatIfRun, limit: int = MOVING_ORDERS) -> list[dict]:
+    """The orders whose finish moves most in the scenario (the engine's top_affected_orders, largest change
+    first): order id, product, finish day in the baseline and in the scenario (None: not finished in the
+    horizon) and the change in days (negative: earlier)."""
+    rows = ((run.outputs or {}).get("top_affected_orders") or [])[:limit]
+    return [{"order_id": r.get("order_id"), "product_id": r.get("product_id"),
+             "baseline_finish_day": r.get("baseline_finish_day"), "scenario_finish_day": r.get("scenario_finish_day"),
+             "change_days": r.get("change_days")} for r in rows]

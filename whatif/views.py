@@ -19,7 +19,7 @@ from prodplan.roles import can_run_whatif
 from prodplan.task_queue import QueueUnavailable
 from whatif.choices import PriorityRule, RunStatus
 from whatif.models import WhatIfRun
-from whatif.selectors import latest_backtest, run_list, station_overview
+from whatif.selectors import latest_backtest, moving_orders, run_list, scenario_changes, station_overview
 from whatif.services import canonical_inputs, whatif_run_request
 from whatif.validation import clean_form
 
@@ -38,6 +38,7 @@ KPI_ROWS = (
     ("mean_queue_wait_days_overall", gettext_lazy("Mean queue wait (days)"), False),
 )
 POLL_DONE = 286  # htmx stops polling on this status
+RUN_DONE_EVENT = "whatif-run-done"  # HX-Trigger of an answer showing a finished run: the past runs list reloads
 
 
 def _kpi_table(outputs: dict) -> list[dict]:
@@ -53,14 +54,24 @@ def _kpi_table(outputs: dict) -> list[dict]:
     return rows
 
 
-def _run_context(run: WhatIfRun) -> dict:
-    context = {"run": run, "done": run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED)}
+def _past_runs(names: dict[int, str] | None = None) -> list[dict]:
+    """The newest runs, each with what its scenario changed in words (phase names, stations before → after)."""
+    names = dict(phase_choices()) if names is None else names
+    return [{"run": r, "changes": scenario_changes(r, names)} for r in run_list()[:PAST_RUNS]]
+
+
+def _run_context(run: WhatIfRun, names: dict[int, str] | None = None) -> dict:
+    names = dict(phase_choices()) if names is None else names
+    context = {"run": run, "done": run.status in (RunStatus.SUCCEEDED, RunStatus.FAILED),
+               "changes": scenario_changes(run, names),
+               "status_label": RunStatus(run.status).label if run.status in RunStatus.values else run.status}
     outputs = run.outputs if run.status == RunStatus.SUCCEEDED else None
     if outputs:
         weeks = list(range(1, len(outputs["baseline"]["throughput_per_week"]) + 1))
         context.update({
             "outputs": outputs,
             "kpis": _kpi_table(outputs),
+            "moving": moving_orders(run),
             "config": chart("line", [_("week %(n)s") % {"n": w} for w in weeks], [
                 {"label": _("Baseline"), "data": outputs["baseline"]["throughput_per_week"], "borderColor": "#5b6473",
                  "backgroundColor": "#5b6473"},
@@ -118,12 +129,14 @@ def whatif_page(request):
     run_id = id_param(request, "run")  # anything but ASCII digits: a 400 naming it
     if run_id is not None:
         reopen = WhatIfRun.objects.filter(pk=run_id).first()
+    form = _form_context(request)
+    names = dict(form["phases"])
     return render(request, "whatif/whatif.html", {
-        **_form_context(request),
+        **form,
         **_backtest_context(),
-        **(_run_context(reopen) if reopen else {}),
+        **(_run_context(reopen, names) if reopen else {}),
         "as_of": data_as_of(),
-        "runs": list(run_list()[:PAST_RUNS]),
+        "runs": _past_runs(names),
     })
 
 
@@ -170,9 +183,12 @@ def whatif_run(request):
         run = get_object_or_404(WhatIfRun, pk=exc.run_id)
     context = {**_run_context(run), **_backtest_context()}
     if request.htmx:
-        return render(request, "whatif/partials/_result.html", context)
+        response = render(request, "whatif/partials/_result.html", context)
+        if context["done"]:
+            response["HX-Trigger"] = RUN_DONE_EVENT
+        return response
     return render(request, "whatif/whatif.html", {**_form_context(request), **context, "as_of": as_of,
-                                                  "runs": list(run_list()[:PAST_RUNS])})
+                                                  "runs": _past_runs()})
 
 
 @login_required
@@ -186,13 +202,23 @@ def whatif_run_detail(request, run_id: int):
     response = render(request, "whatif/partials/_result.html", context)
     if context["done"] and request.GET.get("poll"):
         response.status_code = POLL_DONE
+        response["HX-Trigger"] = RUN_DONE_EVENT  # the run finished while polled: the past runs list reloads
     return response
 
 
+@login_required
+@require_GET
+def whatif_runs(request):
+    """The past runs list (HTMX partial), reloaded when a run finishes."""
+    return render(request, "whatif/partials/_runs.html", {"runs": _past_runs()})
+
+
 def whatif_page_with(request, run: WhatIfRun) -> HttpResponse:
+    form = _form_context(request)
+    names = dict(form["phases"])
     return render(request, "whatif/whatif.html", {
-        **_form_context(request), **_backtest_context(), **_run_context(run),
-        "as_of": data_as_of(), "runs": list(run_list()[:PAST_RUNS])})
+        **form, **_backtest_context(), **_run_context(run, names),
+        "as_of": data_as_of(), "runs": _past_runs(names)})
 
 
 @login_required
@@ -201,8 +227,17 @@ def whatif_compare(request):
     """Two or more stored runs side by side: inputs and scenario KPIs."""
     ids = id_params(request, "run")[:4]
     runs = list(WhatIfRun.objects.filter(pk__in=ids, status=RunStatus.SUCCEEDED).order_by("id"))
+    names = dict(phase_choices())
+    columns = [{"run": r, "changes": scenario_changes(r, names), "moving": moving_orders(r, limit=5),
+                "orders_affected": (r.outputs or {}).get("orders_affected")} for r in runs]
     rows = []
-    for key, label, _better in KPI_ROWS:
-        rows.append({"label": label, "values": [(r.outputs or {}).get("scenario", {}).get(key) for r in runs],
-                     "baseline": [(r.outputs or {}).get("baseline", {}).get(key) for r in runs]})
-    return render(request, "whatif/compare.html", {"runs": runs, "rows": rows, "as_of": data_as_of()})
+    for key, label, higher_better in KPI_ROWS:
+        cells = []
+        for r in runs:
+            outputs = r.outputs or {}
+            delta = (outputs.get("deltas") or {}).get(key)
+            good = (delta > 0) == higher_better if isinstance(delta, int | float) and delta else None
+            cells.append({"scenario": outputs.get("scenario", {}).get(key), "baseline": outputs.get("baseline", {}).get(key),
+                          "delta": delta, "good": good})
+        rows.append({"key": key, "label": label, "cells": cells})
+    return render(request, "whatif/compare.html", {"columns": columns, "rows": rows, "as_of": data_as_of()})

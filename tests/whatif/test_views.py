@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from whatif.models import WhatIfRun
 
 HX = {"HTTP_HX_REQUEST": "true"}
+EN = {"HTTP_ACCEPT_LANGUAGE": "en"}  # the English msgids (pt-PT is the default language)
 
 
 def _scenario(phase_id: int) -> dict:
@@ -95,3 +96,59 @@ def test_page_shows_current_stations_and_calendar_and_a_changed_number_is_an_ove
     run = WhatIfRun.objects.get()
     assert run.inputs["capacity_overrides"] == [{"phase_id": int(phase_id), "servers": int(current) + 1}]
     assert run.outputs["scenario"]["servers"].get(phase_id, int(current) + 1) == int(current) + 1
+
+
+def test_a_finished_run_reloads_the_past_runs_which_list_it_by_what_it_changed(supervisor_client, ingested):
+    """The run's answer triggers the past-runs reload; the list and the result name the phase, not its id, with
+    the stations before and after (from the run's outputs) and the rule."""
+    from django.utils.formats import number_format
+
+    from orders.choices import ProductFamily
+    from orders.models import Phase
+    from whatif.choices import PriorityRule
+
+    phase = Phase.objects.order_by("sequence", "id").first()
+    response = supervisor_client.post("/whatif/run/", _scenario(phase.pk), **HX, **EN)
+    assert response.status_code == 200 and response["HX-Trigger"] == "whatif-run-done"
+    run = WhatIfRun.objects.get()
+    before = run.outputs["baseline"]["servers"][str(phase.pk)]
+    after = run.outputs["scenario"]["servers"][str(phase.pk)]
+    assert after == 3
+    expected = (f"{phase.name}: {number_format(before)} → 3 stations; {ProductFamily('K1').label}: durations × 0.8; "
+                f"rule: {PriorityRule.SPT.label}")
+    result = response.content.decode()
+    assert expected in result and f"phase {phase.pk}:" not in result
+    runs = supervisor_client.get("/whatif/runs/", **HX, **EN)
+    assert runs.status_code == 200
+    html = runs.content.decode()
+    assert f'data-run="{run.pk}"' in html and expected in html
+    assert 'hx-trigger="whatif-run-done from:body"' in html
+
+
+def test_result_and_comparison_list_the_orders_whose_finish_moves_most(supervisor_client, ingested):
+    from orders.models import Phase
+
+    phases = list(Phase.objects.order_by("sequence", "id").values_list("pk", "name")[:2])
+    supervisor_client.post("/whatif/run/", _scenario(phases[0][0]), **HX, **EN)
+    supervisor_client.post("/whatif/run/", {"priority_rule": "FIFO", "horizon_days": "28",
+                                            "cap-0-phase": str(phases[1][0]), "cap-0-multiplier": "2"}, **HX, **EN)
+    first, second = WhatIfRun.objects.order_by("id")
+    assert first.status == second.status == "succeeded"
+    html = supervisor_client.get(f"/whatif/compare/?run={first.pk}&run={second.pk}", **EN).content.decode()
+    labels = re.findall(r'<span class="small scenario-label">([^<]*)</span>', html)
+    assert len(labels) == 2 and labels[0].startswith(phases[0][1] + ":") and labels[1].startswith(phases[1][1] + ":")
+    assert labels[0].endswith(": durations × 0.8; rule: Shortest processing time first")
+    assert labels[1] == f"{phases[1][1]}: {second.outputs['baseline']['servers'][str(phases[1][0])]} → "\
+        f"{second.outputs['scenario']['servers'][str(phases[1][0])]} stations"  # FIFO is the baseline's rule  # FIFO is the baseline's rule: no change to name
+    for run in (first, second):
+        delta = run.outputs["deltas"]["orders_finished"]
+        assert run.outputs["scenario"]["orders_finished"] - run.outputs["baseline"]["orders_finished"] == delta
+    row = re.search(r'<tr data-kpi="orders_finished">(.*?)</tr>', html, re.S).group(1)
+    shown = re.findall(r'<span class="delta[^"]*">([^<]*)</span>', row)
+    assert [s.lstrip("+") for s in shown] == [str(r.outputs["deltas"]["orders_finished"]) for r in (first, second)]
+    moving = [m for m in first.outputs["top_affected_orders"] if m["order_id"]][:1]
+    if moving:  # the order that moves most links to its page, in the comparison and in the result
+        assert f'href="/orders/{moving[0]["order_id"]}/"' in html
+        result = supervisor_client.get(f"/whatif/{first.pk}/", **HX, **EN).content.decode()
+        assert 'id="moving-orders"' in result and f'href="/orders/{moving[0]["order_id"]}/"' in result
+    assert first.outputs["orders_affected"] > 0  # three stations on the first phase move some finish
