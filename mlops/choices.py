@@ -18,3 +18,13 @@ class Algorithm(models.TextChoices):
     BASELINE = "baseline", _("Baseline (historical median / rate by product)")
     HGB = "hgb", _("scikit-learn HistGradientBoosting")
     MLP = "mlp", _("PyTorch MLP with product and family embeddings")
+
+
+class TrainingStatus(models.TextChoices):
+    """State of a training requested from the models page (mlops.models.TrainingJob)."""
+
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Training")
+    SUCCEEDED = "succeeded", _("Trained")
+    NOT_SUPPORTED = "not_supported", _("Not enough data to train")
+    FAILED = "failed", _("Failed")

@@ -6,7 +6,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from mlops.choices import Algorithm, ModelName
+from mlops.choices import Algorithm, ModelName, TrainingStatus
 
 
 class ModelVersion(models.Model):
@@ -126,3 +126,28 @@ class EtaBacktest(models.Model):
 
     def __str__(self) -> str:
         return f"ETA backtest {self.id}: {self.covered}/{self.scored}"
+
+
+class TrainingJob(models.Model):
+    """A training asked for on the models page ("train now"): queued, then run by mlops.tasks.train_job_task, whose
+    progress the page polls. The versions it trained are in the registry; `result` keeps the service's summary."""
+
+    name = models.CharField(verbose_name=_("target"), max_length=16, choices=ModelName.choices)
+    seed = models.IntegerField(verbose_name=_("seed"), default=0)
+    status = models.CharField(verbose_name=_("status"), max_length=16, choices=TrainingStatus.choices,
+                              default=TrainingStatus.QUEUED)
+    requested_by = models.ForeignKey("auth.User", verbose_name=_("requested by"), null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
+    started_at = models.DateTimeField(verbose_name=_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(verbose_name=_("finished at"), null=True, blank=True)
+    result = models.JSONField(verbose_name=_("result"), default=dict, blank=True)
+    error = models.TextField(verbose_name=_("error"), blank=True, default="")
+
+    class Meta:
+        verbose_name = _("training job")
+        verbose_name_plural = _("training jobs")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.pk} ({self.status})"

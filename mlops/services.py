@@ -14,7 +14,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from mlops import intervals, load_baseline, promotion, training
-from mlops.choices import REGRESSION_TARGETS, Algorithm, ModelName
+from mlops.choices import REGRESSION_TARGETS, Algorithm, ModelName, TrainingStatus
 from mlops.datasets import (
     Dataset,
     data_as_of,
@@ -24,7 +24,7 @@ from mlops.datasets import (
     eta_open_features,
     order_features,
 )
-from mlops.models import EtaBacktest, ModelVersion, Prediction
+from mlops.models import EtaBacktest, ModelVersion, Prediction, TrainingJob
 from mlops.selectors import active_predictor, load_artifact, order_feature_frame, sha256_of
 from orders.models import ManufacturingOrder
 from prodplan.cache import bump_data_version, data_version
@@ -546,3 +546,58 @@ def train_all_models(*, seed: int = 0, force: bool = False) -> dict:
             results[name] = {"name": name, "status": "not_supported", "reason": str(exc)}
     results["predictions"] = predictions_store_open_orders()
     return results
+
+
+TRAINING_DONE = (TrainingStatus.SUCCEEDED, TrainingStatus.NOT_SUPPORTED, TrainingStatus.FAILED)
+
+
+def training_request(*, name: str, seed: int = 0, user=None) -> TrainingJob:
+    """Record a "train now" job and queue mlops.tasks.train_job_task for it (eager without Redis: it runs here).
+
+    When the broker cannot take it, the job is failed with the reason and QueueUnavailable (carrying the job's
+    id as run_id) goes on up."""
+    from prodplan.task_queue import QueueUnavailable, enqueue, task_named
+
+    job = TrainingJob.objects.create(name=name, seed=seed,
+                                     requested_by=user if user is not None and user.is_authenticated else None)
+    try:
+        enqueue(task_named("mlops.tasks.train_job_task"), job.pk)  # tasks import services, never the reverse
+    except QueueUnavailable as exc:
+        TrainingJob.objects.filter(pk=job.pk, status=TrainingStatus.QUEUED).update(
+            status=TrainingStatus.FAILED, error=str(exc), finished_at=timezone.now())
+        raise QueueUnavailable(str(exc), run_id=job.pk) from exc
+    job.refresh_from_db()
+    return job
+
+
+def training_job_execute(*, job_id: int) -> dict:
+    """Run a queued training job: train_models (baselines, candidates, promotion on evidence) and record how it
+    ended on the job (trained, not enough data, failed with the reason). A job no longer queued is left as is."""
+    claimed = TrainingJob.objects.filter(pk=job_id, status=TrainingStatus.QUEUED).update(
+        status=TrainingStatus.RUNNING, started_at=timezone.now())
+    if not claimed:
+        return {"job_id": job_id, "status": "skipped", "detail": "not queued"}
+    job = TrainingJob.objects.get(pk=job_id)
+    status, error, result = TrainingStatus.SUCCEEDED, "", {}
+    try:
+        result = train_models(name=job.name, seed=job.seed, force=True)
+    except TrainingNotSupported as exc:
+        status, error = TrainingStatus.NOT_SUPPORTED, str(exc)
+    except Exception as exc:  # recorded on the job, which the page shows; the nightly task trains again
+        logger.exception("training job failed", extra={"job_id": job_id})
+        status, error = TrainingStatus.FAILED, str(exc)[:2000]
+    TrainingJob.objects.filter(pk=job_id).update(status=status, error=error, finished_at=timezone.now(),
+                                                 result=_json_safe(result))
+    return {"job_id": job_id, "status": str(status), "error": error}
+
+
+def training_job_skipped(*, job_id: int, detail: str) -> None:
+    """Another training job held the single-instance lock: this one is failed, saying so."""
+    TrainingJob.objects.filter(pk=job_id, status=TrainingStatus.QUEUED).update(
+        status=TrainingStatus.FAILED, error=detail, finished_at=timezone.now())
+
+
+def _json_safe(value):
+    import json
+
+    return json.loads(json.dumps(value, default=str))

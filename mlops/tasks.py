@@ -22,3 +22,17 @@ def train_all_models_task(seed: int = 0) -> dict:
     """Nightly (beat): train both targets unless this data version is already trained, then store
     predictions for open orders. Re-running on unchanged data only refreshes the predictions."""
     return services.train_all_models(seed=seed, force=False)
+
+
+@shared_task(name="mlops.tasks.train_job_task")
+def train_job_task(job_id: int) -> dict:
+    """A "train now" job from the models page: one training at a time; a job meeting another is failed, saying so."""
+    result = _train_job_single(job_id)
+    if result.get("status") == "skipped" and "already running" in str(result.get("detail", "")):
+        services.training_job_skipped(job_id=job_id, detail="another training job is running")
+    return result
+
+
+@single_instance
+def _train_job_single(job_id: int) -> dict:
+    return services.training_job_execute(job_id=job_id)

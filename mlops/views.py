@@ -5,18 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from mlops.choices import Algorithm, ModelName
 from mlops.labels import feature_label
+from mlops.models import TrainingJob
 from mlops.selectors import model_versions, order_page_eta, order_page_lead_time
+from mlops.services import TRAINING_DONE, training_request
 from mlops.templatetags.mlops_labels import version_label
 from orders.choices import OrderState
 from orders.selectors import order_states
 from prodplan.pages import chart
+from prodplan.roles import can_train_models
+from prodplan.task_queue import QueueUnavailable
 
 IMPORTANCE_TOP = 12
 
@@ -96,6 +102,7 @@ def promotion_evidence_view(version) -> dict | None:
 def models_page(request):
     """The registry newest first, with each version's metrics next to its run's baseline (one query)."""
     versions = list(model_versions())
+    jobs = _latest_jobs()
     rows = []
     for v in versions:
         rows.append({
@@ -111,8 +118,56 @@ def models_page(request):
         config = _importance_chart(version) if version and version.algorithm != Algorithm.BASELINE else None
         active.append({"name": name, "label": label, "version": version, "config": config,
                        "evidence": promotion_evidence_view(version) if version else None,
-                       "chart_id": f"chart-importance-{name}"})
-    return render(request, "mlops/models.html", {"rows": rows, "active": active})
+                       "chart_id": f"chart-importance-{name}", "job": jobs.get(name),
+                       "job_done": name in jobs and jobs[name].status in TRAINING_DONE})
+    return render(request, "mlops/models.html", {"rows": rows, "active": active,
+                                                 "can_train": can_train_models(request.user)})
+
+
+POLL_DONE = 286  # htmx stops polling on this status
+
+
+def _job_context(job: TrainingJob) -> dict:
+    return {"job": job, "done": job.status in TRAINING_DONE}
+
+
+def _latest_jobs() -> dict[str, TrainingJob]:
+    """The newest "train now" job of each target (one query), shown in its card."""
+    latest = {}
+    for job in TrainingJob.objects.order_by("-id")[:50]:
+        latest.setdefault(job.name, job)
+    return latest
+
+
+@login_required
+@require_POST
+def train_now(request):
+    """Queue the training of one target (supervisors and superusers, as the API); answers the job's status
+    partial, which polls until the training is done."""
+    if not can_train_models(request.user):
+        raise PermissionDenied(_("Training a model needs the supervisor role."))
+    name = request.POST.get("name", "")
+    if name not in ModelName.values:
+        return HttpResponseBadRequest(_("Unknown model: %(name)s") % {"name": name[:40]})
+    try:
+        job = training_request(name=name, user=request.user)
+    except QueueUnavailable as exc:  # the job is failed with the reason, which its partial shows
+        job = get_object_or_404(TrainingJob, pk=exc.run_id)
+    if not request.htmx:
+        return redirect("models")
+    return render(request, "mlops/partials/_training.html", _job_context(job))
+
+
+@login_required
+@require_GET
+def train_status(request, job_id: int):
+    """A training job's status partial (HTMX ?poll=1 answers 286 once it is done)."""
+    job = get_object_or_404(TrainingJob, pk=job_id)
+    context = _job_context(job)
+    response = render(request, "mlops/partials/_training.html", context)
+    if context["done"] and request.GET.get("poll"):
+        response.status_code = POLL_DONE
+    return response
 
 
 def order_prediction(*, order_id: int, as_of: datetime) -> dict:

@@ -46,6 +46,12 @@ def can_ingest(user) -> bool:
     return bool(user.is_authenticated and (user.is_staff or in_group(user, DATA_STEWARDS)))
 
 
+def can_train_models(user) -> bool:
+    """Superusers and supervisors retrain models (as the API's HasApiKeyOrSupervisorRole): roles decide, not
+    is_staff, so a data steward does not."""
+    return bool(user.is_authenticated and (user.is_superuser or user.groups.filter(name=SUPERVISORS).exists()))
+
+
 def _permissions(pairs: list[tuple[str, str]]) -> list[Permission]:
     found = []
     for app_label, codename in pairs:

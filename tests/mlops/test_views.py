@@ -70,3 +70,68 @@ def test_models_page_shows_why_a_classifier_was_refused(sclient, ingested, pinne
     assert html.count('class="small why-not"') == 1 and html.count("Risco de defeito v1 (Referência)") >= 3  # the version in words
     assert "not promoted: noise" not in html  # the stored English sentence is for the API, the page says it in words
     assert "{&#x27;" not in html and "[{" not in html
+
+
+def test_train_now_queues_a_job_whose_status_partial_reports_it(factory, supervisor_client, monkeypatch):
+    """A supervisor's "train now" records a job, queues the training task (eager here: it runs in the request),
+    and the job's status partial reports how it ended; polling a finished job answers 286."""
+    from mlops import services
+    from mlops.models import ModelVersion, TrainingJob
+    from tests.mlops.conftest import FAST
+
+    monkeypatch.setattr(services, "DEFAULT_MLP_PARAMS", {**services.DEFAULT_MLP_PARAMS, **FAST["mlp"]})
+    monkeypatch.setattr(services, "DEFAULT_HGB_PARAMS", {**services.DEFAULT_HGB_PARAMS, **FAST["hgb"]})
+    page = supervisor_client.get("/models/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'action="/models/train/"' in page and 'id="train-risk"' in page
+    response = supervisor_client.post("/models/train/", {"name": "risk"}, HTTP_ACCEPT_LANGUAGE="en", **HX)
+    assert response.status_code == 200
+    job = TrainingJob.objects.get()
+    assert job.name == "risk" and job.status == "succeeded" and job.requested_by is not None
+    assert set(job.result["versions"]) | set(job.result["baselines"]) == set(
+        ModelVersion.objects.filter(name="risk").values_list("pk", flat=True))
+    assert f'id="training-{job.pk}"' in response.content.decode()
+    status = supervisor_client.get(f"/models/train/{job.pk}/?poll=1", HTTP_ACCEPT_LANGUAGE="en", **HX)
+    html = status.content.decode()
+    assert status.status_code == 286 and 'data-status="succeeded"' in html and "trained" in html
+    assert "hx-trigger" not in html  # done: no more polling
+    # the models page shows the card's latest job
+    assert f'id="training-{job.pk}"' in supervisor_client.get("/models/").content.decode()
+
+
+def test_train_now_without_enough_data_says_so(supervisor_client, db):
+    from mlops.models import TrainingJob
+
+    response = supervisor_client.post("/models/train/", {"name": "leadtime"}, HTTP_ACCEPT_LANGUAGE="en", **HX)
+    job = TrainingJob.objects.get()
+    assert response.status_code == 200 and job.status == "not_supported" and "rows" in job.error
+    assert 'data-status="not_supported"' in response.content.decode()
+
+
+def test_a_queued_job_polls_until_it_is_done(supervisor_client, broker_down):
+    """With the broker down the job cannot be queued: it is failed with the reason, shown in words."""
+    from mlops.models import TrainingJob
+
+    response = supervisor_client.post("/models/train/", {"name": "leadtime"}, HTTP_ACCEPT_LANGUAGE="en", **HX)
+    job = TrainingJob.objects.get()
+    assert job.status == "failed" and "task queue unavailable" in job.error
+    html = response.content.decode()
+    assert 'data-status="failed"' in html and "task queue unavailable" in html and "hx-trigger" not in html
+    TrainingJob.objects.filter(pk=job.pk).update(status="queued", error="", finished_at=None)
+    polling = supervisor_client.get(f"/models/train/{job.pk}/?poll=1", **HX)
+    assert polling.status_code == 200 and 'hx-trigger="every 2s"' in polling.content.decode()
+
+
+def test_train_now_needs_the_supervisor_role(sclient, client, db):
+    from django.contrib.auth.models import Group
+
+    from mlops.models import TrainingJob
+    from prodplan.roles import DATA_STEWARDS, ensure_role_groups
+
+    assert sclient.post("/models/train/", {"name": "risk"}, **HX).status_code == 403
+    assert 'action="/models/train/"' not in sclient.get("/models/").content.decode()
+    ensure_role_groups()
+    steward = User.objects.create_user("steward-t", password="pw-steward-123", is_staff=True)
+    steward.groups.add(Group.objects.get(name=DATA_STEWARDS))
+    client.force_login(steward)
+    assert client.post("/models/train/", {"name": "risk"}, **HX).status_code == 403
+    assert not TrainingJob.objects.exists()
