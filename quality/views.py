@@ -21,6 +21,9 @@ from prodplan.params import InvalidParam, id_param
 from quality import selectors
 
 PARETO_TOP = 20  # the API default: the cache warmed after each ingestion serves the page too
+# The darkest heatmap cell: rgba(192,57,43,0.7) on white still gives the page's ink 4.86:1 contrast (WCAG AA 4.5:1);
+# a darker cell fails with the ink and with white alike (axe color-contrast), so every cell keeps the ink.
+HEATMAP_MAX_ALPHA = 0.7
 SEVERITY_COLOURS = {"1": "#f2c94c", "2": "#f2994a", "3": "#c0392b"}
 
 
@@ -46,7 +49,7 @@ def _heatmap(*, as_of: datetime) -> dict:
             n = counts.get((f, c), 0)
             # A cell's errors in the error list: the same attribution, so the list counts the cell's n.
             url = f"{reverse('quality-errors')}?{urlencode({'detected_phase': f, 'culprit_phase': c})}" if n else None
-            row.append({"n": n, "alpha": f"{(n / top if top else 0):.2f}", "dark": bool(top and n / top > 0.55),
+            row.append({"n": n, "alpha": f"{(HEATMAP_MAX_ALPHA * n / top if top else 0):.2f}",
                         "url": url})
         rows.append({"name": names.get(f) or f, "cells": row, "total": sum(x["n"] for x in row)})
     return {"matrix": payload["matrix"], "rows": rows,
