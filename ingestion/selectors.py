@@ -24,17 +24,36 @@ def last_successful_run() -> IngestionRun | None:
 
 
 def freshness() -> dict:
-    """Last run, the data's as-of and open rejects, for the chip linking to the ingestion page (3 queries).
+    """Last run, the data's as-of and its age, and open rejects, for the chip linking to the ingestion page
+    (3 queries).
 
-    On the ingestion page and, through prodplan.pages (IngestionConfig.ready()), on the overview."""
+    The age is how old the data is: the wall clock minus the data's as-of (the latest timestamp in the last
+    stored workbook), not minus the time of the run that loaded it. On the ingestion page and, through
+    prodplan.pages (IngestionConfig.ready()), on the overview."""
+    from django.utils import timezone
+
     last = IngestionRun.objects.order_by("-id").values("id", "status", "finished_at", "created_at").first()
     good = last_successful_run()
+    as_of = good.as_of if good else None
+    age = max(0.0, (timezone.now() - as_of).total_seconds()) if as_of else None
     return {
         "last_run": last,
-        "as_of": good.as_of if good else None,
+        "as_of": as_of,
+        "age_seconds": age,
+        "age_days": int(age // 86400) if age is not None else None,
+        "age_hours": int(age // 3600) if age is not None else None,
         "last_success_at": good.finished_at if good else None,
         "rejects_open": Reject.objects.filter(status=TriageStatus.OPEN).count(),
     }
+
+
+def recent_runs(*, limit: int) -> list[dict]:
+    """The newest runs with the rows each rejected (the sum over its sheets), one query, for the ingestion page."""
+    from django.db.models import Sum
+
+    return list(IngestionRun.objects.order_by("-id")
+                .values("id", "file_name", "status", "trigger", "created_at", "duration_seconds", "as_of", "error")
+                .annotate(rows_rejected=Sum("sheets__rows_rejected"))[:limit])
 
 
 def inbox_decision(*, inbox: Path, now: float, settle_seconds: float, retry_failed_after_seconds: float) -> dict:

@@ -17,7 +17,7 @@ from ingestion import labels
 from ingestion.choices import RunStatus, RunTrigger
 from ingestion.contract import SHEETS
 from ingestion.models import IngestionRun
-from ingestion.selectors import freshness, run_progress, run_report
+from ingestion.selectors import freshness, recent_runs, run_progress, run_report
 from ingestion.services import (
     AlreadyRunning,
     ingestion_enqueue,
@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 RECENT_RUNS = 15
 POLL_DONE = 286  # htmx stops polling on this status
+RUN_DONE_EVENT = "ingestion-run-done"  # HX-Trigger of the poll answer that sees a run finish: the chip reloads
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.NOOP, RunStatus.FAILED)
 
 
@@ -70,16 +71,26 @@ def _progress_rows(run: IngestionRun) -> list[dict]:
         state = progress.get(spec.name) or {}
         total, done = state.get("total") or 0, state.get("rows") or 0
         share = (done / total) if total else (1.0 if finished and run.status != RunStatus.FAILED else 0.0)
+        stage = state.get("stage") or ("" if not finished else run.status)
+        if run.status == RunStatus.FAILED:
+            stage = RunStatus.FAILED  # one transaction: a failed run stored nothing, whatever stage a sheet reached
         rows.append({"sheet": spec.name, "rows": done, "total": total, "percent": int(round(min(share, 1.0) * 100)),
-                     "stage": state.get("stage") or ("" if not finished else run.status), "eta_s": state.get("eta_s")})
+                     "stage": stage, "eta_s": state.get("eta_s")})
     return rows
 
 
-def _progress_context(run: IngestionRun) -> dict:
+def can_open_reject_admin(user) -> bool:
+    """Links into the admin's reject triage only for users the admin lets in (staff with the view permission):
+    a supervisor sees the counts on the page, not a link that ends in a login form."""
+    return bool(user.is_authenticated and user.is_staff and user.has_perm("ingestion.view_reject"))
+
+
+def _progress_context(run: IngestionRun, user=None) -> dict:
     rows = _progress_rows(run)
     overall = int(sum(r["percent"] for r in rows) / len(rows)) if rows else 0
     done = run.status in FINISHED
-    return {"run": run, "rows": rows, "overall": 100 if done and run.status != RunStatus.FAILED else overall, "done": done}
+    return {"run": run, "rows": rows, "overall": 100 if done and run.status != RunStatus.FAILED else overall, "done": done,
+            "admin_links": can_open_reject_admin(user) if user is not None else False}
 
 
 @login_required
@@ -89,12 +100,19 @@ def ingestion_page(request):
     if request.method == "POST":
         return _upload(request)
     return render(request, "ingestion/ingestion.html", {
-        "runs": list(IngestionRun.objects.order_by("-id").values("id", "file_name", "status", "trigger", "created_at",
-                                                                 "duration_seconds", "as_of")[:RECENT_RUNS]),
+        "runs": recent_runs(limit=RECENT_RUNS),
         "freshness": freshness(),
         "can_ingest": can_ingest(request.user),
+        "admin_links": can_open_reject_admin(request.user),
         "as_of": None,
     })
+
+
+@login_required
+@require_GET
+def freshness_chip(request):
+    """The freshness chip alone (HTMX): reloaded when a run ends and every minute."""
+    return render(request, "ingestion/partials/_freshness.html", {"freshness": freshness()})
 
 
 def _upload(request):
@@ -119,7 +137,7 @@ def _upload(request):
     transaction.on_commit(lambda: start_run(run_id))
     run.refresh_from_db()
     if request.htmx:
-        return render(request, "ingestion/partials/_progress.html", _progress_context(run))
+        return render(request, "ingestion/partials/_progress.html", _progress_context(run, request.user))
     return redirect("ingestion-run", run_id=run_id)
 
 
@@ -129,13 +147,15 @@ def ingestion_run(request, run_id: int):
     """One run: live progress while it runs (HTMX ?poll=1 answers 286 when finished), then its report."""
     runs_fail_dead()  # a run whose worker died reads "failed", not "running" forever
     run = get_object_or_404(IngestionRun, pk=run_id)
-    context = _progress_context(run)
+    context = _progress_context(run, request.user)
     if request.htmx and request.GET.get("poll"):
         response = render(request, "ingestion/partials/_progress.html", context)
         if context["done"]:
             response.status_code = POLL_DONE
+            response["HX-Trigger"] = RUN_DONE_EVENT  # the freshness chip reloads
         return response
     if request.htmx and request.GET.get("widget") == "report":
-        return render(request, "ingestion/partials/_report.html", {"report": run_report(run)})
+        return render(request, "ingestion/partials/_report.html", {"report": run_report(run),
+                                                                    "admin_links": context["admin_links"]})
     return render(request, "ingestion/run.html", {**context, "report": run_report(run) if context["done"] else None,
                                                   "as_of": run.as_of})

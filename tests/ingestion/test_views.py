@@ -19,7 +19,7 @@ def steward_client(client, db, settings, tmp_path):
 
     settings.UPLOAD_DIR = tmp_path / "uploads"
     ensure_role_groups()
-    user = User.objects.create_user("steward", password="pw-steward-123")
+    user = User.objects.create_user("steward", password="pw-steward-123", is_staff=True)  # stewards triage in admin
     user.groups.add(Group.objects.get(name=DATA_STEWARDS))
     client.force_login(user)
     return client
@@ -94,3 +94,57 @@ def test_upload_with_the_broker_down_shows_the_run_failed_with_the_reason(stewar
     assert run.status == "failed" and run.error.startswith("task queue unavailable")
     polled = steward_client.get(f"/ingestion/runs/{run.pk}/?poll=1", **HX)
     assert polled.status_code == 286 and "task queue unavailable" in polled.content.decode()
+
+
+def test_supervisor_sees_runs_and_reject_counts_without_admin_links(supervisor_client, ingested):
+    """A supervisor cannot enter the admin: the page, the run report and the progress give counts, no /admin/ link."""
+    from django.db.models import Sum
+
+    from ingestion.models import SheetRun
+
+    run_id = ingested["run_id"]
+    html = supervisor_client.get("/ingestion/").content.decode()
+    assert "/admin/" not in html and f'href="/ingestion/runs/{run_id}/"' in html
+    rejected = SheetRun.objects.filter(run_id=run_id).aggregate(n=Sum("rows_rejected"))["n"] or 0
+    assert rejected > 0 and f'data-rejects="{rejected}"' in html
+    report = supervisor_client.get(f"/ingestion/runs/{run_id}/").content.decode()
+    assert "/admin/" not in report and 'id="sheet-table"' in report
+    assert "/admin/" not in supervisor_client.get(f"/ingestion/runs/{run_id}/?poll=1", **HX).content.decode()
+
+
+def test_freshness_chip_measures_the_age_of_the_data_not_of_the_run(supervisor_client, ingested):
+    """The run finished just now, but the data it loaded is as of three days and two hours ago: three days old."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    IngestionRun.objects.filter(pk=ingested["run_id"]).update(as_of=now - timedelta(days=3, hours=2), finished_at=now)
+    chip = supervisor_client.get("/ingestion/freshness/", HTTP_ACCEPT_LANGUAGE="en", **HX)
+    html = chip.content.decode()
+    assert chip.status_code == 200 and "3 days old" in html
+    age = float(re.search(r'data-age-seconds="(\d+)"', html).group(1))
+    assert abs(age - (3 * 86400 + 2 * 3600)) < 120
+    assert 'hx-trigger="ingestion-run-done from:body, every 60s"' in html  # reloads when a run ends
+    IngestionRun.objects.filter(pk=ingested["run_id"]).update(as_of=now - timedelta(hours=5))
+    assert "5 hours old" in supervisor_client.get("/ingestion/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+
+def test_a_failed_run_says_failed_and_its_end_reloads_the_chip(steward_client, ingested, settings, broker_down,
+                                                              django_capture_on_commit_callbacks):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    upload = SimpleUploadedFile("Folha_IA.xlsx", ingested["path"].read_bytes())
+    with django_capture_on_commit_callbacks(execute=True):
+        steward_client.post("/ingestion/", {"workbook": upload}, **HX)
+    run = IngestionRun.objects.order_by("-id").first()
+    assert run.status == "failed"
+    polled = steward_client.get(f"/ingestion/runs/{run.pk}/?poll=1", HTTP_ACCEPT_LANGUAGE="en", **HX)
+    assert polled.status_code == 286 and polled["HX-Trigger"] == "ingestion-run-done"
+    html = polled.content.decode()
+    stages = re.findall(r"<td>([^<]*)</td>\s*</tr>", html)
+    assert stages and set(stages) == {"failed"}  # every sheet: nothing of a failed run was stored
+    assert '<span class="run-status">Failed</span>' in html
+    page = steward_client.get(f"/ingestion/runs/{run.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "The run failed; nothing already stored changed" in page and "task queue unavailable" in page
+    listing = steward_client.get("/ingestion/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'data-status="failed">Failed</td>' in listing and 'data-status="failed">failed</span>' in listing
