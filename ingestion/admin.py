@@ -1,6 +1,7 @@
 """Admin for the ingestion audit and the steward's reject triage."""
 
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -11,8 +12,12 @@ from ingestion import labels
 from ingestion.choices import REJECT_REASON_HELP, TriageStatus
 from ingestion.contract import SHEETS_BY_NAME
 from ingestion.models import DataQualityIssue, IngestionRun, Reject, SheetRun
+from ingestion.selectors import issue_order_ids, orphan_check_of
 from ingestion.triage import (
+    CLOSED_STATUSES,
     CorrectionsRejected,
+    corrections_report_csv,
+    corrections_report_rows,
     rejects_export_xlsx,
     rejects_import_corrections,
     rejects_revalidate,
@@ -70,23 +75,65 @@ def _cells_table(reject, cells: dict):
     return format_html("<table>{}</table>", rows)
 
 
+class RejectStatusFilter(admin.SimpleListFilter):
+    """Status, open by default (the steward's queue); “All” clears it."""
+
+    title = gettext_lazy("status")
+    parameter_name = "status"
+    ALL = "all"
+
+    def lookups(self, request, model_admin):
+        return TriageStatus.choices
+
+    def value(self):
+        return super().value() or TriageStatus.OPEN.value
+
+    def choices(self, changelist):
+        yield {"selected": self.value() == self.ALL, "display": _("All"),
+               "query_string": changelist.get_query_string({self.parameter_name: self.ALL})}
+        for lookup, title in self.lookup_choices:
+            yield {"selected": self.value() == str(lookup), "display": title,
+                   "query_string": changelist.get_query_string({self.parameter_name: lookup})}
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset if value == self.ALL else queryset.filter(status=value)
+
+
+CORRECTIONS_REPORT_SESSION_KEY = "ingestion_corrections_report"
+
+
 @admin.register(Reject)
 class RejectAdmin(admin.ModelAdmin):
     """The steward's triage queue: filter, read the original row, acknowledge / ignore / export / re-validate."""
 
-    list_display = ["id", "run_number", "sheet", "row_number", "reason", "message_text", "status"]  # the message names the column
-    # Only runs that have rejects (a no-op or clean run would be an empty choice).
-    list_filter = [("run", admin.RelatedOnlyFieldListFilter), "sheet", "reason", "status"]
+    # Ids and row numbers as plain integers (a localised 1.234 is not an id); the message names the column.
+    list_display = ["reject_id", "run_number", "sheet", "excel_row", "reason", "message_text", "status", "seen"]
+    # Only runs that have rejects (a no-op or clean run would be an empty choice); open rejects by default.
+    list_filter = [RejectStatusFilter, ("run", admin.RelatedOnlyFieldListFilter), "sheet", "reason"]
     search_fields = ["message", "original__icontains"]
     list_select_related = ["run"]
-    readonly_fields = ["run", "sheet", "row_number", "reason", "reason_help", "column", "message_text", "original_row",
-                       "corrected_row", "status", "triaged_at", "triaged_by"]
-    exclude = ["original", "corrected", "message"]  # shown as message_text, in words
+    readonly_fields = ["run", "first_seen_run", "times_seen", "sheet", "excel_row", "reason", "reason_help", "column",
+                       "message_text", "original_row", "corrected_row", "status", "triaged_at", "triaged_by", "closed_in_run",
+                       "identity"]
+    exclude = ["original", "corrected", "message", "row_number"]  # shown as message_text (in words) and excel_row
     actions = ["acknowledge", "ignore", "export_xlsx", "revalidate"]
     show_full_result_count = False
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description=gettext_lazy("id"), ordering="id")
+    def reject_id(self, obj):
+        return str(obj.pk)
+
+    @admin.display(description=gettext_lazy("row number"), ordering="row_number")
+    def excel_row(self, obj):
+        return str(obj.row_number)
+
+    @admin.display(description=gettext_lazy("runs that met it"), ordering="times_seen")
+    def seen(self, obj):
+        return str(obj.times_seen)
 
     @admin.display(description=gettext_lazy("run"), ordering="run_id")
     def run_number(self, obj):
@@ -122,7 +169,55 @@ class RejectAdmin(admin.ModelAdmin):
         from django.urls import path
 
         return [path("import-corrections/", self.admin_site.admin_view(self.import_corrections_view),
-                     name="ingestion_reject_import_corrections"), *super().get_urls()]
+                     name="ingestion_reject_import_corrections"),
+                path("import-corrections/report.csv", self.admin_site.admin_view(self.corrections_report_view),
+                     name="ingestion_reject_corrections_report"),
+                path("<int:object_id>/triage/", self.admin_site.admin_view(self.triage_view),
+                     name="ingestion_reject_triage"), *super().get_urls()]
+
+    def triage_view(self, request, object_id):
+        """Acknowledge or ignore one reject from its detail page (POST), then back to it."""
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseNotAllowed
+        from django.shortcuts import get_object_or_404, redirect
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        reject = get_object_or_404(Reject, pk=object_id)
+        if not self.has_change_permission(request, reject):
+            raise PermissionDenied
+        status = request.POST.get("status")
+        if status not in (TriageStatus.ACKNOWLEDGED, TriageStatus.IGNORED, TriageStatus.OPEN) or reject.status in CLOSED_STATUSES:
+            self.message_user(request, _("This reject cannot take that decision."), messages.ERROR)
+        else:
+            rejects_set_status(reject_ids=[reject.pk], status=status, user=request.user)
+            self.message_user(request, _("Reject %(id)s marked as “%(status)s”.") % {
+                "id": reject.pk, "status": TriageStatus(status).label}, messages.SUCCESS)
+        return redirect("admin:ingestion_reject_change", reject.pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        reject = self.get_object(request, object_id)
+        decisions = []
+        if reject is not None and reject.status not in CLOSED_STATUSES and self.has_change_permission(request, reject):
+            decisions = [(s, TriageStatus(s).label, label) for s, label in (
+                (TriageStatus.ACKNOWLEDGED, _("Acknowledge")), (TriageStatus.IGNORED, _("Ignore")),
+                (TriageStatus.OPEN, _("Reopen"))) if s != reject.status]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "triage_decisions": decisions})
+
+    def corrections_report_view(self, request):
+        """The last corrections import's report of this session (CSV: sheet, file row, reject, result, reason)."""
+        from django.core.exceptions import PermissionDenied
+        from django.http import Http404, HttpResponse
+
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        rows = request.session.get(CORRECTIONS_REPORT_SESSION_KEY)
+        if rows is None:
+            raise Http404(_("No corrections import in this session."))
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="corrections-report.csv"'
+        corrections_report_csv(rows, response)
+        return response
 
     def import_corrections_view(self, request):
         """Upload an export the steward fixed in Excel; rows that now pass are stored and their rejects resolved."""
@@ -144,18 +239,15 @@ class RejectAdmin(admin.ModelAdmin):
                     error = _("Nothing was imported: %(why)s.") % {"why": labels.corrections_error(str(exc))}
                 else:
                     resolved, still, skipped = result["resolved"], len(result["still_rejected"]), len(result["skipped"])
-                    self.message_user(request, " ".join((
+                    request.session[CORRECTIONS_REPORT_SESSION_KEY] = corrections_report_rows(result)
+                    # One summary, the rows in the downloadable report (not a warning per row).
+                    self.message_user(request, format_html("{} <a href=\"{}\">{}</a>", " ".join((
                         ngettext("%(n)s corrected row stored and its reject resolved;",
                                  "%(n)s corrected rows stored and their rejects resolved;", resolved) % {"n": resolved},
                         ngettext("%(n)s still fails;", "%(n)s still fail;", still) % {"n": still},
-                        ngettext("%(n)s skipped.", "%(n)s skipped.", skipped) % {"n": skipped})), messages.SUCCESS)
-                    for row in result["still_rejected"][:20]:
-                        self.message_user(request, _("%(sheet)s file row %(row)s (reject %(id)s): still %(reason)s") % {
-                            "sheet": row["sheet"], "row": row["file_row"], "id": row["reject_id"],
-                            "reason": labels.reject_reason(row["reason"])}, messages.WARNING)
-                    for row in result["skipped"][:20]:
-                        self.message_user(request, _("%(sheet)s file row %(row)s: skipped, %(why)s") % {
-                            "sheet": row["sheet"], "row": row["file_row"], "why": labels.skip_reason(row["why"])}, messages.WARNING)
+                        ngettext("%(n)s skipped.", "%(n)s skipped.", skipped) % {"n": skipped})),
+                        reverse("admin:ingestion_reject_corrections_report"),
+                        _("Download the report (row, result, reason)")), messages.SUCCESS)
                     return redirect("admin:ingestion_reject_changelist")
         return TemplateResponse(request, "admin/ingestion/reject/import_corrections.html", {
             **self.admin_site.each_context(request), "title": _("Import corrected rejects"), "error": error,
@@ -236,9 +328,14 @@ class RejectAdmin(admin.ModelAdmin):
         return None
 
 
+def _orders_url(ids: list[int]) -> str:
+    # An empty id__in would list every order: an impossible id lists none.
+    return reverse("admin:orders_manufacturingorder_changelist") + "?id__in=" + (",".join(map(str, ids)) or "0")
+
+
 @admin.register(DataQualityIssue)
 class DataQualityIssueAdmin(admin.ModelAdmin):
-    list_display = ["kind", "sheet_column", "key", "row_count", "match_rate", "status", "first_seen", "last_seen"]
+    list_display = ["kind", "sheet_column", "key", "row_count", "match_rate", "status", "first_seen", "last_seen", "orders_link"]
     list_filter = ["status", "kind", "entity"]
     search_fields = ["key", "detail"]
 
@@ -265,9 +362,49 @@ class DataQualityIssueAdmin(admin.ModelAdmin):
     def last_seen(self, obj):
         return f"#{obj.last_seen_run_id}"
 
+    @admin.display(description=gettext_lazy("orders"))
+    def orders_link(self, obj):
+        """A link that opens the orders this issue's rows belong to (computed on click: the list stays one query)."""
+        if orphan_check_of(obj) is None:
+            return ""
+        return format_html('<a href="{}">{}</a>', reverse("admin:ingestion_dataqualityissue_orders", args=[obj.pk]),
+                           _("see the orders"))
+
+    @admin.display(description=gettext_lazy("orders affected"))
+    def affected_orders(self, obj):
+        found = issue_order_ids(obj) if obj else None
+        if found is None:
+            return _("This issue does not name rows of stored orders.")
+        ids, total = found
+        if not total:
+            return _("No stored order has these rows now.")
+        shown = ngettext("%(n)s order", "%(n)s orders", total) % {"n": total}
+        if total > len(ids):
+            shown = _("%(shown)s (the link opens the first %(limit)s)") % {"shown": shown, "limit": len(ids)}
+        return format_html('<a href="{}">{}</a>', _orders_url(ids), shown)
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [path("<int:object_id>/orders/", self.admin_site.admin_view(self.orders_view),
+                     name="ingestion_dataqualityissue_orders"), *super().get_urls()]
+
+    def orders_view(self, request, object_id):
+        """To the admin's order list filtered to the orders the issue's rows belong to."""
+        from django.core.exceptions import PermissionDenied
+        from django.http import Http404
+        from django.shortcuts import get_object_or_404, redirect
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        found = issue_order_ids(get_object_or_404(DataQualityIssue, pk=object_id))
+        if found is None:
+            raise Http404(_("This issue does not name rows of stored orders."))
+        return redirect(_orders_url(found[0]))
+
     def get_readonly_fields(self, request, obj=None):
         # The stored detail is the run's English audit text: the form shows it in words of the reader's language.
-        return [("detail_text" if f.name == "detail" else f.name) for f in DataQualityIssue._meta.fields]
+        return [("detail_text" if f.name == "detail" else f.name) for f in DataQualityIssue._meta.fields] + ["affected_orders"]
 
     def get_fields(self, request, obj=None):
         return self.get_readonly_fields(request, obj)

@@ -156,7 +156,8 @@ def run_error(error: str | None) -> str:
 
 
 _SKIPS = {"no such reject of this sheet": gettext_lazy("no such reject of this sheet"),
-          "already resolved": gettext_lazy("already resolved")}
+          "already resolved": gettext_lazy("already resolved"),
+          "superseded by a later run": gettext_lazy("superseded by a later run (the row was fixed or is gone)")}
 
 
 def skip_reason(why: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.core.cache import cache
+from django.db import connection
 
 from ingestion.choices import IssueStatus, RunStatus, TriageStatus
 from ingestion.inspector import redact_profile
@@ -123,3 +124,56 @@ def run_report(run: IngestionRun) -> dict:
         "profile": redact_profile(run.profile),  # also profiles stored before personal columns were redacted
         "admin_rejects_url": f"/admin/ingestion/reject/?run__id__exact={run.pk}",
     }
+
+
+# Where each orphan check's rows lead to their order (the stored rows that name the orphan value); checks whose
+# rows are not about an order (skills, routes) or whose order is the missing thing itself lead to none.
+ORDER_OF_ROWS = {
+    "orders_manufacturingorder": ("t.id", ""),
+    "orders_orderphase": ("t.order_id", ""),
+    "quality_qualityerror": ("t.order_id", ""),
+    "orders_phaseassignment": ("op.order_id", " JOIN orders_orderphase op ON op.id = t.order_phase_id"),
+}
+ISSUE_ORDERS_LIMIT = 500  # ids in one link (the admin's order list filtered by id__in)
+
+
+def orphan_check_of(issue: DataQualityIssue) -> tuple | None:
+    """The orphan check behind an issue when its rows lead to stored orders; None when they cannot (the missing
+    thing is the order itself or the order phase that leads to it, or the rows are skills or route steps)."""
+    from ingestion.pipeline.sql import ORPHAN_CHECKS
+
+    for check in ORPHAN_CHECKS:
+        kind, entity, table, column, target_table, _ = check
+        if (kind, entity) != (issue.kind, issue.entity):
+            continue
+        if table not in ORDER_OF_ROWS or target_table == "orders_manufacturingorder":
+            return None
+        if table == "orders_phaseassignment" and column == "order_phase_id":
+            return None
+        return check
+    return None
+
+
+def issue_order_ids(issue: DataQualityIssue) -> tuple[list[int], int] | None:
+    """The stored orders a data-quality issue's rows belong to: (first ISSUE_ORDERS_LIMIT ids, total); None when the
+    issue does not name rows of orders (a missing order, a skill or a route step)."""
+    check = orphan_check_of(issue)
+    if check is None:
+        return None
+    _, _, table, column, target_table, target_column = check
+    order, join = ORDER_OF_ROWS[table]
+    if issue.key == "*":
+        where = f"t.{column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {target_table} x WHERE x.{target_column} = t.{column})"
+        params = []
+    else:
+        try:
+            params = [int(issue.key)]
+        except ValueError:
+            return None
+        where = f"t.{column} = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT {order} FROM {table} t{join} WHERE {where} AND {order} IN (SELECT id FROM orders_manufacturingorder) "
+            f"ORDER BY 1", params)
+        ids = [row[0] for row in cursor.fetchall()]
+    return ids[:ISSUE_ORDERS_LIMIT], len(ids)

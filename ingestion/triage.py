@@ -31,6 +31,8 @@ from ingestion.reader import (
 from prodplan.cache import bump_data_version
 from prodplan.xlsx import safe_row
 
+CLOSED_STATUSES = (TriageStatus.RESOLVED, TriageStatus.SUPERSEDED)
+
 
 def steward(user):
     """The user to record as triaging (None for anonymous or system callers)."""
@@ -62,25 +64,72 @@ class CorrectionsRejected(Exception):
     """The corrections file cannot be imported at all (not a workbook, a sheet or header missing); nothing changed."""
 
 
+def bad_cells(reject: Reject, cells: dict) -> dict[str, str]:
+    """The cells of a rejected row that make it fail, by header, each with the problem in words.
+
+    The reject's own column and reason first; then every other cell the reader could not read as its type
+    (a row can hold more than the first failing cell the reader recorded)."""
+    from ingestion import labels
+
+    spec = SHEETS_BY_NAME.get(reject.sheet)
+    found = {}
+    if reject.column:
+        found[reject.column] = f"{labels.reject_reason(reject.reason)}: {labels.reject_message(reject.message)}"
+    if spec is None:
+        return found
+    for header, kind in spec.columns.items():
+        if header in found:
+            continue
+        coercer = COERCERS.get(kind)
+        try:
+            coercer(cells.get(header)) if coercer else coerce_text(cells.get(header), header)
+        except CellError as exc:
+            found[header] = f"{labels.reject_reason(exc.reason)}: {labels.reject_message(f'{header}: {exc.message}')}"
+    return found
+
+
+BAD_CELL_FILL = "FDE2E1"  # the admin's highlight of the failing cell
+
+
 def rejects_export_xlsx(*, reject_ids: list[int], stream) -> int:
     """Write the rejects to an .xlsx, one sheet per workbook sheet with its original headers (+ row, reason, id).
 
-    The steward fixes the cells in Excel and imports the file back (rejects_import_corrections)."""
+    The header row is frozen; each bad cell is filled and carries a comment naming the problem. The steward
+    fixes the cells in Excel and imports the file back (rejects_import_corrections)."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import Cell
+    from openpyxl.comments import Comment
+    from openpyxl.styles import Font, PatternFill
 
     workbook = Workbook(write_only=True)
     count = 0
     rejects = Reject.objects.filter(pk__in=reject_ids).order_by("sheet", "run_id", "row_number")
     sheets: dict[str, object] = {}
+    fill = PatternFill(fill_type="solid", start_color=BAD_CELL_FILL, end_color=BAD_CELL_FILL)
     for reject in rejects.iterator():
         spec = SHEETS_BY_NAME.get(reject.sheet)
         headers = spec.headers if spec else sorted(reject.original)
         if reject.sheet not in sheets:
-            sheets[reject.sheet] = workbook.create_sheet(reject.sheet[:31])
-            sheets[reject.sheet].append(safe_row(sheets[reject.sheet], [*headers, *EXPORT_EXTRA_COLUMNS]))
+            sheet = sheets[reject.sheet] = workbook.create_sheet(reject.sheet[:31])
+            sheet.freeze_panes = "A2"
+            header_cells = []
+            for value in safe_row(sheet, [*headers, *EXPORT_EXTRA_COLUMNS]):
+                cell = value if isinstance(value, Cell) else WriteOnlyCell(sheet, value=value)
+                cell.font = Font(bold=True)
+                header_cells.append(cell)
+            sheet.append(header_cells)
+        sheet = sheets[reject.sheet]
         values = reject.corrected or reject.original  # a row already corrected once goes out as corrected
-        sheets[reject.sheet].append(safe_row(sheets[reject.sheet], [values.get(h) for h in headers]
-                                             + [reject.row_number, reject.reason, reject.message, reject.pk]))
+        bad = bad_cells(reject, values)
+        row = safe_row(sheet, [values.get(h) for h in headers] + [reject.row_number, reject.reason, reject.message, reject.pk])
+        for index, header in enumerate(headers):
+            if header in bad:
+                cell = row[index] if isinstance(row[index], Cell) else WriteOnlyCell(sheet, value=row[index])
+                cell.fill = fill
+                cell.comment = Comment(bad[header], "PRODPLAN")
+                row[index] = cell
+        sheet.append(row)
         count += 1
     workbook.save(stream)
     return count
@@ -90,7 +139,7 @@ def rejects_revalidate(*, reject_ids: list[int], user=None) -> dict:
     """Re-check rejects against the current data; rows that now pass are stored and marked resolved."""
     resolved = still = 0
     with transaction.atomic():
-        for reject in Reject.objects.select_for_update().filter(pk__in=reject_ids).exclude(status=TriageStatus.RESOLVED):
+        for reject in Reject.objects.select_for_update().filter(pk__in=reject_ids).exclude(status__in=CLOSED_STATUSES):
             spec = SHEETS_BY_NAME.get(reject.sheet)
             if spec is None:
                 still += 1
@@ -119,7 +168,7 @@ def rejects_import_corrections(*, stream, user=None) -> dict:
         workbook = load_workbook(stream, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises several types for a file that is not a workbook
         raise CorrectionsRejected(f"not an .xlsx workbook: {type(exc).__name__}: {exc}") from exc
-    resolved, still, skipped = 0, [], []
+    resolved, stored, still, skipped = 0, [], [], []
     with transaction.atomic():
         for sheet in workbook.worksheets:
             spec = SHEETS_BY_NAME.get(sheet.title.strip())
@@ -145,8 +194,9 @@ def rejects_import_corrections(*, stream, user=None) -> dict:
             known = Reject.objects.select_for_update().filter(sheet=spec.name).in_bulk([i for _, i, _ in fixed if i])
             for excel_row, reject_id, row in fixed:
                 reject = known.get(reject_id)
-                if reject is None or reject.status == TriageStatus.RESOLVED:
-                    why = "no such reject of this sheet" if reject is None else "already resolved"
+                if reject is None or reject.status in CLOSED_STATUSES:
+                    why = ("no such reject of this sheet" if reject is None else
+                           "already resolved" if reject.status == TriageStatus.RESOLVED else "superseded by a later run")
                     skipped.append({"sheet": spec.name, "file_row": excel_row, "reject_id": reject_id, "why": why})
                     continue
                 reject.corrected = {h: jsonable(row[at[h]]) for h in spec.headers}
@@ -154,12 +204,39 @@ def rejects_import_corrections(*, stream, user=None) -> dict:
                 if reason is None:
                     resolve(reject, user=user, how="corrected values imported and stored")
                     resolved += 1
+                    stored.append({"sheet": spec.name, "file_row": excel_row, "reject_id": reject.pk})
                 else:
                     still.append({"sheet": spec.name, "file_row": excel_row, "reject_id": reject.pk, "reason": reason})
                 reject.save()
         if resolved:
             bump_data_version()
-    return {"resolved": resolved, "still_rejected": still, "skipped": skipped}
+    return {"resolved": resolved, "stored": stored, "still_rejected": still, "skipped": skipped}
+
+
+def corrections_report_rows(result: dict) -> list[list]:
+    """One line per row of the imported file: sheet, file row, reject id, result code, reason code (in file order)."""
+    rows = [[r["sheet"], r["file_row"], r["reject_id"], "stored", ""] for r in result.get("stored", [])]
+    rows += [[r["sheet"], r["file_row"], r["reject_id"], "still_rejected", r["reason"]] for r in result["still_rejected"]]
+    rows += [[r["sheet"], r["file_row"], r["reject_id"], "skipped", r["why"]] for r in result["skipped"]]
+    return sorted(rows, key=lambda r: (r[0], r[1]))
+
+
+def corrections_report_csv(rows: list[list], stream) -> None:
+    """The corrections import's report as CSV (UTF-8 with BOM, for Excel) in the reader's language:
+    sheet, file row, reject, result, reason."""
+    import csv
+
+    from django.utils.translation import gettext as _
+
+    from ingestion import labels
+
+    results = {"stored": _("stored, reject resolved"), "still_rejected": _("still rejected"), "skipped": _("skipped")}
+    stream.write("\ufeff")
+    writer = csv.writer(stream)
+    writer.writerow([_("sheet"), _("file row"), _("reject"), _("result"), _("reason")])
+    for sheet, file_row, reject_id, result, reason in rows:
+        why = labels.reject_reason(reason) if result == "still_rejected" else labels.skip_reason(reason) if reason else ""
+        writer.writerow([sheet, file_row, "" if reject_id is None else reject_id, results.get(result, result), why])
 
 
 def store_if_valid(spec: SheetSpec, cells: dict, row_number: int) -> str | None:

@@ -163,6 +163,15 @@ def _import(steward_client, workbook, **extra):
     return steward_client.post("/admin/ingestion/reject/import-corrections/", {"corrections": upload}, follow=True, **extra)
 
 
+def _report(steward_client) -> list[list[str]]:
+    """The last corrections import's downloadable report, read back as CSV rows."""
+    import csv
+
+    response = steward_client.get("/admin/ingestion/reject/import-corrections/report.csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
 def test_fixed_in_excel_and_imported_back_stores_the_rows_that_now_pass(steward_client, rejected_run):
     from orders.models import ManufacturingOrder
 
@@ -178,7 +187,12 @@ def test_fixed_in_excel_and_imported_back_stores_the_rows_that_now_pass(steward_
 
     page = _import(steward_client, workbook).content.decode()
     assert "1 corrected row stored and its reject resolved; 1 still fails; 0 skipped." in page
-    assert f"(reject {severity.pk}): still Severity outside 1..3" in page  # the reason in words
+    assert page.count('class="success"') == 1 and 'class="warning"' not in page  # one summary, no warning per row
+    report = _report(steward_client)
+    assert report[0] == ["sheet", "file row", "reject", "result", "reason"]
+    assert sorted(report[1:]) == sorted([["OrdensFabrico", "2", str(bad_date.pk), "stored, reject resolved", ""],
+                                         ["OrdemFabricoErros", "2", str(severity.pk), "still rejected",
+                                          "Severity outside 1..3"]])  # the reason in words
     stored = ManufacturingOrder.objects.get(pk=1003)
     assert stored.created_at.isoformat().startswith("2025-03-04T10:30:00")  # Lisbon local time, as read
     bad_date.refresh_from_db()
@@ -187,7 +201,8 @@ def test_fixed_in_excel_and_imported_back_stores_the_rows_that_now_pass(steward_
     assert bad_date.original["Of_DataCriacao"] == "not a date"  # what the workbook held stays as read
     assert severity.status == "open" and severity.corrected["Erro_Descricao"] == "Bolha no gelcoat"
     again = _import(steward_client, workbook).content.decode()  # the same file twice: nothing new
-    assert "0 corrected rows stored" in again and "skipped, already resolved" in again
+    assert "0 corrected rows stored" in again and "1 still fails; 1 skipped." in again
+    assert ["OrdensFabrico", "2", str(bad_date.pk), "skipped", "already resolved"] in _report(steward_client)
     assert ManufacturingOrder.objects.filter(pk=1003).count() == 1
 
 
@@ -207,7 +222,7 @@ def test_rejects_export_writes_formula_like_text_as_text_and_imports_it_back(ste
     others = []
     for number, text in enumerate(FORMULA_TEXTS[1:], start=100):
         other = Reject.objects.get(pk=severity.pk)
-        other.pk, other.row_number = None, number
+        other.pk, other.row_number, other.identity = None, number, f"{severity.identity}#{number}"  # one live per identity
         other.original = {**severity.original, "Erro_Descricao": text}
         other.save()
         others.append(other)
