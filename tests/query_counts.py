@@ -51,8 +51,9 @@ QUERY_COUNTS: dict[str, int] = {
     "orders.api.analytic[/api/prodplan/schedule/current]": 3,  # open orders' states, the count of finished ones
     "orders.test_api.test_order_detail_and_timeline": 4,  # the order, its state row, its counts
     "orders.test_api.test_order_detail_and_timeline[2]": 3,  # the order, its phases with team sizes, the product's route
+    "orders.test_click_through.test_sorted_filtered_list_and_pinned_queries": 4,  # filtered ids and lead times, the page's rows, their states
     "orders.test_views.test_order_detail_gantt_errors_and_prediction": 9,
-    "orders.test_views.test_order_list_keyset_pages_and_filters": 5,
+    "orders.test_views.test_order_list_keyset_pages_and_filters": 7,  # + the count of the filter and the open orders for the tiles
     "orders.test_views.test_order_list_keyset_pages_and_filters[2]": 4,
     "orders.test_views.test_overview_kpis_match_the_api_and_the_rows": 11,
     "orders.test_views.test_overview_page_lazy_widgets_and_freshness": 7,
@@ -63,6 +64,7 @@ QUERY_COUNTS: dict[str, int] = {
     "quality.test_api.test_heatmap_matches_rows": 5,
     "quality.test_api.test_overview_matches_rows": 5,
     "quality.test_api.test_risk_levels_and_fallback": 5,
+    "quality.test_errors_list.test_pages_newest_first_and_the_period_filter": 6,  # one statement, in its transaction with JIT off
     "quality.test_ingested.test_overview_on_workbook": 6,
     "quality.test_services.test_warm_cache_makes_first_requests_hits": 0,
     "quality.test_views.test_quality_page_and_widgets": 4,
