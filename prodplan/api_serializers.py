@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from prodplan.gates import IMPUTED, NOT_SUPPORTED, OBSERVED, THEORETICAL
@@ -79,3 +79,9 @@ class DetailSerializer(serializers.Serializer):
     """An error answer with a message."""
 
     detail = serializers.CharField()
+
+
+def one_of(name: str, *answers: type) -> PolymorphicProxySerializer:
+    """The schema of an endpoint that answers one of several shapes (e.g. the figure or NOT_SUPPORTED_BY_DATA),
+    component `name`, told apart by their keys (no type field)."""
+    return PolymorphicProxySerializer(component_name=name, serializers=list(answers), resource_type_field_name=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from orders.api.serializers import PlacementCountsSerializer
 from prodplan.api_serializers import figure_serializer, not_supported_serializer
 from prodplan.asof import AsOfQuerySerializer
 
@@ -13,17 +14,6 @@ class GelcoatQuerySerializer(AsOfQuerySerializer):
 
 
 # --- response shapes (schema only: the views return the selectors' dicts) -------------------------------------
-
-class WipPlacementCountsSerializer(serializers.Serializer):
-    """WIP orders per placement basis (what their phase stands on)."""
-
-    phase_in_progress = serializers.IntegerField()
-    next_phase_row = serializers.IntegerField()
-    route_next_step = serializers.IntegerField()
-    observed_next_phase = serializers.IntegerField()
-    erp_current_phase = serializers.IntegerField()
-    unknown = serializers.IntegerField()
-
 
 class WipPhaseSerializer(serializers.Serializer):
     phase_id = serializers.IntegerField(allow_null=True)
@@ -51,7 +41,7 @@ WipTotalFigureSerializer = figure_serializer(
     "WipTotalFigure", serializers.IntegerField(), stalled_orders_excluded=serializers.IntegerField(),
     abandoned_orders_excluded=serializers.IntegerField())
 WipByPhaseFigureSerializer = figure_serializer(
-    "WipByPhaseFigure", WipPhaseSerializer(many=True), placement=WipPlacementCountsSerializer(), note=serializers.CharField())
+    "WipByPhaseFigure", WipPhaseSerializer(many=True), placement=PlacementCountsSerializer(), note=serializers.CharField())
 WipByProductFigureSerializer = figure_serializer("WipByProductFigure", WipProductSerializer(many=True),
                                                  note=serializers.CharField())
 WipByFamilyFigureSerializer = figure_serializer("WipByFamilyFigure", WipFamilySerializer(many=True))
@@ -67,7 +57,7 @@ class WipResponseSerializer(serializers.Serializer):
     by_family = WipByFamilyFigureSerializer()
     stalled_orders_excluded = serializers.IntegerField()
     abandoned_orders_excluded = serializers.IntegerField()
-    placement = WipPlacementCountsSerializer()
+    placement = PlacementCountsSerializer()
 
 
 class MatchedPhaseSerializer(serializers.Serializer):

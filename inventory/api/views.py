@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,15 +15,12 @@ from inventory.api.serializers import (
     WipMassResponseSerializer,
     WipResponseSerializer,
 )
+from prodplan.api_serializers import one_of
 from prodplan.api_views import CachedAnalyticView
 from prodplan.asof import AsOfQuerySerializer
 
-WIP_MASS_RESPONSE = PolymorphicProxySerializer(
-    component_name="WipMassAnswer", resource_type_field_name=None,
-    serializers=[WipMassResponseSerializer, PhaseGateNotSupportedSerializer])
-GELCOAT_RESPONSE = PolymorphicProxySerializer(
-    component_name="GelcoatAnswer", resource_type_field_name=None,
-    serializers=[GelcoatResponseSerializer, PhaseGateNotSupportedSerializer])
+WIP_MASS_RESPONSE = one_of("WipMassAnswer", WipMassResponseSerializer, PhaseGateNotSupportedSerializer)
+GELCOAT_RESPONSE = one_of("GelcoatAnswer", GelcoatResponseSerializer, PhaseGateNotSupportedSerializer)
 
 
 class _InventoryView(CachedAnalyticView):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,6 +31,7 @@ from orders.api.serializers import (
 )
 from orders.filtersets import ManufacturingOrderFilterSet
 from orders.models import ManufacturingOrder
+from prodplan.api_serializers import one_of
 from prodplan.asof import AS_OF_RANGE, resolve_as_of
 from prodplan.cache import versioned_cache
 from prodplan.pagination import ValidatedCursorPagination
@@ -219,9 +220,7 @@ class _KpiView(APIView):
         return Response(type(self).selector(as_of=resolve_as_of(request.query_params), **query.validated_data))
 
 
-KPI_BY_EMPLOYEE_RESPONSE = PolymorphicProxySerializer(
-    component_name="KpiByEmployeeAnswer", serializers=[KpiByEmployeeResponseSerializer, KpiByEmployeeNotSupportedSerializer],
-    resource_type_field_name=None)
+KPI_BY_EMPLOYEE_RESPONSE = one_of("KpiByEmployeeAnswer", KpiByEmployeeResponseSerializer, KpiByEmployeeNotSupportedSerializer)
 
 KPI_DESCRIPTION = (
     "For orders finished in [date_from, date_to]: lead time p50/p90/mean (days), throughput per week, on-time "

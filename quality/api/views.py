@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import extend_schema
 
-from prodplan.api_serializers import NotSupportedSerializer
+from prodplan.api_serializers import NotSupportedSerializer, one_of
 from prodplan.api_views import CachedAnalyticView
 from prodplan.asof import AsOfQuerySerializer
 from quality import selectors
@@ -20,15 +20,9 @@ from quality.api.serializers import (
     RiskQuerySerializer,
 )
 
-HEATMAP_RESPONSE = PolymorphicProxySerializer(
-    component_name="QualityHeatmapAnswer", resource_type_field_name=None,
-    serializers=[QualityHeatmapResponseSerializer, NotSupportedSerializer])
-ESCAPES_RESPONSE = PolymorphicProxySerializer(
-    component_name="QualityEscapesAnswer", resource_type_field_name=None,
-    serializers=[QualityEscapesResponseSerializer, NotSupportedSerializer])
-RISK_RESPONSE = PolymorphicProxySerializer(
-    component_name="QualityRiskAnswer", resource_type_field_name=None,
-    serializers=[QualityRiskResponseSerializer, QualityRiskTableResponseSerializer])
+HEATMAP_RESPONSE = one_of("QualityHeatmapAnswer", QualityHeatmapResponseSerializer, NotSupportedSerializer)
+ESCAPES_RESPONSE = one_of("QualityEscapesAnswer", QualityEscapesResponseSerializer, NotSupportedSerializer)
+RISK_RESPONSE = one_of("QualityRiskAnswer", QualityRiskResponseSerializer, QualityRiskTableResponseSerializer)
 
 
 class _QualityView(CachedAnalyticView):
