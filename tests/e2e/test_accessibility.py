@@ -1,5 +1,5 @@
 """axe-core (vendored under tests/e2e/vendor) on every page at desktop and phone widths: no serious or critical
-violation."""
+violation; the moderate and minor ones are printed (pytest -s) for the record."""
 
 from __future__ import annotations
 
@@ -28,21 +28,25 @@ def axe_violations(page) -> list[dict]:
 
 
 def pages_to_check(loaded) -> list[tuple[str, str]]:
+    from ingestion.models import Reject
     from orders.models import OrderPhase
 
     order_id = (OrderPhase.objects.filter(started_at__isnull=False, is_open=True)
                 .order_by("-order_id").values_list("order_id", flat=True).first())
-    assert order_id is not None
+    reject_id = Reject.objects.filter(run_id=loaded["run_id"]).order_by("pk").values_list("pk", flat=True).first()
+    assert order_id is not None and reject_id is not None
     return [("overview", "/"), ("orders", "/orders/"), ("order", f"/orders/{order_id}/"), ("quality", "/quality/"),
             ("inventory", "/inventory/"), ("whatif", "/whatif/"), ("models", "/models/"), ("ingestion", "/ingestion/"),
             ("ingestion-run", f"/ingestion/runs/{loaded['run_id']}/"),
-            ("admin-rejects", "/admin/ingestion/reject/")]
+            ("quality-errors", "/quality/errors/"), ("admin-rejects", "/admin/ingestion/reject/"),
+            ("admin-reject", f"/admin/ingestion/reject/{reject_id}/change/"), ("orders-late", "/orders/?status=LATE")]
 
 
 def test_no_serious_or_critical_axe_violation_on_any_page(browser, live_server, loaded):
     from tests.e2e.conftest import Page
 
     found: dict[str, list[dict]] = {}
+    lesser: dict[str, list[str]] = {}
     checked = []
     for size, viewport in VIEWPORTS.items():
         context = browser.new_context(viewport=viewport, locale="pt-PT")
@@ -60,10 +64,14 @@ def test_no_serious_or_critical_axe_violation_on_any_page(browser, live_server, 
                 web.shot(label)
                 checked.append(f"{size} {label}")
                 blocking = [v for v in violations if v["impact"] in BLOCKING]
+                for v in violations:
+                    if v["impact"] not in BLOCKING:
+                        lesser.setdefault(f'{v["impact"]} {v["id"]}', []).append(f"{size} {label}")
                 if blocking:
                     found[f"{size} {label} {path}"] = blocking
         finally:
             context.close()
         assert not web.js_errors, f"JavaScript errors: {web.js_errors}"
     assert len(checked) == 2 * len(pages_to_check(loaded))
+    print("axe-core moderate/minor violations (not blocking):", json.dumps(lesser, indent=1) if lesser else "none")
     assert not found, "axe-core serious/critical violations:\n" + json.dumps(found, indent=1, ensure_ascii=False)
