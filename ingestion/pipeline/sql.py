@@ -108,7 +108,7 @@ def reject_record_sql(spec: SheetSpec) -> list[tuple[str, str]]:
     or a duplicate key, "h:" + md5); the n-th row of one run with the same identity gets "#n". A live
     reject (open, acknowledged, ignored) met again moves to this run with its triage decision; a new
     identity is inserted; a live reject of this sheet this run did not meet is superseded (the row was
-    fixed or is gone)."""
+    fixed or is gone). A resolved keyed reject met again unchanged stays resolved (its correction is stored)."""
     table = staging_table(spec)
     typed = ", ".join(f"'{h}', {q(h)}" for h in spec.headers)
     original = f"coalesce(_raw, jsonb_build_object({typed}))"
@@ -134,11 +134,22 @@ def reject_record_sql(spec: SheetSpec) -> list[tuple[str, str]]:
             "reason = m.reason, \"column\" = m.col, message = m.msg, original = m.original "
             f"FROM {REJECTS_MET} m WHERE {live} AND r.identity = m.identity"
         )),
+        # A keyed row the steward corrected (its fixed version is stored and kept, its key being in the file) met
+        # again exactly as it was: the resolved reject moves to this run and stays resolved.
+        ("resolved_met", (
+            "UPDATE ingestion_reject r SET run_id = %s, times_seen = r.times_seen + 1, row_number = m._row "
+            f"FROM {REJECTS_MET} m, (SELECT DISTINCT ON (identity) id FROM ingestion_reject WHERE sheet = '{spec.name}' "
+            "AND status = 'resolved' AND identity LIKE 'k:%%' ORDER BY identity, id DESC) last "
+            "WHERE r.id = last.id AND r.identity = m.identity AND r.original = m.original "
+            f"AND NOT EXISTS (SELECT 1 FROM ingestion_reject l WHERE l.sheet = '{spec.name}' AND l.{LIVE_REJECT} "
+            "AND l.identity = m.identity)"
+        )),
         ("inserted", (
             "INSERT INTO ingestion_reject (run_id, first_seen_run_id, times_seen, sheet, identity, row_number, reason, "
             "\"column\", message, original, status) "
             f"SELECT %s, %s, 1, '{spec.name}', m.identity, m._row, m.reason, m.col, m.msg, m.original, 'open' "
-            f"FROM {REJECTS_MET} m WHERE NOT EXISTS (SELECT 1 FROM ingestion_reject r WHERE {live} AND r.identity = m.identity) "
+            f"FROM {REJECTS_MET} m WHERE NOT EXISTS (SELECT 1 FROM ingestion_reject r WHERE r.sheet = '{spec.name}' "
+            f"AND r.identity = m.identity AND (r.{LIVE_REJECT} OR (r.status = 'resolved' AND r.run_id = %s))) "
             "ORDER BY m._row"
         )),
         ("superseded", (

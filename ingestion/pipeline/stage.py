@@ -96,8 +96,8 @@ def record_rejects(cursor, spec, run: IngestionRun) -> int:
     """The sheet's rejects by identity: met again (reused with its decision), new, or superseded; returns the rows rejected."""
     counts = {}
     for name, statement in reject_record_sql(spec):
-        cursor.execute(statement, [run.pk] * statement.count("%s"))
+        cursor.execute(statement, [run.pk] * statement.replace("%%", "").count("%s"))
         counts[name] = cursor.rowcount
-    log_step(run, "rejects", sheet=spec.name, new=counts["inserted"], met_again=counts["reused"],
+    log_step(run, "rejects", sheet=spec.name, new=counts["inserted"], met_again=counts["reused"] + counts["resolved_met"],
              superseded=counts["superseded"])
     return counts["met"]

@@ -99,3 +99,37 @@ def test_identical_bad_rows_of_one_run_stay_apart_and_one_identity_is_live_once(
                               reason=template.reason, message="copy", original=template.original)
     Reject.objects.create(run=run, sheet=template.sheet, identity=template.identity, row_number=99,
                           reason=template.reason, message="closed copy", original=template.original, status="superseded")
+
+
+def test_a_corrected_keyed_row_met_again_unchanged_stays_resolved(empty_tables, tmp_path):
+    import io
+
+    from openpyxl import load_workbook
+
+    from ingestion.triage import rejects_export_xlsx, rejects_import_corrections
+    from orders.models import ManufacturingOrder
+
+    _run(tmp_path, _bad_rows(), "one.xlsx")
+    reject = Reject.objects.get(identity="k:1003")
+    exported = io.BytesIO()
+    rejects_export_xlsx(reject_ids=[reject.pk], stream=exported)
+    workbook = load_workbook(io.BytesIO(exported.getvalue()))
+    workbook["OrdensFabrico"].cell(2, 2).value = "2024-04-02 08:00:00"  # the steward fixes the date in Excel
+    fixed = io.BytesIO()
+    workbook.save(fixed)
+    fixed.seek(0)
+    assert rejects_import_corrections(stream=fixed)["resolved"] == 1
+    # The ERP still sends the bad row (another order changed, so the sheet is read again).
+    rows = _bad_rows()
+    rows["OrdensFabrico"].append([1007, "2024-06-01 08:00:00", None, 10, 1, None])
+    second = _run(tmp_path, rows, "two.xlsx")
+    reject.refresh_from_db()
+    assert (reject.status, reject.run_id, reject.times_seen) == ("resolved", second.pk, 2)
+    assert Reject.objects.filter(sheet="OrdensFabrico").count() == 1  # no new open reject for a row already corrected
+    assert ManufacturingOrder.objects.get(pk=1003).created_at.date().isoformat() == "2024-04-02"
+    # The ERP then sends it bad in another way: a new open reject, the resolved one stays as it was.
+    rows["OrdensFabrico"][-2] = [1003, "still not a date", None, 10, 1, None]
+    third = _run(tmp_path, rows, "three.xlsx")
+    assert Reject.objects.get(identity="k:1003", status="open").run_id == third.pk
+    reject.refresh_from_db()
+    assert (reject.status, reject.run_id) == ("resolved", second.pk)
