@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 
 from orders import selectors
 from orders.choices import OrderState, OrderStatus, ProductFamily
@@ -197,6 +198,7 @@ def _order_page(request, as_of: datetime, *, count: bool) -> dict:
 
 @login_required
 @require_GET
+@vary_on_headers("HX-Request")  # the same URL answers a page or its table: a browser's Back must not reuse the table
 def order_list(request):
     """Filterable, sortable order table with its count and the late / at risk / stalled tiles; HTMX swaps the
     table on filter or sort (pushing the URL, so Back restores it) and appends rows on 'load more'."""

@@ -17,6 +17,27 @@
     return config;
   }
 
+  function barLinks(config) {
+    // Datasets can carry "links" (one URL per bar, null for none): a click on a bar opens its list, at the page's
+    // explicit ?as_of= when it has one. The same links are in a table next to the chart for keyboards and readers.
+    var datasets = (config.data && config.data.datasets) || [];
+    if (!datasets.some(function (d) { return d.links; })) { return config; }
+    var asOf = new URLSearchParams(window.location.search).get("as_of");
+    function linkOf(elements) {
+      if (!elements || !elements.length) { return null; }
+      var links = datasets[elements[0].datasetIndex].links || [];
+      return links[elements[0].index] || null;
+    }
+    config.options.onClick = function (event, elements) {
+      var url = linkOf(elements);
+      if (url) { window.location.href = url + (asOf ? "&as_of=" + encodeURIComponent(asOf) : ""); }
+    };
+    config.options.onHover = function (event, elements) {
+      event.native.target.style.cursor = linkOf(elements) ? "pointer" : "default";
+    };
+    return config;
+  }
+
   function initCharts(root) {
     if (typeof window.Chart === "undefined") { return; }
     root.querySelectorAll("canvas.js-chart:not([data-ready])").forEach(function (canvas) {
@@ -28,7 +49,7 @@
       config.options.responsive = true;
       config.options.maintainAspectRatio = false;
       config.options.animation = false;
-      canvas._chart = new window.Chart(canvas, config);
+      canvas._chart = new window.Chart(canvas, barLinks(config));
     });
   }
 

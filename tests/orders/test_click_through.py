@@ -223,8 +223,11 @@ def test_history_restore_gets_the_page_with_its_filters(sclient, ingested):
 
     phase_id = phase_choices()[0][0]
     url = f"/orders/?state=waiting&current_phase={phase_id}&q=1&sort=age"
-    partial = sclient.get(url, **HX).content.decode()
+    response = sclient.get(url, **HX)
+    partial = response.content.decode()
     assert "<h1" not in partial and 'id="orders-table"' in partial
+    # the same URL answers the page or its table: caches (the browser's Back) must keep them apart
+    assert "HX-Request" in response["Vary"] and "HX-Request" in sclient.get(url)["Vary"]
     html = sclient.get(url, HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HX).content.decode()
     assert html.count("<h1") == 1
     assert re.search(r'name="state" value="waiting" checked', html)
