@@ -125,7 +125,8 @@ def _pages(ingested) -> list[str]:
     done_order = ManufacturingOrder.objects.filter(finished_at__isnull=False).order_by("id").values_list("id", flat=True).first()
     return ["/", "/orders/", "/quality/", "/inventory/", "/whatif/", "/models/", "/ingestion/",
             f"/ingestion/runs/{ingested['run_id']}/", f"/orders/{open_order}/", f"/orders/{done_order}/",
-            "/orders/?state=stalled&state=in_progress", "/orders/?as_of=2025-02-30"]
+            "/orders/?state=stalled&state=in_progress", "/orders/?as_of=2025-02-30", "/orders/?sort=-age",
+            "/quality/errors/", "/whatif/runs/"]
 
 
 def _registry() -> None:
