@@ -10,6 +10,8 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 PHONE = {"width": 390, "height": 844}
+HTTP_ERROR = "This part of the page could not be loaded: the server answered with an error"
+NETWORK_ERROR = "This part of the page could not be loaded: no connection to the server"
 
 
 def _forget_expected_failures(web, marker: str):
@@ -46,6 +48,14 @@ def test_a_failing_widget_shows_an_error_and_retry_loads_it(web, loaded):
     network_text = body.get_attribute("data-widget-network-error")
     retry_text = body.get_attribute("data-widget-retry")
     assert http_text and network_text and retry_text and http_text != network_text
+    # in the page's language (pt-PT here): the catalogue's translation, not the English source
+    from django.utils import translation
+
+    lang = page.locator("html").get_attribute("lang")
+    assert lang.startswith("pt")
+    with translation.override(lang):
+        for shown, source in ((http_text, HTTP_ERROR), (network_text, NETWORK_ERROR), (retry_text, "Retry")):
+            assert shown == translation.gettext(source) != source
     risk_box = page.locator('section[aria-labelledby="risk-title"] .widget-failed, .widget-failed[hx-get*="widget=risk"]').first
     wip_box = page.locator('.widget-failed[hx-get*="widget=wip"]')
     assert risk_box.get_attribute("role") == "alert"
