@@ -37,11 +37,15 @@ class SheetRunInline(admin.TabularInline):
 
 @admin.register(IngestionRun)
 class IngestionRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "file_name", "status", "trigger", "created_at", "duration_seconds", "as_of"]
+    list_display = ["run_id", "file_name", "status", "trigger", "created_at", "duration_seconds", "as_of"]
     list_filter = ["status", "trigger"]
     search_fields = ["file_name", "file_sha256"]
     date_hierarchy = "created_at"
     inlines = [SheetRunInline]
+
+    @admin.display(description=gettext_lazy("id"), ordering="id")
+    def run_id(self, obj):
+        return str(obj.pk)  # an id, not a quantity: no thousands separator
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in IngestionRun._meta.fields]

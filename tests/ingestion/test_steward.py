@@ -68,6 +68,13 @@ def test_ids_and_rows_are_plain_integers(steward_client, rejected_run, settings)
     assert "12.345" not in body and "12,345" not in body and "2.345" not in body
     detail = steward_client.get("/admin/ingestion/reject/12345/change/", HTTP_ACCEPT_LANGUAGE="pt-pt").content.decode()
     assert '<div class="readonly">2345</div>' in detail and "2.345" not in detail
+    from ingestion.models import IngestionRun
+
+    copy = IngestionRun.objects.get(pk=rejected_run.pk)
+    copy.pk = 4321
+    copy.save(force_insert=True)
+    runs = steward_client.get("/admin/ingestion/ingestionrun/", HTTP_ACCEPT_LANGUAGE="pt-pt").content.decode()
+    assert '<a href="/admin/ingestion/ingestionrun/4321/change/">4321</a>' in runs and "4.321" not in runs
 
 
 def test_acknowledge_and_ignore_from_the_detail_page(steward_client, rejected_run):
