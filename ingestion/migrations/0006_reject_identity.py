@@ -31,7 +31,7 @@ def _whole(value):
         if not value.is_integer():
             return None
         value = int(value)
-    return str(value) if isinstance(value, int) else None
+    return str(value) if isinstance(value, int) and value >= 0 else None  # a negative id is a reject of its own
 
 
 def backfill(apps, schema_editor):
