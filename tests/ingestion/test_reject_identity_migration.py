@@ -22,6 +22,9 @@ def _migrate(target):
 def test_backfill_merges_the_same_bad_row_of_earlier_runs_and_goes_back():
     apps = _migrate(BEFORE)
     try:
+        with connection.cursor() as cursor:  # a transactional test (run last, flushed after): start without other runs
+            cursor.execute("TRUNCATE ingestion_reject, ingestion_sheetrun, ingestion_dataqualityissue, ingestion_ingestionrun "
+                           "CASCADE")
         Run = apps.get_model("ingestion", "IngestionRun")
         SheetRun = apps.get_model("ingestion", "SheetRun")
         Reject = apps.get_model("ingestion", "Reject")
