@@ -132,7 +132,7 @@ def test_triage_a_reject_in_admin(web, loaded):
     web.login()
     page = web.page
     run_id = loaded["run_id"]
-    web.goto(f"/admin/ingestion/reject/?run__id__exact={run_id}")
+    web.goto(f"/admin/ingestion/reject/?run__id__exact={run_id}&status=all")  # every decision, not only open ones
     rows = page.locator("#result_list tbody tr")
     assert rows.count() == Reject.objects.filter(run_id=run_id).count() or rows.count() >= 1
     first_id = int(page.locator("#result_list tbody tr input.action-select").first.get_attribute("value"))
