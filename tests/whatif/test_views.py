@@ -85,7 +85,7 @@ def test_page_shows_current_stations_and_calendar_and_a_changed_number_is_an_ove
     capacity = capacity_by_phase(as_of=data_as_of())
     shown = dict(re.findall(r'<tr data-phase="(\d+)">\s*<th scope="row">[^<]*</th><td class="num">(\d+)</td>', html))
     assert shown == {str(p): str(c["servers"]) for p, c in capacity.items()}
-    assert html.count("−1</button>") == html.count("+1</button>") == len(capacity)
+    assert html.count('stepDown()">−1<') == html.count('stepUp()">+1<') == len(capacity)
     assert 'id="working-calendar"' in html
     phase_id, current = next(iter(shown.items()))
     post = {"priority_rule": "FIFO", "horizon_days": "14", f"stations-{phase_id}": str(int(current) + 1),
