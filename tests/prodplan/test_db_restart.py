@@ -11,8 +11,10 @@ import http.client
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,7 +41,10 @@ def _children(pid: int) -> set[int]:
 def embedded_pg(tmp_path_factory):
     """A fresh embedded PostgreSQL with the project's schema; deleted afterwards."""
     pgserver = pytest.importorskip("pgserver")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "pgdata", cleanup_mode="delete")
+    # Not under pytest's basetemp: pgserver runs PostgreSQL as its own system user when we are root, which needs
+    # to traverse the parent folders, and any other pytest session starting meanwhile resets
+    # /tmp/pytest-of-<user> to 0700 (seen: "pg_ctl: could not access directory ... Permission denied").
+    server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="prodplan-pg-")) / "pgdata", cleanup_mode="delete")
     uri = server.get_uri()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
     env.update({"DATABASE_URL": uri, "PRODPLAN_VAR_DIR": str(tmp_path_factory.mktemp("var"))})
@@ -47,6 +52,7 @@ def embedded_pg(tmp_path_factory):
                    capture_output=True, timeout=600)
     yield server, env
     server.cleanup()
+    shutil.rmtree(server.pgdata.parent, ignore_errors=True)
 
 
 @pytest.fixture
