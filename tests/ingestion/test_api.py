@@ -6,7 +6,6 @@ import io
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from openpyxl import load_workbook
 
@@ -78,16 +77,6 @@ def test_inbox_name_must_be_inside_the_inbox(keyed_client, empty_tables, setting
     assert response.status_code == 400 and "not a file in the inbox" in response.json()["detail"]
 
 
-@pytest.fixture
-def steward_client(client):
-    from prodplan.roles import ensure_role_groups
-
-    _, stewards = ensure_role_groups()
-    user = get_user_model().objects.create_user("steward1", password="x-Very-Long-pass-1", is_staff=True)
-    user.groups.add(stewards)
-    client.force_login(user)
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"  # assertions below read English admin strings
-    return client
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from collections import Counter
 from html import unescape
 
 import pytest
-from django.contrib.auth.models import Group, User
 
 from orders.models import ManufacturingOrder
 
@@ -16,15 +15,6 @@ HX = {"HTTP_HX_REQUEST": "true"}
 PAGE = 50
 
 
-@pytest.fixture
-def sclient(client, db):
-    from prodplan.roles import SUPERVISORS, ensure_role_groups
-
-    ensure_role_groups()
-    user = User.objects.create_user("sup-click", password="pw-sup-123")
-    user.groups.add(Group.objects.get(name=SUPERVISORS))
-    client.force_login(user)
-    return client
 
 
 def _ids(html: str) -> list[int]:
@@ -69,13 +59,13 @@ def _assert_lists(client, url: str, expected: set[int]) -> None:
 
 
 @pytest.mark.parametrize("when", ["data", "busy"])
-def test_overview_links_land_on_the_orders_they_promise(sclient, ingested, when):
+def test_overview_links_land_on_the_orders_they_promise(supervisor_client, ingested, when):
     from urllib.parse import quote
 
     as_of = ingested["as_of"] if when == "data" else _busy_as_of(ingested["as_of"])
     rows = _open_rows(as_of)
     suffix = "" if when == "data" else f"&as_of={quote(as_of.isoformat())}"
-    get = sclient.get
+    get = supervisor_client.get
 
     class At:  # every request at the chosen as-of (the overview's links carry an explicit ?as_of=)
         @staticmethod
@@ -84,13 +74,13 @@ def test_overview_links_land_on_the_orders_they_promise(sclient, ingested, when)
                 url += suffix if "?" in url else "?" + suffix[1:]
             return get(url, **kw)
 
-    sclient = At()  # noqa: F841 - shadows the client for the requests below
+    supervisor_client = At()  # noqa: F841 - shadows the client for the requests below
 
     def where(phase_id: int, states: set[str]) -> set[int]:
         return {r["order_id"] for r in rows if r["phase_id"] == phase_id and r["state"] in states}
 
     # Bottleneck rows: the orders waiting for the phase or not started at it ("Waiting now").
-    bottlenecks = sclient.get("/?widget=bottlenecks", **HX).content.decode()
+    bottlenecks = supervisor_client.get("/?widget=bottlenecks", **HX).content.decode()
     links = _links(bottlenecks, "bottleneck-link")
     assert links
     for row in re.findall(r"<tr>.*?</tr>", bottlenecks, re.S)[1:]:  # after the header
@@ -99,10 +89,10 @@ def test_overview_links_land_on_the_orders_they_promise(sclient, ingested, when)
         expected = where(phase_id, {"waiting", "not_started"})
         waiting = re.search(r'data-waiting="(\d+)"', row)
         assert (int(waiting.group(1)) if waiting else 0) == len(expected), url
-        _assert_lists(sclient, url, expected)
+        _assert_lists(supervisor_client, url, expected)
 
     # WIP bars: one link per phase and state, counting what the bar shows.
-    wip = sclient.get("/?widget=wip", **HX).content.decode()
+    wip = supervisor_client.get("/?widget=wip", **HX).content.decode()
     cells = [(unescape(u), int(n)) for u, n in re.findall(r'<a class="wip-link" href="([^"]+)" data-count="(\d+)"', wip)]
     assert cells
     for url, n in cells:
@@ -110,15 +100,15 @@ def test_overview_links_land_on_the_orders_they_promise(sclient, ingested, when)
         state = re.search(r"state=(\w+)", url).group(1)
         expected = where(phase_id, {state})
         assert len(expected) == n, url
-        _assert_lists(sclient, url, expected)
+        _assert_lists(supervisor_client, url, expected)
     # Stalled: every stalled order at as_of.
     stalled = {r["order_id"] for r in rows if r["state"] == "stalled"}
     if stalled:
         assert 'id="stalled-all" href="/orders/?state=stalled' in wip
-    _assert_lists(sclient, "/orders/?state=stalled", stalled)
+    _assert_lists(supervisor_client, "/orders/?state=stalled", stalled)
 
     # Risk reasons: each link lists the orders sharing that reason, the clicked order among them.
-    risk = sclient.get("/?widget=risk", **HX).content.decode()
+    risk = supervisor_client.get("/?widget=risk", **HX).content.decode()
     reason_links = 0
     for row in re.findall(r"<tr>.*?</tr>", risk, re.S):
         order = re.search(r'href="/orders/(\d+)/"', row)
@@ -136,12 +126,12 @@ def test_overview_links_land_on_the_orders_they_promise(sclient, ingested, when)
                 expected = {o["id"] for o in ManufacturingOrder.objects.filter(product_id=int(query["product"]))
                             .values("id", "created_at") if o["created_at"] is None or o["created_at"] <= as_of}
             assert order_id in expected, url
-            html = sclient.get(url, **HX).content.decode()
+            html = supervisor_client.get(url, **HX).content.decode()
             assert _count(html) == len(expected), url
     assert reason_links > 0
 
 
-def test_count_and_tiles_equal_the_state_summary(sclient, ingested):
+def test_count_and_tiles_equal_the_state_summary(supervisor_client, ingested):
     from urllib.parse import quote
 
     from orders.selectors import state_summary
@@ -149,7 +139,7 @@ def test_count_and_tiles_equal_the_state_summary(sclient, ingested):
 
     as_of = _busy_as_of(ingested["as_of"])
     at = f"as_of={quote(as_of.isoformat())}"
-    html = sclient.get(f"/orders/?{at}").content.decode()
+    html = supervisor_client.get(f"/orders/?{at}").content.decode()
     assert _count(html) == len(_existing_ids(as_of))
     tiles = {k: int(n) for k, n in re.findall(r'data-tile="(\w+)" data-count="(\d+)"', html)}
     summary = state_summary(as_of=as_of)
@@ -162,13 +152,13 @@ def test_count_and_tiles_equal_the_state_summary(sclient, ingested):
     for key, query in (("late", "status=LATE"), ("at_risk", "status=AT_RISK"), ("stalled", "state=stalled")):
         href = f"/orders/?{query}&amp;{at.replace('%', '%')}"
         assert f'data-tile="{key}" data-count="{tiles[key]}" href="{href}"' in html, key
-        assert _count(sclient.get(f"/orders/?{query}&{at}", **HX).content.decode()) == tiles[key]
+        assert _count(supervisor_client.get(f"/orders/?{query}&{at}", **HX).content.decode()) == tiles[key]
     # a filtered count: the state summary's finished orders
-    assert _count(sclient.get(f"/orders/?state=finished&{at}", **HX).content.decode()) == summary["states"]["finished"]
+    assert _count(supervisor_client.get(f"/orders/?state=finished&{at}", **HX).content.decode()) == summary["states"]["finished"]
 
 
 @pytest.mark.parametrize("sort", ["age", "-age", "lead_time", "-lead_time", "state", "-state", "phase", "-phase"])
-def test_sorting_orders_rows(sclient, ingested, sort):
+def test_sorting_orders_rows(supervisor_client, ingested, sort):
     from orders.choices import OrderState
     from orders.selectors import phase_choices
 
@@ -193,11 +183,11 @@ def test_sorting_orders_rows(sclient, ingested, sort):
     valued = [(value(i), i) for i in ids]
     present = sorted((t for t in valued if t[0] is not None), key=lambda t: (-t[0] if sort[0] == "-" else t[0], -t[1]))
     expected = [i for _v, i in present] + sorted((i for v, i in valued if v is None), reverse=True)
-    first = sclient.get(f"/orders/?sort={sort}", **HX).content.decode()
+    first = supervisor_client.get(f"/orders/?sort={sort}", **HX).content.decode()
     assert _ids(first) == expected[:PAGE] and _count(first) == len(ids)
     shown = [value(i) for i in _ids(first) if value(i) is not None]
     assert shown == sorted(shown, reverse=sort[0] == "-")
-    more = sclient.get(f"/orders/?sort={sort}&offset={PAGE}", **HX).content.decode()
+    more = supervisor_client.get(f"/orders/?sort={sort}&offset={PAGE}", **HX).content.decode()
     assert _ids(more) == expected[PAGE: 2 * PAGE]
     # the active column says so; its link toggles the direction
     toggled = sort.removeprefix("-") if sort.startswith("-") else f"-{sort}"
@@ -205,12 +195,12 @@ def test_sorting_orders_rows(sclient, ingested, sort):
     assert ('aria-sort="descending"' if sort[0] == "-" else 'aria-sort="ascending"') in first
 
 
-def test_sorted_filtered_list_and_pinned_queries(sclient, ingested, pinned_queries):
+def test_sorted_filtered_list_and_pinned_queries(supervisor_client, ingested, pinned_queries):
     as_of = ingested["as_of"]
     waiting = {r["order_id"]: r for r in _open_rows(as_of) if r["state"] in ("waiting", "not_started")}
-    sclient.get("/orders/?status=DONE", **HX)  # the as-of's thresholds and open orders cached
+    supervisor_client.get("/orders/?status=DONE", **HX)  # the as-of's thresholds and open orders cached
     with pinned_queries("orders.test_click_through.test_sorted_filtered_list_and_pinned_queries"):
-        html = sclient.get("/orders/?state=waiting&state=not_started&sort=-age").content.decode()
+        html = supervisor_client.get("/orders/?state=waiting&state=not_started&sort=-age").content.decode()
     expected = sorted(waiting, key=lambda i: (-waiting[i]["age_days"], -i))
     assert _count(html) == len(waiting) and _ids(html) == expected[:PAGE]
     # the sort goes with the filter form (a hidden input of the form) and the export keeps the filter only
@@ -218,17 +208,17 @@ def test_sorted_filtered_list_and_pinned_queries(sclient, ingested, pinned_queri
     assert 'href="/orders/export.xlsx?state=waiting&amp;state=not_started"' in html
 
 
-def test_history_restore_gets_the_page_with_its_filters(sclient, ingested):
+def test_history_restore_gets_the_page_with_its_filters(supervisor_client, ingested):
     from orders.selectors import phase_choices
 
     phase_id = phase_choices()[0][0]
     url = f"/orders/?state=waiting&current_phase={phase_id}&q=1&sort=age"
-    response = sclient.get(url, **HX)
+    response = supervisor_client.get(url, **HX)
     partial = response.content.decode()
     assert "<h1" not in partial and 'id="orders-table"' in partial
     # the same URL answers the page or its table: caches (the browser's Back) must keep them apart
-    assert "HX-Request" in response["Vary"] and "HX-Request" in sclient.get(url)["Vary"]
-    html = sclient.get(url, HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HX).content.decode()
+    assert "HX-Request" in response["Vary"] and "HX-Request" in supervisor_client.get(url)["Vary"]
+    html = supervisor_client.get(url, HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HX).content.decode()
     assert html.count("<h1") == 1
     assert re.search(r'name="state" value="waiting" checked', html)
     assert not re.search(r'name="state" value="in_progress" checked', html)
@@ -241,10 +231,10 @@ def test_history_restore_gets_the_page_with_its_filters(sclient, ingested):
     ("sort=bogus", "sort"), ("sort=-", "sort"), ("sort=--age", "sort"), ("current_phase=abc", "current_phase"),
     ("state=nope", "state"), ("status=LATE&status=SOON", "status"), ("sort=age&offset=x", "offset"),
 ])
-def test_bad_sort_or_filter_is_a_400_naming_it(sclient, ingested, query, param):
+def test_bad_sort_or_filter_is_a_400_naming_it(supervisor_client, ingested, query, param):
     for headers in ({}, HX):
-        response = sclient.get(f"/orders/?{query}", **headers)
+        response = supervisor_client.get(f"/orders/?{query}", **headers)
         assert response.status_code == 400, query
         assert f"<code>{param}</code>" in response.content.decode()
     # the export ignores the page's sort and offset, and refuses a bad filter the same way
-    assert sclient.get(f"/orders/export.xlsx?{query}").status_code == (200 if param in ("sort", "offset") else 400)
+    assert supervisor_client.get(f"/orders/export.xlsx?{query}").status_code == (200 if param in ("sort", "offset") else 400)

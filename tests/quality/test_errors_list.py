@@ -8,7 +8,6 @@ from datetime import datetime, time, timedelta
 from html import unescape
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.db.models import Q
 from django.utils import timezone
 
@@ -19,15 +18,6 @@ HX = {"HTTP_HX_REQUEST": "true"}
 PAGE = 50
 
 
-@pytest.fixture
-def sclient(client, db):
-    from prodplan.roles import SUPERVISORS, ensure_role_groups
-
-    ensure_role_groups()
-    user = User.objects.create_user("sup-errors", password="pw-sup-123")
-    user.groups.add(Group.objects.get(name=SUPERVISORS))
-    client.force_login(user)
-    return client
 
 
 def _count(html: str) -> int:
@@ -42,9 +32,9 @@ def _in_scope(as_of):
     return QualityError.objects.filter(Q(event_time__isnull=True) | Q(event_time__lte=as_of))
 
 
-def test_heatmap_cell_lists_exactly_its_errors(sclient, ingested):
+def test_heatmap_cell_lists_exactly_its_errors(supervisor_client, ingested):
     as_of = ingested["as_of"]
-    heat = sclient.get("/quality/?widget=heatmap", **HX).content.decode()
+    heat = supervisor_client.get("/quality/?widget=heatmap", **HX).content.decode()
     cells = [(unescape(u), int(n)) for u, n in re.findall(r'<a class="heat-link" href="([^"]+)" data-count="(\d+)"', heat)]
     assert cells and sum(n for _u, n in cells) == sum(int(x) for x in re.findall(r'<td class="num"><strong>(\d+)</strong>', heat))
     phase_of = dict(OrderPhase.objects.values_list("id", "phase_id"))
@@ -53,7 +43,7 @@ def test_heatmap_cell_lists_exactly_its_errors(sclient, ingested):
         found, culprit = (int(x) for x in re.search(r"detected_phase=(\d+)&culprit_phase=(\d+)", url).groups())
         expected = {(e["id"], e["order_id"]) for e in errors
                     if e["found_phase_id"] == found and phase_of.get(e["culprit_order_phase_id"]) == culprit}
-        html = sclient.get(url).content.decode()
+        html = supervisor_client.get(url).content.decode()
         assert _count(html) == n == len(expected), url
         shown = set(_rows(html))
         assert len(shown) == min(n, PAGE) and shown <= expected, url
@@ -61,14 +51,14 @@ def test_heatmap_cell_lists_exactly_its_errors(sclient, ingested):
             assert f'<a href="/orders/{order}/">{order}</a>' in html
 
 
-def test_pages_newest_first_and_the_period_filter(sclient, ingested, pinned_queries):
+def test_pages_newest_first_and_the_period_filter(supervisor_client, ingested, pinned_queries):
     as_of = ingested["as_of"]
     scope = _in_scope(as_of)
-    sclient.get("/quality/errors/?page=1")  # phase names cached
+    supervisor_client.get("/quality/errors/?page=1")  # phase names cached
     with pinned_queries("quality.test_errors_list.test_pages_newest_first_and_the_period_filter"):
-        first = sclient.get("/quality/errors/").content.decode()
+        first = supervisor_client.get("/quality/errors/").content.decode()
     assert _count(first) == scope.count() > PAGE
-    second = sclient.get("/quality/errors/?page=2").content.decode()
+    second = supervisor_client.get("/quality/errors/?page=2").content.decode()
     ordered = [e for e, _o in _rows(first) + _rows(second)]
     times = dict(scope.values_list("id", "event_time"))
     keys = [(times[e] is None, -(times[e].timestamp() if times[e] else 0), -e) for e in ordered]
@@ -80,7 +70,7 @@ def test_pages_newest_first_and_the_period_filter(sclient, ingested, pinned_quer
     since = timezone.make_aware(datetime.combine(start, time.min))
     until = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min))
     expected = scope.filter(event_time__gte=since, event_time__lt=until).count()
-    html = sclient.get(f"/quality/errors/?since={start}&until={end}").content.decode()
+    html = supervisor_client.get(f"/quality/errors/?since={start}&until={end}").content.decode()
     assert _count(html) == expected > 0
     assert f'name="since" value="{start}"' in html and f'name="until" value="{end}"' in html
     undated = scope.filter(event_time__isnull=True).count()
@@ -92,8 +82,8 @@ def test_pages_newest_first_and_the_period_filter(sclient, ingested, pinned_quer
     ("since=2025-13-01", "since"), ("until=yesterday", "until"), ("detected_phase=x", "detected_phase"),
     ("culprit_phase=-1", "culprit_phase"), ("page=²", "page"),
 ])
-def test_bad_parameter_is_a_400_naming_it(sclient, ingested, query, param):
-    response = sclient.get(f"/quality/errors/?{query}")
+def test_bad_parameter_is_a_400_naming_it(supervisor_client, ingested, query, param):
+    response = supervisor_client.get(f"/quality/errors/?{query}")
     assert response.status_code == 400 and f"<code>{param}</code>" in response.content.decode()
 
 
