@@ -35,6 +35,18 @@ err AS MATERIALIZED (
     WHERE e.event_time IS NULL OR e.event_time <= %(as_of)s
 )"""
 
+# The same errors narrowed to a period [since, until) on their derived time (both None: ERR_CTE's errors); with a
+# period, undated errors cannot be placed in it and are left out.
+ERR_PERIOD_CTE = """
+err AS MATERIALIZED (
+    SELECT e.id, e.order_id, e.severity, e.found_phase_id, e.found_order_phase_id,
+           e.culprit_order_phase_id, e.description, e.event_time
+    FROM quality_qualityerror e
+    WHERE (e.event_time IS NULL OR e.event_time <= %(as_of)s)
+      AND (%(since)s::timestamptz IS NULL OR e.event_time >= %(since)s::timestamptz)
+      AND (%(until)s::timestamptz IS NULL OR e.event_time < %(until)s::timestamptz)
+)"""
+
 
 def _execute(cursor, sql: str, params: dict) -> None:
     """Run one analytic statement with JIT off: on these CTE plans PostgreSQL's row estimates overshoot
@@ -70,7 +82,7 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 # --------------------------------------------------------------------------------------------- overview
 
 OVERVIEW_SQL = f"""
-WITH {ERR_CTE},
+WITH {ERR_PERIOD_CTE},
 cul AS MATERIALIZED (
     -- culprit order phase -> its catalogue phase; index scan on each partition's (id, event_time) pkey
     SELECT err.id, err.severity, op.phase_id
@@ -80,7 +92,9 @@ SELECT json_build_object(
     'total', (SELECT count(*) FROM err),
     'undated', (SELECT count(*) FROM err WHERE event_time IS NULL),
     'orders', (SELECT count(*) FROM orders_manufacturingorder mo
-               WHERE mo.created_at IS NULL OR mo.created_at <= %(as_of)s),
+               WHERE (mo.created_at IS NULL OR mo.created_at <= %(as_of)s)
+                 AND (%(since)s::timestamptz IS NULL OR mo.created_at >= %(since)s::timestamptz)
+                 AND (%(until)s::timestamptz IS NULL OR mo.created_at < %(until)s::timestamptz)),
     'errors_on_known_orders', (SELECT count(*) FROM err
                                WHERE EXISTS (SELECT 1 FROM orders_manufacturingorder mo WHERE mo.id = err.order_id)),
     'orders_with_errors', (SELECT count(DISTINCT order_id) FROM err),
@@ -111,9 +125,12 @@ SELECT json_build_object(
 
 
 @versioned_cache("quality.overview", warm=True)
-def quality_overview(*, as_of: datetime, top: int = 20) -> dict:
-    """Totals, errors per order, by severity / found phase / culprit phase, monthly trend and Pareto."""
-    raw = _fetch_json(OVERVIEW_SQL, {"as_of": as_of, "tz": settings.TIME_ZONE, "top": top})
+def quality_overview(*, as_of: datetime, top: int = 20, since: datetime | None = None,
+                     until: datetime | None = None) -> dict:
+    """Totals, errors per order, by severity / found phase / culprit phase, monthly trend and Pareto; with a period
+    [since, until) the errors dated in it (and, for errors per order, the orders created in it)."""
+    raw = _fetch_json(OVERVIEW_SQL, {"as_of": as_of, "tz": settings.TIME_ZONE, "top": top,
+                                     "since": since, "until": until})
     total = raw["total"]
     by_sev = {int(k): v for k, v in (raw["by_severity"] or {}).items()}
     pareto, cumulative = [], 0
@@ -230,7 +247,9 @@ WITH {ERR_CTE},
 ord AS (
     SELECT mo.id, mo.product_id, (mo.finished_at IS NOT NULL AND mo.finished_at <= %(as_of)s) AS finished
     FROM orders_manufacturingorder mo
-    WHERE mo.created_at IS NULL OR mo.created_at <= %(as_of)s
+    WHERE (mo.created_at IS NULL OR mo.created_at <= %(as_of)s)
+      AND (%(since)s::timestamptz IS NULL OR mo.created_at >= %(since)s::timestamptz)
+      AND (%(until)s::timestamptz IS NULL OR mo.created_at < %(until)s::timestamptz)
 ),
 per_order AS (
     SELECT order_id, count(*) AS n, count(*) FILTER (WHERE severity = 1) AS s1,
@@ -266,9 +285,10 @@ def _rates(orders: int, finished: int, clean: int, with_errors: int, errors: int
 
 
 @versioned_cache("quality.by_product", warm=True)
-def quality_by_product(*, as_of: datetime) -> dict:
-    """Per product and per family: errors per order, severity split and first-pass yield."""
-    rows = _fetch_all(BY_PRODUCT_SQL, {"as_of": as_of})
+def quality_by_product(*, as_of: datetime, since: datetime | None = None, until: datetime | None = None) -> dict:
+    """Per product and per family: errors per order, severity split and first-pass yield; with a period
+    [since, until) over the orders created in it (a cohort) and all their errors known at as_of."""
+    rows = _fetch_all(BY_PRODUCT_SQL, {"as_of": as_of, "since": since, "until": until})
     products, families = [], {}
     factory = [0, 0, 0, 0, 0, {1: 0, 2: 0, 3: 0}]
     known_orders = 0
@@ -303,7 +323,7 @@ def quality_by_product(*, as_of: datetime) -> dict:
 # --------------------------------------------------------------------------------------------- heatmap
 
 HEATMAP_SQL = f"""
-WITH {ERR_CTE},
+WITH {ERR_PERIOD_CTE},
 cells AS (
     SELECT err.found_phase_id, op.phase_id AS culprit_phase_id, count(*) AS n
     FROM err JOIN orders_orderphase op ON op.id = err.culprit_order_phase_id
@@ -324,9 +344,10 @@ SELECT json_build_object(
 
 
 @versioned_cache("quality.heatmap", warm=True)
-def quality_heatmap(*, as_of: datetime) -> dict:
-    """Matrix phase where found x culprit phase (counts), over the errors that have a culprit."""
-    raw = _fetch_json(HEATMAP_SQL, {"as_of": as_of})
+def quality_heatmap(*, as_of: datetime, since: datetime | None = None, until: datetime | None = None) -> dict:
+    """Matrix phase where found x culprit phase (counts), over the errors that have a culprit (dated in
+    [since, until) when a period is given)."""
+    raw = _fetch_json(HEATMAP_SQL, {"as_of": as_of, "since": since, "until": until})
     cells = raw["cells"] or []
     in_matrix = sum(c["count"] for c in cells)
     if raw["total"] and not raw["culprit_filled"]:

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET
 
 from orders.selectors import phase_choices
 from prodplan.gates import NOT_SUPPORTED
-from prodplan.pages import chart, page_as_of, widget_page
+from prodplan.pages import chart, lazy_url, page_as_of, render_widget
 from prodplan.params import InvalidParam, id_param
 from quality import selectors
 
@@ -27,49 +27,85 @@ HEATMAP_MAX_ALPHA = 0.7
 SEVERITY_COLOURS = {"1": "#f2c94c", "2": "#f2994a", "3": "#c0392b"}
 
 
-def _overview(as_of: datetime) -> dict:
-    return selectors.quality_overview(as_of=as_of, top=PARETO_TOP)
+HEATMAP_TOP = 8  # phases kept per heatmap axis (by their total); the rest are summed into "Other phases"
+BY_PRODUCT_TOP = 15  # products listed (by orders); the families are all listed
 
 
-def _heatmap(*, as_of: datetime) -> dict:
-    payload = selectors.quality_heatmap(as_of=as_of)  # cached: the API's entry, warmed after every ingestion
+def _overview(as_of: datetime, since=None, until=None) -> dict:
+    return selectors.quality_overview(as_of=as_of, top=PARETO_TOP, since=since, until=until)
+
+
+def _top_ids(totals: dict, top: int) -> list:
+    """The `top` keys with the largest totals (ties by id); the others go to the "other" bucket."""
+    return [k for k, _n in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+
+
+def _heatmap(*, as_of: datetime, since=None, until=None) -> dict:
+    payload = selectors.quality_heatmap(as_of=as_of, since=since, until=until)  # cached; warmed without a period
     if payload.get("status") == NOT_SUPPORTED:
         return {"unsupported": payload}
     cells = payload["matrix"]["value"]
     counts = {(c["found_phase_id"], c["culprit_phase_id"]): c["count"] for c in cells}
     names = {p["phase_id"]: p["name"] for p in payload["phases"]}
-    order = [p["phase_id"] for p in payload["phases"]]
-    found_ids = [pid for pid in order if any(k[0] == pid for k in counts)]
-    culprit_ids = [pid for pid in order if any(k[1] == pid for k in counts)]
-    top = max(counts.values(), default=0)
+    found_totals, culprit_totals = {}, {}
+    for (f, c), n in counts.items():
+        found_totals[f] = found_totals.get(f, 0) + n
+        culprit_totals[c] = culprit_totals.get(c, 0) + n
+    found_ids, culprit_ids = _top_ids(found_totals, HEATMAP_TOP), _top_ids(culprit_totals, HEATMAP_TOP)
+    other_found = [f for f in found_totals if f not in found_ids]
+    other_culprit = [c for c in culprit_totals if c not in culprit_ids]
+    # Axes: the top phases, then one "other" entry (None) when some phase was left out.
+    found_axis = found_ids + ([None] if other_found else [])
+    culprit_axis = culprit_ids + ([None] if other_culprit else [])
+
+    def cell(f, c) -> int:
+        fs = other_found if f is None else [f]
+        cs = other_culprit if c is None else [c]
+        return sum(counts.get((a, b), 0) for a in fs for b in cs)
+
+    grid = {(f, c): cell(f, c) for f in found_axis for c in culprit_axis}
+    top = max(grid.values(), default=0)
+    # The error list's period takes days (until inclusive): the same window as the page's.
+    period = {k: timezone.localtime(v).date().isoformat() for k, v in
+              (("since", since), ("until", until - timedelta(days=1) if until else None)) if v}
     rows = []
-    for f in found_ids:
+    for f in found_axis:
         row = []
-        for c in culprit_ids:
-            n = counts.get((f, c), 0)
-            # A cell's errors in the error list: the same attribution, so the list counts the cell's n.
-            url = f"{reverse('quality-errors')}?{urlencode({'detected_phase': f, 'culprit_phase': c})}" if n else None
-            row.append({"n": n, "alpha": f"{(HEATMAP_MAX_ALPHA * n / top if top else 0):.2f}",
-                        "url": url})
-        rows.append({"name": names.get(f) or f, "cells": row, "total": sum(x["n"] for x in row)})
-    return {"matrix": payload["matrix"], "rows": rows,
-            "columns": [names.get(c) or c for c in culprit_ids]}
+        for c in culprit_axis:
+            n = grid[(f, c)]
+            # A cell's errors in the error list: the same attribution, so the list counts the cell's n ("other"
+            # cells sum several phases and have no single filter).
+            url = None
+            if n and f is not None and c is not None:
+                url = f"{reverse('quality-errors')}?{urlencode({'detected_phase': f, 'culprit_phase': c, **period})}"
+            row.append({"n": n, "alpha": f"{(HEATMAP_MAX_ALPHA * n / top if top else 0):.2f}", "url": url})
+        rows.append({"name": _("Other phases") if f is None else (names.get(f) or f), "other": f is None,
+                     "cells": row, "total": sum(x["n"] for x in row)})
+    columns = [{"name": _("Other phases") if c is None else (names.get(c) or c), "other": c is None,
+                "total": sum(grid[(f, c)] for f in found_axis)} for c in culprit_axis]
+    return {"matrix": payload["matrix"], "rows": rows, "columns": columns,
+            "total": sum(counts.values()), "top": HEATMAP_TOP,
+            "other_found": len(other_found), "other_culprit": len(other_culprit)}
 
 
-def _pareto(*, as_of: datetime) -> dict:
-    pareto = _overview(as_of)["pareto"]
+def _pareto(*, as_of: datetime, since=None, until=None) -> dict:
+    pareto = _overview(as_of, since, until)["pareto"]
     items = pareto["value"]
-    config = chart("bar", [i["description"][:40] for i in items], [
+    # Bars are labelled by rank (no overlap at any width); the key below lists each rank's description, truncated
+    # by CSS with the full text in its title.
+    config = chart("bar", [str(i + 1) for i in range(len(items))], [
         {"type": "bar", "label": _("Errors"), "data": [i["count"] for i in items], "backgroundColor": "#4a7fc1", "yAxisID": "y"},
         {"type": "line", "label": _("Cumulative share"), "data": [i["cumulative_share"] for i in items],
          "borderColor": "#c0392b", "yAxisID": "y1", "pointRadius": 2},
-    ], scales={"y": {"title": {"display": True, "text": _("errors")}},
+    ], scales={"x": {"title": {"display": True, "text": _("rank (see the list below)")},
+                     "ticks": {"autoSkip": False, "maxRotation": 0}},
+               "y": {"title": {"display": True, "text": _("errors")}},
                "y1": {"position": "right", "min": 0, "max": 1, "format": "percent", "grid": {"drawOnChartArea": False}}})
     return {"pareto": pareto, "items": items, "config": config}
 
 
-def _trend(*, as_of: datetime) -> dict:
-    trend = _overview(as_of)["trend_by_month"]
+def _trend(*, as_of: datetime, since=None, until=None) -> dict:
+    trend = _overview(as_of, since, until)["trend_by_month"]
     months = trend["value"]
     labels = {"1": _("minor"), "2": _("major"), "3": _("critical")}
     config = chart("bar", [m["month"] for m in months], [
@@ -80,19 +116,42 @@ def _trend(*, as_of: datetime) -> dict:
     return {"trend": trend, "config": config}
 
 
-def _notes(*, as_of: datetime) -> dict:
-    return {"overview": _overview(as_of)}
+def _notes(*, as_of: datetime, since=None, until=None) -> dict:
+    return {"overview": _overview(as_of, since, until), "period": bool(since or until)}
 
 
-WIDGETS = {"heatmap": _heatmap, "pareto": _pareto, "trend": _trend, "notes": _notes}
+def _by_product(*, as_of: datetime, since=None, until=None) -> dict:
+    data = selectors.quality_by_product(as_of=as_of, since=since, until=until)
+    products = data["products"]["value"]
+    return {"data": data, "families": data["families"]["value"],
+            "products": products[:BY_PRODUCT_TOP], "products_left": max(0, len(products) - BY_PRODUCT_TOP),
+            "period": bool(since or until)}
+
+
+WIDGETS = {"notes": _notes, "by_product": _by_product, "heatmap": _heatmap, "pareto": _pareto, "trend": _trend}
+PERIOD_PARAMS = ("date_from", "date_to")
 
 
 @login_required
 @require_GET
 def quality_page(request):
-    """The quality dashboard; each widget loads lazily from this view (?widget=, HTMX)."""
-    return widget_page(request, widgets=WIDGETS, partial="quality/partials/_{widget}.html",
-                       template="quality/quality.html", url_name="quality")
+    """The quality dashboard; each widget loads lazily from this view (?widget=, HTMX), every one over the period
+    ?date_from= / ?date_to= (days, date_to inclusive; a bad date is a 400 naming the parameter)."""
+    day_from = _date_param(request, "date_from")
+    day_to = _date_param(request, "date_to")
+    since, until = day_from, day_to + timedelta(days=1) if day_to else None
+    as_of = page_as_of(request)
+    widget = request.GET.get("widget")
+    if request.htmx and widget in WIDGETS:
+        return render_widget(request, f"quality/partials/_{widget}.html", WIDGETS[widget],
+                             as_of=as_of, since=since, until=until)
+    keep = {p: request.GET.get(p) or None for p in ("as_of", *PERIOD_PARAMS)}
+    return render(request, "quality/quality.html", {
+        "as_of": as_of, "widget_urls": {name: lazy_url("quality", name, **keep) for name in WIDGETS},
+        "date_from": request.GET.get("date_from", ""), "date_to": request.GET.get("date_to", ""),
+        "errors_query": urlencode({k: v for k, v in (("as_of", keep["as_of"]), ("since", keep["date_from"]),
+                                                      ("until", keep["date_to"])) if v}),
+    })
 
 
 ERRORS_PAGE_SIZE = 50
