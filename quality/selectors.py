@@ -657,8 +657,13 @@ phased AS MATERIALIZED (
     SELECT err.id, err.order_id, err.severity, err.description, err.event_time, err.found_phase_id,
            err.culprit_order_phase_id, op.phase_id AS culprit_phase_id
     FROM err LEFT JOIN orders_orderphase op ON op.id = err.culprit_order_phase_id
+    LEFT JOIN orders_manufacturingorder mo ON mo.id = err.order_id
+    LEFT JOIN orders_product pr ON pr.id = mo.product_id
     WHERE (%(found)s::bigint IS NULL OR err.found_phase_id = %(found)s::bigint)
       AND (%(culprit)s::bigint IS NULL OR op.phase_id = %(culprit)s::bigint)
+      AND (%(product)s::bigint IS NULL OR mo.product_id = %(product)s::bigint)
+      -- family as quality_by_product groups it: an order whose product is not in the catalogue is UNKNOWN
+      AND (%(family)s::text IS NULL OR (mo.id IS NOT NULL AND COALESCE(pr.family, 'UNKNOWN') = %(family)s::text))
 ),
 filtered AS (
     SELECT * FROM phased
@@ -676,12 +681,14 @@ SELECT json_build_object(
 
 
 def quality_errors(*, as_of: datetime, found_phase_id: int | None = None, culprit_phase_id: int | None = None,
-                   since: datetime | None = None, until: datetime | None = None, offset: int = 0,
-                   limit: int = 50) -> dict:
+                   since: datetime | None = None, until: datetime | None = None, product_id: int | None = None,
+                   family: str | None = None, offset: int = 0, limit: int = 50) -> dict:
     """One page of the errors in scope at as_of (ERR_CTE), filtered by the phase where found, the culprit's phase
     (as quality_heatmap counts them: a cell's filter gives its count) and the period [since, until) on event_time
-    (undated errors only without a period); newest first, with the phase names and the count (one query)."""
+    (undated errors only without a period), the order's product and its family (as quality_by_product groups them);
+    newest first, with the phase names and the count (one query)."""
     raw = _fetch_json(ERRORS_SQL, {"as_of": as_of, "found": found_phase_id, "culprit": culprit_phase_id,
+                                   "product": product_id, "family": family,
                                    "since": since, "until": until, "limit": limit, "offset": offset})
     names = phase_names()
     rows = raw["rows"] or []

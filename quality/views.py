@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET
 
+from orders.choices import ProductFamily
 from orders.selectors import phase_choices
 from prodplan.gates import NOT_SUPPORTED
 from prodplan.pages import chart, lazy_url, page_as_of, render_widget
@@ -33,6 +34,12 @@ BY_PRODUCT_TOP = 15  # products listed (by orders); the families are all listed
 
 def _overview(as_of: datetime, since=None, until=None) -> dict:
     return selectors.quality_overview(as_of=as_of, top=PARETO_TOP, since=since, until=until)
+
+
+def _period_query(since, until) -> dict:
+    """The page's period as the error list's parameters (days, until inclusive): the same window."""
+    return {k: timezone.localtime(v).date().isoformat() for k, v in
+            (("since", since), ("until", until - timedelta(days=1) if until else None)) if v}
 
 
 def _top_ids(totals: dict, top: int) -> list:
@@ -65,9 +72,7 @@ def _heatmap(*, as_of: datetime, since=None, until=None) -> dict:
 
     grid = {(f, c): cell(f, c) for f in found_axis for c in culprit_axis}
     top = max(grid.values(), default=0)
-    # The error list's period takes days (until inclusive): the same window as the page's.
-    period = {k: timezone.localtime(v).date().isoformat() for k, v in
-              (("since", since), ("until", until - timedelta(days=1) if until else None)) if v}
+    period = _period_query(since, until)
     rows = []
     for f in found_axis:
         row = []
@@ -123,7 +128,13 @@ def _notes(*, as_of: datetime, since=None, until=None) -> dict:
 def _by_product(*, as_of: datetime, since=None, until=None) -> dict:
     data = selectors.quality_by_product(as_of=as_of, since=since, until=until)
     products = data["products"]["value"]
-    return {"data": data, "families": data["families"]["value"],
+    base, period = reverse("quality-errors"), _period_query(since, until)
+    # Each row links to its errors in the list (with a period: the errors dated in it, of any order's creation).
+    families = [{**f, "url": f"{base}?{urlencode({'family': f['family'], **period})}"}
+                for f in data["families"]["value"]]
+    products = [{**p, "url": f"{base}?{urlencode({'product': p['product_id'], **period})}"
+                 if p["product_id"] is not None else None} for p in products]
+    return {"data": data, "families": families,
             "products": products[:BY_PRODUCT_TOP], "products_left": max(0, len(products) - BY_PRODUCT_TOP),
             "period": bool(since or until)}
 
@@ -156,6 +167,8 @@ def quality_page(request):
 
 ERRORS_PAGE_SIZE = 50
 _NOT_A_DATE = gettext_noop("'%(value)s' is not a date (YYYY-MM-DD).")
+_NOT_A_FAMILY = gettext_noop("'%(value)s' is not a product family.")
+FAMILIES = {*ProductFamily.values, "UNKNOWN"}  # UNKNOWN: orders whose product is not in the catalogue
 
 
 def _date_param(request, param: str):
@@ -176,16 +189,20 @@ def _date_param(request, param: str):
 @require_GET
 def quality_errors_page(request):
     """The quality errors at the page's as-of, filtered by the phase where found (?detected_phase=), the culprit's
-    phase (?culprit_phase=, as the heatmap attributes it) and a period (?since= / ?until=, days, until inclusive);
+    phase (?culprit_phase=, as the heatmap attributes it), the order's ?product= or ?family= and a period (?since= / ?until=, days, until inclusive);
     newest first, ?page= pages of ERRORS_PAGE_SIZE; each error's order links to the order page."""
     as_of = page_as_of(request)
     found = id_param(request, "detected_phase")
     culprit = id_param(request, "culprit_phase")
     since = _date_param(request, "since")
     until_day = _date_param(request, "until")
+    product = id_param(request, "product")
+    family = request.GET.get("family") or None
+    if family is not None and family not in FAMILIES:
+        raise InvalidParam("family", family, _NOT_A_FAMILY)
     page = id_param(request, "page") or 1
     result = selectors.quality_errors(
-        as_of=as_of, found_phase_id=found, culprit_phase_id=culprit, since=since,
+        as_of=as_of, found_phase_id=found, culprit_phase_id=culprit, since=since, product_id=product, family=family,
         until=until_day + timedelta(days=1) if until_day else None,
         offset=(page - 1) * ERRORS_PAGE_SIZE, limit=ERRORS_PAGE_SIZE)
     query = request.GET.copy()
@@ -200,4 +217,5 @@ def quality_errors_page(request):
         "phases": list(names.items()), "detected_phase": found, "culprit_phase": culprit,
         "detected_name": names.get(found), "culprit_name": names.get(culprit),
         "since": request.GET.get("since", ""), "until": request.GET.get("until", ""),
+        "product": product, "family": family,
     })

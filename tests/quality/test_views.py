@@ -195,3 +195,25 @@ def test_pareto_key_keeps_full_descriptions(supervisor_client, ingested):
     assert len(titles) == len(config["data"]["labels"]) == len(config["data"]["datasets"][0]["data"]) > 0
     assert [counts[t] for t in titles] == config["data"]["datasets"][0]["data"]
     assert config["data"]["labels"] == [str(i + 1) for i in range(len(titles))]
+
+
+def test_by_product_rows_link_to_their_errors(supervisor_client, ingested):
+    as_of = ingested["as_of"]
+    html = supervisor_client.get("/quality/?widget=by_product", **HX).content.decode()
+    links = [unescape(u) for u in re.findall(r'<a class="errors-link" href="([^"]+)"', html)]
+    family_of = dict(Product.objects.values_list("id", "family"))
+    product_of = dict(ManufacturingOrder.objects.values_list("id", "product_id"))
+    errors = [e for e in _in_scope_errors(as_of) if e["order_id"] in product_of]
+    families = [u for u in links if "family=" in u]
+    products = [u for u in links if "product=" in u]
+    assert families and products
+    for url in families + products[:5]:
+        key, value = re.search(r"\?(family|product)=([^&]+)", url).groups()
+        if key == "family":
+            expected = sum(1 for e in errors if family_of.get(product_of[e["order_id"]], "UNKNOWN") == value)
+        else:
+            expected = sum(1 for e in errors if product_of[e["order_id"]] == int(value))
+        listed = supervisor_client.get(url).content.decode()
+        assert int(re.search(r'id="error-count" data-count="(\d+)"', listed).group(1)) == expected > 0, url
+    bad = supervisor_client.get("/quality/errors/?family=nope")
+    assert bad.status_code == 400 and "<code>family</code>" in bad.content.decode()
