@@ -11,9 +11,10 @@ class MlopsConfig(AppConfig):
 
     def ready(self) -> None:
         from prodplan.demo import add_demo_step
-        from prodplan.pages import add_widget
+        from prodplan.pages import add_panel, add_widget
 
         add_widget("order-detail", "prediction", "mlops/partials/_order_prediction.html", _order_prediction)
+        add_panel("order-detail-timeline", "forecast", _order_forecast)  # the Gantt's forecast bars (orders.views)
         add_demo_step(30, "mlops.train", _demo_train)
 
 
@@ -23,6 +24,12 @@ def _order_prediction(**kwargs) -> dict:
     from mlops.views import order_prediction
 
     return order_prediction(**kwargs)
+
+
+def _order_forecast(**kwargs) -> dict | None:
+    from mlops.views import order_forecast  # as _order_prediction: the estimators load on first use
+
+    return order_forecast(**kwargs)
 
 
 def _demo_train(options: dict, say) -> None:

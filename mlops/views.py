@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from mlops.choices import Algorithm, ModelName
 from mlops.labels import feature_label
-from mlops.models import TrainingJob
+from mlops.models import Prediction, TrainingJob
 from mlops.selectors import model_versions, order_page_eta, order_page_lead_time
 from mlops.services import TRAINING_DONE, training_request
 from mlops.templatetags.mlops_labels import version_label
@@ -169,6 +169,35 @@ def train_status(request, job_id: int):
         response.status_code = POLL_DONE
     return response
 
+
+def order_forecast(*, order_id: int, as_of: datetime, state: str | None) -> dict | None:
+    """What the order page's timeline draws from the models (prodplan.pages panel, registered in MlopsConfig.ready()):
+    an open, active order's predicted finish and 80% interval at as_of (the ETA); a finished order's lead time
+    predicted at its creation (the first stored prediction known at as_of, else the active model on the features at
+    creation). None: stalled, abandoned, or no prediction."""
+    if state == OrderState.FINISHED:
+        stored = (Prediction.objects.filter(order_id=order_id, name=ModelName.LEAD_TIME, as_of__lte=as_of)
+                  .order_by("as_of").values("value", "lower", "upper", "as_of", "model_label").first())
+        if stored:
+            return {"kind": "finished", "lead_time_days": stored["value"], "lower": stored["lower"],
+                    "upper": stored["upper"], "made_at": stored["as_of"], "stored": True,
+                    "model": stored["model_label"]}
+        answer = order_page_lead_time(order_id=order_id)
+        if not answer or answer.get("lead_time_days") is None:
+            return None
+        interval = answer.get("interval_80") or {}
+        return {"kind": "finished", "lead_time_days": answer["lead_time_days"], "lower": interval.get("lower"),
+                "upper": interval.get("upper"), "made_at": None, "stored": False, "model": answer["model"]}
+    if state in (None, OrderState.STALLED, OrderState.ABANDONED):
+        return None
+    eta = order_page_eta(order_id=order_id, as_of=as_of)
+    if not eta or eta.get("status") == "stalled" or not eta.get("predicted_finish"):
+        return None
+    interval = eta.get("finish_interval_80") or {}
+    return {"kind": "open", "remaining_days": eta["remaining_days"],
+            "predicted_finish": datetime.fromisoformat(eta["predicted_finish"]),
+            "earliest": datetime.fromisoformat(interval["earliest"]) if interval else None,
+            "latest": datetime.fromisoformat(interval["latest"]) if interval else None, "model": eta["model"]}
 
 def order_prediction(*, order_id: int, as_of: datetime) -> dict:
     """The order page's prediction widget (prodplan.pages, registered in MlopsConfig.ready()): remaining time at

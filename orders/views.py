@@ -295,15 +295,55 @@ def _x(t: datetime, start: datetime, span: float) -> float:
     return GANTT_LABEL + (t - start).total_seconds() / span * (GANTT_WIDTH - GANTT_LABEL - 10)
 
 
-def build_gantt(timeline: dict, *, as_of: datetime) -> dict | None:
+def remaining_plan(timeline: dict, forecast: dict | None, *, as_of: datetime) -> dict | None:
+    """An open order's remaining standard-route steps as forecast segments from as_of to the ETA's predicted finish:
+    the predicted remaining time split across them in proportion to their median durations known at as_of (a step
+    with no history gets the median of the others; all equal when none has one). None without a forecast."""
+    if not forecast or forecast.get("kind") != "open":
+        return None
+    route = timeline["route_comparison"]
+    observed = {p["phase"]["id"] for p in timeline["phases"] if p["phase"] and (p["start"] or p["end"])}
+    missing = {s["phase_id"] for s in route["missing_steps"]}
+    steps, seen = [], set()
+    for s in route["standard_steps"]:
+        if s["phase_id"] in observed or s["phase_id"] in missing or s["phase_id"] in seen:
+            continue
+        seen.add(s["phase_id"])
+        steps.append(s)
+    finish = forecast["predicted_finish"]
+    medians = selectors.phase_medians_known_at(product_id=timeline["product_id"], phase_ids=[s["phase_id"] for s in steps],
+                                               as_of=as_of) if steps and timeline["product_id"] is not None else {}
+    known = sorted(medians.values())
+    fill = known[len(known) // 2] if known else 1.0
+    weights = [medians.get(s["phase_id"], fill) for s in steps]
+    total = sum(weights) or 1.0
+    remaining = (finish - as_of).total_seconds()
+    segments, t = [], as_of
+    for s, w in zip(steps, weights, strict=True):
+        end = t + timedelta(seconds=remaining * w / total)
+        segments.append({"phase_id": s["phase_id"], "name": s["name"] or str(s["phase_id"]), "start": t, "end": end,
+                         "imputed": s["phase_id"] not in medians})
+        t = end
+    if segments:
+        segments[-1]["end"] = finish  # no rounding drift: the last bar ends at the predicted finish
+    return {"segments": segments, "predicted_finish": finish, "earliest": forecast.get("earliest"),
+            "latest": forecast.get("latest"), "remaining_days": forecast["remaining_days"],
+            "imputed_steps": sum(1 for x in segments if x["imputed"]), "basis": "theoretical",
+            "coverage": round(sum(1 for x in segments if not x["imputed"]) / len(segments), 4) if segments else None}
+
+
+def build_gantt(timeline: dict, *, as_of: datetime, plan: dict | None = None) -> dict | None:
     """SVG geometry of the order's timeline: one lane per standard route step (missing ones flagged), then
-    lanes for phases outside the route; bars are real executions (open ones run to as_of)."""
+    lanes for phases outside the route; bars are real executions (open ones run to as_of), then an open order's
+    forecast bars (remaining_plan) with its predicted finish and 80% interval. The axis ends at as_of (the data's
+    date, never the wall clock), or at the interval's upper end (else the predicted finish) of an open order."""
     phases = timeline["phases"]
     times = [p["start"] for p in phases if p["start"]] + [p["end"] for p in phases if p["end"]]
     if not times:
         return None
     start = min(times)
-    end = max(times + [as_of for p in phases if p["state"] == "in_progress"])
+    ahead = [x for x in ((plan or {}).get("latest"), (plan or {}).get("predicted_finish")) if x]
+    end = max(times + [as_of] + ahead)
     span = max((end - start).total_seconds(), 3600.0)
     lanes: list[dict] = []
     index: dict = {}
@@ -334,6 +374,22 @@ def build_gantt(timeline: dict, *, as_of: datetime) -> dict | None:
         bars.append({"x": round(x1, 1), "w": round(max(x2 - x1, 0.0), 1), "y": GANTT_TOP + lane * GANTT_ROW + 4,
                      "css": css, "marker": x2 - x1 < 2, "cx": round(x1, 1), "cy": GANTT_TOP + lane * GANTT_ROW + 12,
                      "title": title})
+    forecast_bars, marks = [], {}
+    if plan:
+        for seg in plan["segments"]:
+            lane = index.get(seg["phase_id"])
+            if lane is None:
+                continue
+            x1, x2 = _x(seg["start"], start, span), _x(seg["end"], start, span)
+            forecast_bars.append({
+                "x": round(x1, 1), "w": round(max(x2 - x1, 0.0), 1), "y": GANTT_TOP + lane * GANTT_ROW + 4,
+                "phase_id": seg["phase_id"], "end": seg["end"],
+                "title": f"{seg['name']}: {_('forecast')} {timezone.localtime(seg['start']):%Y-%m-%d %H:%M} → "
+                         f"{timezone.localtime(seg['end']):%Y-%m-%d %H:%M}"})
+        marks["finish_x"] = round(_x(plan["predicted_finish"], start, span), 1)
+        if plan.get("earliest") and plan.get("latest"):
+            lo, hi = _x(plan["earliest"], start, span), _x(plan["latest"], start, span)
+            marks["interval_x"], marks["interval_w"] = round(lo, 1), round(max(hi - lo, 0.0), 1)
     ticks = []
     for k in range(6):
         t = start + timedelta(seconds=span * k / 5)
@@ -344,7 +400,7 @@ def build_gantt(timeline: dict, *, as_of: datetime) -> dict | None:
     return {"width": GANTT_WIDTH, "height": height, "label_width": GANTT_LABEL, "row": GANTT_ROW, "top": GANTT_TOP,
             "lanes": [dict(lane, y=GANTT_TOP + i * GANTT_ROW + 16, line_y=GANTT_TOP + (i + 1) * GANTT_ROW)
                       for i, lane in enumerate(lanes)],
-            "bars": bars, "ticks": ticks, "as_of_x": as_of_x}
+            "bars": bars, "ticks": ticks, "as_of_x": as_of_x, "forecast_bars": forecast_bars, **marks}
 
 
 @login_required
@@ -359,11 +415,24 @@ def order_detail(request, order_id: int):
     if order is None:
         raise Http404(_("No such order."))
     timeline = selectors.order_phases(order_id=order_id, as_of=as_of)
+    # mlops' predicted finish (open) or lead time predicted at creation (finished); none when stalled or abandoned
+    forecast = panels("order-detail-timeline", order_id=order_id, as_of=as_of, state=order["state"]).get("forecast")
+    plan = remaining_plan(timeline, forecast, as_of=as_of)
+    extra = panels("order-detail", order_id=order_id)  # quality's errors of the order
+    names = {p["id"]: (p["phase"] or {}).get("name") for p in timeline["phases"]}
+    if extra.get("errors"):
+        extra["errors"] = [dict(e, culprit_phase_name=names.get(e.get("culprit_order_phase_id")))
+                           for e in extra["errors"]]
+    last_event = order["position"].get("last_event_at") if order.get("position") else None
     return render(request, "orders/order_detail.html", {
         "as_of": as_of,
         "order": order,
         "timeline": timeline,
-        "gantt": build_gantt(timeline, as_of=as_of),
-        **panels("order-detail", order_id=order_id),  # quality's errors of the order
+        "gantt": build_gantt(timeline, as_of=as_of, plan=plan),
+        "plan": plan,
+        "forecast": forecast,
+        "stalled_days": int((as_of - last_event).total_seconds() // 86400)
+        if order["state"] == OrderState.STALLED and last_event else None,
+        **extra,
         "prediction_url": f"{reverse('order-detail', args=[order_id])}?widget=prediction",
     })

@@ -76,6 +76,7 @@ from orders.selectors.risk import (  # noqa: F401
 )
 from orders.selectors.routes import (  # noqa: F401
     order_phases,
+    phase_medians_known_at,
     route,
     routes_warm,
 )

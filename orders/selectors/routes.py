@@ -104,6 +104,23 @@ def order_phases(*, order_id: int, as_of: datetime) -> dict | None:
     }
 
 
+def phase_medians_known_at(*, product_id: int, phase_ids: list[int], as_of: datetime) -> dict[int, float]:
+    """Median duration (seconds) of each given phase over the product's phase executions ended by as_of (what was
+    known then: no hindsight). A phase never ended by then is absent. 1 query (order ids first as an array, as route)."""
+    if not phase_ids:
+        return {}
+    rows = fetch_prepared(
+        """
+        SELECT p.phase_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY p.duration_seconds) AS p50
+        FROM orders_orderphase p
+        WHERE p.order_id = ANY(ARRAY(SELECT o.id FROM orders_manufacturingorder o WHERE o.product_id = %(pid)s))
+          AND p.phase_id = ANY(%(phases)s) AND p.ended_at <= %(as_of)s AND p.duration_seconds > 0
+        GROUP BY p.phase_id
+        """,
+        {"pid": product_id, "phases": list(phase_ids), "as_of": as_of},
+    )
+    return {r["phase_id"]: float(r["p50"]) for r in rows if r["p50"] is not None}
+
 _ROUTE_EXECUTIONS_SQL = """
 SELECT p.order_id, p.phase_id, p.is_rework
 FROM orders_orderphase p

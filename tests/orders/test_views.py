@@ -201,7 +201,7 @@ def test_order_detail_gantt_errors_and_prediction(sclient, ingested, pinned_quer
     assert html.count("<h1") == 1 and f"{order_id}" in html
     started = OrderPhase.objects.filter(order_id=order_id, started_at__isnull=False).count()
     svg = re.search(r'<svg class="gantt".*?</svg>', html, re.S).group(0)
-    assert svg.count("<rect") + svg.count("<circle") == started
+    assert svg.count('<rect class="bar ') + svg.count("<circle") == started  # forecast bars are apart (test_order_forecast)
     errors = QualityError.objects.filter(order_id=order_id).count()
     table = re.search(r'<table id="error-table">.*?</table>', html, re.S).group(0)
     assert table.count("<tr>") == errors + 1
