@@ -63,8 +63,13 @@ def test_open_order_forecast_bars_end_at_predicted_finish(sclient, ingested):  #
         # the bars are consecutive, from as_of to the predicted finish
         ends = [datetime.fromisoformat(b[1]) for b in bars]
         assert ends == sorted(ends) and ends[0] > as_of
+        # the axis runs to the interval's upper end (else the predicted finish), not to the wall clock
+        last_tick = max(float(x) for x in re.findall(r'<text x="([\d.]+)" y="14"', svg))
+        band = re.search(r'<rect class="eta-interval" x="([\d.]+)"[^>]*width="([\d.]+)"', svg)
         if eta.get("interval_80"):
-            assert 'class="eta-interval"' in svg
+            assert band and float(band.group(1)) + float(band.group(2)) == pytest.approx(last_tick, abs=0.3)
+        else:
+            assert finish_x == pytest.approx(last_tick, abs=0.3)
         assert 'id="forecast-note"' in html and "median durations" in html
         checked += 1
         if checked == 3:
