@@ -150,6 +150,8 @@ def quality_page(request):
     ?date_from= / ?date_to= (days, date_to inclusive; a bad date is a 400 naming the parameter)."""
     day_from = _date_param(request, "date_from")
     day_to = _date_param(request, "date_to")
+    if day_from and day_to and day_to < day_from:
+        raise InvalidParam("date_to", request.GET["date_to"], _BEFORE_START)
     since, until = day_from, day_to + timedelta(days=1) if day_to else None
     as_of = page_as_of(request)
     widget = request.GET.get("widget")
@@ -167,6 +169,7 @@ def quality_page(request):
 
 ERRORS_PAGE_SIZE = 50
 _NOT_A_DATE = gettext_noop("'%(value)s' is not a date (YYYY-MM-DD).")
+_BEFORE_START = gettext_noop("'%(value)s' is before the period's start (date_from).")
 _NOT_A_FAMILY = gettext_noop("'%(value)s' is not a product family.")
 FAMILIES = {*ProductFamily.values, "UNKNOWN"}  # UNKNOWN: orders whose product is not in the catalogue
 

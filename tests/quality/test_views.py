@@ -180,7 +180,7 @@ def test_period_filter_narrows_every_widget(supervisor_client, ingested):
 
 @pytest.mark.parametrize("query, param", [
     ("date_from=2025-13-01", "date_from"), ("date_to=yesterday", "date_to"),
-    ("widget=heatmap&date_from=1/2/2025", "date_from"),
+    ("widget=heatmap&date_from=1/2/2025", "date_from"), ("date_from=2025-05-02&date_to=2025-05-01", "date_to"),
 ])
 def test_bad_period_is_a_400_naming_it(supervisor_client, ingested, query, param):
     response = supervisor_client.get(f"/quality/?{query}", **HX)
