@@ -109,9 +109,10 @@ def _heat_totals(html: str) -> tuple[list[int], list[int], int]:
     return rows, cols, grand
 
 
-def test_defects_by_family_and_product_match_rows(supervisor_client, ingested):
+def test_defects_by_family_and_product_match_rows(supervisor_client, ingested, pinned_queries):
     as_of = ingested["as_of"]
-    html = supervisor_client.get("/quality/?widget=by_product", **HX).content.decode()
+    with pinned_queries("quality.test_views.test_defects_by_family_and_product_match_rows"):
+        html = supervisor_client.get("/quality/?widget=by_product", **HX).content.decode()
     families, products = _expected_by_family(as_of, _in_scope_errors(as_of))
     assert _rows(html, "family") == {str(k): v for k, v in families.items()}
     shown = _rows(html, "product")
