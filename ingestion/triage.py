@@ -6,7 +6,9 @@ import hashlib
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from ingestion import labels
 from ingestion.choices import RejectReason, TriageStatus
 from ingestion.contract import SHEETS_BY_NAME, SheetSpec
 from ingestion.models import Reject
@@ -56,8 +58,14 @@ def rejects_set_status(*, reject_ids: list[int], status: str, user=None) -> int:
     )
 
 
-# After a sheet's own headers: where the row came from and why it failed; _reject_id brings a fixed row back.
-EXPORT_EXTRA_COLUMNS = ("_excel_row", "_reason", "_message", "_reject_id")
+# After a sheet's own headers: where the row came from and why it failed, in the reader's language (for the
+# steward; the import ignores them), then _reject_id, the one technical column, which brings a fixed row back.
+EXPORT_REJECT_ID = "_reject_id"
+
+
+def export_extra_headers() -> list[str]:
+    """The headers the export adds after the sheet's own: row, reason and problem in words, then _reject_id."""
+    return [str(_("Excel row")), str(_("Reason")), str(_("Problem")), EXPORT_REJECT_ID]
 
 
 class CorrectionsRejected(Exception):
@@ -69,8 +77,6 @@ def bad_cells(reject: Reject, cells: dict) -> dict[str, str]:
 
     The reject's own column and reason first; then every other cell the reader could not read as its type
     (a row can hold more than the first failing cell the reader recorded)."""
-    from ingestion import labels
-
     spec = SHEETS_BY_NAME.get(reject.sheet)
     found = {}
     if reject.column:
@@ -114,7 +120,7 @@ def rejects_export_xlsx(*, reject_ids: list[int], stream) -> int:
             sheet = sheets[reject.sheet] = workbook.create_sheet(reject.sheet[:31])
             sheet.freeze_panes = "A2"
             header_cells = []
-            for value in safe_row(sheet, [*headers, *EXPORT_EXTRA_COLUMNS]):
+            for value in safe_row(sheet, [*headers, *export_extra_headers()]):
                 cell = value if isinstance(value, Cell) else WriteOnlyCell(sheet, value=value)
                 cell.font = Font(bold=True)
                 header_cells.append(cell)
@@ -122,7 +128,8 @@ def rejects_export_xlsx(*, reject_ids: list[int], stream) -> int:
         sheet = sheets[reject.sheet]
         values = reject.corrected or reject.original  # a row already corrected once goes out as corrected
         bad = bad_cells(reject, values)
-        row = safe_row(sheet, [values.get(h) for h in headers] + [reject.row_number, reject.reason, reject.message, reject.pk])
+        row = safe_row(sheet, [values.get(h) for h in headers]
+                       + [reject.row_number, labels.reject_reason(reject.reason), labels.reject_message(reject.message), reject.pk])
         for index, header in enumerate(headers):
             if header in bad:
                 cell = row[index] if isinstance(row[index], Cell) else WriteOnlyCell(sheet, value=row[index])
@@ -176,17 +183,17 @@ def rejects_import_corrections(*, stream, user=None) -> dict:
                 raise CorrectionsRejected(f"sheet {sheet.title!r} is not a sheet of the workbook contract")
             rows = sheet.iter_rows(values_only=True)
             headers = [normalise_header(h) for h in next(rows, ())]
-            absent = [h for h in (*spec.headers, "_reject_id") if h not in headers]
+            absent = [h for h in (*spec.headers, EXPORT_REJECT_ID) if h not in headers]
             if absent:
                 raise CorrectionsRejected(f"sheet {spec.name}: missing header(s) {', '.join(absent)}")
-            at = {h: headers.index(h) for h in (*spec.headers, "_reject_id")}
+            at = {h: headers.index(h) for h in (*spec.headers, EXPORT_REJECT_ID)}
             fixed = []  # (file row, reject id, cells)
             for excel_row, row in enumerate(rows, start=2):
                 if not any(cell is not None and cell != "" for cell in row):
                     continue
                 row = list(row) + [None] * (len(headers) - len(row))
                 try:
-                    reject_id = coerce_id(row[at["_reject_id"]])
+                    reject_id = coerce_id(row[at[EXPORT_REJECT_ID]])
                 except CellError:
                     reject_id = None
                 fixed.append((excel_row, reject_id, row))
@@ -225,10 +232,6 @@ def corrections_report_csv(rows: list[list], stream) -> None:
     """The corrections import's report as CSV (UTF-8 with BOM, for Excel) in the reader's language:
     sheet, file row, reject, result, reason."""
     import csv
-
-    from django.utils.translation import gettext as _
-
-    from ingestion import labels
 
     results = {"stored": _("stored, reject resolved"), "still_rejected": _("still rejected"), "skipped": _("skipped")}
     stream.write("\ufeff")

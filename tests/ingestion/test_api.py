@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import translation
 from openpyxl import load_workbook
 
+from ingestion import labels
 from ingestion.models import IngestionRun, Reject
 from tests.ingestion.builders import base_rows, write_workbook
 
@@ -133,9 +135,12 @@ def test_admin_export_keeps_original_headers(steward_client, rejected_run):
     sheet = workbook["OrdensFabrico"]
     header, row = [c.value for c in sheet[1]], [c.value for c in sheet[2]]
     assert header[:6] == ["Of_Id", "Of_DataCriacao", "Of_DataAcabamento", "Of_ProdutoId", "Of_FaseId", "Of_DataTransporte"]
-    assert header[-4:] == ["_excel_row", "_reason", "_message", "_reject_id"]
+    assert header[-4:] == ["Excel row", "Reason", "Problem", "_reject_id"]  # the steward's English client
     reject = Reject.objects.get(run=rejected_run, sheet="OrdensFabrico", reason="bad_date")
-    assert row[0] == 1003 and row[1] == "not a date" and row[-3] == "bad_date" and row[-1] == reject.pk
+    with translation.override("en"):
+        reason, problem = labels.reject_reason("bad_date"), labels.reject_message(reject.message)
+    assert reason != "bad_date" and problem  # words, not the code
+    assert row[0] == 1003 and row[1] == "not a date" and row[-3:] == [reason, problem, reject.pk]
 
 
 def _exported(steward_client, ids) -> io.BytesIO:
