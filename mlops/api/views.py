@@ -19,7 +19,7 @@ from mlops.choices import ModelName
 from mlops.tasks import train_model_task
 from prodplan.api_keys import HasApiKeyOrSupervisorRole
 from prodplan.api_serializers import UnavailableSerializer
-from prodplan.asof import AS_OF_HELP, resolve_as_of
+from prodplan.asof import AsOfQuerySerializer, resolve_as_of
 from prodplan.pagination import ValidatedCursorPagination
 from prodplan.task_queue import enqueue
 
@@ -82,8 +82,7 @@ class ExplainView(APIView):
 
     model_name = ModelName.LEAD_TIME
 
-    @extend_schema(parameters=[OpenApiParameter("of_id", int, description="Order id to explain."),
-                               OpenApiParameter("as_of", str, description=AS_OF_HELP)],
+    @extend_schema(parameters=[OpenApiParameter("of_id", int, description="Order id to explain."), AsOfQuerySerializer],
                    responses={200: ExplanationSerializer})
     def get(self, request):
         as_of = resolve_as_of(request.query_params, strict=True)  # 400 naming as_of before anything is read

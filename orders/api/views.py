@@ -32,16 +32,10 @@ from orders.api.serializers import (
 from orders.filtersets import ManufacturingOrderFilterSet
 from orders.models import ManufacturingOrder
 from prodplan.api_serializers import one_of
-from prodplan.asof import AS_OF_RANGE, resolve_as_of
+from prodplan.asof import AsOfQuerySerializer, resolve_as_of
 from prodplan.cache import versioned_cache
 from prodplan.pagination import ValidatedCursorPagination
 
-AS_OF = OpenApiParameter(
-    "as_of", OpenApiTypes.STR, OpenApiParameter.QUERY, required=False,
-    description="'Now' for ages, WIP and status: a date (YYYY-MM-DD) or ISO 8601 datetime (Lisbon time when naive) "
-                f"in the accepted range {AS_OF_RANGE}; default: the data's as-of time. Anything else (text, "
-                "an impossible date, a date out of range) is a 400 naming as_of and the range.",
-)
 DATE_FROM = OpenApiParameter("date_from", OpenApiTypes.DATE, OpenApiParameter.QUERY, required=False,
                              description="First day of the window (inclusive); default 12 weeks before date_to.")
 DATE_TO = OpenApiParameter("date_to", OpenApiTypes.DATE, OpenApiParameter.QUERY, required=False,
@@ -90,7 +84,7 @@ def _order_list_page(*, view: OrderListView, as_of, query: list[tuple[str, str]]
     return view.page()
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OrderSerializer(many=True),
+@extend_schema(tags=TAGS, parameters=[AsOfQuerySerializer], responses=OrderSerializer(many=True),
                summary="Manufacturing orders with status, age or lead time (cursor-paginated).")
 class OrderListView(generics.ListAPIView):
     response_cache = True  # prodplan.response_cache: the answer depends on the request line and data version only
@@ -116,7 +110,7 @@ class OrderListView(generics.ListAPIView):
         return self.get_paginated_response(data).data
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OrderDetailSerializer,
+@extend_schema(tags=TAGS, parameters=[AsOfQuerySerializer], responses=OrderDetailSerializer,
                summary="One order: status, thresholds, counts of phases, reworks and errors.")
 class OrderDetailView(APIView):
     response_cache = True
@@ -131,7 +125,7 @@ class OrderDetailView(APIView):
         return Response(payload)
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OrderTimelineSerializer,
+@extend_schema(tags=TAGS, parameters=[AsOfQuerySerializer], responses=OrderTimelineSerializer,
                summary="The order's phase timeline and its comparison with the product's standard route.")
 class OrderPhasesView(APIView):
     response_cache = True
@@ -155,7 +149,7 @@ class RouteView(APIView):
         return Response(selectors.route(product_id=produto_id))
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF], responses=OrderStatesResponseSerializer,
+@extend_schema(tags=TAGS, parameters=[AsOfQuerySerializer], responses=OrderStatesResponseSerializer,
                summary="How many orders are in each state at the as-of time, how open orders are placed, stall thresholds.",
                description=selectors.ORDER_STATE_RULE)
 class OrderStatesView(APIView):
@@ -165,7 +159,7 @@ class OrderStatesView(APIView):
         return Response(selectors.state_summary(as_of=resolve_as_of(request.query_params)))
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF], responses=StalledOrdersResponseSerializer,
+@extend_schema(tags=TAGS, parameters=[AsOfQuerySerializer], responses=StalledOrdersResponseSerializer,
                summary="Stalled orders at the as-of time, longest idle first.",
                description="Open orders with no event for longer than their position's stall threshold (learnt from "
                "the gaps measured before as-of, floor in the response); out of WIP, flow KPIs and the risk queue.")
@@ -177,7 +171,7 @@ class StalledOrdersView(APIView):
         return Response({"as_of": as_of, **selectors.stalled_block(as_of=as_of)})
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF], responses=ScheduleCurrentResponseSerializer,
+@extend_schema(tags=TAGS, parameters=[AsOfQuerySerializer], responses=ScheduleCurrentResponseSerializer,
                summary="WIP at the as-of time per phase from the order state; stalled orders apart.",
                description=selectors.ORDER_STATE_RULE + " WIP counts active orders (not stalled, not abandoned). "
                "Ages are as-of minus creation, in days.")
@@ -188,7 +182,7 @@ class ScheduleCurrentView(APIView):
         return Response(selectors.schedule_current(as_of=resolve_as_of(request.query_params)))
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF], responses=BottlenecksResponseSerializer,
+@extend_schema(tags=TAGS, parameters=[AsOfQuerySerializer], responses=BottlenecksResponseSerializer,
                summary="Bottleneck phases ranked by the queue forecast for the next 4 weeks; top bottleneck week by "
                        "week (12 weeks).",
                description=selectors.bottleneck_rule() + " 'backtest' is the latest `manage.py bottleneck_backtest` score.")
@@ -199,7 +193,7 @@ class BottlenecksView(APIView):
         return Response(selectors.bottlenecks(as_of=resolve_as_of(request.query_params)))
 
 
-@extend_schema(tags=TAGS, parameters=[AS_OF, RiskQuerySerializer], responses=RiskQueueResponseSerializer,
+@extend_schema(tags=TAGS, parameters=[AsOfQuerySerializer, RiskQuerySerializer], responses=RiskQueueResponseSerializer,
                summary="Open orders ranked by risk score with reasons.", description=selectors.RISK_METHOD)
 class RiskQueueView(APIView):
     response_cache = True
@@ -229,13 +223,13 @@ KPI_DESCRIPTION = (
 )
 
 
-@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=KpiOverviewResponseSerializer,
+@extend_schema(tags=KPI_TAGS, parameters=[AsOfQuerySerializer, DATE_FROM, DATE_TO], responses=KpiOverviewResponseSerializer,
                summary="Factory KPIs for a date range.", description=KPI_DESCRIPTION)
 class KpiOverviewView(_KpiView):
     selector = staticmethod(selectors.kpi_overview)
 
 
-@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=KpiByPhaseResponseSerializer,
+@extend_schema(tags=KPI_TAGS, parameters=[AsOfQuerySerializer, DATE_FROM, DATE_TO], responses=KpiByPhaseResponseSerializer,
                summary="KPIs per phase for a date range.",
                description="Per phase, for phases ended in the window: duration p50/p90/mean (hours), throughput per "
                "week, rework share of executions; WIP and time in state at the window's end.")
@@ -243,7 +237,7 @@ class KpiByPhaseView(_KpiView):
     selector = staticmethod(selectors.kpi_by_phase)
 
 
-@extend_schema(tags=KPI_TAGS, parameters=[AS_OF, DATE_FROM, DATE_TO], responses=KpiByProductResponseSerializer,
+@extend_schema(tags=KPI_TAGS, parameters=[AsOfQuerySerializer, DATE_FROM, DATE_TO], responses=KpiByProductResponseSerializer,
                summary="KPIs per product for a date range.", description=KPI_DESCRIPTION)
 class KpiByProductView(_KpiView):
     selector = staticmethod(selectors.kpi_by_product)
