@@ -296,9 +296,10 @@ def _x(t: datetime, start: datetime, span: float) -> float:
 
 
 def remaining_plan(timeline: dict, forecast: dict | None, *, as_of: datetime) -> dict | None:
-    """An open order's remaining standard-route steps as forecast segments from as_of to the ETA's predicted finish:
-    the predicted remaining time split across them in proportion to their median durations known at as_of (a step
-    with no history gets the median of the others; all equal when none has one). None without a forecast."""
+    """An open order's remaining work as forecast segments from as_of to the ETA's predicted finish: the phase in
+    progress (what is left of its median duration, at least a tenth of it) then the remaining standard-route steps;
+    the predicted remaining time is split across them in proportion to their median durations known at as_of (a
+    step with no history gets the median of the others; all equal when none has one). None without a forecast."""
     if not forecast or forecast.get("kind") != "open":
         return None
     route = timeline["route_comparison"]
@@ -310,19 +311,27 @@ def remaining_plan(timeline: dict, forecast: dict | None, *, as_of: datetime) ->
             continue
         seen.add(s["phase_id"])
         steps.append(s)
+    running = [p for p in timeline["phases"] if p["state"] == "in_progress" and p["phase"] and p["start"] <= as_of]
+    current = max(running, key=lambda p: p["start"]) if running else None
     finish = forecast["predicted_finish"]
-    medians = selectors.phase_medians_known_at(product_id=timeline["product_id"], phase_ids=[s["phase_id"] for s in steps],
-                                               as_of=as_of) if steps and timeline["product_id"] is not None else {}
+    ids = [s["phase_id"] for s in steps] + ([current["phase"]["id"]] if current else [])
+    medians = selectors.phase_medians_known_at(product_id=timeline["product_id"], phase_ids=ids,
+                                               as_of=as_of) if ids and timeline["product_id"] is not None else {}
     known = sorted(medians.values())
     fill = known[len(known) // 2] if known else 1.0
     weights = [medians.get(s["phase_id"], fill) for s in steps]
+    if current is not None:  # the phase in progress first: what is left of its median
+        median = medians.get(current["phase"]["id"], fill)
+        elapsed = (as_of - current["start"]).total_seconds()
+        steps = [{"phase_id": current["phase"]["id"], "name": current["phase"]["name"], "in_progress": True}, *steps]
+        weights = [max(median - elapsed, median / 10.0), *weights]
     total = sum(weights) or 1.0
     remaining = (finish - as_of).total_seconds()
     segments, t = [], as_of
     for s, w in zip(steps, weights, strict=True):
         end = t + timedelta(seconds=remaining * w / total)
         segments.append({"phase_id": s["phase_id"], "name": s["name"] or str(s["phase_id"]), "start": t, "end": end,
-                         "imputed": s["phase_id"] not in medians})
+                         "imputed": s["phase_id"] not in medians, "in_progress": s.get("in_progress", False)})
         t = end
     if segments:
         segments[-1]["end"] = finish  # no rounding drift: the last bar ends at the predicted finish

@@ -35,6 +35,14 @@ def _remaining_steps(order_id: int, product_id: int, as_of) -> list[int]:
     return out
 
 
+def _in_progress_phase(order_id: int, as_of) -> list[int]:
+    """The phase in progress at as_of (started by then, not ended by then; the latest started), as a 0/1-item list."""
+    running = (OrderPhase.objects.filter(order_id=order_id, started_at__lte=as_of, phase_id__isnull=False)
+               .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=as_of)).order_by("-started_at", "-id")
+               .values_list("phase_id", flat=True))
+    return list(running[:1])
+
+
 def test_open_order_forecast_bars_end_at_predicted_finish(sclient, ingested):  # noqa: F811
     from mlops.selectors import predict_eta
 
@@ -53,8 +61,8 @@ def test_open_order_forecast_bars_end_at_predicted_finish(sclient, ingested):  #
         svg = _svg(html)
         bars = re.findall(r'<rect class="forecast" data-phase="(\d+)" data-end="([^"]+)" x="([\d.]+)"[^>]*width="([\d.]+)"',
                           svg)
-        # one forecast bar per remaining standard-route step, in route order
-        assert [int(b[0]) for b in bars] == remaining, oid
+        # the phase in progress (what is left of it), then one bar per remaining standard-route step, in route order
+        assert [int(b[0]) for b in bars] == _in_progress_phase(oid, as_of) + remaining, oid
         # the last one ends at the predicted finish, which is marked
         finish = datetime.fromisoformat(eta["predicted_finish"])
         assert abs((datetime.fromisoformat(bars[-1][1]) - finish).total_seconds()) < 1.0
