@@ -9,10 +9,11 @@ as-of moment; undated errors always count (they cannot be placed in time) and ar
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from orders.selectors import phase_names
@@ -122,6 +123,14 @@ SELECT json_build_object(
         FROM (SELECT description, count(*) AS n FROM err GROUP BY 1 ORDER BY n DESC, description LIMIT %(top)s) p)
 )
 """
+
+
+def period_bounds(day_from: date | None, day_to: date | None) -> tuple[datetime | None, datetime | None]:
+    """The quality period of the pages and the API: [day_from 00:00, day_to + 1 day 00:00) in local time (both days
+    included); None where a side is open."""
+    since = timezone.make_aware(datetime.combine(day_from, time.min)) if day_from else None
+    until = timezone.make_aware(datetime.combine(day_to + timedelta(days=1), time.min)) if day_to else None
+    return since, until
 
 
 @versioned_cache("quality.overview", warm=True)

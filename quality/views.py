@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -152,7 +152,7 @@ def quality_page(request):
     day_to = _date_param(request, "date_to")
     if day_from and day_to and day_to < day_from:
         raise InvalidParam("date_to", request.GET["date_to"], _BEFORE_START)
-    since, until = day_from, day_to + timedelta(days=1) if day_to else None
+    since, until = selectors.period_bounds(day_from, day_to)
     as_of = page_as_of(request)
     widget = request.GET.get("widget")
     if request.htmx and widget in WIDGETS:
@@ -175,7 +175,7 @@ FAMILIES = {*ProductFamily.values, "UNKNOWN"}  # UNKNOWN: orders whose product i
 
 
 def _date_param(request, param: str):
-    """?param=YYYY-MM-DD as the start of that day (local time); None when absent; anything else a 400 naming it."""
+    """?param=YYYY-MM-DD as a date; None when absent; anything else a 400 naming it."""
     raw = request.GET.get(param, "")
     if raw == "":
         return None
@@ -185,7 +185,7 @@ def _date_param(request, param: str):
         day = None
     if day is None:
         raise InvalidParam(param, raw, _NOT_A_DATE)
-    return timezone.make_aware(datetime.combine(day, time.min))
+    return day
 
 
 @login_required
@@ -197,16 +197,15 @@ def quality_errors_page(request):
     as_of = page_as_of(request)
     found = id_param(request, "detected_phase")
     culprit = id_param(request, "culprit_phase")
-    since = _date_param(request, "since")
-    until_day = _date_param(request, "until")
+    since, until = selectors.period_bounds(_date_param(request, "since"), _date_param(request, "until"))
     product = id_param(request, "product")
     family = request.GET.get("family") or None
     if family is not None and family not in FAMILIES:
         raise InvalidParam("family", family, _NOT_A_FAMILY)
     page = id_param(request, "page") or 1
     result = selectors.quality_errors(
-        as_of=as_of, found_phase_id=found, culprit_phase_id=culprit, since=since, product_id=product, family=family,
-        until=until_day + timedelta(days=1) if until_day else None,
+        as_of=as_of, found_phase_id=found, culprit_phase_id=culprit, since=since, until=until, product_id=product,
+        family=family,
         offset=(page - 1) * ERRORS_PAGE_SIZE, limit=ERRORS_PAGE_SIZE)
     query = request.GET.copy()
     query.pop("page", None)

@@ -10,7 +10,20 @@ from prodplan.asof import AsOfQuerySerializer
 from quality.choices import Severity
 
 
-class OverviewQuerySerializer(AsOfQuerySerializer):
+class PeriodQuerySerializer(AsOfQuerySerializer):
+    """as_of and the quality period (quality.selectors.period_bounds): errors dated in [date_from, date_to], both days
+    included; by product: the orders created in it."""
+
+    date_from = serializers.DateField(required=False, help_text="First day of the period (YYYY-MM-DD, included).")
+    date_to = serializers.DateField(required=False, help_text="Last day of the period (YYYY-MM-DD, included).")
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:
+            raise serializers.ValidationError({"date_to": "date_to is before date_from."})
+        return attrs
+
+
+class OverviewQuerySerializer(PeriodQuerySerializer):
     top = serializers.IntegerField(required=False, min_value=1, max_value=200, default=20,
                                    help_text="How many error descriptions in the Pareto.")
 

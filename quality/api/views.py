@@ -10,6 +10,7 @@ from prodplan.asof import AsOfQuerySerializer
 from quality import selectors
 from quality.api.serializers import (
     OverviewQuerySerializer,
+    PeriodQuerySerializer,
     QualityByPhaseResponseSerializer,
     QualityByProductResponseSerializer,
     QualityEscapesResponseSerializer,
@@ -34,8 +35,9 @@ class _QualityView(CachedAnalyticView):
 class OverviewView(_QualityView):
     query_serializer = OverviewQuerySerializer
 
-    def compute(self, *, as_of, top=20):
-        return selectors.quality_overview(as_of=as_of, top=top)
+    def compute(self, *, as_of, top=20, date_from=None, date_to=None):
+        since, until = selectors.period_bounds(date_from, date_to)
+        return selectors.quality_overview(as_of=as_of, top=top, since=since, until=until)
 
 
 @extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=QualityByPhaseResponseSerializer,
@@ -45,18 +47,24 @@ class ByPhaseView(_QualityView):
         return selectors.quality_by_phase(as_of=as_of)
 
 
-@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=QualityByProductResponseSerializer,
-               summary="Errors per order and first-pass yield per product and family")
+@extend_schema(tags=["quality"], parameters=[PeriodQuerySerializer], responses=QualityByProductResponseSerializer,
+               summary="Errors per order and first-pass yield per product and family (orders created in the period)")
 class ByProductView(_QualityView):
-    def compute(self, *, as_of):
-        return selectors.quality_by_product(as_of=as_of)
+    query_serializer = PeriodQuerySerializer
+
+    def compute(self, *, as_of, date_from=None, date_to=None):
+        since, until = selectors.period_bounds(date_from, date_to)
+        return selectors.quality_by_product(as_of=as_of, since=since, until=until)
 
 
-@extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=HEATMAP_RESPONSE,
-               summary="Heatmap: phase where found x culprit phase (errors with a culprit)")
+@extend_schema(tags=["quality"], parameters=[PeriodQuerySerializer], responses=HEATMAP_RESPONSE,
+               summary="Heatmap: phase where found x culprit phase (errors with a culprit, dated in the period)")
 class HeatmapView(_QualityView):
-    def compute(self, *, as_of):
-        return selectors.quality_heatmap(as_of=as_of)
+    query_serializer = PeriodQuerySerializer
+
+    def compute(self, *, as_of, date_from=None, date_to=None):
+        since, until = selectors.period_bounds(date_from, date_to)
+        return selectors.quality_heatmap(as_of=as_of, since=since, until=until)
 
 
 @extend_schema(tags=["quality"], parameters=[AsOfQuerySerializer], responses=ESCAPES_RESPONSE,

@@ -284,3 +284,33 @@ def test_heatmap_not_supported_without_culprits(api_client, rows):
         body = api_client.get(path, Q).json()
         assert body["status"] == "NOT_SUPPORTED_BY_DATA"
         assert "Erro_FaseOfCulpada" in body["reason"]
+
+
+def test_heatmap_and_overview_take_the_period_of_the_page(api_client, rows):
+    """date_from / date_to (days, both included, Lisbon time) narrow the API exactly as the quality page does."""
+    from datetime import datetime, time, timedelta
+
+    dated = sorted(e["event_time"] for e in _errors_in_scope(rows) if e["event_time"] is not None)
+    day_from = dated[len(dated) // 4].astimezone(LISBON).date()
+    day_to = dated[3 * len(dated) // 4].astimezone(LISBON).date()
+    since = datetime.combine(day_from, time.min, tzinfo=LISBON)
+    until = datetime.combine(day_to + timedelta(days=1), time.min, tzinfo=LISBON)
+    inside = [e for e in _errors_in_scope(rows) if e["event_time"] is not None and since <= e["event_time"] < until]
+    assert 0 < len(inside) < len(_errors_in_scope(rows))
+    period = Q | {"date_from": day_from.isoformat(), "date_to": day_to.isoformat()}
+    culprit_of = _culprit_phase(rows)
+    body = api_client.get("/api/quality/heatmap", period).json()
+    got = {(c["found_phase_id"], c["culprit_phase_id"]): c["count"] for c in body["matrix"]["value"]}
+    assert got == dict(Counter((e["found_phase_id"], culprit_of(e)) for e in inside if culprit_of(e) is not None))
+    overview = api_client.get("/api/quality/overview", period).json()
+    whole = api_client.get("/api/quality/overview", Q).json()
+    assert overview != whole
+    assert api_client.get("/api/quality/by-product", period).status_code == 200
+
+
+@pytest.mark.parametrize("query, field", [({"date_from": "2025-02-30"}, "date_from"), ({"date_to": "tomorrow"}, "date_to"),
+                                          ({"date_from": "2025-03-02", "date_to": "2025-03-01"}, "date_to")])
+def test_a_bad_period_is_a_400_naming_the_parameter(api_client, rows, query, field):
+    for path in ("/api/quality/overview", "/api/quality/by-product", "/api/quality/heatmap"):
+        response = api_client.get(path, Q | query)
+        assert response.status_code == 400 and field in response.json(), (path, response.json())
